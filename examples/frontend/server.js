@@ -1,0 +1,77 @@
+// Flowlet dev server: serves public/ and src/, proxies /api/* to the backend, answers /healthz.
+import { createReadStream, existsSync, statSync } from "node:fs";
+import http from "node:http";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = path.dirname(fileURLToPath(import.meta.url));
+const host = process.env.FLOWLET_FRONTEND_HOST ?? "127.0.0.1";
+const port = Number(process.env.FLOWLET_FRONTEND_PORT ?? 3000);
+const backend = new URL(process.env.FLOWLET_BACKEND_URL ?? "http://127.0.0.1:8000");
+
+const types = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+};
+
+function serveFile(res, file) {
+  const type = types[path.extname(file)] ?? "application/octet-stream";
+  res.writeHead(200, { "Content-Type": type });
+  createReadStream(file).pipe(res);
+}
+
+function proxy(req, res) {
+  const upstream = http.request(
+    {
+      hostname: backend.hostname,
+      port: backend.port,
+      path: req.url,
+      method: req.method,
+      headers: req.headers,
+    },
+    (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    },
+  );
+  upstream.on("error", () => {
+    res.writeHead(502, { "Content-Type": "application/json" });
+    res.end(JSON.stringify({ error: "backend unavailable" }));
+  });
+  req.pipe(upstream);
+}
+
+const server = http.createServer((req, res) => {
+  const url = new URL(req.url ?? "/", "http://localhost");
+  if (url.pathname === "/healthz") {
+    res.writeHead(200, { "Content-Type": "application/json" });
+    res.end(JSON.stringify({ status: "ok" }));
+    return;
+  }
+  if (url.pathname.startsWith("/api/")) {
+    proxy(req, res);
+    return;
+  }
+  const relative = url.pathname === "/" ? "public/index.html" : url.pathname.slice(1);
+  const file = path.resolve(root, relative);
+  const allowed = [path.join(root, "public"), path.join(root, "src")];
+  if (
+    allowed.some((dir) => file.startsWith(dir + path.sep)) &&
+    existsSync(file) &&
+    statSync(file).isFile()
+  ) {
+    serveFile(res, file);
+    return;
+  }
+  res.writeHead(404, { "Content-Type": "text/plain" });
+  res.end("not found\n");
+});
+
+server.listen(port, host, () => {
+  console.log(`flowlet-frontend listening on http://${host}:${port}`);
+});
+
+for (const signal of ["SIGTERM", "SIGINT"]) {
+  process.on(signal, () => server.close(() => process.exit(0)));
+}

@@ -1,0 +1,132 @@
+"""Shared fixtures: safety nets, a strict MockContext, and an in-process task runner."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from invoke import Collection, Config, MockContext, Program, Result
+from invoke.exceptions import UnexpectedExit
+
+from tasks import environments
+
+REPO = Path(__file__).resolve().parent.parent
+TOOLS_BIN = REPO / ".tools" / "bin"
+
+# Tools that .ci/run installs into .tools/ (helm, kubectl) come first on PATH.
+if TOOLS_BIN.is_dir():
+    os.environ["PATH"] = f"{TOOLS_BIN}{os.pathsep}{os.environ['PATH']}"
+
+
+@pytest.fixture(autouse=True)
+def _safety_net(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep every test off the real home directory, ~/.ssh, ~/.kube and real clusters."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("KUBECONFIG", str(home / ".kube" / "config"))
+    for var in ("PGPASSFILE", "PGPASSWORD", "MYSQL_PWD", "SSH_AUTH_SOCK", "INVOKE_RUNTIME_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    for var in list(os.environ):
+        if var.startswith("INVOKE_"):
+            monkeypatch.delenv(var, raising=False)
+
+
+class StrictMockContext(MockContext):
+    """Invoke's MockContext, but a failed Result raises UnexpectedExit unless warn=True.
+
+    It also records every command in order (``.commands``) and applies ``c.cd`` / ``c.prefix``
+    to the recorded command, as a real Context would, so assertions see the exact command line.
+    Results are looked up by the full command; a regex key matches by ``re.fullmatch``.
+    """
+
+    def __init__(self, config: Config | None = None, **kwargs: Any) -> None:
+        super().__init__(config=config, **kwargs)
+        self._set(commands=[], _strict_results=kwargs.get("run", {}))
+
+    def _full(self, command: str) -> str:
+        if self.command_cwds and self.command_cwds[-1]:
+            command = f"cd {self.command_cwds[-1]} && {command}"
+        if self.command_prefixes:
+            command = " && ".join([*self.command_prefixes, command])
+        return command
+
+    def run(self, command: str, **kwargs: Any) -> Result:  # type: ignore[override]
+        full = self._full(command)
+        self.commands.append(full)
+        dry = kwargs.get("dry", self.config.run.dry)
+        if dry:
+            return Result(command=full, stdout="", exited=0)
+        results = self._strict_results
+        result: Result | None = None
+        if isinstance(results, dict):
+            for key, value in results.items():
+                matched = key.fullmatch(full) if isinstance(key, re.Pattern) else key == full
+                if matched:
+                    result = value if isinstance(value, Result) else Result(stdout=str(value))
+                    break
+        if result is None:
+            raise NotImplementedError(f"unexpected command: {full}")
+        result = Result(
+            command=full,
+            stdout=result.stdout,
+            stderr=result.stderr,
+            exited=result.exited,
+        )
+        if result.exited != 0 and not kwargs.get("warn", self.config.run.warn):
+            raise UnexpectedExit(result)
+        return result
+
+
+@pytest.fixture
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture
+def project_config() -> Config:
+    """A Config with the project's invoke.yaml loaded over the collection defaults."""
+    config = Config(defaults={**Config.global_defaults(), **environments.config_defaults()})
+    config.set_project_location(str(REPO))
+    config.load_project()
+    return config
+
+
+def run_task(
+    ns: Collection, argv: list[str], config_file: Path | None = None, cwd: Path | None = None
+) -> int:
+    """Run ``inv [-f config_file] <argv>`` in-process against ``ns``; returns the exit code.
+
+    ``Exit`` / ``UnexpectedExit`` become the exit code exactly as ``inv`` would produce it.
+    """
+    program = Program(namespace=ns, name="inv", binary="inv", config_class=Config)
+    prefix = ["-f", str(config_file)] if config_file else []
+    old = Path.cwd()
+    if cwd is not None:
+        os.chdir(cwd)
+    try:
+        program.run(["inv", *prefix, *argv], exit=True)
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else 1
+    finally:
+        os.chdir(old)
+    return 0
+
+
+def need(*binaries: str) -> None:
+    """Skip unless ``binaries`` are installed (.ci/run installs them all, so CI never skips)."""
+    missing = [b for b in binaries if shutil.which(b) is None]
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is missing {missing}: .ci/run should have installed them")
+        pytest.skip(f"needs {', '.join(missing)}")
+
+
+@pytest.fixture
+def strict_context() -> Iterator[type[StrictMockContext]]:
+    yield StrictMockContext
