@@ -18,6 +18,9 @@ from tasks import environments
 REPO = Path(__file__).resolve().parent.parent
 TOOLS_BIN = REPO / ".tools" / "bin"
 
+# Topic fixtures live in tests/fixtures_<topic>.py (real servers: PostgreSQL, MariaDB, sshd ...).
+pytest_plugins = sorted(p.stem for p in Path(__file__).parent.glob("fixtures_*.py"))
+
 # Tools that .ci/run installs into .tools/ (helm, kubectl) come first on PATH.
 if TOOLS_BIN.is_dir():
     os.environ["PATH"] = f"{TOOLS_BIN}{os.pathsep}{os.environ['PATH']}"
