@@ -44,12 +44,14 @@ class StrictMockContext(MockContext):
 
     It also records every command in order (``.commands``) and applies ``c.cd`` / ``c.prefix``
     to the recorded command, as a real Context would, so assertions see the exact command line.
-    Results are looked up by the full command; a regex key matches by ``re.fullmatch``.
+    Results are looked up by the full command; a regex key matches by ``re.fullmatch``; a value
+    is a Result, a str (stdout, exit 0) or a list of those consumed by successive calls.
     """
 
     def __init__(self, config: Config | None = None, **kwargs: Any) -> None:
+        results = dict(kwargs.pop("run", {}) or {})
         super().__init__(config=config, **kwargs)
-        self._set(commands=[], _strict_results=kwargs.get("run", {}))
+        self._set(commands=[], _strict_results=results)
 
     def _full(self, command: str) -> str:
         if self.command_cwds and self.command_cwds[-1]:
@@ -70,6 +72,8 @@ class StrictMockContext(MockContext):
             for key, value in results.items():
                 matched = key.fullmatch(full) if isinstance(key, re.Pattern) else key == full
                 if matched:
+                    if isinstance(value, list):  # successive calls consume the list in order
+                        value = value.pop(0) if len(value) > 1 else value[0]
                     result = value if isinstance(value, Result) else Result(stdout=str(value))
                     break
         if result is None:
