@@ -35,8 +35,13 @@ def run(c: Context, argv: Argv, **kwargs: object) -> Result:
 
 
 def probe(c: Context, argv: Argv, *, warn: bool = True, hide: bool = True) -> Result:
-    """Run a read-only command, even under ``--dry`` (its answer decides the plan)."""
-    return c.run(render(argv), dry=False, warn=warn, hide=hide, echo=False)  # type: ignore
+    """Run a read-only command, even under ``--dry`` (its answer decides the plan).
+
+    It never reads the user's stdin (``in_stream=False``): a probe is not interactive.
+    """
+    return c.run(  # type: ignore[return-value]
+        render(argv), dry=False, warn=warn, hide=hide, echo=False, in_stream=False
+    )
 
 
 def require_tools(tools: Mapping[str, str]) -> None:
