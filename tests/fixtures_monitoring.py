@@ -1,4 +1,4 @@
-"""Fixtures for the monitoring tests: its config, a recording strict mock context, canned answers."""
+"""Monitoring test fixtures: its config, a recording strict mock context, canned answers."""
 
 from __future__ import annotations
 
