@@ -202,7 +202,10 @@ def test_dashboard_loads_and_queries_only_backend_metrics(
     variables = [
         v["query"]["query"] for v in dashboard["templating"]["list"] if v["type"] == "query"
     ]
-    exprs += [re.fullmatch(r"label_values\((.+), \w+\)", q).group(1) for q in variables]  # type: ignore[union-attr]
+    for query in variables:  # label_values(<series selector>, <label>)
+        match = re.fullmatch(r"label_values\((.+), \w+\)", query)
+        assert match, query
+        exprs.append(match.group(1))
     used: set[str] = set()
     for expr in exprs:
         # Grafana's variables are not PromQL: substitute what Grafana would.
