@@ -201,6 +201,16 @@ def test_setup_rejects_a_repository_under_another_url(mon_config: Any, mon_conte
     )
 
 
+def test_setup_reports_a_broken_repository_list(mon_config: Any, mon_context: Any) -> None:
+    broken = Result(stdout="", stderr="Error: yaml: line 3: could not find expected ':'", exited=1)
+    c = mon_context(mon_config(), canned(overrides={REPO_LIST: broken}))
+    with pytest.raises(Exit) as err:
+        monitoring.setup(c, context="kind-flowlet")
+    assert err.value.message == (
+        "helm repo list failed (exit 1): Error: yaml: line 3: could not find expected ':'"
+    )
+
+
 def test_setup_skips_disabled_components(mon_config: Any, mon_context: Any) -> None:
     off = {"monitoring": {"components": {"loki": {"enabled": False}, "alloy": {"enabled": False}}}}
     c = mon_context(mon_config(overrides=off), canned())

@@ -141,7 +141,10 @@ def setup(
         raise Exit("monitoring.components: every component is disabled; nothing to install")
     environment, kube_context = _target(c, env, context)
     version = require_kube_tools(c)
-    present = parse_repo_list(probe(c, ["helm", "repo", "list", "-o", "json"]).stdout)
+    listed = probe(c, ["helm", "repo", "list", "-o", "json"])
+    if listed.exited != 0:
+        raise Exit(f"helm repo list failed (exit {listed.exited}): {listed.stderr.strip()}")
+    present = parse_repo_list(listed.stdout)
     cached = {
         comp.chart_ref
         for comp in settings.components
@@ -245,6 +248,7 @@ def _port_forward(c: Context, argv: list[str], url: str, hint: str) -> None:
     port = int(argv[-1].split(":")[0])
     if not 0 < port < 65536:
         raise Exit(f"--port: {port} is not valid; valid: 1-65535")
+    require_tools({"kubectl": KUBE_TOOLS["kubectl"]})
     print(f"{url}  ({hint}; Ctrl-C stops)", flush=True)
     _interruptible(lambda: run(c, argv, echo=True))
 
