@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -376,3 +378,50 @@ def test_port_forward_rejects_a_bad_port(mon_config: Any, mon_context: Any) -> N
     c = mon_context(mon_config(), canned())
     with pytest.raises(Exit, match=r"^--port: 70000 is not valid; valid: 1-65535$"):
         monitoring.jaeger(c, context="kind-flowlet", port=70000)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "helm_dir,flags", [(".tools/bin", H4), (".tools/helm3", H3)], ids=["helm4", "helm3"]
+)
+def test_dry_setup_with_the_real_helm_and_kubectl(
+    helm_dir: str, flags: list[str], tmp_path: Path
+) -> None:
+    """``inv --dry monitoring.setup`` as a subprocess: real probes (helm version, repo list,
+    kubeconfig contexts) on an empty helm home; every change is printed, none is made."""
+    from conftest import need
+
+    need("helm", "kubectl")
+    if not (REPO / helm_dir / "helm").exists():
+        pytest.skip(f"{helm_dir}/helm not installed")
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\nclusters: []\nusers: []\n"
+        "contexts:\n- name: kind-flowlet\n  context: {cluster: kind-flowlet, user: u}\n"
+    )
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path),
+        "KUBECONFIG": str(kubeconfig),
+        "PATH": f"{REPO / helm_dir}{os.pathsep}{os.environ['PATH']}",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "invoke", "--dry", "monitoring.setup"],
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in done.stdout.splitlines()]
+    commands = [line for line in lines if not line.startswith(("==>", "    "))]
+    assert commands[:4] == [
+        "helm repo add prometheus-community https://prometheus-community.github.io/helm-charts",
+        "helm repo add grafana-community https://grafana-community.github.io/helm-charts",
+        "helm repo add grafana https://grafana.github.io/helm-charts",
+        "helm repo add jaegertracing https://jaegertracing.github.io/helm-charts",
+    ]
+    assert commands[-4:] == upgrades("kind-flowlet", flags)
+    assert not list(tmp_path.rglob("repositories.yaml")), "--dry must not add repositories"
