@@ -84,12 +84,27 @@ def test_unready_deployment_without_ready_replicas_field() -> None:
     assert (row.ready, row.desired, row.ok, format_age(row.age_seconds)) == (0, 3, False, "60s")
 
 
-@pytest.mark.parametrize(
-    "seconds,text",
-    [(0, "0s"), (119, "119s"), (120, "2m"), (3600, "60m"), (7200, "2h"), (7260, "2h1m")]
-    + [(172800, "2d"), (180000, "2d2h")],
-    ids=["zero", "seconds", "minutes", "hour-as-minutes", "hours", "hours-minutes", "days", "d-h"],
-)
+AGES = [
+    (0, "0s"),
+    (119, "119s"),
+    (120, "2m"),
+    (150, "2m30s"),
+    (600, "10m"),
+    (10799, "179m"),
+    (10800, "3h"),
+    (11100, "3h5m"),
+    (28800, "8h"),
+    (172799, "47h"),
+    (172800, "2d"),
+    (180000, "2d2h"),
+    (8 * 86400, "8d"),
+    (2 * 365 * 86400, "2y"),
+    (2 * 365 * 86400 + 5 * 86400, "2y5d"),
+    (9 * 365 * 86400, "9y"),
+]
+
+
+@pytest.mark.parametrize("seconds,text", AGES, ids=[text for _, text in AGES])
 def test_format_age(seconds: int, text: str) -> None:
     assert format_age(seconds) == text
 

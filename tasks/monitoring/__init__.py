@@ -21,6 +21,7 @@ from invoke import Collection, Context, task
 from invoke.exceptions import Exit
 
 from tasks import environments
+from tasks.environments import Environment
 from tasks.kube import KUBE_TOOLS, guard_context, kubectl, require_kube_tools, resolve_context
 from tasks.monitoring import config as mconfig
 from tasks.monitoring.plan import (
@@ -43,7 +44,7 @@ TARGET_HELP = {
 }
 
 
-def _target(c: Context, env: str | None, context: str | None) -> tuple[Any, str]:
+def _target(c: Context, env: str | None, context: str | None) -> tuple[Environment, str]:
     """The environment and its guarded kube context."""
     environment = environments.resolve_environment(c, env)
     kube_context, source = resolve_context(environment, context)
@@ -231,7 +232,7 @@ def uninstall(
     version = require_kube_tools(c)
     steps = plan_uninstall(settings, kube_context, version)
     if not is_dry(c):
-        releases = ", ".join(c.release for c in settings.components)
+        releases = ", ".join(comp.release for comp in settings.components)
         confirm(
             f"Uninstall {releases} from {kube_context}/{settings.namespace}?",
             yes=yes,

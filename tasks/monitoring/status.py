@@ -50,17 +50,31 @@ def _timestamp(value: str | None) -> datetime | None:
 
 
 def format_age(seconds: int) -> str:
-    """kubectl-style age: ``45s``, ``12m``, ``5h12m``, ``3d4h``."""
+    """Age as kubectl prints it (apimachinery's HumanDuration): ``90s``, ``5m30s``, ``42m``,
+    ``3h5m``, ``20h``, ``6d19h``, ``30d``, ``2y5d``."""
     if seconds < 120:
-        return f"{seconds}s"
-    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
-    if hours < 2:
+        return f"{max(seconds, 0)}s"
+    minutes, hours = seconds // 60, seconds // 3600
+    days, years = hours // 24, hours // (24 * 365)
+
+    def pair(big: int, big_unit: str, small: int, small_unit: str) -> str:
+        return f"{big}{big_unit}{small}{small_unit}" if small else f"{big}{big_unit}"
+
+    if minutes < 10:
+        return pair(minutes, "m", seconds % 60, "s")
+    if minutes < 180:
         return f"{minutes}m"
-    if days < 2:
-        rest = minutes % 60
-        return f"{hours}h{rest}m" if rest else f"{hours}h"
-    rest = hours % 24
-    return f"{days}d{rest}h" if rest else f"{days}d"
+    if hours < 8:
+        return pair(hours, "h", minutes % 60, "m")
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        return pair(days, "d", hours % 24, "h")
+    if hours < 24 * 365 * 2:
+        return f"{days}d"
+    if hours < 24 * 365 * 8:
+        return pair(years, "y", days % 365, "d")
+    return f"{years}y"
 
 
 def _owner(pod: Mapping[str, Any]) -> tuple[str, str] | None:
