@@ -220,3 +220,18 @@ def test_dashboard_loads_and_queries_only_backend_metrics(
     }
     titles = " ".join(p["title"].lower() for p in dashboard["panels"])
     assert "request rate" in titles and "error" in titles and "latency" in titles
+
+
+def test_rule_thresholds_come_from_values() -> None:
+    docs = render(
+        HELMS["helm4"],
+        "monitoring.prometheusRule.enabled=true",
+        "monitoring.prometheusRule.errorRateThreshold=0.01",
+        "monitoring.prometheusRule.latencyP99Seconds=0.25",
+    )
+    rules = {
+        r["alert"]: r for g in one(docs, "PrometheusRule")["spec"]["groups"] for r in g["rules"]
+    }
+    assert rules["FlowletHighErrorRate"]["expr"].endswith(") > 0.01")
+    assert rules["FlowletHighLatencyP99"]["expr"].endswith(") > 0.25")
+    assert not {"ServiceMonitor"} & {d["kind"] for d in docs}  # each switch on its own
