@@ -55,13 +55,16 @@ pytestmark = [
 ]
 
 
-def render(helm: Path, *sets: str) -> list[dict[str, Any]]:
+def render(helm: Path, *sets: str, json_sets: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """``helm template`` with ``--set`` (and ``--set-json``: Helm's --set makes 0.01 a string)."""
     need("helm")
     if not helm.exists():
         pytest.skip(f"{helm} not installed (.ci/install provides it)")
     argv = [str(helm), "template", RELEASE, str(CHART), "--namespace", NAMESPACE]
     for value in sets:
         argv += ["--set", value]
+    for value in json_sets:
+        argv += ["--set-json", value]
     out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
     return [doc for doc in yaml.safe_load_all(out) if doc]
 
@@ -226,8 +229,10 @@ def test_rule_thresholds_come_from_values() -> None:
     docs = render(
         HELMS["helm4"],
         "monitoring.prometheusRule.enabled=true",
-        "monitoring.prometheusRule.errorRateThreshold=0.01",
-        "monitoring.prometheusRule.latencyP99Seconds=0.25",
+        json_sets=(
+            "monitoring.prometheusRule.errorRateThreshold=0.01",
+            "monitoring.prometheusRule.latencyP99Seconds=0.25",
+        ),
     )
     rules = {
         r["alert"]: r for g in one(docs, "PrometheusRule")["spec"]["groups"] for r in g["rules"]
