@@ -155,11 +155,15 @@ def test_status_task_table_and_exit_code(
     assert (err.value.code, err.value.message) == (1, "1 not ready")
     assert c.commands == [
         CONTEXTS,
-        "kubectl --context flowlet-staging --namespace flowlet-staging get "
-        "deployments,statefulsets,daemonsets -o json",
+        (
+            "kubectl --context flowlet-staging --namespace flowlet-staging get "
+            "deployments,statefulsets,daemonsets -o json"
+        ),
         "kubectl --context flowlet-staging --namespace flowlet-staging get pods -o json",
-        "kubectl --context flowlet-staging --namespace monitoring get "
-        "deployments,statefulsets,daemonsets -o json",
+        (
+            "kubectl --context flowlet-staging --namespace monitoring get "
+            "deployments,statefulsets,daemonsets -o json"
+        ),
         "kubectl --context flowlet-staging --namespace monitoring get pods -o json",
     ]
     out = capsys.readouterr().out.splitlines()
