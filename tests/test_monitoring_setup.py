@@ -1,0 +1,436 @@
+"""monitoring.setup / uninstall / grafana / jaeger: whole plans with the strict mock context."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import run_task
+from fixtures_monitoring import (
+    CONTEXTS,
+    CRDS,
+    HELM_VERSION,
+    REPO,
+    REPO_LIST,
+    canned,
+    search_answer,
+    search_command,
+    secret_missing,
+)
+from invoke import Result
+from invoke.exceptions import Exit
+
+from tasks import monitoring
+
+VALUES = REPO / "kubernetes" / "monitoring"
+H4 = ["--rollback-on-failure", "--wait=watcher", "--timeout", "10m"]
+H3 = ["--atomic", "--wait", "--timeout", "10m"]
+
+
+def upgrades(context: str, flags: list[str], namespace: str = "monitoring") -> list[str]:
+    def one(release: str, chart: str, version: str, values: str, extra: str = "") -> str:
+        return (
+            f"helm --kube-context {context} upgrade --install {release} {chart} --version "
+            f"{version} --namespace {namespace} --values {VALUES / values}{extra} "
+            + " ".join(flags)
+        )
+
+    return [
+        one(
+            "kube-prometheus-stack",
+            "prometheus-community/kube-prometheus-stack",
+            "88.5.3",
+            "kube-prometheus-stack.yaml",
+            " --set-string grafana.admin.existingSecret=grafana-admin",
+        ),
+        one("loki", "grafana-community/loki", "18.11.0", "loki.yaml"),
+        one("alloy", "grafana/alloy", "1.11.1", "alloy.yaml"),
+        one("jaeger", "jaegertracing/jaeger", "4.11.1", "jaeger.yaml"),
+    ]
+
+
+SEARCHES = [
+    search_command("prometheus-community/kube-prometheus-stack"),
+    search_command("grafana-community/loki"),
+    search_command("grafana/alloy"),
+    search_command("jaegertracing/jaeger"),
+]
+
+
+def test_setup_helm4_up_to_date_machine(mon_config: Any, mon_context: Any) -> None:
+    """Repositories present and current: no repo add/update; Secret exists; Helm 4 flags."""
+    c = mon_context(mon_config(), canned("v4.1.4"))
+    monitoring.setup(c, env="staging")
+    ctx = "flowlet-staging"
+    assert c.commands == [
+        CONTEXTS,
+        HELM_VERSION,
+        REPO_LIST,
+        *SEARCHES,
+        f"kubectl --context {ctx} apply -f -",
+        f"kubectl --context {ctx} --namespace monitoring get secret grafana-admin -o name",
+        "helm show crds prometheus-community/kube-prometheus-stack --version 88.5.3",
+        f"kubectl --context {ctx} apply --server-side --force-conflicts -f -",
+        *upgrades(ctx, H4),
+    ]
+    stdin = {cmd: data for cmd, _, data in c.calls}
+    assert '"kind": "Namespace"' in stdin[f"kubectl --context {ctx} apply -f -"]
+    assert stdin[f"kubectl --context {ctx} apply --server-side --force-conflicts -f -"] == CRDS
+
+
+def test_setup_helm3_fresh_machine(
+    mon_config: Any, mon_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No repositories yet: add all four (no update needed); Secret created; Helm 3 flags."""
+    monkeypatch.setenv("GRAFANA_ADMIN_PASSWORD", "s3cr3t-Pa55")
+    seen: dict[str, Any] = {}
+
+    def inspect(command: str) -> None:
+        path = re.search(r"admin-password=(\S+)", command).group(1)  # type: ignore[union-attr]
+        seen["path"] = path
+        seen["mode"] = stat.S_IMODE(os.stat(path).st_mode)
+        seen["content"] = Path(path).read_text()
+
+    answers = canned(
+        "v3.18.0",
+        {
+            REPO_LIST: "[]",
+            re.compile(r"kubectl .* get secret grafana-admin -o name"): secret_missing(),
+        },
+    )
+    c = mon_context(mon_config(), answers, hooks={"create secret": inspect})
+    monitoring.setup(c, context="kind-flowlet")
+    ctx = "kind-flowlet"
+    assert c.commands == [
+        CONTEXTS,
+        HELM_VERSION,
+        REPO_LIST,
+        "helm repo add prometheus-community https://prometheus-community.github.io/helm-charts",
+        "helm repo add grafana-community https://grafana-community.github.io/helm-charts",
+        "helm repo add grafana https://grafana.github.io/helm-charts",
+        "helm repo add jaegertracing https://jaegertracing.github.io/helm-charts",
+        f"kubectl --context {ctx} apply -f -",
+        f"kubectl --context {ctx} --namespace monitoring get secret grafana-admin -o name",
+        (
+            f"kubectl --context {ctx} --namespace monitoring create secret generic grafana-admin "
+            f"--from-literal=admin-user=admin --from-file=admin-password={seen['path']}"
+        ),
+        "helm show crds prometheus-community/kube-prometheus-stack --version 88.5.3",
+        f"kubectl --context {ctx} apply --server-side --force-conflicts -f -",
+        *upgrades(ctx, H3),
+    ]
+    assert seen["mode"] == 0o600 and seen["content"] == "s3cr3t-Pa55"
+    assert not Path(seen["path"]).exists(), "the password file must be removed"
+    assert not any("s3cr3t" in cmd for cmd in c.commands)
+
+
+def test_setup_updates_only_stale_repositories(mon_config: Any, mon_context: Any) -> None:
+    answers = canned(
+        overrides={
+            search_command("grafana/alloy"): search_answer("grafana/alloy", "1.10.0"),
+            search_command("grafana-community/loki"): "[]",
+        }
+    )
+    c = mon_context(mon_config(), answers)
+    monitoring.setup(c, context="kind-flowlet", mon_namespace="observability")
+    assert "helm repo update grafana-community grafana" in c.commands
+    assert not any(cmd.startswith("helm repo add") for cmd in c.commands)
+    assert c.commands[-4:] == upgrades("kind-flowlet", H4, namespace="observability")
+
+
+def test_setup_dry_touches_no_cluster(
+    mon_config: Any, mon_context: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Under --dry only local probes run; every cluster command is printed, not run."""
+    c = mon_context(mon_config(dry=True), canned(overrides={REPO_LIST: "[]"}))
+    monitoring.setup(c, env="production")  # confirm: true, but --dry changes nothing: no prompt
+    for command, dry, _ in c.calls:
+        if "--context" in command or "--kube-context" in command or "repo add" in command:
+            assert dry, f"ran under --dry: {command}"
+    assert not any("get secret" in command for command, _, _ in c.calls)
+    out = capsys.readouterr().out
+    assert (
+        "==> Prometheus Operator CRDs of prometheus-community/kube-prometheus-stack 88.5.3" in out
+    )
+    assert "$GRAFANA_ADMIN_PASSWORD is not set" in out
+    assert c.commands[-4:] == upgrades("flowlet-production", H4)
+
+
+def test_setup_refuses_unknown_context(mon_config: Any, mon_context: Any) -> None:
+    c = mon_context(mon_config(), canned(overrides={CONTEXTS: "kind-other\n"}))
+    with pytest.raises(Exit) as err:
+        monitoring.setup(c, env="staging")
+    assert err.value.message == (
+        "environments.staging.kube_context: kube context 'flowlet-staging' not found in "
+        "kubeconfig; available: kind-other"
+    )
+    assert c.commands == [CONTEXTS]
+
+
+def test_setup_production_asks_first(mon_config: Any, mon_context: Any) -> None:
+    c = mon_context(mon_config(), canned())
+    with pytest.raises(Exit, match="refusing: no terminal to confirm on; pass --yes"):
+        monitoring.setup(c, env="production")
+    assert not any("upgrade" in cmd or "apply" in cmd for cmd in c.commands)
+    c = mon_context(mon_config(), canned())
+    monitoring.setup(c, env="production", yes=True)
+    assert c.commands[-4:] == upgrades("flowlet-production", H4)
+
+
+def test_setup_needs_the_password_variable(
+    mon_config: Any, mon_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GRAFANA_ADMIN_PASSWORD", raising=False)
+    answers = canned(overrides={re.compile(r"kubectl .* get secret .*"): secret_missing()})
+    c = mon_context(mon_config(), answers)
+    with pytest.raises(Exit, match=r"^\$GRAFANA_ADMIN_PASSWORD: not set, and the Grafana admin"):
+        monitoring.setup(c, context="kind-flowlet")
+    assert not any("upgrade" in cmd for cmd in c.commands)
+
+
+def test_setup_rejects_a_repository_under_another_url(mon_config: Any, mon_context: Any) -> None:
+    repos = '[{"name": "grafana", "url": "https://example.com/charts"}]'
+    c = mon_context(mon_config(), canned(overrides={REPO_LIST: repos}))
+    with pytest.raises(Exit) as err:
+        monitoring.setup(c, context="kind-flowlet")
+    assert err.value.message.startswith(
+        "monitoring.repos.grafana: helm already has repository 'grafana' at "
+        "https://example.com/charts, not https://grafana.github.io/helm-charts"
+    )
+
+
+def test_setup_reports_a_broken_repository_list(mon_config: Any, mon_context: Any) -> None:
+    broken = Result(stdout="", stderr="Error: yaml: line 3: could not find expected ':'", exited=1)
+    c = mon_context(mon_config(), canned(overrides={REPO_LIST: broken}))
+    with pytest.raises(Exit) as err:
+        monitoring.setup(c, context="kind-flowlet")
+    assert err.value.message == (
+        "helm repo list failed (exit 1): Error: yaml: line 3: could not find expected ':'"
+    )
+
+
+def test_setup_skips_disabled_components(mon_config: Any, mon_context: Any) -> None:
+    off = {"monitoring": {"components": {"loki": {"enabled": False}, "alloy": {"enabled": False}}}}
+    c = mon_context(mon_config(overrides=off), canned())
+    monitoring.setup(c, context="kind-flowlet")
+    assert [cmd.split()[5] for cmd in c.commands if " upgrade " in cmd] == [
+        "kube-prometheus-stack",
+        "jaeger",
+    ]
+
+
+def test_setup_without_prometheus_needs_no_secret_or_crds(
+    mon_config: Any, mon_context: Any
+) -> None:
+    off = {"monitoring": {"components": {"kube_prometheus_stack": {"enabled": False}}}}
+    c = mon_context(mon_config(overrides=off), canned())
+    monitoring.setup(c, context="kind-flowlet")
+    assert not any("secret" in cmd or "crds" in cmd for cmd in c.commands)
+
+
+def test_setup_ctrl_c_exits_130_and_removes_the_password_file(
+    mon_config: Any, mon_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GRAFANA_ADMIN_PASSWORD", "pw")
+    paths: list[str] = []
+
+    def interrupt(command: str) -> None:
+        paths.append(command.rsplit("=", 1)[1])
+        raise KeyboardInterrupt
+
+    answers = canned(overrides={re.compile(r"kubectl .* get secret .*"): secret_missing()})
+    c = mon_context(mon_config(), answers, hooks={"create secret": interrupt})
+    with pytest.raises(Exit) as err:
+        monitoring.setup(c, context="kind-flowlet")
+    assert err.value.code == 130
+    assert paths and not Path(paths[0]).exists()
+
+
+def test_failed_helm_upgrade_keeps_its_exit_code(mon_config: Any, mon_context: Any) -> None:
+    from invoke.exceptions import UnexpectedExit
+
+    failed = Result(stdout="", stderr="Error: UPGRADE FAILED: timed out", exited=3)
+    answers = canned(
+        overrides={re.compile(r"helm --kube-context \S+ upgrade --install loki .*"): failed}
+    )
+    c = mon_context(mon_config(), answers)
+    with pytest.raises(UnexpectedExit) as err:
+        monitoring.setup(c, context="kind-flowlet")
+    assert err.value.result.exited == 3
+    assert "upgrade --install alloy" not in " ".join(c.commands)
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (
+            {"monitoring": {"components": {"loki": {"version": "^18.0"}}}},
+            (
+                "monitoring.components.loki.version: '^18.0' is not valid; expected an exact chart "
+                "version like 1.2.3 (ranges are not allowed: versions are pinned)"
+            ),
+        ),
+        (
+            {"monitoring": {"components": {"jaeger": {"repo": "nope"}}}},
+            (
+                "monitoring.components.jaeger.repo: 'nope' is not in monitoring.repos; valid: "
+                "grafana, grafana-community, jaegertracing, prometheus-community"
+            ),
+        ),
+        (
+            {"monitoring": {"components": {"alloy": {"enabled": "yes"}}}},
+            "monitoring.components.alloy.enabled: 'yes' is not a boolean; valid: true, false",
+        ),
+        (
+            {"monitoring": {"timeout": "ten minutes"}},
+            "monitoring.timeout: 'ten minutes' is not valid; expected a duration like 10m",
+        ),
+        (
+            {"monitoring": {"components": {"loki": {"values": "missing.yaml"}}}},
+            (
+                "monitoring.components.loki.values: path 'kubernetes/monitoring/missing.yaml' does "
+                "not exist"
+            ),
+        ),
+    ],
+    ids=["version-range", "unknown-repo", "enabled-not-bool", "bad-timeout", "missing-values"],
+)
+def test_setup_config_errors(
+    mon_config: Any, mon_context: Any, overrides: dict[str, Any], message: str
+) -> None:
+    c = mon_context(mon_config(overrides=overrides), canned())
+    with pytest.raises(Exit) as err:
+        monitoring.setup(c, context="kind-flowlet")
+    assert err.value.message.startswith(message)
+    assert c.commands == []
+
+
+def test_bad_mon_namespace_from_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code = run_task(monitoring.ns, ["setup", "--mon-namespace", "Bad_NS"], cwd=REPO)
+    assert code == 1
+    assert capsys.readouterr().err.startswith("--mon-namespace: 'Bad_NS' is not a valid Kubernetes")
+
+
+@pytest.mark.parametrize(
+    "helm_version,wait",
+    [("v4.1.4", "--wait=watcher"), ("v3.18.0", "--wait")],
+    ids=["helm4", "helm3"],
+)
+def test_uninstall_plan(mon_config: Any, mon_context: Any, helm_version: str, wait: str) -> None:
+    c = mon_context(mon_config(), canned(helm_version))
+    monitoring.uninstall(c, env="staging", yes=True)
+    tail = f"--namespace monitoring --ignore-not-found {wait} --timeout 10m"
+    assert c.commands == [
+        CONTEXTS,
+        HELM_VERSION,
+        *(
+            f"helm --kube-context flowlet-staging uninstall {release} {tail}"
+            for release in ("jaeger", "alloy", "loki", "kube-prometheus-stack")
+        ),
+    ]
+
+
+def test_uninstall_asks_first(mon_config: Any, mon_context: Any) -> None:
+    c = mon_context(mon_config(), canned())
+    with pytest.raises(Exit) as err:
+        monitoring.uninstall(c, env="staging")
+    assert err.value.message == (
+        "Uninstall kube-prometheus-stack, loki, alloy, jaeger from flowlet-staging/monitoring? "
+        "-- refusing: no terminal to confirm on; pass --yes to proceed"
+    )
+    assert not any("uninstall" in cmd for cmd in c.commands)
+
+
+def test_uninstall_dry_runs_nothing(mon_config: Any, mon_context: Any) -> None:
+    c = mon_context(mon_config(dry=True), canned())
+    monitoring.uninstall(c, env="staging")
+    assert all(dry for command, dry, _ in c.calls if "uninstall" in command)
+
+
+def test_grafana_port_forward(
+    mon_config: Any, mon_context: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    answers = canned(overrides={re.compile(r"kubectl .* port-forward .*"): ""})
+    c = mon_context(mon_config(), answers)
+    monitoring.grafana(c, env="staging", port=3300)
+    assert c.commands[-1] == (
+        "kubectl --context flowlet-staging --namespace monitoring port-forward "
+        "svc/kube-prometheus-stack-grafana 3300:80"
+    )
+    out = capsys.readouterr().out
+    assert out.startswith("http://127.0.0.1:3300/  (user admin; password: kubectl --context ")
+    assert "get secret grafana-admin -o 'jsonpath={.data.admin-password}' | base64 -d" in out
+
+
+def test_jaeger_port_forward_and_ctrl_c(mon_config: Any, mon_context: Any) -> None:
+    def interrupt(command: str) -> None:
+        raise KeyboardInterrupt
+
+    answers = canned(overrides={re.compile(r"kubectl .* port-forward .*"): ""})
+    c = mon_context(mon_config(), answers, hooks={"port-forward": interrupt})
+    with pytest.raises(Exit) as err:
+        monitoring.jaeger(c, context="kind-flowlet")
+    assert err.value.code == 130
+    assert c.commands[-1] == (
+        "kubectl --context kind-flowlet --namespace monitoring port-forward svc/jaeger 16686:16686"
+    )
+
+
+def test_port_forward_rejects_a_bad_port(mon_config: Any, mon_context: Any) -> None:
+    c = mon_context(mon_config(), canned())
+    with pytest.raises(Exit, match=r"^--port: 70000 is not valid; valid: 1-65535$"):
+        monitoring.jaeger(c, context="kind-flowlet", port=70000)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "helm_dir,flags", [(".tools/bin", H4), (".tools/helm3", H3)], ids=["helm4", "helm3"]
+)
+def test_dry_setup_with_the_real_helm_and_kubectl(
+    helm_dir: str, flags: list[str], tmp_path: Path
+) -> None:
+    """``inv --dry monitoring.setup`` as a subprocess: real probes (helm version, repo list,
+    kubeconfig contexts) on an empty helm home; every change is printed, none is made."""
+    from conftest import need
+
+    need("helm", "kubectl")
+    if not (REPO / helm_dir / "helm").exists():
+        pytest.skip(f"{helm_dir}/helm not installed")
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\nclusters: []\nusers: []\n"
+        "contexts:\n- name: kind-flowlet\n  context: {cluster: kind-flowlet, user: u}\n"
+    )
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path),
+        "KUBECONFIG": str(kubeconfig),
+        "PATH": f"{REPO / helm_dir}{os.pathsep}{os.environ['PATH']}",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "invoke", "--dry", "monitoring.setup"],
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in done.stdout.splitlines()]
+    commands = [line for line in lines if not line.startswith(("==>", "    "))]
+    assert commands[:4] == [
+        "helm repo add prometheus-community https://prometheus-community.github.io/helm-charts",
+        "helm repo add grafana-community https://grafana-community.github.io/helm-charts",
+        "helm repo add grafana https://grafana.github.io/helm-charts",
+        "helm repo add jaegertracing https://jaegertracing.github.io/helm-charts",
+    ]
+    assert commands[-4:] == upgrades("kind-flowlet", flags)
+    assert not list(tmp_path.rglob("repositories.yaml")), "--dry must not add repositories"
