@@ -110,7 +110,8 @@ def mon_context(strict_context: type) -> Callable[..., Any]:
         def run(self, command: str, **kwargs: Any) -> Result:  # type: ignore[override]
             stream = kwargs.get("in_stream")
             dry = bool(kwargs.get("dry", self.config.run.dry))
-            self.calls.append((command, dry, stream.getvalue() if stream is not None else None))
+            stdin = stream.getvalue() if hasattr(stream, "getvalue") else None
+            self.calls.append((command, dry, stdin))
             result = super().run(command, **kwargs)
             for pattern, hook in self.hooks.items():
                 if re.search(pattern, command) and not dry:
