@@ -106,17 +106,21 @@ def scram_verifier(password: str, salt: bytes, iterations: int = 4096) -> str:
     return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
 
 
+ROLE_SQL = (
+    "SELECT format('CREATE ROLE %I LOGIN', :'app_role')\n"
+    "  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'app_role') \\gexec\n"
+    "ALTER ROLE :\"app_role\" WITH LOGIN PASSWORD :'app_verifier';\n"
+    "SELECT format('CREATE DATABASE %I OWNER %I', :'app_db', :'app_role')\n"
+    "  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'app_db') \\gexec\n"
+)
+
+
 def role_script(verifier: str) -> str:
     """Idempotent SQL (psql variables app_role, app_db) creating the role and its database."""
     if "'" in verifier or "\\" in verifier:
         raise ValueError("unexpected character in SCRAM verifier")
-    return (
-        "SELECT format('CREATE ROLE %I LOGIN', :'app_role')\n"
-        "  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'app_role') \\gexec\n"
-        f"ALTER ROLE :\"app_role\" WITH LOGIN PASSWORD '{verifier}';\n"
-        "SELECT format('CREATE DATABASE %I OWNER %I', :'app_db', :'app_role')\n"
-        "  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'app_db') \\gexec\n"
-    )
+    # Names and the verifier travel as psql variables (:'x' quotes, :"x" identifiers).
+    return f"\\set app_verifier '{verifier}'\n" + ROLE_SQL
 
 
 def unreachable_ancestor(path: Path, uid: int, gids: set[int]) -> Path | None:

@@ -171,8 +171,9 @@ def http_ok(url: str, timeout: float = 2.0) -> bool:
     import urllib.error
     import urllib.request
 
+    # A local http:// health URL from the project's own config.
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as answer:  # nosec B310 - local URL
+        with urllib.request.urlopen(url, timeout=timeout) as answer:  # nosec B310
             return int(answer.status) == 200
     except (urllib.error.URLError, OSError, ValueError):
         return False
@@ -287,8 +288,8 @@ def stop_groups(
     for child in children.values():
         try:
             child.wait(timeout=1)
-        except Exception:  # nosec B110 - best effort reaping; the group is already gone
-            pass
+        except Exception:  # nosec B110
+            pass  # best effort reaping: the group is gone already
     return killed
 
 
