@@ -6,71 +6,20 @@ Replaces the old start.sh / stop.sh. Each process runs in its own process group,
 
 from __future__ import annotations
 
-import signal
 import sys
 import time
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoke import Collection, Context, task
 from invoke.exceptions import Exit
 
-from tasks import environments, runner
-from tasks.devstack import launch, procs
-from tasks.devstack.config import DB_NAME, LocalStack, ProcessSpec, dev_defaults, load_stack
+from tasks import environments
+from tasks.devstack.defaults import dev_defaults
 
-STATUS_HEADER = ("NAME", "PID", "PORT", "STATE", "UPTIME")
+if TYPE_CHECKING:
+    from tasks.devstack.config import ProcessSpec
 
-
-def port_key(c: Context, spec: ProcessSpec) -> str:
-    if spec.name == DB_NAME:
-        return f"environments.development.databases.{c.config.dev.database}.port"
-    return f"dev.processes.{spec.name}.port"
-
-
-def where(spec: ProcessSpec) -> str:
-    return spec.health_url or f"{spec.host}:{spec.port}"
-
-
-def status_row(
-    name: str, port: int, record: procs.Record | None, state: str, listening: bool, uptime: float
-) -> tuple[str, str, str, str, str]:
-    """One row of the status table; ``state`` is record_state()'s answer ("" when no record)."""
-    if record is None:
-        return (name, "-", str(port), "stopped", "-")
-    if state == "running":
-        shown = "up" if listening else "not listening"
-        return (name, str(record.pid), str(port), shown, procs.format_duration(uptime))
-    why = "pid reused" if state == "reused" else "process gone"
-    return (name, str(record.pid), str(port), f"stale ({why})", "-")
-
-
-def render_table(rows: Sequence[Sequence[str]], header: Sequence[str] = STATUS_HEADER) -> str:
-    table = [list(header), *[list(r) for r in rows]]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table
-    )
-
-
-def clear_stale(stack: LocalStack, records: list[procs.Record]) -> list[str]:
-    """Remove stale pid files (sweeping any leftover group members); returns notes."""
-    notes = []
-    for record in records:
-        state = procs.record_state(record, procs.read_stat(record.pid))
-        if state == "running":
-            continue
-        if state == "gone" and procs.group_members(record.pgid):
-            procs.stop_groups([record], stack.stop_grace)
-        procs.remove_record(stack.run_dir, record.name)
-        why = f"pid {record.pid} now belongs to another process" if state == "reused" else "gone"
-        notes.append(f"{record.name}: removed stale pid file ({why})")
-    return notes
-
-
-def show_tail(stack: LocalStack, name: str) -> None:
-    for line in procs.tail_lines(stack.log_path(name), stack.log_lines):
-        print(f"{name} | {line}", file=sys.stderr)
+# Everything else is imported inside the tasks: ``inv --list`` must stay light.
 
 
 @task(help={"detach": "return once every process is ready; they keep running (inv dev.stop)"})
@@ -81,8 +30,13 @@ def start(c: Context, detach: bool = False) -> None:
     dev.ready_timeout seconds; otherwise dev.start names it, shows the end of its log,
     stops what it started and fails. Refuses when a port is taken or the stack already runs.
     """
-    from tasks.devstack import postgres
+    import signal
+
+    from tasks import runner
+    from tasks.devstack import launch, postgres, procs
+    from tasks.devstack.config import load_stack
     from tasks.devstack.envfile import parse_env
+    from tasks.devstack.report import clear_stale, port_key, show_tail, where
 
     stack = load_stack(c)
     records = procs.read_records(stack.run_dir)
@@ -154,6 +108,11 @@ def stop(c: Context) -> None:
     Stale pid files (the process is gone, or its pid now belongs to another process) are
     removed without signalling anything.
     """
+    from tasks import runner
+    from tasks.devstack import procs
+    from tasks.devstack.config import load_stack
+    from tasks.devstack.report import clear_stale
+
     stack = load_stack(c)
     records = procs.read_records(stack.run_dir)
     if not records:
@@ -181,6 +140,10 @@ def status(c: Context) -> None:
 
     Columns: name, pid, port, state (up, not listening, stopped, stale) and uptime.
     """
+    from tasks.devstack import procs
+    from tasks.devstack.config import load_stack
+    from tasks.devstack.report import render_table, status_row
+
     stack = load_stack(c)
     records = {r.name: r for r in procs.read_records(stack.run_dir)}
     rows = []
@@ -216,6 +179,9 @@ def logs(c: Context, name: str | None = None, follow: bool = False) -> None:
     Prints the last dev.log_lines lines of .flowlet/logs/NAME.log, each prefixed with the
     process name. (Invoke has no optional positional arguments: NAME is given as --name.)
     """
+    from tasks.devstack import procs
+    from tasks.devstack.config import load_stack
+
     stack = load_stack(c)
     names = stack.names()
     names += sorted(p.stem for p in stack.log_dir.glob("*.log") if p.stem not in names)

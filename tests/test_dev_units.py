@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.dev import render_table, status_row
 from tasks.devstack import deps, envfile, postgres, procs
+from tasks.devstack.report import render_table, status_row
 
 TEMPLATE = """# comment kept
 FLOWLET_DB_PASSWORD=@generate@
