@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import sys
+from collections.abc import Callable
 
 from invoke import Context
 from invoke.exceptions import Exit
@@ -37,7 +38,7 @@ class Server:
                 f"setup: port {self.spec.port} (database) is in use by another program; "
                 "stop it or set environments.development.databases.postgres.port"
             )
-        print("setup: database: starting the server to check the app role", flush=True)
+        print("setup: database: starting the server for the role check", flush=True)
         try:
             launch.start_processes(
                 self.stack, [self.spec], {}, self.started, on_ready=lambda *_: None
@@ -85,12 +86,15 @@ def apply_role(c: Context, stack: LocalStack, password: str) -> None:
         )
 
 
-def steps(c: Context, stack: LocalStack, password: str, server: Server) -> list[Step]:
+def steps(
+    c: Context, stack: LocalStack, password: str, server: Server
+) -> list[Step | Callable[[], Step]]:
+    """The cluster step, then the role step (checked lazily: it may need the server up)."""
     problem = postgres.check_reachable(stack)
     if problem:
         raise Exit(problem)
     db = stack.database
-    result: list[Step] = []
+    result: list[Step | Callable[[], Step]] = []
     role_detail = f"create role {db.user} and database {db.name} (password from .env.local)"
 
     def role() -> None:
@@ -111,12 +115,14 @@ def steps(c: Context, stack: LocalStack, password: str, server: Server) -> list[
         result.append(Step("database role", role_detail, role))
         return result
     result.append(Step("database cluster", f"{stack.pg_data} exists"))
-    if runner.is_dry(c) and not server.running():
-        result.append(Step("database role", "not checked under --dry (the server is stopped)"))
-        return result
-    server.ensure()
-    if login_ok(c, stack, password):
-        result.append(Step("database role", f"{db.user} logs in to database {db.name}"))
-    else:
-        result.append(Step("database role", role_detail.replace("create", "create/update"), role))
+
+    def check_role() -> Step:
+        if runner.is_dry(c) and not server.running():
+            return Step("database role", "not checked under --dry (the server is stopped)")
+        server.ensure()
+        if login_ok(c, stack, password):
+            return Step("database role", f"{db.user} logs in to database {db.name}")
+        return Step("database role", role_detail.replace("create", "create/update"), role)
+
+    result.append(check_role)
     return result

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from invoke import Context
@@ -142,7 +143,7 @@ def setup_development(c: Context) -> None:
     )
     template = environments.resolve_path(root, cfg.env_template, source="setup.env_template")
     env, values = env_step(c, stack, template)
-    steps = [backend_step(c, requirements)]
+    steps: list[Step | Callable[[], Step]] = [backend_step(c, requirements)]
     steps += [s for s in [frontend_step(c, frontend, stack.state_dir / "npm-lock.sha256")] if s]
     script = environments.resolve_path(
         root, cfg.dev_start_script, source="setup.dev_start_script", must_exist=False
@@ -152,7 +153,8 @@ def setup_development(c: Context) -> None:
     try:
         steps += [env, *database.steps(c, stack, values[stack.database.password_env], server)]
         steps.append(script_step(c, script))
-        for step in steps:
+        for item in steps:
+            step = item() if callable(item) else item
             prefix = "would " if runner.is_dry(c) and step.action else ""
             print(f"setup: {step.name}: {prefix}{step.detail}", flush=True)
             if step.action is not None:
