@@ -59,7 +59,10 @@ def start_processes(
         for spec in list(pending):
             if all(dep in ready for dep in spec.after if dep in names):
                 pending.remove(spec)
-                proc = procs.spawn(spec, process_env(spec, dotenv), stack.log_path(spec.name))
+                try:
+                    proc = procs.spawn(spec, process_env(spec, dotenv), stack.log_path(spec.name))
+                except OSError as exc:
+                    raise StartFailure(spec.name, f"could not be started: {exc}") from None
                 started[spec.name] = proc
                 procs.write_record(stack.run_dir, procs.record_for(spec, proc.pid))
                 began[spec.name] = time.monotonic()
