@@ -62,14 +62,19 @@ def setup(
         f"kube context {environment.kube_context or '-'}, release {environment.release}",
         flush=True,
     )
+    import importlib
+
     try:
-        from tasks.deploy import setup_cluster  # type: ignore[attr-defined]
-    except ImportError as exc:
-        if exc.name in ("tasks.deploy", None) or "setup_cluster" in str(exc):
-            raise Exit(
-                f"setup --env {environment.name}: the deploy collection is not installed"
-            ) from None
-        raise
+        deploy = importlib.import_module("tasks.deploy")
+    except ModuleNotFoundError as exc:
+        if exc.name != "tasks.deploy":
+            raise
+        raise Exit(
+            f"setup --env {environment.name}: the deploy collection is not installed"
+        ) from None
+    setup_cluster = getattr(deploy, "setup_cluster", None)
+    if setup_cluster is None:
+        raise Exit(f"setup --env {environment.name}: tasks.deploy has no setup_cluster()")
     setup_cluster(c, environment, yes=yes, allow_dirty=allow_dirty, image_tag=image_tag)
 
 

@@ -172,3 +172,26 @@ def test_ctrl_c_stops_everything_with_130(project: DevProject) -> None:
     assert err.strip() == "dev.start: interrupted; stopped db, frontend, backend"
     assert project.leftovers() == []
     assert project.records() == []
+
+
+IGNORES_SIGTERM = (
+    "import signal, socket, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+    "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+    "s.bind(('127.0.0.1', {port})); s.listen(); time.sleep(600)"
+)
+
+
+def test_stop_kills_a_group_that_ignores_sigterm(project: DevProject) -> None:
+    config = project.write_config(
+        "stubborn.yaml",
+        "      health_url: ''\n" f"      command: ['{{python}}', '-c', \"{IGNORES_SIGTERM}\"]\n",
+    )
+    config.write_text(config.read_text().replace("stop_grace: 5", "stop_grace: 1"))
+    started = project.inv("dev.start", "--detach", config=config)
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert "frontend ready" in started.stdout
+    stopped = project.inv("dev.stop", config=config)
+    assert stopped.returncode == 0, stopped.stderr
+    assert "dev.stop: frontend ignored SIGTERM for 1s: killed" in stopped.stdout
+    assert project.leftovers() == []
+    assert project.records() == []
