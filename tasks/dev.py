@@ -33,7 +33,9 @@ def start(c: Context, detach: bool = False) -> None:
     import signal
 
     from tasks import runner
-    from tasks.devstack import launch, postgres, procs
+    from tasks.devstack import launch
+    from tasks.devstack import logs as logfiles
+    from tasks.devstack import postgres, procs
     from tasks.devstack.config import load_stack
     from tasks.devstack.envfile import parse_env
     from tasks.devstack.report import clear_stale, port_key, show_tail, where
@@ -60,7 +62,7 @@ def start(c: Context, detach: bool = False) -> None:
             print(f"dev.start: would start {spec.name}: {runner.render(spec.argv)} (in {spec.cwd})")
         return
     dotenv = parse_env(stack.env_file.read_text())
-    follower = procs.LogFollower({s.name: stack.log_path(s.name) for s in stack.processes})
+    follower = logfiles.LogFollower({s.name: stack.log_path(s.name) for s in stack.processes})
 
     def tick() -> None:
         follower.poll(sys.stdout.write)
@@ -179,7 +181,7 @@ def logs(c: Context, name: str | None = None, follow: bool = False) -> None:
     Prints the last dev.log_lines lines of .flowlet/logs/NAME.log, each prefixed with the
     process name. (Invoke has no optional positional arguments: NAME is given as --name.)
     """
-    from tasks.devstack import procs
+    from tasks.devstack import logs as logfiles
     from tasks.devstack.config import load_stack
 
     stack = load_stack(c)
@@ -189,15 +191,15 @@ def logs(c: Context, name: str | None = None, follow: bool = False) -> None:
         raise Exit(f"dev.logs: unknown process {name!r}; valid: {', '.join(names)}")
     selected = [name] if name is not None else names
     width = max(len(n) for n in selected)
+    follower = logfiles.LogFollower({n: stack.log_path(n) for n in selected})
     for item in selected:
         path = stack.log_path(item)
         if not path.exists():
             print(f"{item.ljust(width)} | (no log yet: {path})")
-        for line in procs.tail_lines(path, stack.log_lines):
+        for line in logfiles.tail_lines(path, stack.log_lines):
             print(f"{item.ljust(width)} | {line}")
     if not follow:
         return
-    follower = procs.LogFollower({n: stack.log_path(n) for n in selected})
     try:
         while True:
             follower.poll(sys.stdout.write)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -293,3 +294,25 @@ def test_start_before_setup_says_what_to_run(
     err = capsys.readouterr().err
     assert err.endswith("is missing; run inv setup --env development first\n")
     assert err.count("\n") == 1
+
+
+def test_logs_follow_prints_new_lines_until_ctrl_c(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    log_dir = tmp_path / ".flowlet" / "logs"
+    log_dir.mkdir(parents=True)
+    log = log_dir / "backend.log"
+    log.write_text("old line\n")
+    proc = subprocess.Popen(
+        ["inv", "--search-root", str(REPO), "-f", str(config), "dev.logs", "-n", "backend", "-f"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "backend | old line\n"
+    with open(log, "a") as handle:
+        handle.write("new line\n")
+    assert proc.stdout.readline() == "backend | new line\n"
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=30)
+    assert proc.returncode == 130

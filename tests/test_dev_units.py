@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tasks.devstack import deps, envfile, postgres, procs
+from tasks.devstack import deps, envfile
+from tasks.devstack import logs as logfiles
+from tasks.devstack import postgres, procs
 from tasks.devstack.report import render_table, status_row
 
 TEMPLATE = """# comment kept
@@ -164,7 +166,7 @@ def test_postgres_accepting(answer: bytes, accepting: bool) -> None:
 def test_log_follower_prefixes_complete_lines(tmp_path: Path) -> None:
     log = tmp_path / "backend.log"
     log.write_text("old\n")
-    follower = procs.LogFollower({"backend": log, "db": tmp_path / "db.log"})
+    follower = logfiles.LogFollower({"backend": log, "db": tmp_path / "db.log"})
     out: list[str] = []
     with open(log, "a") as handle:
         handle.write("one\ntw")
@@ -173,7 +175,7 @@ def test_log_follower_prefixes_complete_lines(tmp_path: Path) -> None:
         handle.write("o\n")
     follower.poll(out.append)
     assert out == ["backend | one\n", "backend | two\n"]
-    assert procs.tail_lines(log, 2) == ["one", "two"]
+    assert logfiles.tail_lines(log, 2) == ["one", "two"]
 
 
 def test_scram_verifier_shape_and_keys() -> None:

@@ -11,7 +11,9 @@ from invoke import Context
 from invoke.exceptions import Exit
 
 from tasks import runner
-from tasks.devstack import launch, postgres, procs
+from tasks.devstack import launch
+from tasks.devstack import logs as logfiles
+from tasks.devstack import postgres, procs
 from tasks.devstack.config import DB_NAME, LocalStack
 from tasks.devstack.steps import Step
 
@@ -46,7 +48,7 @@ class Server:
         except launch.StartFailure as failure:
             self.close()
             log = self.stack.log_path(DB_NAME)
-            for line in procs.tail_lines(log, self.stack.log_lines):
+            for line in logfiles.tail_lines(log, self.stack.log_lines):
                 print(f"db | {line}", file=sys.stderr)
             raise Exit(f"setup: database {failure.reason}; see {log}") from None
 

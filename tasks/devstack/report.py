@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from invoke import Context
 
+from tasks.devstack import logs as logfiles
 from tasks.devstack import procs
 from tasks.devstack.config import DB_NAME, LocalStack, ProcessSpec
 
@@ -60,5 +61,5 @@ def clear_stale(stack: LocalStack, records: list[procs.Record]) -> list[str]:
 
 
 def show_tail(stack: LocalStack, name: str) -> None:
-    for line in procs.tail_lines(stack.log_path(name), stack.log_lines):
+    for line in logfiles.tail_lines(stack.log_path(name), stack.log_lines):
         print(f"{name} | {line}", file=sys.stderr)
