@@ -189,6 +189,24 @@ def test_missing_initdb_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     )
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="the server runs as another user only for root")
+def test_data_dir_the_postgres_user_cannot_reach(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o700)
+    config = write_config(tmp_path, postgres_dir=str(locked / "pg"))
+    code = run_task(setup.ns, ["setup"], config_file=config, cwd=tmp_path)
+    assert code == 1
+    err = capsys.readouterr().err
+    assert re.fullmatch(
+        r"dev\.postgres_dir: the 'postgres' system user cannot traverse (/\S*) \(mode 7[0-7]0\); "
+        r"set dev\.postgres_dir to a path it can reach or chmod o\+x \1\n",
+        err,
+    ), err
+    assert not (tmp_path / ".env.local").exists()
+
+
 def context_for(config_file: Path) -> Context:
     config = Config(defaults={**Config.global_defaults(), **dev.ns.configuration()})
     config.set_runtime_path(str(config_file))

@@ -92,9 +92,6 @@ def steps(
     c: Context, stack: LocalStack, password: str, server: Server
 ) -> list[Step | Callable[[], Step]]:
     """The cluster step, then the role step (checked lazily: it may need the server up)."""
-    problem = postgres.check_reachable(stack)
-    if problem:
-        raise Exit(problem)
     db = stack.database
     result: list[Step | Callable[[], Step]] = []
     role_detail = f"create role {db.user} and database {db.name} (password from .env.local)"

@@ -11,6 +11,7 @@ from invoke import Context
 from invoke.exceptions import Exit
 
 from tasks import environments, runner
+from tasks.devstack import postgres
 from tasks.devstack.config import LocalStack, load_stack
 from tasks.devstack.steps import Step
 
@@ -128,6 +129,9 @@ def check_prerequisites(stack: LocalStack, frontend: Path) -> None:
                 f"{binary!r} not found in {where}: install PostgreSQL 15 "
                 "(apt-get install postgresql) or set dev.postgres_bin_dir"
             )
+    problem = postgres.check_reachable(stack)
+    if problem:
+        raise Exit(problem)
 
 
 def setup_development(c: Context) -> None:
