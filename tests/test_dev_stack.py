@@ -84,6 +84,18 @@ def test_user_value_is_kept_and_becomes_the_role_password(project: DevProject) -
     assert "nothing changed" in again.stdout
 
 
+def test_dry_start_prints_the_plan_and_starts_nothing(project: DevProject) -> None:
+    result = project.inv("--dry", "dev.start")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [ln.split(":")[1].split()[-1] for ln in lines] == ["db", "backend", "frontend"]
+    assert f"-p {project.ports['db']}" in lines[0]
+    assert project.records() == []
+    assert parse_env((project.root / ".env.local").read_text())["FLOWLET_DB_PASSWORD"] not in (
+        result.stdout
+    )
+
+
 def test_start_detach_status_http_stop_leaves_nothing(project: DevProject) -> None:
     started = project.inv("dev.start", "--detach")
     assert started.returncode == 0, started.stdout + started.stderr
