@@ -1,0 +1,84 @@
+"""``inv setup``: prepare an environment. ``--env development`` builds the local stack.
+
+For development every step checks first and acts only when needed, so a second run changes
+nothing and says so. Other environments are handed to the deploy collection.
+"""
+
+from __future__ import annotations
+
+from invoke import Collection, Context, task
+from invoke.exceptions import Exit
+
+from tasks import environments
+from tasks.devstack.defaults import dev_defaults
+
+# The development steps (tasks/devstack/development.py) are imported inside the task:
+# ``inv --list`` must stay light.
+
+SETUP_DEFAULTS = {
+    "backend_requirements": "examples/backend/requirements.txt",
+    "frontend_dir": "examples/frontend",
+    "env_template": ".env.template",
+    "dev_start_script": "dev-start.sh",
+}
+
+
+@task(
+    default=True,
+    help={
+        "env": "environment: development (local stack) or a cluster (staging, production)",
+        "namespace": "Kubernetes namespace override (cluster environments)",
+        "yes": "do not ask for confirmation (cluster environments)",
+        "allow_dirty": "allow a dirty git work tree (cluster environments)",
+        "image_tag": "image tag to set up with (cluster environments)",
+    },
+)
+def setup(
+    c: Context,
+    env: str | None = None,
+    namespace: str | None = None,
+    yes: bool = False,
+    allow_dirty: bool = False,
+    image_tag: str | None = None,
+) -> None:
+    """Set up an environment: the local dev stack, or a cluster (via deploy).
+
+    --env development (the default) installs the backend's Python and the frontend's Node
+    dependencies, writes .env.local with generated secrets, creates a project-local
+    PostgreSQL cluster with the app role and database, and writes dev-start.sh. It is
+    idempotent: a second run changes nothing and says so.
+    """
+    environment = environments.resolve_environment(c, env, namespace)
+    if environment.name == "development":
+        from tasks.devstack.development import setup_development
+
+        try:
+            setup_development(c)
+        except KeyboardInterrupt:
+            raise Exit("setup: interrupted; the temporary database server was stopped", code=130)
+        return
+    print(
+        f"setup: {environment.name}: namespace {environment.namespace}, "
+        f"kube context {environment.kube_context or '-'}, release {environment.release}",
+        flush=True,
+    )
+    import importlib
+
+    try:
+        deploy = importlib.import_module("tasks.deploy")
+    except ModuleNotFoundError as exc:
+        if exc.name != "tasks.deploy":
+            raise
+        raise Exit(
+            f"setup --env {environment.name}: the deploy collection is not installed"
+        ) from None
+    setup_cluster = getattr(deploy, "setup_cluster", None)
+    if setup_cluster is None:
+        raise Exit(f"setup --env {environment.name}: tasks.deploy has no setup_cluster()")
+    setup_cluster(c, environment, yes=yes, allow_dirty=allow_dirty, image_tag=image_tag)
+
+
+ns = Collection("setup", setup)
+ns.configure(
+    {"setup": dict(SETUP_DEFAULTS), "dev": dev_defaults(), **environments.config_defaults()}
+)
