@@ -350,7 +350,10 @@ def released_revision(c: Context, target: Target) -> helmout.ReleaseStatus | Non
     result = run(c, status_argv(target), hide=True, warn=True)
     if is_dry(c) or result.exited != 0:
         return None
-    return helmout.parse_status(result.stdout)
+    try:
+        return helmout.parse_status(result.stdout)
+    except Exit:  # the audit record must still be written
+        return None
 
 
 # -- the whole deploy ---------------------------------------------------------------------------

@@ -24,7 +24,8 @@ from tasks.deploy.plan import apply_argv, secret_create_argv
 from tasks.environments import resolve_path, validate_namespace
 from tasks.runner import is_dry, run
 
-DRY_ENV_FILE = "<temporary-0600-env-file>"
+# What --dry shows instead of the real temporary file (which --dry never creates).
+DRY_ENV_FILE = os.path.join(tempfile.gettempdir(), "flowlet-secret-XXXXXXXX.env")
 
 
 @dataclass(frozen=True)
@@ -116,4 +117,5 @@ def apply_secret(
                 f"kubectl apply of secret/{source.name} failed (exit {applied.exited}): {reason}",
                 code=applied.exited,
             )
-    print(f"    secret/{source.name} applied in {namespace} from {source.describe()}")
+    done = "would be applied" if is_dry(c) else "applied"
+    print(f"    secret/{source.name} {done} in {namespace} from {source.describe()}")

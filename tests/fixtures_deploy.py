@@ -1,0 +1,157 @@
+"""Fixtures for the deploy tests: helm binaries, a kubeconfig, configs, and mock cluster answers."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from invoke import Config, Result
+
+from tasks import deploy
+
+REPO = Path(__file__).resolve().parent.parent
+CHART = REPO / "kubernetes" / "flowlet-chart"
+MANIFESTS = REPO / "kubernetes" / "manifests"
+SAMPLES = Path(__file__).resolve().parent / "samples" / "deploy"
+HELM4 = REPO / ".tools" / "bin" / "helm"
+HELM3 = REPO / ".tools" / "helm3" / "helm"
+SHA = "0123456789abcdef0123456789abcdef01234567"
+
+ENVIRONMENTS = {
+    # env: (namespace, kube context, values file)
+    "development": ("flowlet-dev", "kind-flowlet", "values.yaml"),
+    "staging": ("flowlet-staging", "flowlet-staging", "values-staging.yaml"),
+    "production": ("flowlet-prod", "flowlet-production", "values-production.yaml"),
+}
+
+
+def helm_binary(major: int) -> Path:
+    binary = HELM4 if major == 4 else HELM3
+    if not binary.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is missing {binary}: .ci/install should have installed it")
+        pytest.skip(f"needs {binary}")
+    return binary
+
+
+def helm_env(major: int) -> dict[str, str]:
+    """A subprocess environment whose PATH puts this Helm major first."""
+    binary = helm_binary(major)
+    return {**os.environ, "PATH": f"{binary.parent}{os.pathsep}{os.environ['PATH']}"}
+
+
+def run_helm(major: int, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(helm_binary(major)), *args],
+        env=helm_env(major),
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def kubeconfig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A kubeconfig with the project's contexts, pointing at a closed port (no cluster)."""
+    path = tmp_path / "kubeconfig"
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "nowhere", "cluster": {"server": "https://127.0.0.1:9"}}],
+        "users": [{"name": "nobody", "user": {"token": "not-a-real-token"}}],
+        "contexts": [
+            {"name": ctx, "context": {"cluster": "nowhere", "user": "nobody"}}
+            for _, ctx, _ in ENVIRONMENTS.values()
+        ],
+        "current-context": "kind-flowlet",
+    }
+    path.write_text(json.dumps(config))
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    return path
+
+
+@pytest.fixture
+def deploy_config(tmp_path: Path) -> Config:
+    """The project's invoke.yaml over the deploy collection's defaults; audit log in tmp."""
+    config = Config(defaults={**Config.global_defaults(), **deploy.ns.configuration()})
+    config.set_project_location(str(REPO))
+    config.load_project()
+    config.deploy.audit_log = str(tmp_path / "audit.jsonl")
+    return config
+
+
+def history_json(*statuses: str) -> str:
+    """A ``helm history -o json`` answer with one revision per status (oldest first)."""
+    return json.dumps(
+        [
+            {
+                "revision": number,
+                "updated": f"2026-11-2{number}T10:00:00.000000+00:00",
+                "status": status,
+                "chart": "flowlet-0.1.0",
+                "app_version": "0.1.0",
+                "description": "Upgrade complete" if number > 1 else "Install complete",
+            }
+            for number, status in enumerate(statuses, start=1)
+        ]
+    )
+
+
+def status_json(revision: int, namespace: str, status: str = "deployed") -> str:
+    sample = json.loads((SAMPLES / "helm4-install-dry-run.json").read_text())
+    sample.update(version=revision, namespace=namespace)
+    sample["info"]["status"] = status
+    return json.dumps(sample)
+
+
+KUBECTL_VERSION = json.dumps({"clientVersion": {"gitVersion": "v1.33.9"}})
+
+
+@pytest.fixture
+def cluster_answers() -> Callable[..., dict[Any, Any]]:
+    """Build StrictMockContext results for one deploy: local probes plus cluster answers."""
+
+    def build(
+        env: str,
+        *,
+        helm_version: str = "v4.1.4",
+        history: str | Result = "[]",
+        plugins: str = "NAME\tVERSION\tDESCRIPTION\n",
+        porcelain: str = "",
+        extra: dict[Any, Any] | None = None,
+    ) -> dict[Any, Any]:
+        namespace, context, _ = ENVIRONMENTS[env]
+        answers: dict[Any, Any] = {
+            "helm version --template '{{.Version}}'": helm_version,
+            "kubectl version --client --output json": KUBECTL_VERSION,
+            "kubectl config get-contexts -o name": "\n".join(
+                ctx for _, ctx, _ in ENVIRONMENTS.values()
+            ),
+            f"git -C {REPO} rev-parse HEAD": SHA + "\n",
+            f"git -C {REPO} status --porcelain": porcelain,
+            f"helm --kube-context {context} history flowlet --namespace {namespace} --max 20 "
+            "--output json": history,
+            "helm plugin list": plugins,
+            f"helm --kube-context {context} status flowlet --namespace {namespace} --output json": (
+                status_json(2, namespace)
+            ),
+        }
+        answers.update(extra or {})
+        return answers
+
+    return build
+
+
+def need_tools() -> None:
+    for binary in ("helm", "kubectl", "git"):
+        if shutil.which(binary) is None:
+            if os.environ.get("CI"):
+                pytest.fail(f"CI is missing {binary}")
+            pytest.skip(f"needs {binary}")
