@@ -268,7 +268,8 @@ def test_failed_rollout_shows_events_and_logs(
         f"{kubectl} get pods --selector=app.kubernetes.io/instance=flowlet,"
         "app.kubernetes.io/component=backend --output json",
         f"{kubectl} logs flowlet-backend-2 --all-containers --tail=40 --prefix",
-        "helm --kube-context flowlet-staging status flowlet --namespace flowlet-staging --output json",
+        "helm --kube-context flowlet-staging status flowlet --namespace flowlet-staging "
+        "--output json",
     ]
     record = json.loads(Path(deploy_config.deploy.audit_log).read_text())
     assert record["result"] == "failed" and record["revision"] == 2
