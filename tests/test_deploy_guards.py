@@ -178,13 +178,19 @@ def test_history_error_keeps_exit_code(
     "revision,history,message",
     [
         (-1, "[]", "--revision: -1 is not valid; valid: 0 (previous) or a revision >= 1"),
-        (5, history_json("superseded", "deployed"), "--revision: 5 is not in the release "
-         "history; known: 1, 2"),
-        (0, Result(exited=1, stderr="Error: release: not found"),
-         "release flowlet is not installed in flowlet-staging"),
+        (
+            5,
+            history_json("superseded", "deployed"),
+            "--revision: 5 is not in the release " "history; known: 1, 2",
+        ),
+        (
+            0,
+            Result(exited=1, stderr="Error: release: not found"),
+            "release flowlet is not installed in flowlet-staging",
+        ),
     ],
     ids=["negative", "unknown-revision", "not-installed"],
-)  # fmt: skip
+)
 def test_rollback_refusals(
     revision: int,
     history: Any,

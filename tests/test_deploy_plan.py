@@ -238,12 +238,19 @@ def test_failed_rollout_shows_events_and_logs(
 ) -> None:
     pods = {
         "items": [
-            {"metadata": {"name": "flowlet-backend-1"}, "status": {"phase": "Running",
-             "conditions": [{"type": "Ready", "status": "True"}]}},
-            {"metadata": {"name": "flowlet-backend-2"}, "status": {"phase": "Running",
-             "conditions": [{"type": "Ready", "status": "False"}]}},
+            {
+                "metadata": {"name": "flowlet-backend-1"},
+                "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
+            },
+            {
+                "metadata": {"name": "flowlet-backend-2"},
+                "status": {
+                    "phase": "Running",
+                    "conditions": [{"type": "Ready", "status": "False"}],
+                },
+            },
         ]
-    }  # fmt: skip
+    }
     kubectl = "kubectl --context flowlet-staging --namespace flowlet-staging"
     answers = cluster_answers(
         "staging",
@@ -373,8 +380,9 @@ def test_status_and_history_output(
     deploy_collection.history(c, env="staging")
     out = capsys.readouterr().out
     assert "flowlet in flowlet-staging: revision 2 deployed; chart flowlet-0.1.0 (app 0.1.0)" in out
-    assert re.search(r"^2\s+2026-11-22T10:00:00\s+deployed\s+flowlet-0.1.0\s+0.1.0\s+Upgrade", out,
-                     flags=re.M)  # fmt: skip
+    assert re.search(
+        r"^2\s+2026-11-22T10:00:00\s+deployed\s+flowlet-0.1.0\s+0.1.0\s+Upgrade", out, flags=re.M
+    )
     assert c.commands[-1] == (
         "helm --kube-context flowlet-staging history flowlet --namespace flowlet-staging "
         "--max 20 --output json"
