@@ -14,6 +14,7 @@ from typing import Any
 
 from invoke import Context, Result
 from invoke.exceptions import Exit
+from invoke.runners import Promise
 
 from tasks.environments import Environment
 from tasks.runner import Argv, is_dry, probe, render
@@ -124,13 +125,13 @@ def run_forwarding_signals(c: Context, argv: Argv) -> tuple[Result, int | None]:
 
     with _forwarding(pid, received):  # installed first: no window where Ctrl-C kills us alone
         started = c.run(render(argv), warn=True, asynchronous=True)
-        if isinstance(started, Result):  # a mock context: nothing is running
-            return started, None
-        holder["runner"] = started.runner  # type: ignore[attr-defined]
+        if not isinstance(started, Promise):  # a mock context: nothing is running
+            return started, None  # type: ignore[return-value]
+        holder["runner"] = started.runner
         child = pid()
         if received and child:  # a signal arrived while helm was starting
             os.kill(child, received[0])
-        result = started.join()  # type: ignore[attr-defined]
+        result = started.join()
     return result, (received[0] if received else None)
 
 
