@@ -1,0 +1,38 @@
+"""What the deploy tasks share: flag help, environment/target resolution, Ctrl-C handling."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from invoke import Context
+
+from tasks.deploy import execute
+from tasks.deploy.plan import Target
+from tasks.deploy.safety import interrupted_exit
+from tasks.environments import Environment, resolve_environment
+
+ENV_HELP = "environment from invoke.yaml: development, staging or production (default: development)"
+COMMON_HELP = {
+    "env": ENV_HELP,
+    "namespace": "override the environment's namespace",
+    "context": "kube context to use instead of environments.<env>.kube_context",
+}
+
+
+@contextmanager
+def interruptible(what: str) -> Iterator[None]:
+    """Ctrl-C outside helm (prompts, kubectl) ends the task with exit 130, no traceback."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise interrupted_exit(2, what) from None
+
+
+def environment_for(c: Context, env: str | None, namespace: str | None) -> Environment:
+    return resolve_environment(c, env, namespace, require=("values_file",))
+
+
+def target_for(c: Context, environment: Environment, context: str | None) -> Target:
+    ctx = execute.check_context(c, environment, context)
+    return Target(environment.name, environment.namespace, ctx, environment.release)
