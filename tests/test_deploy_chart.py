@@ -18,8 +18,8 @@ from fixtures_deploy import CHART, ENVIRONMENTS, MANIFESTS, REPO, helm_binary, r
 from invoke import Collection
 
 from tasks import deploy as deploy_collection
-from tasks.deploy.settings import load_manifests
 from tasks.deploy.plan import DEFAULTS, ChartInputs, Target, template_argv
+from tasks.deploy.settings import load_manifests
 from tasks.deploy.validate import load_objects, validate_objects
 
 pytestmark = pytest.mark.slow

@@ -181,7 +181,7 @@ def test_history_error_keeps_exit_code(
         (
             5,
             history_json("superseded", "deployed"),
-            "--revision: 5 is not in the release " "history; known: 1, 2",
+            ("--revision: 5 is not in the release " "history; known: 1, 2"),
         ),
         (
             0,

@@ -56,19 +56,29 @@ def expected_deploy(
     ]
     if secret_file is not None:
         commands += [
-            f"{kubectl} --namespace {namespace} create secret generic flowlet-app "
-            f"--from-env-file={secret_file} --dry-run=client --output yaml",
-            f"{kubectl} --namespace {namespace} apply --server-side --field-manager=flowlet-ops "
-            "--filename -",
+            (
+                f"{kubectl} --namespace {namespace} create secret generic flowlet-app "
+                f"--from-env-file={secret_file} --dry-run=client --output yaml"
+            ),
+            (
+                f"{kubectl} --namespace {namespace} apply --server-side "
+                "--field-manager=flowlet-ops --filename -"
+            ),
         ]
     return commands + [
-        f"{helm} upgrade flowlet {CHART} --install --namespace {namespace} {values_args} "
-        f"{safety} --timeout 600s --cleanup-on-fail --history-max 10 --description "
-        f"'{description}'",
-        f"{kubectl} --namespace {namespace} rollout status deployment/flowlet-backend "
-        "--timeout=600s",
-        f"{kubectl} --namespace {namespace} rollout status deployment/flowlet-frontend "
-        "--timeout=600s",
+        (
+            f"{helm} upgrade flowlet {CHART} --install --namespace {namespace} {values_args} "
+            f"{safety} --timeout 600s --cleanup-on-fail --history-max 10 --description "
+            f"'{description}'"
+        ),
+        (
+            f"{kubectl} --namespace {namespace} rollout status deployment/flowlet-backend "
+            "--timeout=600s"
+        ),
+        (
+            f"{kubectl} --namespace {namespace} rollout status deployment/flowlet-frontend "
+            "--timeout=600s"
+        ),
         f"{helm} status flowlet --namespace {namespace} --output json",
     ]
 
@@ -89,7 +99,7 @@ def test_deploy_plan(
     deploy_collection.deploy(c, env=env, yes=True)
     assert c.commands == expected_deploy(env, major)
     out = capsys.readouterr().out
-    steps = re.findall(r"^==> \d+\. (.*)$", out, flags=re.M)
+    steps = re.findall(r"^==> \d+\. (.*)$", out, flags=re.MULTILINE)
     assert steps == [
         "prerequisites: kubectl and helm",
         "context guard",
@@ -272,11 +282,15 @@ def test_failed_rollout_shows_events_and_logs(
     )
     assert c.commands[rollout + 1 :] == [
         f"{kubectl} describe deployment/flowlet-backend",
-        f"{kubectl} get pods --selector=app.kubernetes.io/instance=flowlet,"
-        "app.kubernetes.io/component=backend --output json",
+        (
+            f"{kubectl} get pods --selector=app.kubernetes.io/instance=flowlet,"
+            "app.kubernetes.io/component=backend --output json"
+        ),
         f"{kubectl} logs flowlet-backend-2 --all-containers --tail=40 --prefix",
-        "helm --kube-context flowlet-staging status flowlet --namespace flowlet-staging "
-        "--output json",
+        (
+            "helm --kube-context flowlet-staging status flowlet --namespace flowlet-staging "
+            "--output json"
+        ),
     ]
     record = json.loads(Path(deploy_config.deploy.audit_log).read_text())
     assert record["result"] == "failed" and record["revision"] == 2
@@ -361,10 +375,14 @@ def test_rollback_plan(
         f"{wait} --timeout 600s --cleanup-on-fail --history-max 10"
     ) in c.commands
     assert c.commands[-2:] == [
-        "kubectl --context flowlet-staging --namespace flowlet-staging rollout status "
-        "deployment/flowlet-backend --timeout=600s",
-        "kubectl --context flowlet-staging --namespace flowlet-staging rollout status "
-        "deployment/flowlet-frontend --timeout=600s",
+        (
+            "kubectl --context flowlet-staging --namespace flowlet-staging rollout status "
+            "deployment/flowlet-backend --timeout=600s"
+        ),
+        (
+            "kubectl --context flowlet-staging --namespace flowlet-staging rollout status "
+            "deployment/flowlet-frontend --timeout=600s"
+        ),
     ]
 
 
@@ -381,7 +399,9 @@ def test_status_and_history_output(
     out = capsys.readouterr().out
     assert "flowlet in flowlet-staging: revision 2 deployed; chart flowlet-0.1.0 (app 0.1.0)" in out
     assert re.search(
-        r"^2\s+2026-11-22T10:00:00\s+deployed\s+flowlet-0.1.0\s+0.1.0\s+Upgrade", out, flags=re.M
+        r"^2\s+2026-11-22T10:00:00\s+deployed\s+flowlet-0.1.0\s+0.1.0\s+Upgrade",
+        out,
+        flags=re.MULTILINE,
     )
     assert c.commands[-1] == (
         "helm --kube-context flowlet-staging history flowlet --namespace flowlet-staging "

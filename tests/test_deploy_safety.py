@@ -91,9 +91,8 @@ def test_temp_env_file_is_private_and_deleted(monkeypatch: pytest.MonkeyPatch) -
 def test_temp_env_file_deleted_on_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLOWLET_DB_PASSWORD", "pw")
     source = SecretSource("flowlet-app", None, ("FLOWLET_DB_PASSWORD",))
-    with pytest.raises(RuntimeError):
-        with env_file_for(source, dry=False) as path:
-            raise RuntimeError("kubectl failed")
+    with pytest.raises(RuntimeError), env_file_for(source, dry=False) as path:
+        raise RuntimeError("kubectl failed")
     assert not Path(path).exists()
 
 
@@ -115,9 +114,8 @@ def test_env_var_refusals_name_the_variable_never_the_value(
     for key, value in variables.items():
         monkeypatch.setenv(key, value)
     source = SecretSource("flowlet-app", None, ("FLOWLET_DB_PASSWORD",))
-    with pytest.raises(Exit) as err:
-        with env_file_for(source, dry=False):
-            pass
+    with pytest.raises(Exit) as err, env_file_for(source, dry=False):
+        pass
     assert err.value.message.startswith(message)
     assert "line1" not in err.value.message
 

@@ -16,10 +16,7 @@ from invoke.exceptions import Exit
 
 from tasks import environments
 from tasks.deploy import execute, helmout
-from tasks.deploy.common import COMMON_HELP
-from tasks.deploy.common import environment_for as _environment
-from tasks.deploy.common import interruptible
-from tasks.deploy.common import target_for as _target
+from tasks.deploy.common import COMMON_HELP, environment_for, interruptible, target_for
 from tasks.deploy.plan import DEFAULTS, Target, rollback_argv, uninstall_argv
 from tasks.deploy.readonly import diff, history, lint, render, status
 from tasks.deploy.safety import interrupted_exit, read_git_state, run_forwarding_signals
@@ -57,7 +54,7 @@ def deploy(
 
     Example: inv deploy --env=staging --image-tag=$(git rev-parse --short HEAD)
     """
-    environment = _environment(c, env, namespace)
+    environment = environment_for(c, env, namespace)
     settings = resolve_settings(c, timeout=timeout, diff=diff, image_tag=image_tag)
     with interruptible("deploy stopped"):
         execute.deploy_flow(
@@ -95,13 +92,13 @@ def recover(
 
     Example: inv deploy.recover --env=production
     """
-    environment = _environment(c, env, namespace)
+    environment = environment_for(c, env, namespace)
     settings = resolve_settings(c)
     step = execute.Steps()
     step("prerequisites")
     version = execute.prerequisites(c)
     step("context guard")
-    target = _target(c, environment, context)
+    target = target_for(c, environment, context)
     step(f"release state: {target.release} in {target.namespace}")
     history = execute.read_history(c, target)
     if history is None:
@@ -185,13 +182,13 @@ def rollback(
     """
     if revision < 0:
         raise Exit(f"--revision: {revision} is not valid; valid: 0 (previous) or a revision >= 1")
-    environment = _environment(c, env, namespace)
+    environment = environment_for(c, env, namespace)
     settings = resolve_settings(c, timeout=timeout)
     step = execute.Steps()
     step("prerequisites")
     version = execute.prerequisites(c)
     step("context guard")
-    target = _target(c, environment, context)
+    target = target_for(c, environment, context)
     step(f"release state: {target.release} in {target.namespace}")
     history = execute.release_state(c, environment, target, context)
     if history == []:

@@ -8,9 +8,7 @@ from invoke import Context, task
 from invoke.exceptions import Exit
 
 from tasks.deploy import execute, helmout
-from tasks.deploy.common import COMMON_HELP
-from tasks.deploy.common import environment_for as _environment
-from tasks.deploy.common import target_for as _target
+from tasks.deploy.common import COMMON_HELP, environment_for, target_for
 from tasks.deploy.plan import Target, lint_argv, status_argv, template_argv, workloads_argv
 from tasks.deploy.settings import Settings, chart_inputs, load_manifests, resolve_settings
 from tasks.environments import Environment
@@ -29,13 +27,13 @@ def diff(
 
     Example: inv deploy.diff --env=staging
     """
-    environment = _environment(c, env, namespace)
+    environment = environment_for(c, env, namespace)
     settings = resolve_settings(c, image_tag=image_tag)
     require = execute.Steps()
     require("prerequisites")
     execute.prerequisites(c)
     require("context guard")
-    target = _target(c, environment, context)
+    target = target_for(c, environment, context)
     require("diff")
     execute.show_diff(c, target, chart_inputs(environment, settings))
 
@@ -48,8 +46,8 @@ def status(
 
     Example: inv deploy.status --env=production
     """
-    environment = _environment(c, env, namespace)
-    target = _target(c, environment, context)
+    environment = environment_for(c, env, namespace)
+    target = target_for(c, environment, context)
     result = run(c, status_argv(target), hide=True, warn=True)
     if is_dry(c):
         return
@@ -77,8 +75,8 @@ def history(
 
     Example: inv deploy.history --env=staging
     """
-    environment = _environment(c, env, namespace)
-    target = _target(c, environment, context)
+    environment = environment_for(c, env, namespace)
+    target = target_for(c, environment, context)
     revisions = execute.read_history(c, target)
     if revisions is None:
         return
@@ -121,7 +119,7 @@ def render(
     """
     settings = resolve_settings(c, image_tag=image_tag)
     for name in _envs(c, env):
-        text = _render(c, _environment(c, name, None), settings)
+        text = _render(c, environment_for(c, name, None), settings)
         if output is None:
             print(text, end="")
             continue
@@ -142,7 +140,7 @@ def lint(c: Context, env: str | None = None) -> None:
     settings = resolve_settings(c)
     problems = 0
     for name in _envs(c, env):
-        environment = _environment(c, name, None)
+        environment = environment_for(c, name, None)
         values = chart_inputs(environment, settings).values_file
         linted = probe(c, lint_argv(settings.chart, values, environment.namespace))
         if linted.exited != 0:
