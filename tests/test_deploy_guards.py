@@ -226,3 +226,18 @@ def test_recover_needs_yes_without_terminal(
     with pytest.raises(Exit, match="pass --yes to proceed"):
         deploy_collection.recover(c, env="staging")
     assert not any(" rollback " in cmd for cmd in c.commands)
+
+
+@pytest.mark.slow
+def test_dry_run_end_to_end_without_a_cluster(
+    project: Path, kubeconfig: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`inv --dry deploy` with the real helm/kubectl/git: every step shown, nothing needs a cluster."""
+    assert inv(project, "--dry", "deploy", "--env=production", "--yes", "--image-tag=abc1234") == 0
+    out = capsys.readouterr().out
+    assert len(re.findall(r"^==> \d+\. ", out, flags=re.MULTILINE)) == 10
+    assert "kube context flowlet-production (from environments.production.kube_context)" in out
+    assert "helm --kube-context flowlet-production upgrade flowlet" in out
+    assert "--set-string image.tag=abc1234 --rollback-on-failure --wait=watcher" in out
+    assert "(dry run: no audit record written to" in out
+    assert not (project / ".flowlet").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -407,3 +408,44 @@ def test_status_and_history_output(
         "helm --kube-context flowlet-staging history flowlet --namespace flowlet-staging "
         "--max 20 --output json"
     )
+
+
+def test_ctrl_c_at_the_prompt_exits_130(
+    strict_context: type,
+    deploy_config: Config,
+    cluster_answers: Callable[..., dict[Any, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def interrupted(question: str, *, yes: bool) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(execute, "interactive", lambda: True)
+    monkeypatch.setattr(execute, "confirm", interrupted)
+    c = strict_context(config=deploy_config, run=cluster_answers("production"))
+    with pytest.raises(Exit) as err:
+        deploy_collection.deploy(c, env="production", diff=False)
+    assert (err.value.code, err.value.message) == (130, "interrupted (SIGINT): deploy stopped")
+    assert not any(" apply " in cmd or " upgrade " in cmd for cmd in c.commands)
+
+
+def test_signal_during_upgrade_exits_143_and_is_audited(
+    strict_context: type,
+    deploy_config: Config,
+    cluster_answers: Callable[..., dict[Any, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def helm_stopped(c: Any, argv: list[str]) -> tuple[Result, int]:
+        c.run(" ".join(argv[:4]))
+        return Result(exited=1), signal.SIGTERM
+
+    monkeypatch.setattr(execute, "run_forwarding_signals", helm_stopped)
+    c = strict_context(config=deploy_config, run={**cluster_answers("staging"), CATCH_ALL: ""})
+    with pytest.raises(Exit) as err:
+        deploy_collection.deploy(c, env="staging", diff=False)
+    assert err.value.code == 143
+    assert err.value.message == (
+        "interrupted (SIGTERM): helm was asked to stop and exited 1; check inv deploy.status"
+    )
+    assert c.commands[-1] == "helm --kube-context flowlet-staging upgrade"  # no rollout, no status
+    record = json.loads(Path(deploy_config.deploy.audit_log).read_text())
+    assert (record["result"], record["revision"]) == ("interrupted", None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -11,6 +12,8 @@ from tasks.deploy import execute
 from tasks.deploy.plan import Target
 from tasks.deploy.safety import interrupted_exit
 from tasks.environments import Environment, resolve_environment
+from tasks.kube import KUBE_TOOLS
+from tasks.runner import require_tools
 
 ENV_HELP = "environment from invoke.yaml: development, staging or production (default: development)"
 COMMON_HELP = {
@@ -26,7 +29,7 @@ def interruptible(what: str) -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt:
-        raise interrupted_exit(2, what) from None
+        raise interrupted_exit(signal.SIGINT, what) from None
 
 
 def environment_for(c: Context, env: str | None, namespace: str | None) -> Environment:
@@ -34,5 +37,7 @@ def environment_for(c: Context, env: str | None, namespace: str | None) -> Envir
 
 
 def target_for(c: Context, environment: Environment, context: str | None) -> Target:
+    """The guarded target: kubectl and helm present, the context in the kubeconfig."""
+    require_tools(KUBE_TOOLS)
     ctx = execute.check_context(c, environment, context)
     return Target(environment.name, environment.namespace, ctx, environment.release)
