@@ -232,7 +232,7 @@ def test_recover_needs_yes_without_terminal(
 def test_dry_run_end_to_end_without_a_cluster(
     project: Path, kubeconfig: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`inv --dry deploy` with the real helm/kubectl/git: every step shown, nothing needs a cluster."""
+    """`inv --dry deploy` with real helm/kubectl/git: every step shown, no cluster needed."""
     assert inv(project, "--dry", "deploy", "--env=production", "--yes", "--image-tag=abc1234") == 0
     out = capsys.readouterr().out
     assert len(re.findall(r"^==> \d+\. ", out, flags=re.MULTILINE)) == 10
