@@ -221,6 +221,7 @@ def test_setup_cluster_plan_keeps_secrets_out(
     for text in [*c.commands, captured.out, captured.err]:
         assert secret not in text
     assert "secret/flowlet-app applied in flowlet-prod" in captured.out
+    assert json.loads(Path(deploy_config.deploy.audit_log).read_text())["action"] == "setup"
 
 
 def test_setup_cluster_dry_run_never_reads_values(

@@ -23,6 +23,7 @@ from tasks.deploy.safety import interrupted_exit, read_git_state, run_forwarding
 from tasks.deploy.secrets import resolve_secret_source
 from tasks.deploy.settings import Settings, resolve_settings
 from tasks.environments import Environment, project_root
+from tasks.kube import HelmVersion
 from tasks.runner import confirm, is_dry
 
 __all__ = ["ns", "setup_cluster"]
@@ -144,15 +145,13 @@ def _run_audited(
     target: Target,
     action: str,
     argv: list[str],
-    version: object,
+    version: HelmVersion,
 ) -> None:
     started, clock = execute.now(), time.monotonic()
     state = read_git_state(c, project_root(c))
     result, signum = run_forwarding_signals(c, argv)
     outcome = "interrupted" if signum else ("succeeded" if result.exited == 0 else "failed")
-    execute.record_audit(
-        c, settings, target, action, outcome, "", state, version, started, clock  # type: ignore
-    )
+    execute.record_audit(c, settings, target, action, outcome, "", state, version, started, clock)
     if signum:
         raise interrupted_exit(signum, f"helm exited {result.exited}; check inv deploy.status")
     if result.exited != 0:
@@ -198,7 +197,8 @@ def rollback(
         raise Exit(f"--revision: {revision} is not in the release history; known: {known}")
     step("confirmation")
     with interruptible("rollback stopped"):
-        execute.ask(c, environment, target, yes=yes, what=f"Roll back to {revision or 'previous'}:")
+        to = f" to revision {revision}" if revision else " to the previous revision"
+        execute.ask(c, environment, target, yes=yes, what="Roll back", suffix=to)
         step("helm rollback")
         argv = rollback_argv(
             target,

@@ -172,13 +172,16 @@ def show_diff(c: Context, target: Target, chart: ChartInputs) -> None:
     print(text if text else "    no changes", flush=True)
 
 
-def ask(c: Context, environment: Environment, target: Target, *, yes: bool, what: str) -> None:
+def ask(
+    c: Context, environment: Environment, target: Target, *, yes: bool, what: str, suffix: str = ""
+) -> None:
+    """Confirm where the environment says so (``confirm: true``); the question names the target."""
     if not environment.confirm:
         note(f"not required for {environment.name}")
         return
     question = (
         f"{what} {target.release} in {environment.name} "
-        f"(namespace {target.namespace}, context {target.context})?"
+        f"(namespace {target.namespace}, context {target.context}){suffix}?"
     )
     if is_dry(c):
         note(f"(dry run: would ask) {question}")
@@ -224,8 +227,8 @@ def upgrade(
         )
     if result.exited != 0:
         raise Exit(
-            f"helm upgrade failed (exit {result.exited}); helm rolled back the release; "
-            f"see inv deploy.history --env={target.environment}",
+            f"helm upgrade failed (exit {result.exited}) and was rolled back (rollback on "
+            f"failure); see inv deploy.history --env={target.environment}",
             code=result.exited,
         )
 
@@ -316,9 +319,13 @@ def deploy_flow(
         outcome = "interrupted" if err.code in (130, 143) else "failed"
         detail = str(err.message or "")
         raise
+    except KeyboardInterrupt:
+        outcome, detail = "interrupted", "Ctrl-C"
+        raise
     finally:
         step("audit record")
-        record_audit(c, settings, target, "deploy", outcome, detail, state, version, started, clock)
+        action = "deploy" if secret is None else "setup"
+        record_audit(c, settings, target, action, outcome, detail, state, version, started, clock)
 
 
 def record_audit(
