@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from conftest import run_task
-from fixtures_deploy import REPO, history_json, need_tools
+from fixtures_deploy import REPO, helm_env, history_json, need_tools
 from invoke import Config, Result
 from invoke.exceptions import Exit
 
@@ -229,15 +229,23 @@ def test_recover_needs_yes_without_terminal(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("major", [4, 3], ids=["helm4", "helm3"])
 def test_dry_run_end_to_end_without_a_cluster(
-    project: Path, kubeconfig: Path, capsys: pytest.CaptureFixture[str]
+    major: int,
+    project: Path,
+    kubeconfig: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """`inv --dry deploy` with real helm/kubectl/git: every step shown, no cluster needed."""
+    """`inv --dry deploy` with real helm (4 or 3), kubectl, git: every step shown, no cluster."""
+    monkeypatch.setenv("PATH", helm_env(major)["PATH"])
     assert inv(project, "--dry", "deploy", "--env=production", "--yes", "--image-tag=abc1234") == 0
     out = capsys.readouterr().out
     assert len(re.findall(r"^==> \d+\. ", out, flags=re.MULTILINE)) == 10
+    assert f"helm v{major}." in out
     assert "kube context flowlet-production (from environments.production.kube_context)" in out
     assert "helm --kube-context flowlet-production upgrade flowlet" in out
-    assert "--set-string image.tag=abc1234 --rollback-on-failure --wait=watcher" in out
+    safety = "--rollback-on-failure --wait=watcher" if major == 4 else "--atomic --wait"
+    assert f"--set-string image.tag=abc1234 {safety} --timeout 600s" in out
     assert "(dry run: no audit record written to" in out
     assert not (project / ".flowlet").exists()
