@@ -353,3 +353,31 @@ def test_inv_deploy_lint_and_render(
     )
     assert sorted(p.name for p in target.iterdir()) == [f"{env}.yaml" for env in sorted(ENVS)]
     assert "ghcr.io/flowlet/backend:abc" in (target / "production.yaml").read_text()
+
+
+def test_strict_validation_reports_the_field() -> None:
+    """Strict mode rejects an unknown field (a typo'd key) and a wrong type, naming the path."""
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "x"},
+        "spec": {
+            "replicas": "two",
+            "selector": {"matchLabels": {"a": "b"}},
+            "template": {
+                "metadata": {"labels": {"a": "b"}},
+                "spec": {"containers": [{"name": "c", "image": "i", "imagePullPolicy": "Always",
+                                         "readinessProbes": {}}]},
+            },
+        },
+    }  # fmt: skip
+    findings = validate_objects(
+        [deployment, deployment], source="t", kubernetes_version="1.33", crd_allowlist=CRDS
+    )
+    assert len(findings) == 2 and not any(f.skipped for f in findings)
+    assert str(findings[0]).startswith("t: Deployment/x: ")
+    unknown_kind = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
+    (finding,) = validate_objects(
+        [unknown_kind], source="t", kubernetes_version="1.33", crd_allowlist=CRDS
+    )
+    assert "Couldn't find schema for kind Widget" in finding.message and not finding.skipped
