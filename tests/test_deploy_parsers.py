@@ -179,11 +179,11 @@ def test_invalid_image_tags(tag: str) -> None:
 
 
 def test_render_manifests() -> None:
-    templates = {"b.yaml": "kind: B\nname: ${namespace}\n", "a.yaml": "---\nkind: A\nq: ${q}\n"}
+    templates = {"b.yaml": "kind: B\nname: ${namespace}\n", "a.yaml": "---\nkind: A\nq: ${q} $5\n"}
     values = manifest_params({"staging": {"q": 3}}, "staging", "ns-1", source="params.yaml")
     rendered = render_manifests(templates, values)
     assert rendered.text == (
-        "---\n# Source: a.yaml\nkind: A\nq: 3\n---\n# Source: b.yaml\nkind: B\nname: ns-1\n"
+        "---\n# Source: a.yaml\nkind: A\nq: 3 $5\n---\n# Source: b.yaml\nkind: B\nname: ns-1\n"
     )
     with pytest.raises(Exit, match=r"b.yaml: unknown placeholder \$\{quota\}"):
         render_manifests({"b.yaml": "x: ${quota}"}, values)

@@ -7,7 +7,6 @@ tests assert them directly.
 from __future__ import annotations
 
 import re
-import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -361,7 +360,10 @@ def manifest_params(
 
 
 def render_manifests(templates: Mapping[str, str], values: Mapping[str, str]) -> RenderedManifests:
-    """Substitute ``${name}`` in each template (sorted by file name) into one YAML stream."""
+    """Substitute ``${name}`` in each template (sorted by file name) into one YAML stream.
+
+    Only ``${name}`` is a placeholder: any other ``$`` is left alone.
+    """
     documents = []
     for name in sorted(templates):
         text = templates[name]
@@ -370,6 +372,6 @@ def render_manifests(templates: Mapping[str, str], values: Mapping[str, str]) ->
             raise Exit(
                 f"{name}: unknown placeholder ${{{unknown[0]}}}; known: {', '.join(sorted(values))}"
             )
-        body = string.Template(text).substitute(values).strip()
+        body = _PLACEHOLDER.sub(lambda match: values[match.group(1)], text).strip()
         documents.append(f"# Source: {name}\n{body.removeprefix('---').strip()}\n")
     return RenderedManifests(text="---\n" + "---\n".join(documents), files=tuple(sorted(templates)))
