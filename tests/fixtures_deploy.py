@@ -6,7 +6,7 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -176,3 +176,109 @@ def closing_pipes(monkeypatch: pytest.MonkeyPatch) -> None:
                 stream.close()
 
     monkeypatch.setattr(Local, "stop", stop)
+
+
+# -- a read-only fake Kubernetes API server --------------------------------------------------
+
+_API_RESOURCES = {
+    "v1": [("configmaps", "ConfigMap"), ("services", "Service"), ("secrets", "Secret"),
+           ("serviceaccounts", "ServiceAccount"), ("namespaces", "Namespace")],
+    "apps/v1": [("deployments", "Deployment")],
+    "networking.k8s.io/v1": [("ingresses", "Ingress"), ("networkpolicies", "NetworkPolicy")],
+    "policy/v1": [("poddisruptionbudgets", "PodDisruptionBudget")],
+    "autoscaling/v2": [("horizontalpodautoscalers", "HorizontalPodAutoscaler")],
+}  # fmt: skip
+
+
+def _api_answer(path: str) -> dict[str, Any] | None:
+    """Discovery documents; every object is absent (404); secret lists are empty."""
+    if path == "/version":
+        return {"major": "1", "minor": "33", "gitVersion": "v1.33.0", "platform": "linux/amd64"}
+    if path == "/api":
+        return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
+    if path == "/apis":
+        groups = []
+        for gv in (gv for gv in _API_RESOURCES if "/" in gv):
+            name, version = gv.split("/")
+            preferred = {"groupVersion": gv, "version": version}
+            groups.append({"name": name, "versions": [preferred], "preferredVersion": preferred})
+        return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
+    group_version = path.removeprefix("/api/").removeprefix("/apis/")
+    if group_version in _API_RESOURCES:
+        resources = [
+            {"name": name, "singularName": kind.lower(), "namespaced": kind != "Namespace",
+             "kind": kind, "verbs": ["create", "delete", "get", "list", "patch", "update"]}
+            for name, kind in _API_RESOURCES[group_version]
+        ]  # fmt: skip
+        return {"kind": "APIResourceList", "groupVersion": group_version, "resources": resources}
+    if path.endswith("/secrets"):  # Helm's release storage: no releases yet
+        return {"kind": "SecretList", "apiVersion": "v1", "metadata": {}, "items": []}
+    return None
+
+
+@pytest.fixture
+def fake_apiserver(tmp_path: Path) -> Iterator[tuple[Path, list[str]]]:
+    """A local HTTP server answering discovery like Kubernetes 1.33, refusing every write.
+
+    Yields a kubeconfig (context ``fake``) and the list of requests (``METHOD path``). Helm 3's
+    ``install --dry-run=client`` insists on talking to a cluster (helm/helm#13144); this lets it
+    run offline, and proves the dry run only reads.
+    """
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    requests: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def _reply(self, code: int, body: dict[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            path = self.path.split("?")[0]
+            requests.append(f"GET {path}")
+            body = _api_answer(path)
+            if body is None:
+                self._reply(404, {"kind": "Status", "status": "Failure", "code": 404})
+            else:
+                self._reply(200, body)
+
+        def refuse(self) -> None:
+            requests.append(f"{self.command} {self.path.split('?')[0]}")
+            self._reply(405, {"kind": "Status", "status": "Failure", "code": 405})
+
+        do_POST = do_PUT = do_PATCH = do_DELETE = refuse
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    kubeconfig = tmp_path / "fake-kubeconfig"
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {
+                        "name": "fake",
+                        "cluster": {"server": f"http://127.0.0.1:{server.server_port}"},
+                    }
+                ],
+                "users": [{"name": "fake", "user": {"token": "fake"}}],
+                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
+            }
+        )
+    )
+    try:
+        yield kubeconfig, requests
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
