@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import os
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +145,8 @@ def cluster_answers() -> Callable[..., dict[Any, Any]]:
             f"helm --kube-context {context} status flowlet --namespace {namespace} --output json": (
                 status_json(2, namespace)
             ),
+            f"helm --kube-context {context} history flowlet --namespace {namespace} --max 1 "
+            "--output json": json.dumps(json.loads(history_json("superseded", "deployed"))[-1:]),
         }
         answers.update(extra or {})
         return answers
@@ -190,44 +195,103 @@ _API_RESOURCES = {
 }  # fmt: skip
 
 
-def _api_answer(path: str) -> dict[str, Any] | None:
-    """Discovery documents; every object is absent (404); secret lists are empty."""
-    if path == "/version":
-        return {"major": "1", "minor": "33", "gitVersion": "v1.33.0", "platform": "linux/amd64"}
-    if path == "/api":
-        return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
-    if path == "/apis":
-        groups = []
-        for gv in (gv for gv in _API_RESOURCES if "/" in gv):
-            name, version = gv.split("/")
-            preferred = {"groupVersion": gv, "version": version}
-            groups.append({"name": name, "versions": [preferred], "preferredVersion": preferred})
-        return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
-    group_version = path.removeprefix("/api/").removeprefix("/apis/")
-    if group_version in _API_RESOURCES:
-        resources = [
-            {"name": name, "singularName": kind.lower(), "namespaced": kind != "Namespace",
-             "kind": kind, "verbs": ["create", "delete", "get", "list", "patch", "update"]}
-            for name, kind in _API_RESOURCES[group_version]
-        ]  # fmt: skip
-        return {"kind": "APIResourceList", "groupVersion": group_version, "resources": resources}
-    if path.endswith("/secrets"):  # Helm's release storage: no releases yet
-        return {"kind": "SecretList", "apiVersion": "v1", "metadata": {}, "items": []}
-    return None
+def release_object(
+    version: int, status: str, namespace: str, description: str = ""
+) -> dict[str, Any]:
+    """A Helm release (the release.v1 JSON Helm stores), based on the captured Helm 4 sample."""
+    release = json.loads((SAMPLES / "helm4-install-dry-run.json").read_text())
+    release.update(version=version, namespace=namespace)
+    release["info"].update(
+        status=status,
+        description=description or f"Upgrade complete (revision {version})",
+        last_deployed=f"2026-11-2{version}T10:00:00Z",
+    )
+    return release
+
+
+def helm_secret(release: dict[str, Any]) -> dict[str, Any]:
+    """How Helm's default storage driver keeps a release: gzip+base64 JSON in a Secret."""
+    payload = base64.b64encode(gzip.compress(json.dumps(release).encode())).decode()
+    name, version = release["name"], release["version"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": f"sh.helm.release.v1.{name}.v{version}",
+            "namespace": release["namespace"],
+            "labels": {"name": name, "owner": "helm", "status": release["info"]["status"],
+                       "version": str(version)},
+        },
+        "type": "helm.sh/release.v1",
+        "data": {"release": base64.b64encode(payload.encode()).decode()},
+    }  # fmt: skip
+
+
+@dataclass
+class FakeAPI:
+    """What ``fake_apiserver`` yields: its kubeconfig, the requests seen, the stored releases."""
+
+    kubeconfig: Path
+    requests: list[str]
+    releases: list[dict[str, Any]] = field(default_factory=list)
+
+    def answer(self, path: str) -> dict[str, Any] | None:
+        """Discovery documents, Helm's release Secrets, empty lists; other objects are absent."""
+        if path == "/version":
+            return {"major": "1", "minor": "33", "gitVersion": "v1.33.0", "platform": "linux/amd64"}
+        if path == "/api":
+            return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
+        if path == "/apis":
+            groups = []
+            for gv in (gv for gv in _API_RESOURCES if "/" in gv):
+                name, version = gv.split("/")
+                preferred = {"groupVersion": gv, "version": version}
+                groups.append(
+                    {"name": name, "versions": [preferred], "preferredVersion": preferred}
+                )
+            return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
+        group_version = path.removeprefix("/api/").removeprefix("/apis/")
+        if group_version in _API_RESOURCES:
+            resources = [
+                {"name": name, "singularName": kind.lower(), "namespaced": kind != "Namespace",
+                 "kind": kind, "verbs": ["create", "delete", "get", "list", "patch", "update"]}
+                for name, kind in _API_RESOURCES[group_version]
+            ]  # fmt: skip
+            return {
+                "kind": "APIResourceList",
+                "groupVersion": group_version,
+                "resources": resources,
+            }
+        parts = path.strip("/").split("/")
+        if "namespaces" in parts and parts.index("namespaces") + 3 == len(parts):  # a list
+            namespace, plural = parts[-2], parts[-1]
+            items = [
+                helm_secret(r) for r in self.releases if r["namespace"] == namespace
+            ] if plural == "secrets" else []  # fmt: skip
+            kinds = {plural: kind for pairs in _API_RESOURCES.values() for plural, kind in pairs}
+            api_version = "/".join(parts[: parts.index("namespaces")][1:])
+            return {"kind": f"{kinds.get(plural, '')}List", "apiVersion": api_version,
+                    "metadata": {}, "items": items}  # fmt: skip
+        if "secrets" in parts and parts.index("secrets") + 2 == len(parts):
+            for release in self.releases:
+                if helm_secret(release)["metadata"]["name"] == parts[-1]:
+                    return helm_secret(release)
+        return None
 
 
 @pytest.fixture
-def fake_apiserver(tmp_path: Path) -> Iterator[tuple[Path, list[str]]]:
-    """A local HTTP server answering discovery like Kubernetes 1.33, refusing every write.
+def fake_apiserver(tmp_path: Path) -> Iterator[FakeAPI]:
+    """A local HTTP server answering like a Kubernetes 1.33 API server, refusing every write.
 
-    Yields a kubeconfig (context ``fake``) and the list of requests (``METHOD path``). Helm 3's
-    ``install --dry-run=client`` insists on talking to a cluster (helm/helm#13144); this lets it
-    run offline, and proves the dry run only reads.
+    Context ``fake`` in ``.kubeconfig``; ``.requests`` records ``METHOD path``; ``.releases``
+    holds Helm releases served as Helm's storage Secrets (so the real helm binaries answer
+    ``helm history/status``). Helm 3's ``install --dry-run=client`` insists on talking to a
+    cluster (helm/helm#13144); this lets it run offline, and proves dry runs only read.
     """
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    requests: list[str] = []
+    api = FakeAPI(kubeconfig=tmp_path / "fake-kubeconfig", requests=[])
 
     class Handler(BaseHTTPRequestHandler):
         def _reply(self, code: int, body: dict[str, Any]) -> None:
@@ -240,15 +304,15 @@ def fake_apiserver(tmp_path: Path) -> Iterator[tuple[Path, list[str]]]:
 
         def do_GET(self) -> None:
             path = self.path.split("?")[0]
-            requests.append(f"GET {path}")
-            body = _api_answer(path)
+            api.requests.append(f"GET {path}")
+            body = api.answer(path)
             if body is None:
                 self._reply(404, {"kind": "Status", "status": "Failure", "code": 404})
             else:
                 self._reply(200, body)
 
         def refuse(self) -> None:
-            requests.append(f"{self.command} {self.path.split('?')[0]}")
+            api.requests.append(f"{self.command} {self.path.split('?')[0]}")
             self._reply(405, {"kind": "Status", "status": "Failure", "code": 405})
 
         do_POST = do_PUT = do_PATCH = do_DELETE = refuse
@@ -259,25 +323,20 @@ def fake_apiserver(tmp_path: Path) -> Iterator[tuple[Path, list[str]]]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    kubeconfig = tmp_path / "fake-kubeconfig"
-    kubeconfig.write_text(
+    cluster = {"server": f"http://127.0.0.1:{server.server_port}"}
+    api.kubeconfig.write_text(
         json.dumps(
             {
                 "apiVersion": "v1",
                 "kind": "Config",
-                "clusters": [
-                    {
-                        "name": "fake",
-                        "cluster": {"server": f"http://127.0.0.1:{server.server_port}"},
-                    }
-                ],
+                "clusters": [{"name": "fake", "cluster": cluster}],
                 "users": [{"name": "fake", "user": {"token": "fake"}}],
                 "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
             }
         )
     )
     try:
-        yield kubeconfig, requests
+        yield api
     finally:
         server.shutdown()
         server.server_close()

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 from conftest import run_task
-from fixtures_deploy import CHART, ENVIRONMENTS, MANIFESTS, REPO, helm_binary, run_helm
+from fixtures_deploy import CHART, ENVIRONMENTS, MANIFESTS, REPO, FakeAPI, helm_binary, run_helm
 from invoke import Collection
 
 from tasks import deploy as deploy_collection
@@ -213,13 +213,13 @@ def test_helm4_install_dry_run_client(env: str) -> None:
 
 @pytest.mark.parametrize("env", ENVS)
 def test_helm3_install_dry_run_client(
-    env: str, fake_apiserver: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPatch
+    env: str, fake_apiserver: FakeAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Helm 3 needs a reachable API server even for --dry-run=client (helm/helm#13144): give
     it a read-only fake one. OpenAPI validation is off (the fake serves no OpenAPI documents;
     kubernetes-validate covers schemas above)."""
-    kubeconfig, requests = fake_apiserver
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    requests = fake_apiserver.requests
+    monkeypatch.setenv("KUBECONFIG", str(fake_apiserver.kubeconfig))
     namespace, _, values = ENVIRONMENTS[env]
     result = run_helm(
         3,

@@ -22,16 +22,20 @@ from tasks.deploy.safety import GitState, check_guards, parse_porcelain
 from tasks.environments import Environment
 
 
-def test_parse_history_sample() -> None:
-    history = helmout.parse_history((SAMPLES / "helm-history.json").read_text())
+@pytest.mark.parametrize("major", [4, 3], ids=["helm4", "helm3"])
+def test_parse_history_sample(major: int) -> None:
+    history = helmout.parse_history((SAMPLES / f"helm{major}-history.json").read_text())
     assert [(r.revision, r.status) for r in history] == [
         (1, "superseded"),
         (2, "failed"),
         (3, "deployed"),
         (4, "pending-upgrade"),
     ]
-    assert history[3].description.startswith("flowlet-ops deploy env=production git=0123abc")
+    assert history[2].description == "Rollback to 1"
+    assert (history[2].chart, history[2].app_version) == ("flowlet-0.1.0", "0.1.0")
+    assert helmout.chart_version(history[2].chart) == "0.1.0"
     assert helmout.stuck_revision(history) == history[3]
+    assert helmout.plan_recovery(history).revision == 3
 
 
 def test_parse_history_sorts_and_handles_empty() -> None:
@@ -49,18 +53,25 @@ def test_parse_history_sorts_and_handles_empty() -> None:
             "helm4-install-dry-run.json",
             ("flowlet", "flowlet-staging", 1, "pending-install", "flowlet", "0.1.0", "0.1.0"),
         ),
-        (
-            "helm3-status.json",
-            ("flowlet", "flowlet-prod", 3, "deployed", "flowlet", "0.1.0", "0.1.0"),
-        ),
+        ("helm4-status.json", ("flowlet", "flowlet-prod", 3, "deployed", "", "", "")),
+        ("helm3-status.json", ("flowlet", "flowlet-prod", 3, "deployed", "", "", "")),
     ],
-    ids=["helm4-captured", "helm3-documented"],
+    ids=["helm4-install-dry-run", "helm4-status", "helm3-status"],
 )
 def test_parse_status(sample: str, expected: tuple[object, ...]) -> None:
     s = helmout.parse_status((SAMPLES / sample).read_text())
     assert (s.name, s.namespace, s.revision, s.status, s.chart, s.chart_version, s.app_version) == (
         expected
     )
+
+
+@pytest.mark.parametrize(
+    "chart,version",
+    [("flowlet-0.1.0", "0.1.0"), ("my-app-1.2.3-rc.1", "1.2.3-rc.1"), ("weird", "")],
+    ids=["simple", "dashes-and-prerelease", "no-version"],
+)
+def test_chart_version(chart: str, version: str) -> None:
+    assert helmout.chart_version(chart) == version
 
 
 @pytest.mark.parametrize(

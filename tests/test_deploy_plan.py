@@ -80,7 +80,7 @@ def expected_deploy(
             f"{kubectl} --namespace {namespace} rollout status deployment/flowlet-frontend "
             "--timeout=600s"
         ),
-        f"{helm} status flowlet --namespace {namespace} --output json",
+        f"{helm} history flowlet --namespace {namespace} --max 1 --output json",
     ]
 
 
@@ -290,7 +290,7 @@ def test_failed_rollout_shows_events_and_logs(
         ),
         f"{kubectl} logs flowlet-backend-2 --all-containers --tail=40 --prefix",
         (
-            "helm --kube-context flowlet-staging status flowlet --namespace flowlet-staging "
+            "helm --kube-context flowlet-staging history flowlet --namespace flowlet-staging --max 1 "
             "--output json"
         ),
     ]
@@ -341,7 +341,7 @@ def test_recover_plan(
         f"git -C {REPO} rev-parse HEAD",
         f"git -C {REPO} status --porcelain",
         f"{helm} {verb} {args} --namespace flowlet-prod {tail}",
-        f"{helm} status flowlet --namespace flowlet-prod --output json",
+        f"{helm} history flowlet --namespace flowlet-prod --max 1 --output json",
     ]
     assert json.loads(Path(deploy_config.deploy.audit_log).read_text())["action"] == "recover"
 

@@ -31,7 +31,6 @@ from tasks.deploy.plan import (
     logs_argv,
     pods_argv,
     rollout_argv,
-    status_argv,
     template_argv,
     upgrade_argv,
 )
@@ -254,14 +253,17 @@ def verify_rollout(c: Context, target: Target, settings: Settings) -> None:
             )
 
 
-def released_revision(c: Context, target: Target) -> helmout.ReleaseStatus | None:
-    result = run(c, status_argv(target), hide=True, warn=True)
+def latest_revision(c: Context, target: Target) -> helmout.Revision | None:
+    """The release's newest revision (``helm history --max 1``; ``helm status -o json`` carries
+    no chart metadata), or None under --dry, without a release, or on any failure."""
+    result = run(c, history_argv(target, 1), hide=True, warn=True)
     if is_dry(c) or result.exited != 0:
         return None
     try:
-        return helmout.parse_status(result.stdout)
+        history = helmout.parse_history(result.stdout)
     except Exit:  # the audit record must still be written
         return None
+    return history[-1] if history else None
 
 
 # -- the whole deploy ---------------------------------------------------------------------------
@@ -340,16 +342,16 @@ def record_audit(
     started: str,
     clock: float,
 ) -> None:
-    status = released_revision(c, target) if outcome != "interrupted" else None
+    latest = latest_revision(c, target) if outcome != "interrupted" else None
     record = AuditRecord(
         action=action,
         env=target.environment,
         namespace=target.namespace,
         context=target.context,
         release=target.release,
-        revision=status.revision if status else None,
-        chart_version=status.chart_version if status else "",
-        image_tag=settings.image_tag or (status.app_version if status else ""),
+        revision=latest.revision if latest else None,
+        chart_version=helmout.chart_version(latest.chart) if latest else "",
+        image_tag=settings.image_tag or (latest.app_version if latest else ""),
         git_sha=state.label,
         user=getpass.getuser(),
         result=outcome,

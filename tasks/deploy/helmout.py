@@ -8,6 +8,7 @@ Formats: ``helm history -o json`` is a list of ``{"revision", "updated", "status
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -90,6 +91,12 @@ def parse_status(text: str) -> ReleaseStatus:
         last_deployed=str(info.get("last_deployed", "")),
         description=str(info.get("description", "")),
     )
+
+
+def chart_version(chart: str) -> str:
+    """``flowlet-0.1.0`` (helm history's chart column) -> ``0.1.0``."""
+    match = re.match(r"^.*?-(v?\d+\.\d+\.\d+.*)$", chart)
+    return match.group(1) if match else ""
 
 
 def release_missing(stderr: str) -> bool:

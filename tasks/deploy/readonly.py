@@ -56,9 +56,11 @@ def status(
             raise Exit(f"release {target.release} is not installed in {target.namespace}")
         raise Exit(f"helm status failed (exit {result.exited})", code=result.exited)
     s = helmout.parse_status(result.stdout)
+    latest = execute.latest_revision(c, target)  # the chart is not in helm status's JSON
+    chart = f"chart {latest.chart} (app {latest.app_version}); " if latest else ""
     print(
-        f"{s.name} in {s.namespace}: revision {s.revision} {s.status}; chart {s.chart}-"
-        f"{s.chart_version} (app {s.app_version}); deployed {s.last_deployed}; {s.description}"
+        f"{s.name} in {s.namespace}: revision {s.revision} {s.status}; {chart}"
+        f"deployed {s.last_deployed}; {s.description}"
     )
     run(c, workloads_argv(target), warn=True)
 
