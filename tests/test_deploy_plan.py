@@ -290,8 +290,8 @@ def test_failed_rollout_shows_events_and_logs(
         ),
         f"{kubectl} logs flowlet-backend-2 --all-containers --tail=40 --prefix",
         (
-            "helm --kube-context flowlet-staging history flowlet --namespace flowlet-staging --max 1 "
-            "--output json"
+            "helm --kube-context flowlet-staging history flowlet --namespace flowlet-staging "
+            "--max 1 --output json"
         ),
     ]
     record = json.loads(Path(deploy_config.deploy.audit_log).read_text())
