@@ -19,7 +19,8 @@ from fixtures_deploy import CHART, ENVIRONMENTS, MANIFESTS, REPO, FakeAPI, helm_
 from invoke import Collection
 
 from tasks import deploy as deploy_collection
-from tasks.deploy.plan import DEFAULTS, ChartInputs, Target, template_argv
+from tasks.deploy.defaults import DEFAULTS
+from tasks.deploy.plan import ChartInputs, Target, template_argv
 from tasks.deploy.settings import load_manifests
 from tasks.deploy.validate import load_objects, validate_objects
 

@@ -10,21 +10,21 @@ from __future__ import annotations
 
 import copy
 import time
+from typing import TYPE_CHECKING
 
 from invoke import Collection, Context, task
 from invoke.exceptions import Exit
 
 from tasks import environments
-from tasks.deploy import execute, helmout
 from tasks.deploy.common import COMMON_HELP, environment_for, interruptible, target_for
-from tasks.deploy.plan import DEFAULTS, Target, rollback_argv, uninstall_argv
+from tasks.deploy.defaults import DEFAULTS
 from tasks.deploy.readonly import diff, history, lint, render, status
-from tasks.deploy.safety import interrupted_exit, read_git_state, run_forwarding_signals
-from tasks.deploy.secrets import resolve_secret_source
-from tasks.deploy.settings import Settings, resolve_settings
 from tasks.environments import Environment, project_root
-from tasks.kube import HelmVersion
-from tasks.runner import confirm, is_dry
+
+if TYPE_CHECKING:
+    from tasks.deploy.plan import Target
+    from tasks.deploy.settings import Settings
+    from tasks.kube import HelmVersion
 
 __all__ = ["ns", "setup_cluster"]
 
@@ -55,6 +55,9 @@ def deploy(
 
     Example: inv deploy --env=staging --image-tag=$(git rev-parse --short HEAD)
     """
+    from tasks.deploy import execute
+    from tasks.deploy.settings import resolve_settings
+
     environment = environment_for(c, env, namespace)
     settings = resolve_settings(c, timeout=timeout, diff=diff, image_tag=image_tag)
     with interruptible("deploy stopped"):
@@ -67,6 +70,10 @@ def setup_cluster(
     c: Context, environment: Environment, *, yes: bool, allow_dirty: bool, image_tag: str | None
 ) -> None:
     """``inv setup --env staging|production``: namespace, the app Secret, then the deploy."""
+    from tasks.deploy import execute
+    from tasks.deploy.secrets import resolve_secret_source
+    from tasks.deploy.settings import resolve_settings
+
     settings = resolve_settings(c, image_tag=image_tag)
     secret = resolve_secret_source(settings.secret, environment.name, project_root(c))
     with interruptible("setup stopped"):
@@ -93,6 +100,11 @@ def recover(
 
     Example: inv deploy.recover --env=production
     """
+    from tasks.deploy import execute, helmout
+    from tasks.deploy.plan import rollback_argv, uninstall_argv
+    from tasks.deploy.settings import resolve_settings
+    from tasks.runner import confirm, is_dry
+
     environment = environment_for(c, env, namespace)
     settings = resolve_settings(c)
     step = execute.Steps()
@@ -147,6 +159,9 @@ def _run_audited(
     argv: list[str],
     version: HelmVersion,
 ) -> None:
+    from tasks.deploy import execute
+    from tasks.deploy.safety import interrupted_exit, read_git_state, run_forwarding_signals
+
     started, clock = execute.now(), time.monotonic()
     state = read_git_state(c, project_root(c))
     result, signum = run_forwarding_signals(c, argv)
@@ -179,6 +194,10 @@ def rollback(
 
     Example: inv deploy.rollback --env=production --revision=41
     """
+    from tasks.deploy import execute
+    from tasks.deploy.plan import rollback_argv
+    from tasks.deploy.settings import resolve_settings
+
     if revision < 0:
         raise Exit(f"--revision: {revision} is not valid; valid: 0 (previous) or a revision >= 1")
     environment = environment_for(c, env, namespace)

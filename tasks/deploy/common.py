@@ -5,15 +5,17 @@ from __future__ import annotations
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from invoke import Context
 
-from tasks.deploy import execute
-from tasks.deploy.plan import Target
-from tasks.deploy.safety import interrupted_exit
 from tasks.environments import Environment, resolve_environment
-from tasks.kube import KUBE_TOOLS
-from tasks.runner import require_tools
+
+if TYPE_CHECKING:
+    from tasks.deploy.plan import Target
+
+# The task modules import the implementation (execute, plan, safety ...) inside the tasks, so
+# that ``inv --list`` only pays for the task definitions.
 
 ENV_HELP = "environment from invoke.yaml: development, staging or production (default: development)"
 COMMON_HELP = {
@@ -29,6 +31,8 @@ def interruptible(what: str) -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt:
+        from tasks.deploy.safety import interrupted_exit
+
         raise interrupted_exit(signal.SIGINT, what) from None
 
 
@@ -38,6 +42,11 @@ def environment_for(c: Context, env: str | None, namespace: str | None) -> Envir
 
 def target_for(c: Context, environment: Environment, context: str | None) -> Target:
     """The guarded target: kubectl and helm present, the context in the kubeconfig."""
+    from tasks.deploy import execute
+    from tasks.deploy.plan import Target
+    from tasks.kube import KUBE_TOOLS
+    from tasks.runner import require_tools
+
     require_tools(KUBE_TOOLS)
     ctx = execute.check_context(c, environment, context)
     return Target(environment.name, environment.namespace, ctx, environment.release)

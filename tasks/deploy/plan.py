@@ -16,28 +16,6 @@ from invoke.exceptions import Exit
 
 from tasks.kube import HelmVersion, helm, kubectl, upgrade_safety_flags
 
-DEFAULTS: dict[str, Any] = {
-    "chart": "kubernetes/flowlet-chart",
-    "manifests": "kubernetes/manifests",
-    "timeout": "10m",
-    "history_max": 10,
-    "audit_log": ".flowlet/deploy-audit.jsonl",
-    "rollout_deployments": ["backend", "frontend"],
-    "image_tag": "",
-    "field_manager": "flowlet-ops",
-    "log_lines": 40,
-    "kubernetes_version": "1.33",
-    "crd_allowlist": [
-        "ServiceMonitor",
-        "PodMonitor",
-        "PrometheusRule",
-        "HTTPRoute",
-        "Gateway",
-        "GrafanaDashboard",
-    ],
-    "secret": {"name": "flowlet-app", "env_file": "", "env_vars": ["FLOWLET_DB_PASSWORD"]},
-}
-
 MIN_TIMEOUT_SECONDS = 60
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")

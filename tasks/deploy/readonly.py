@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke import Context, task
 from invoke.exceptions import Exit
 
-from tasks.deploy import execute, helmout
 from tasks.deploy.common import COMMON_HELP, environment_for, target_for
-from tasks.deploy.plan import Target, lint_argv, status_argv, template_argv, workloads_argv
-from tasks.deploy.settings import Settings, chart_inputs, load_manifests, resolve_settings
 from tasks.environments import Environment
-from tasks.runner import is_dry, probe, run
+
+if TYPE_CHECKING:
+    from tasks.deploy.settings import Settings
 
 
 @task(help={**COMMON_HELP, "image_tag": "image tag to render with (default: chart appVersion)"})
@@ -27,6 +27,9 @@ def diff(
 
     Example: inv deploy.diff --env=staging
     """
+    from tasks.deploy import execute
+    from tasks.deploy.settings import chart_inputs, resolve_settings
+
     environment = environment_for(c, env, namespace)
     settings = resolve_settings(c, image_tag=image_tag)
     require = execute.Steps()
@@ -46,6 +49,10 @@ def status(
 
     Example: inv deploy.status --env=production
     """
+    from tasks.deploy import execute, helmout
+    from tasks.deploy.plan import status_argv, workloads_argv
+    from tasks.runner import is_dry, run
+
     environment = environment_for(c, env, namespace)
     target = target_for(c, environment, context)
     result = run(c, status_argv(target), hide=True, warn=True)
@@ -77,6 +84,8 @@ def history(
 
     Example: inv deploy.history --env=staging
     """
+    from tasks.deploy import execute, helmout
+
     environment = environment_for(c, env, namespace)
     target = target_for(c, environment, context)
     revisions = execute.read_history(c, target)
@@ -98,6 +107,10 @@ def _envs(c: Context, env: str | None) -> list[str]:
 
 
 def _render(c: Context, environment: Environment, settings: Settings) -> str:
+    from tasks.deploy.plan import Target, template_argv
+    from tasks.deploy.settings import chart_inputs
+    from tasks.runner import probe
+
     target = Target(environment.name, environment.namespace, "", environment.release)
     result = probe(c, template_argv(target, chart_inputs(environment, settings)))
     if result.exited != 0:
@@ -119,6 +132,8 @@ def render(
 
     Example: inv deploy.render --env=production --output=build/rendered
     """
+    from tasks.deploy.settings import resolve_settings
+
     settings = resolve_settings(c, image_tag=image_tag)
     for name in _envs(c, env):
         text = _render(c, environment_for(c, name, None), settings)
@@ -137,7 +152,10 @@ def lint(c: Context, env: str | None = None) -> None:
 
     Example: inv deploy.lint
     """
+    from tasks.deploy.plan import lint_argv
+    from tasks.deploy.settings import chart_inputs, load_manifests, resolve_settings
     from tasks.deploy.validate import load_objects, validate_objects
+    from tasks.runner import probe
 
     settings = resolve_settings(c)
     problems = 0
