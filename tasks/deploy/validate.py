@@ -8,6 +8,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from invoke.exceptions import Exit
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -36,7 +38,13 @@ def validate_objects(
     crd_allowlist: Sequence[str],
 ) -> list[Finding]:
     """Validate each object strictly (unknown fields fail); no schema fails unless allowlisted."""
-    import kubernetes_validate  # lazy: heavy (jsonschema, referencing)
+    try:
+        import kubernetes_validate  # lazy: heavy (jsonschema, referencing)
+    except ImportError:
+        raise Exit(
+            "deploy.lint needs the kubernetes-validate package (>= 1.33): "
+            "pip install 'kubernetes-validate>=1.33' (or the project's dev extra)"
+        ) from None
 
     findings = []
     with _schema_cache(kubernetes_validate):
