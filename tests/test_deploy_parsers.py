@@ -248,3 +248,13 @@ def test_guards_refuse(
 def test_guards_pass(environment: Environment, state: GitState, flags: dict[str, bool]) -> None:
     options = {"allow_dirty": False, "yes": True, "interactive": False, **flags}
     check_guards(environment, state, **options)
+
+
+def test_lint_without_kubernetes_validate(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from tasks.deploy.validate import validate_objects
+
+    monkeypatch.setitem(sys.modules, "kubernetes_validate", None)  # import fails
+    with pytest.raises(Exit, match="deploy.lint needs the kubernetes-validate package"):
+        validate_objects([], source="x", kubernetes_version="1.33", crd_allowlist=[])
