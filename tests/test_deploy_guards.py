@@ -249,3 +249,11 @@ def test_dry_run_end_to_end_without_a_cluster(
     assert f"--set-string image.tag=abc1234 {safety} --timeout 600s" in out
     assert "(dry run: no audit record written to" in out
     assert not (project / ".flowlet").exists()
+
+
+def test_missing_tools(project: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    monkeypatch.setenv("PATH", str(project / "empty-bin"))
+    assert inv(project, "deploy", "--env=staging") == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "'kubectl' not found on PATH: install kubectl (see https://kubernetes.io/docs/tasks/tools/)"
+    )
