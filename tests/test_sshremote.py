@@ -137,8 +137,11 @@ def test_connect_direct_and_through_proxyjump_gateway(
         assert db.gateway.original_host == "flowlet-bastion"
         assert db.gateway.is_connected
         # the session to flowlet-db rides a direct-tcpip channel of the bastion's transport
-        assert isinstance(db.transport.sock, Channel)
+        assert isinstance(db.transport.sock._channel, Channel)  # read through a buffer
         assert (db.host, db.port, db.user) == (sshd.host, sshd.port, "root")
+        for hop in (db, db.gateway):  # both hops tuned for bulk transfer
+            assert hop.transport.remote_cipher == "aes128-gcm@openssh.com"
+            assert hop.transport.default_window_size == sshremote.WINDOW_SIZE
         assert sshremote.run_remote(db, ["echo", "via bastion"]).stdout == "via bastion\n"
         gateway = db.gateway
     assert not db.is_connected and not gateway.is_connected  # close() closes the whole chain
