@@ -254,6 +254,7 @@ def _harden(conn: Connection) -> None:
             client.load_system_host_keys(name)
     client.set_missing_host_key_policy(Reject())
     kwargs = dict(conn.connect_kwargs)
+    kwargs.update(banner_timeout=conn.connect_timeout, auth_timeout=conn.connect_timeout)
     if kwargs.get("key_filename"):  # Fabric's config clones may list a file twice
         kwargs["key_filename"] = list(dict.fromkeys(kwargs["key_filename"]))
     if str(conn.ssh_config.get("identitiesonly", "no")).lower() == "yes":
@@ -273,6 +274,8 @@ def build_connection(
 
     ssh_config: ``ssh_config_path``, else config ``ssh.config_file``, else ``~/.ssh/config`` and
     ``/etc/ssh/ssh_config``. ``ProxyJump`` hops become gateway Connections, hardened the same way.
+    Timeout per hop (TCP connect, SSH banner, authentication): ``connect_timeout`` if given, else
+    the hop's ssh_config ``ConnectTimeout``, else config ``ssh.connect_timeout``, else 10 s.
     """
     from fabric import Config as FabricConfig
     from fabric import Connection as FabricConnection
@@ -280,18 +283,14 @@ def build_connection(
     ssh_settings = c.config.get("ssh") or {}
     if ssh_config_path is None:
         ssh_config_path = ssh_settings.get("config_file")
-    if connect_timeout is None:
-        connect_timeout = int(ssh_settings.get("connect_timeout") or 10)
+    configured = ssh_settings.get("connect_timeout")
+    default_timeout = 10 if configured is None else int(configured)
     if ssh_config_path is not None and not Path(ssh_config_path).expanduser().is_file():
         raise Exit(f"ssh.config_file: {ssh_config_path!r} is not a file")
     base = c.config.clone()
     overrides: dict[str, Any] = {
-        "timeouts": {"connect": connect_timeout},
-        "connect_kwargs": {
-            "banner_timeout": connect_timeout,
-            "auth_timeout": connect_timeout,
-            "transport_factory": _tuned_transport,
-        },
+        "timeouts": {"connect": default_timeout},
+        "connect_kwargs": {"transport_factory": _tuned_transport},
     }
     if ssh_config_path is not None:
         overrides["ssh_config_path"] = str(Path(ssh_config_path).expanduser())
@@ -303,6 +302,8 @@ def build_connection(
     except ValueError as exc:
         raise Exit(f"ssh {host}: {exc}") from None
     for hop in [*gateway_chain(conn), conn]:
+        if connect_timeout is not None:
+            hop.connect_timeout = connect_timeout
         _harden(hop)
         _buffer_gateway_socket(hop)
     return conn
@@ -314,7 +315,7 @@ def open_connection(conn: Connection, *, target: str | None = None) -> None:
     for gateway in gateway_chain(conn):
         _open_one(
             gateway,
-            f"{target}: gateway {gateway.original_host} ({gateway.host}:" f"{gateway.port})",
+            f"{target}: gateway {gateway.original_host} ({gateway.host}:{gateway.port})",
         )
     _open_one(conn, target)
 
@@ -354,7 +355,11 @@ def _open_one(conn: Connection, label: str) -> None:
     except socket.gaierror as exc:
         reason = f"cannot resolve {conn.host}: {exc.strerror}"
     except paramiko.SSHException as exc:
-        reason = f"ssh error: {exc}"
+        # a silent peer fails either way, depending on which of Paramiko's timers fires first
+        if "protocol banner" in str(exc) or "No existing session" in str(exc):
+            reason = f"no SSH handshake within {conn.connect_timeout}s (not an SSH server?)"
+        else:
+            reason = f"ssh error: {exc}"
     except OSError as exc:
         reason = (exc.strerror or str(exc)).lower()
     close(conn)
@@ -366,7 +371,7 @@ def connect(
     host: str,
     *,
     ssh_config_path: str | None = None,
-    connect_timeout: int = 10,
+    connect_timeout: int | None = None,
 ) -> Connection:
     """:func:`build_connection` + :func:`open_connection`: an open Connection, or ``Exit``."""
     conn = build_connection(
@@ -388,7 +393,7 @@ def connection(
     host: str,
     *,
     ssh_config_path: str | None = None,
-    connect_timeout: int = 10,
+    connect_timeout: int | None = None,
 ) -> Iterator[Connection]:
     """``with connection(c, "db") as conn:`` -- :func:`connect`, always :func:`close`."""
     conn = connect(c, host, ssh_config_path=ssh_config_path, connect_timeout=connect_timeout)
@@ -491,7 +496,10 @@ def stream_to_file(
         # running the caller's shell script is the point of this function
         channel.exec_command(remote)  # nosec B601
         if stdin:
-            channel.sendall(stdin)
+            try:
+                channel.sendall(stdin)
+            except TimeoutError:
+                raise RemoteStreamError(f"{_label(conn)}: stdin not accepted") from None
         channel.shutdown_write()
         stderr = _StderrTail(channel)
         stderr.start()

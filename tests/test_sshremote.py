@@ -6,6 +6,7 @@ import hashlib
 import os
 import resource
 import secrets
+import socket
 import subprocess
 import threading
 import time
@@ -153,6 +154,23 @@ def test_connect_reads_ssh_config_file_from_invoke_config(ssh_config: Path) -> N
     with sshremote.connection(ctx, "flowlet-db") as db:
         assert db.gateway is not None
         assert sshremote.run_remote(db, ["true"]).exited == 0
+
+
+def test_connect_timeout_precedence(sshd: SshServer, tmp_path: Path) -> None:
+    config = sshd.write_ssh_config(tmp_path / "ssh_config")  # ConnectTimeout 5 on each host
+    config.write_text("Host flowlet-nt\n    HostName 127.0.0.1\n\n" + config.read_text())
+    ctx = Context(Config(overrides={"ssh": {"config_file": str(config), "connect_timeout": 3}}))
+
+    def timeouts(host: str, explicit: int | None = None) -> list[tuple[object, object]]:
+        conn = sshremote.build_connection(ctx, host, connect_timeout=explicit)  # no network
+        hops = [*sshremote.gateway_chain(conn), conn]
+        return [(hop.connect_timeout, hop.connect_kwargs["banner_timeout"]) for hop in hops]
+
+    assert timeouts("flowlet-nt") == [(3, 3)]  # config ssh.connect_timeout
+    assert timeouts("flowlet-db") == [(5, 5), (5, 5)]  # ssh_config ConnectTimeout, both hops
+    assert timeouts("flowlet-db", explicit=7) == [(7, 7), (7, 7)]  # the argument wins
+    default = sshremote.build_connection(Context(Config()), "nohost.invalid")
+    assert default.connect_timeout == 10
 
 
 def test_connect_missing_ssh_config_file(ctx: Context, tmp_path: Path) -> None:
@@ -356,6 +374,23 @@ def test_unreachable_host(ctx: Context, sshd: SshServer, tmp_path: Path, host: s
             "connection refused"
         )
     assert _exit_message(excinfo) == expected
+
+
+@pytest.mark.slow
+def test_silent_server_times_out(sshd: SshServer, tmp_path: Path) -> None:
+    with socket.socket() as silent:  # completes the TCP handshake, never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        config = sshd.write_ssh_config(tmp_path / "ssh_config", port=port)
+        ctx = Context(Config(overrides={"ssh": {"config_file": str(config)}}))
+        started = time.monotonic()
+        with pytest.raises(Exit) as excinfo:
+            sshremote.connect(ctx, "flowlet-direct", connect_timeout=1)
+    assert time.monotonic() - started < 5
+    assert _exit_message(excinfo) == (
+        f"ssh flowlet-direct (127.0.0.1:{port}): no SSH handshake within 1s (not an SSH server?)"
+    )
 
 
 @pytest.mark.slow
