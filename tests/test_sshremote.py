@@ -92,6 +92,20 @@ def test_commit_argv_passes_paths_as_arguments() -> None:
         sshremote.commit_argv("/p", "/f", "abc")
 
 
+@pytest.mark.parametrize(
+    ("stderr", "expected"),
+    [
+        ("", (None, "")),
+        ("warn\nflowlet-sha256: " + "a" * 64 + "  -\n", ("a" * 64, "warn\n")),
+        ("flowlet-sha256: " + "b" * 64 + "  -\nlate\n", ("b" * 64, "late\n")),
+        ("flowlet-sha256: short  -\n", (None, "flowlet-sha256: short  -\n")),
+    ],
+    ids=["none", "last-line", "not-last-line", "malformed"],
+)
+def test_split_remote_sha256(stderr: str, expected: tuple[str | None, str]) -> None:
+    assert sshremote.split_remote_sha256(stderr) == expected
+
+
 def test_secret_cleanup_trap() -> None:
     assert sshremote.secret_cleanup_trap("/tmp/flowlet-ab/secret") == (
         "trap 'rm -rf -- /tmp/flowlet-ab' EXIT; "
@@ -223,6 +237,38 @@ def test_stream_reports_remote_pipeline_failure(
     assert not result.ok
     assert result.exit_status == status
     assert stderr in result.stderr
+    assert not dest.exists()
+
+
+@pytest.mark.slow
+def test_stream_checks_remote_sha256(conn: object, tmp_path: Path) -> None:
+    dest = tmp_path / "x.gz.partial"
+    command = "echo note >&2; head -c 3000000 /dev/urandom | gzip -1"
+    result = sshremote.stream_to_file(conn, command, dest, check_remote_sha256=True)
+    assert result.ok and result.remote_sha256 == result.sha256
+    assert result.sha256 == hashlib.sha256(dest.read_bytes()).hexdigest()
+    assert result.stderr == "note\n"
+    failed = sshremote.stream_to_file(conn, "false | gzip", dest, check_remote_sha256=True)
+    assert failed.exit_status == 1 and not dest.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("sender", "error"),
+    [
+        ("{}", "remote sent no digest"),
+        ("{}; echo 'flowlet-sha256: " + "0" * 64 + "  -' >&2", "remote sent 0000000000"),
+    ],
+    ids=["no-digest", "wrong-digest"],
+)
+def test_stream_remote_sha256_mismatch_is_an_error(
+    conn: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sender: str, error: str
+) -> None:
+    """Fault injection: a remote side that sends no digest, or another one, after exit 0."""
+    monkeypatch.setattr(sshremote, "sha256_tee_script", sender.format)
+    dest = tmp_path / "x.partial"
+    with pytest.raises(sshremote.RemoteStreamError, match=f"checksum mismatch .*{error}"):
+        sshremote.stream_to_file(conn, "echo hi", dest, check_remote_sha256=True)
     assert not dest.exists()
 
 
