@@ -8,6 +8,7 @@ import resource
 import secrets
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -110,6 +111,18 @@ def test_secret_cleanup_trap() -> None:
     assert sshremote.secret_cleanup_trap("/tmp/flowlet-ab/secret") == (
         "trap 'rm -rf -- /tmp/flowlet-ab' EXIT; "
     )
+
+
+def test_import_does_not_load_fabric_or_paramiko() -> None:
+    code = "import sys, tasks.sshremote; print(sorted({'fabric', 'paramiko'} & set(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert out.stdout == "[]\n"
 
 
 def test_config_defaults_declare_every_key() -> None:
@@ -345,7 +358,7 @@ def test_stream_remote_killed_by_signal_is_an_error(conn: object, tmp_path: Path
 def test_stream_idle_timeout(conn: object, tmp_path: Path) -> None:
     started = time.monotonic()
     with pytest.raises(sshremote.RemoteStreamError, match="no data for 2.0s after 3 bytes"):
-        sshremote.stream_to_file(conn, "echo hi; sleep 30", tmp_path / "x", idle_timeout=2.0)
+        sshremote.stream_to_file(conn, "echo hi; sleep 8", tmp_path / "x", idle_timeout=2.0)
     assert time.monotonic() - started < 10
     assert not (tmp_path / "x").exists()
 
