@@ -10,7 +10,7 @@ from invoke import Collection
 
 __path__ = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "tasks")]
 
-from tasks import environments  # noqa: E402
+from tasks import environments, lint  # noqa: E402
 
-ns = Collection()
+ns = Collection(lint.ns)
 ns.configure(environments.config_defaults())

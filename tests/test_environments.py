@@ -18,7 +18,11 @@ def ctx(project_config: Config) -> Context:
 
 @pytest.mark.parametrize(
     "env,namespace",
-    [("development", "flowlet-dev"), ("staging", "flowlet-staging"), ("production", "flowlet-prod")],
+    [
+        ("development", "flowlet-dev"),
+        ("staging", "flowlet-staging"),
+        ("production", "flowlet-prod"),
+    ],
     ids=["development", "staging", "production"],
 )
 def test_project_environments_resolve(ctx: Context, env: str, namespace: str) -> None:
@@ -64,7 +68,9 @@ def test_bad_namespace_in_config(ctx: Context) -> None:
     ctx.config.environments.staging.namespace = "Bad_NS"
     with pytest.raises(Exit) as err:
         resolve_environment(ctx, "staging")
-    assert err.value.message.startswith("environments.staging.namespace: 'Bad_NS' is not a valid Kubernetes")
+    assert err.value.message.startswith(
+        "environments.staging.namespace: 'Bad_NS' is not a valid Kubernetes"
+    )
 
 
 def test_missing_required_key(ctx: Context) -> None:
