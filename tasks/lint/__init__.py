@@ -83,12 +83,12 @@ def _choose_files(
     """The files to lint and a word on where they came from."""
     if pre_push:
         refs = files.parse_pre_push(sys.stdin.read())
-        pushed = files.pushed_files(c, layout.root, pre_push, refs)
+        pushed = files.pushed_files(layout.root, pre_push, refs)
         if pushed is None:
             return files.all_files(layout, sides), f"first push to {pre_push}: all files"
         return files.select_files(layout, pushed, sides), f"files the push to {pre_push} changes"
     if changed:
-        candidates = files.changed_files(c, layout.root, base)
+        candidates = files.changed_files(layout.root, base)
         return files.select_files(layout, candidates, sides), "changed files"
     return files.all_files(layout, sides), "all files"
 
@@ -104,7 +104,7 @@ def _ensure_tools(
         argv = install.plan_pip_install(python_side, install.find_pins(layout.root), env)
         names = ", ".join(sorted({t.package for t in python_side}))
         print(f"lint: {names} missing from {env.bin_dir}: installing: {runner.render(argv)}")
-        runner.run(c, argv, warn=True)
+        runner.run(c, argv, warn=True, in_stream=False)
     if any(t.side == "js" for t in absent):
         if not (frontend / "package.json").is_file():
             raise Exit(f"lint.frontend: no package.json in {frontend} to install ESLint/Prettier")
@@ -115,7 +115,7 @@ def _ensure_tools(
             f"{runner.render(argv)} (in {frontend})"
         )
         with c.cd(str(frontend)):
-            runner.run(c, argv, warn=True)
+            runner.run(c, argv, warn=True, in_stream=False)
 
 
 def lint_sides(
@@ -225,8 +225,8 @@ def js(
 def install_hook(c: Context, force: bool = False) -> None:
     """Install the git pre-push hook that runs `inv lint --changed` on what is pushed."""
     root = environments.project_root(c)
-    top = files.git_lines(c, root, ["rev-parse", "--show-toplevel"], "lint.install-hook")[0]
-    hooks = files.git_lines(c, root, ["rev-parse", "--git-path", "hooks"], "lint.install-hook")
+    top = files.git_lines(root, ["rev-parse", "--show-toplevel"], "lint.install-hook")[0]
+    hooks = files.git_lines(root, ["rev-parse", "--git-path", "hooks"], "lint.install-hook")
     hooks_dir = Path(hooks[0]) if os.path.isabs(hooks[0]) else root / hooks[0]
     target = hooks_dir / "pre-push"
     if not hook.is_ours(target) and not force:

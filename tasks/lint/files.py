@@ -9,11 +9,11 @@ untracked files; or, in a pre-push hook, the commits each pushed ref adds to the
 from __future__ import annotations
 
 import os
+import subprocess  # nosec B404  # git with argv lists, never a shell
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from invoke import Context
 from invoke.exceptions import Exit
 
 from tasks import runner
@@ -135,32 +135,45 @@ def all_files(layout: Layout, sides: Sequence[str]) -> FileSet:
     return select_files(layout, walk(layout.root, paths), sides)
 
 
-def git_lines(c: Context, root: Path, argv: Sequence[str], what: str) -> list[str]:
-    """Run a read-only git command in ``root``; fail with one line if it fails."""
-    result = runner.probe(c, ["git", "-C", str(root), *argv])
-    if not result.ok:
+def git(root: Path, argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    """A read-only git query in ``root`` (runs under ``--dry`` too: its answer is the plan).
+
+    Plain subprocess rather than ``c.run``: a pre-push hook pays for every millisecond, and
+    these never need a terminal, echo or stdin (the hook's stdin carries the pushed refs).
+    """
+    return subprocess.run(  # nosec B603 B607  # fixed git argv
+        ["git", "-C", str(root), *argv],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def git_lines(root: Path, argv: Sequence[str], what: str) -> list[str]:
+    """Output lines of a git query; fail with one line naming ``what`` if git fails."""
+    result = git(root, argv)
+    if result.returncode:
         detail = (result.stderr or result.stdout).strip().splitlines()
-        raise Exit(
-            f"{what}: {runner.render(argv)} failed: {detail[-1] if detail else result.exited}"
-        )
+        reason = detail[-1] if detail else f"exit {result.returncode}"
+        raise Exit(f"{what}: git {runner.render(argv)} failed: {reason}")
     return [line for line in result.stdout.splitlines() if line]
 
 
-def changed_files(c: Context, root: Path, base: str) -> list[str]:
-    """Files changed between the merge base of ``base`` (or the upstream) and the working tree,
-    plus untracked files; root-relative."""
-    ref = base
+def changed_files(root: Path, base: str) -> list[str]:
+    """Files changed between the merge base of ``base`` (else ``$PRE_COMMIT_FROM_REF``, else
+    the upstream) and the working tree, plus untracked files; root-relative."""
+    # pre-commit's pre-push stage passes what the push brings in PRE_COMMIT_FROM_REF.
+    ref = base or os.environ.get("PRE_COMMIT_FROM_REF", "")
     if not ref:
-        upstream = runner.probe(
-            c, ["git", "-C", str(root), "rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{u}"]
-        )
-        if not upstream.ok:
+        upstream = git(root, ["rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{u}"])
+        if upstream.returncode:
             raise Exit("--changed: the current branch has no upstream; pass --base REF")
         ref = upstream.stdout.strip()
-    merge_base = git_lines(c, root, ["merge-base", ref, "HEAD"], f"--base {ref}")
+    merge_base = git_lines(root, ["merge-base", ref, "HEAD"], f"--base {ref}")
     diff = ["diff", "--name-only", "--relative", "--diff-filter=d", merge_base[0]]
-    changed = git_lines(c, root, diff, "--changed")
-    untracked = git_lines(c, root, ["ls-files", "--others", "--exclude-standard"], "--changed")
+    changed = git_lines(root, diff, "--changed")
+    untracked = git_lines(root, ["ls-files", "--others", "--exclude-standard"], "--changed")
     return changed + untracked
 
 
@@ -192,43 +205,28 @@ def parse_pre_push(text: str) -> list[PushedRef]:
     return refs
 
 
-def pushed_files(
-    c: Context, root: Path, remote: str, refs: Sequence[PushedRef]
-) -> list[str] | None:
+def pushed_files(root: Path, remote: str, refs: Sequence[PushedRef]) -> list[str] | None:
     """Files the pushed commits change (root-relative), or None: lint everything (the push
-    brings root commits, i.e. a first push to an empty remote)."""
+    brings root commits, i.e. a first push to an empty remote).
+
+    An update diffs the remote tip against the pushed tip (from their merge base); a new
+    branch (or a remote tip we do not have) diffs the parent of its oldest commit that no
+    branch of ``remote`` contains, as pre-commit does.
+    """
     files: list[str] = []
     for ref in refs:
-        known = (
-            ref.remote_sha.strip("0")
-            and runner.probe(
-                c, ["git", "-C", str(root), "cat-file", "-e", f"{ref.remote_sha}^{{commit}}"]
-            ).ok
-        )
-        if known:
-            span = f"{ref.remote_sha}...{ref.local_sha}"
-        else:  # new branch (or unknown remote tip): only the commits no remote branch has
-            own = git_lines(
-                c,
-                root,
-                [
-                    "rev-list",
-                    "--topo-order",
-                    "--reverse",
-                    ref.local_sha,
-                    "--not",
-                    f"--remotes={remote}",
-                ],
-                "--pre-push",
-            )
+        remote_tip = ref.remote_sha.strip("0") and ref.remote_sha
+        if remote_tip and not git(root, ["cat-file", "-e", f"{remote_tip}^{{commit}}"]).returncode:
+            span = f"{remote_tip}...{ref.local_sha}"
+        else:
+            new = ["rev-list", "--topo-order", "--reverse", ref.local_sha, "--not"]
+            own = git_lines(root, [*new, f"--remotes={remote}"], "--pre-push")
             if not own:
-                continue
-            parent = runner.probe(
-                c, ["git", "-C", str(root), "rev-parse", "--verify", "-q", f"{own[0]}^"]
-            )
-            if not parent.ok:
+                continue  # nothing the remote lacks
+            parent = git(root, ["rev-parse", "--verify", "-q", f"{own[0]}^"])
+            if parent.returncode:
                 return None
             span = f"{parent.stdout.strip()}...{ref.local_sha}"
         diff = ["diff", "--name-only", "--relative", "--diff-filter=d", span]
-        files.extend(git_lines(c, root, diff, "--pre-push"))
+        files.extend(git_lines(root, diff, "--pre-push"))
     return files
