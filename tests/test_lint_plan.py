@@ -280,5 +280,7 @@ def test_dry_prints_the_plan_and_runs_nothing(
     assert code == 0
     assert "isort --quiet app/ok.py bin/tool" in out
     assert "black --check app/ok.py bin/tool" in out
-    assert "eslint --fix --no-warn-ignored eslint.config.js src/ok.js" in out
+    cache = root / ".flowlet" / "lint-cache"
+    assert f"eslint --fix --no-warn-ignored --cache --cache-location {cache}/eslint/ " in out
+    assert f"prettier --check --cache --cache-location {cache}/prettier.json " in out
     assert "seconds" not in out  # no summary table: nothing ran

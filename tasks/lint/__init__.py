@@ -27,6 +27,7 @@ CONFIG_DEFAULTS = {
     "engine": "default",
     "ruff_select": "E,W,F,I",
     "base": "",
+    "cache_dir": ".flowlet/lint-cache",
     "jobs": 0,
 }
 
@@ -145,7 +146,7 @@ def lint_sides(
             if "python" in sides
             else []
         ),
-        *(tools.js_tools() if "js" in sides else []),
+        *(tools.js_tools(_cache_dir(layout.root, cfg.cache_dir)) if "js" in sides else []),
     ]
     chosen = [t for t in chosen if fileset.for_tool(t)]
     env = install.python_env()
@@ -166,6 +167,15 @@ def lint_sides(
     code = execute.exit_code([o for o in outcomes if o.step.mode == "check" or o.result == "error"])
     if code:
         raise Exit(code=code)
+
+
+def _cache_dir(root: Path, value: str) -> Path | None:
+    """``lint.cache_dir`` resolved against the root; empty means no caches."""
+    return (
+        environments.resolve_path(root, value, source="lint.cache_dir", must_exist=False)
+        if (value)
+        else None
+    )
 
 
 def _fix_command(sides: Sequence[str], changed: bool, engine: str) -> str:

@@ -7,6 +7,7 @@ Pure functions only: :func:`select_tools` picks the tools for an engine and side
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,16 +91,25 @@ def python_tools(engine: str, *, bandit_config: str | None, ruff_select: str) ->
     ]
 
 
-def js_tools() -> list[Tool]:
-    """ESLint and Prettier, from the frontend's node_modules (exit 2 = crash for both)."""
+def js_tools(cache_dir: Path | None = None) -> list[Tool]:
+    """ESLint and Prettier, from the frontend's node_modules (exit 2 = crash for both).
+
+    With ``cache_dir`` both keep their caches there (keyed by file content and config, so a
+    re-run only re-checks what changed): the biggest saving on a pre-push.
+    """
+    eslint_cache: tuple[str, ...] = ()
+    prettier_cache: tuple[str, ...] = ()
+    if cache_dir is not None:
+        eslint_cache = ("--cache", "--cache-location", f"{cache_dir / 'eslint'}{os.sep}")
+        prettier_cache = ("--cache", "--cache-location", str(cache_dir / "prettier.json"))
     return [
         Tool(
             "eslint",
             "js",
             "eslint",
             "eslint",
-            ("--no-warn-ignored",),
-            ("--fix", "--no-warn-ignored"),
+            ("--no-warn-ignored", *eslint_cache),
+            ("--fix", "--no-warn-ignored", *eslint_cache),
             "eslint",
             weight=3,
         ),
@@ -108,8 +118,8 @@ def js_tools() -> list[Tool]:
             "js",
             "prettier",
             "prettier",
-            ("--check",),
-            ("--write", "--log-level", "warn"),
+            ("--check", *prettier_cache),
+            ("--write", "--log-level", "warn", *prettier_cache),
             "prettier",
             weight=2,
         ),
