@@ -264,6 +264,15 @@ def test_bad_engine_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "--engine: 'fast' is not valid; valid: default, ruff" in capsys.readouterr().err
 
 
+def test_bad_engine_in_config_names_the_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("lint:\n  engine: turbo\n")
+    assert run_task(Collection(lint.ns), ["lint"], config_file=config, cwd=tmp_path) == 1
+    assert "lint.engine: 'turbo' is not valid; valid: default, ruff" in capsys.readouterr().err
+
+
 def test_paths_must_be_a_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "bad.yaml"
     config.write_text("lint:\n  python_paths: app\n")

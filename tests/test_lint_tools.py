@@ -6,11 +6,15 @@ import gc
 import os
 import re
 import shutil
+import signal
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from invoke import Collection
+from invoke.exceptions import Exit
 
 from tasks import lint
 from tasks.lint import execute, tools
@@ -29,7 +33,9 @@ def inv(project: LintProject, *argv: str) -> int:
 
 def test_clean_project_passes(lint_project: LintProject, capsys: pytest.CaptureFixture) -> None:
     assert inv(lint_project, "lint") == 0
-    rows = summary_rows(capsys.readouterr().out)
+    out = capsys.readouterr().out
+    assert "installing" not in out  # every tool present: no pip, no npm, no network
+    rows = summary_rows(out)
     assert rows == {
         "bandit": (2, "ok"),
         "flake8": (2, "ok"),
@@ -178,3 +184,16 @@ def test_missing_node_tools_announce_npm_ci(
     out = capsys.readouterr().out
     assert "eslint, prettier missing from" in out
     assert "installing: npm ci --no-audit --no-fund" in out
+
+
+def test_ctrl_c_stops_the_tools_and_exits_130(tmp_path: Path) -> None:
+    tool = tools.Tool("sleeper", "python", "python", "python", (), None, "python")
+    argv = (sys.executable, "-c", "import time; time.sleep(30)")
+    chains = [[tools.Step(tool, "check", argv, tmp_path, ())] for _ in range(2)]
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    start = time.perf_counter()
+    timer.start()
+    with pytest.raises(Exit) as stopped:
+        execute.Executor(2).run(chains)
+    assert stopped.value.code == 130
+    assert time.perf_counter() - start < 10

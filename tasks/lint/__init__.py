@@ -131,7 +131,8 @@ def lint_sides(
 ) -> None:
     """What every lint task does, for ``sides`` ("python", "js")."""
     cfg = c.config.lint
-    engine = runner.choice(cfg.engine if engine is None else engine, tools.ENGINES, flag="--engine")
+    source = "lint.engine" if engine is None else "--engine"
+    engine = runner.choice(cfg.engine if engine is None else engine, tools.ENGINES, flag=source)
     base = cfg.base if base is None else base
     jobs = jobs or int(cfg.jobs) or os.cpu_count() or 1
     layout = _layout(c)
