@@ -251,6 +251,7 @@ def test_hook_script_reads_refs_and_carries_the_marker() -> None:
     assert script.startswith("#!/bin/sh\n")
     assert hook.HOOK_MARKER in script
     assert "cd \"$(git rev-parse --show-toplevel)\"/'sub dir'" in script
+    assert 'toplevel)" || exit 1' in hook.hook_script("/venv/bin/python", ".")
     assert 'exec "$PYTHON" -m invoke lint --changed --pre-push "$1"' in script
 
 

@@ -14,11 +14,12 @@ def hook_script(python: str, project_dir: str) -> str:
     ``project_dir`` is the project root relative to the repository top level (where git runs
     hooks); ``python`` is the interpreter with invoke (the one that installed the hook).
     """
+    subdir = "" if project_dir in ("", ".") else "/" + shlex.quote(project_dir)
     return f"""#!/bin/sh
 {HOOK_MARKER}; reinstall with it, do not edit.
 # git runs this with "<remote name> <url>" as arguments and one line per pushed ref on stdin:
 # "<local ref> <local sha> <remote ref> <remote sha>"; `inv lint --pre-push` reads them.
-cd "$(git rev-parse --show-toplevel)"/{shlex.quote(project_dir)} || exit 1
+cd "$(git rev-parse --show-toplevel)"{subdir} || exit 1
 PYTHON={shlex.quote(python)}
 [ -x "$PYTHON" ] || PYTHON=python3
 exec "$PYTHON" -m invoke lint --changed --pre-push "$1"
