@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from invoke import Collection
@@ -139,3 +140,19 @@ def test_install_hook_refuses_a_foreign_hook_without_force(
     assert inv(lint_repo, "lint.install-hook", "--force") == 0
     assert hook.HOOK_MARKER in target.read_text()
     assert inv(lint_repo, "lint.install-hook") == 0  # our own hook: reinstall is fine
+
+
+def test_hook_first_push_to_an_empty_remote_lints_everything(
+    lint_project: LintProject, tmp_path: Path
+) -> None:
+    remote = tmp_path / "empty.git"
+    lint_project.git("init", "-q", "--bare", "-b", "main", str(remote))
+    lint_project.git("init", "-q", "-b", "main")
+    lint_project.git("remote", "add", "origin", str(remote))
+    assert inv(lint_project, "lint.install-hook") == 0
+    lint_project.git("add", "-A")
+    lint_project.git("commit", "-q", "-m", "first")
+    push = lint_project.git("push", "origin", "main", check=False)
+    assert push.returncode == 0, push.stdout + push.stderr
+    rows = summary_rows(push.stdout)
+    assert rows["flake8"] == (2, "ok") and rows["eslint"] == (2, "ok")  # the whole tree
