@@ -243,7 +243,13 @@ def test_pip_install_targets_the_active_virtualenv(tmp_path: Path) -> None:
 def test_npm_install_uses_the_lockfile(tmp_path: Path, lockfile: bool, verb: str) -> None:
     if lockfile:
         (tmp_path / "package-lock.json").write_text("{}")
-    assert install.plan_npm_install(tmp_path) == ["npm", verb, "--no-audit", "--no-fund"]
+    assert install.plan_npm_install(tmp_path) == [
+        "npm",
+        verb,
+        "--no-audit",
+        "--no-fund",
+        "--no-update-notifier",
+    ]
 
 
 def test_hook_script_reads_refs_and_carries_the_marker() -> None:

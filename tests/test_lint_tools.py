@@ -172,18 +172,23 @@ def test_missing_python_tool_is_installed_into_the_active_virtualenv(
     gc.collect()  # let the leaked pipes go while the warning filter above applies
 
 
-def test_missing_node_tools_announce_npm_ci(
-    lint_project: LintProject, capsys: pytest.CaptureFixture
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_missing_node_tools_are_installed_with_npm_ci(
+    lint_project: LintProject, capfd: pytest.CaptureFixture
 ) -> None:
-    """No node_modules: `npm ci` is planned in the frontend (shown under --dry, not run)."""
-    (lint_project.root / "web" / "node_modules").unlink()
-    shutil.copy(Path(lint.__file__).parents[2] / "examples/frontend/package.json",
-                lint_project.root / "web")  # fmt: skip
-    (lint_project.root / "web" / "package-lock.json").write_text("{}")
-    assert inv(lint_project, "--dry", "lint.js") == 0
-    out = capsys.readouterr().out
-    assert "eslint, prettier missing from" in out
-    assert "installing: npm ci --no-audit --no-fund" in out
+    """No node_modules: `npm ci` in the frontend installs the pinned ESLint and Prettier."""
+    web = lint_project.root / "web"
+    (web / "node_modules").unlink()
+    frontend = Path(lint.__file__).parents[2] / "examples" / "frontend"
+    for name in ("package.json", "package-lock.json"):
+        shutil.copy(frontend / name, web)
+    assert inv(lint_project, "lint.js") == 0
+    out = capfd.readouterr().out
+    assert "lint: eslint, prettier missing from" in out
+    assert "installing: npm ci --no-audit --no-fund --no-update-notifier" in out
+    assert (web / "node_modules" / ".bin" / "eslint").exists()
+    assert summary_rows(out) == {"eslint": (2, "ok"), "prettier": (3, "ok")}
+    gc.collect()
 
 
 def test_ctrl_c_stops_the_tools_and_exits_130(tmp_path: Path) -> None:

@@ -80,4 +80,4 @@ def plan_pip_install(tools: Sequence[Tool], pins: dict[str, str], env: PythonEnv
 def plan_npm_install(frontend: Path) -> list[str]:
     """``npm ci`` when a lockfile pins the tree, else ``npm install``; run in ``frontend``."""
     verb = "ci" if (frontend / "package-lock.json").is_file() else "install"
-    return ["npm", verb, "--no-audit", "--no-fund"]
+    return ["npm", verb, "--no-audit", "--no-fund", "--no-update-notifier"]
