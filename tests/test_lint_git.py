@@ -139,6 +139,7 @@ def test_install_hook_refuses_a_foreign_hook_without_force(
     assert target.read_text() == "#!/bin/sh\necho team hook\n"
     assert inv(lint_repo, "lint.install-hook", "--force") == 0
     assert hook.HOOK_MARKER in target.read_text()
+    assert (target.parent / "pre-push.replaced").read_text() == "#!/bin/sh\necho team hook\n"
     assert inv(lint_repo, "lint.install-hook") == 0  # our own hook: reinstall is fine
 
 

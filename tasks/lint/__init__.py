@@ -74,7 +74,6 @@ def _bandit_config(root: Path) -> tuple[str | None, list[str]]:
 
 
 def _choose_files(
-    c: Context,
     layout: files.Layout,
     sides: Sequence[str],
     changed: bool,
@@ -136,7 +135,7 @@ def lint_sides(
     base = cfg.base if base is None else base
     jobs = jobs or int(cfg.jobs) or os.cpu_count() or 1
     layout = _layout(c)
-    fileset, source = _choose_files(c, layout, sides, changed or bool(pre_push), base, pre_push)
+    fileset, source = _choose_files(layout, sides, changed or bool(pre_push), base, pre_push)
     if fileset.empty:
         print(f"lint: nothing to lint ({source}: no {'/'.join(sides)} files)")
         return
@@ -172,11 +171,9 @@ def lint_sides(
 
 def _cache_dir(root: Path, value: str) -> Path | None:
     """``lint.cache_dir`` resolved against the root; empty means no caches."""
-    return (
-        environments.resolve_path(root, value, source="lint.cache_dir", must_exist=False)
-        if (value)
-        else None
-    )
+    if not value:
+        return None
+    return environments.resolve_path(root, value, source="lint.cache_dir", must_exist=False)
 
 
 def _fix_command(sides: Sequence[str], changed: bool, engine: str) -> str:
@@ -245,11 +242,15 @@ def install_hook(c: Context, force: bool = False) -> None:
             f"lint.install-hook: {target} exists and was not written by "
             "lint.install-hook; pass --force to replace it"
         )
-    script = hook.hook_script(sys.executable, os.path.relpath(root, top))
+    script = hook.hook_script(sys.executable, os.path.relpath(root.resolve(), Path(top).resolve()))
     if runner.is_dry(c):
         print(f"would write {target}:\n{script}")
         return
     hooks_dir.mkdir(parents=True, exist_ok=True)
+    if not hook.is_ours(target):
+        backup = target.with_name("pre-push.replaced")
+        target.replace(backup)
+        print(f"lint: kept the replaced hook as {backup}")
     target.write_text(script, encoding="utf-8")
     target.chmod(0o755)
     print(f"lint: installed {target} (runs `inv lint --changed` on pushed commits)")
