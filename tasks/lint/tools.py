@@ -1,6 +1,6 @@
 """The linters: what each one is, the argv it gets, and what its exit code means.
 
-Pure functions only: :func:`select_tools` picks the tools for an engine and side,
+Pure functions only: :func:`python_tools` / :func:`js_tools` define the tools,
 :func:`plan_check` / :func:`plan_fix` turn tools and files into :class:`Step` chains (what
 ``--dry`` prints and what the tests assert), :func:`classify` turns an exit code into a result.
 """
@@ -38,57 +38,28 @@ class Tool:
 def python_tools(engine: str, *, bandit_config: str | None, ruff_select: str) -> list[Tool]:
     """The Python tools of ``engine`` (Bandit in both: Ruff's S rules are not Bandit)."""
     bandit = Tool(
-        "bandit",
-        "python",
-        "bandit",
-        "bandit",
-        ("-q", *(("-c", bandit_config) if bandit_config else ())),
-        None,
-        "bandit",
-        weight=4,
-        hint="fix by hand, or '# nosec BXXX' with a reason",
-    )
+        name="bandit", side="python", binary="bandit", package="bandit",
+        check=("-q", *(("-c", bandit_config) if bandit_config else ())), fix=None,
+        files="bandit", weight=4, hint="fix by hand, or '# nosec BXXX' with a reason",
+    )  # fmt: skip
     if engine == "ruff":
         select = ("--select", ruff_select) if ruff_select else ()
         return [
             bandit,
-            Tool(
-                "ruff-check",
-                "python",
-                "ruff",
-                "ruff",
-                ("check", *select),
-                ("check", "--fix", *select),
-                "python",
-                weight=1,
-            ),
-            Tool(
-                "ruff-format",
-                "python",
-                "ruff",
-                "ruff",
-                ("format", "--check"),
-                ("format",),
-                "python",
-                weight=1,
-            ),
-        ]
+            Tool(name="ruff-check", side="python", binary="ruff", package="ruff",
+                 check=("check", *select), fix=("check", "--fix", *select), files="python"),
+            Tool(name="ruff-format", side="python", binary="ruff", package="ruff",
+                 check=("format", "--check"), fix=("format",), files="python"),
+        ]  # fmt: skip
     return [
         bandit,
-        Tool(
-            "flake8",
-            "python",
-            "flake8",
-            "flake8",
-            (),
-            None,
-            "python",
-            weight=3,
-            hint="fix by hand (flake8 reports only)",
-        ),
-        Tool("black", "python", "black", "black", ("--check",), ("--quiet",), "python", weight=2),
-        Tool("isort", "python", "isort", "isort", ("--check-only",), ("--quiet",), "python"),
-    ]
+        Tool(name="flake8", side="python", binary="flake8", package="flake8", check=(),
+             fix=None, files="python", weight=3, hint="fix by hand (flake8 reports only)"),
+        Tool(name="black", side="python", binary="black", package="black", check=("--check",),
+             fix=("--quiet",), files="python", weight=2),
+        Tool(name="isort", side="python", binary="isort", package="isort",
+             check=("--check-only",), fix=("--quiet",), files="python"),
+    ]  # fmt: skip
 
 
 def js_tools(cache_dir: Path | None = None) -> list[Tool]:
@@ -103,27 +74,13 @@ def js_tools(cache_dir: Path | None = None) -> list[Tool]:
         eslint_cache = ("--cache", "--cache-location", f"{cache_dir / 'eslint'}{os.sep}")
         prettier_cache = ("--cache", "--cache-location", str(cache_dir / "prettier.json"))
     return [
-        Tool(
-            "eslint",
-            "js",
-            "eslint",
-            "eslint",
-            ("--no-warn-ignored", *eslint_cache),
-            ("--fix", "--no-warn-ignored", *eslint_cache),
-            "eslint",
-            weight=3,
-        ),
-        Tool(
-            "prettier",
-            "js",
-            "prettier",
-            "prettier",
-            ("--check", *prettier_cache),
-            ("--write", "--log-level", "warn", *prettier_cache),
-            "prettier",
-            weight=2,
-        ),
-    ]
+        Tool(name="eslint", side="js", binary="eslint", package="eslint",
+             check=("--no-warn-ignored", *eslint_cache),
+             fix=("--fix", "--no-warn-ignored", *eslint_cache), files="eslint", weight=3),
+        Tool(name="prettier", side="js", binary="prettier", package="prettier",
+             check=("--check", *prettier_cache),
+             fix=("--write", "--log-level", "warn", *prettier_cache), files="prettier", weight=2),
+    ]  # fmt: skip
 
 
 # Tools that write the same files run in this order in --fix (isort before black, as the
