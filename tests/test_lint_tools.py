@@ -195,10 +195,18 @@ def test_ctrl_c_stops_the_tools_and_exits_130(tmp_path: Path) -> None:
     tool = tools.Tool("sleeper", "python", "python", "python", (), None, "python")
     argv = (sys.executable, "-c", "import time; time.sleep(30)")
     chains = [[tools.Step(tool, "check", argv, tmp_path, ())] for _ in range(2)]
-    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    executor = execute.Executor(2)
+
+    def interrupt_once_both_run() -> None:
+        deadline = time.monotonic() + 20
+        while executor.running() < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGINT)
+
     start = time.perf_counter()
-    timer.start()
+    threading.Thread(target=interrupt_once_both_run, daemon=True).start()
     with pytest.raises(Exit) as stopped:
-        execute.Executor(2).run(chains)
+        executor.run(chains)
     assert stopped.value.code == 130
-    assert time.perf_counter() - start < 10
+    assert executor.running() == 0
+    assert time.perf_counter() - start < 20

@@ -151,7 +151,10 @@ def lint_sides(
     chosen = [t for t in chosen if fileset.for_tool(t)]
     env = install.python_env()
     frontend = layout.root / layout.frontend
-    _ensure_tools(c, chosen, env, layout)
+    try:
+        _ensure_tools(c, chosen, env, layout)
+    except KeyboardInterrupt:
+        raise Exit("lint: interrupted while installing tools", code=130)
     binaries = {t.name: str(install.binary_path(t, env, frontend)) for t in chosen}
     cwds = {"python": layout.root, "js": frontend}
     chains = tools.plan_fix(chosen, fileset, binaries, cwds) if fix else []

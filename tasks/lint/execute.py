@@ -97,8 +97,8 @@ class Executor:
     def run(self, chains: Sequence[Sequence[Step]]) -> list[Outcome]:
         """All chains, at most ``jobs`` at a time; outcomes in plan order."""
         pool = ThreadPoolExecutor(max_workers=min(self.jobs, max(1, len(chains))))
-        futures = [pool.submit(self.run_chain, chain) for chain in chains]
         try:
+            futures = [pool.submit(self.run_chain, chain) for chain in chains]
             results = [f.result() for f in futures]
         except KeyboardInterrupt:
             self.stop()
@@ -106,6 +106,11 @@ class Executor:
             raise Exit("lint: interrupted", code=130)
         pool.shutdown(wait=True)
         return [outcome for chain in results for outcome in chain]
+
+    def running(self) -> int:
+        """How many tool processes are running now."""
+        with self._lock:
+            return len(self._procs)
 
     def stop(self) -> None:
         with self._lock:
