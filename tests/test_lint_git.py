@@ -157,3 +157,13 @@ def test_hook_first_push_to_an_empty_remote_lints_everything(
     assert push.returncode == 0, push.stdout + push.stderr
     rows = summary_rows(push.stdout)
     assert rows["flake8"] == (2, "ok") and rows["eslint"] == (2, "ok")  # the whole tree
+
+
+def test_changed_handles_unusual_file_names(
+    lint_repo: LintProject, capsys: pytest.CaptureFixture
+) -> None:
+    lint_repo.write("app/naïve name.py", BAD["flake8"][1])  # git would quote it without -z
+    assert inv(lint_repo, "lint.python", "--changed") == 1
+    out = capsys.readouterr().out
+    assert summary_rows(out)["flake8"] == (1, "findings")
+    assert "app/naïve name.py:1:1: F401" in out

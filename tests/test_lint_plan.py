@@ -287,6 +287,15 @@ def test_paths_must_be_a_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "lint.python_paths: 'app' is not a list of paths" in capsys.readouterr().err
 
 
+def test_js_paths_must_be_inside_the_frontend(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("lint:\n  js_paths: [web, scripts]\n  frontend: web\n")
+    assert run_task(Collection(lint.ns), ["lint"], config_file=config, cwd=tmp_path) == 1
+    assert "lint.js_paths: 'scripts' is outside lint.frontend 'web'" in capsys.readouterr().err
+
+
 def test_dry_prints_the_plan_and_runs_nothing(
     lint_project: object, capsys: pytest.CaptureFixture[str]
 ) -> None:

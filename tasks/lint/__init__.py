@@ -48,11 +48,16 @@ def _layout(c: Context) -> files.Layout:
     for key in ("python_paths", "js_paths"):
         if isinstance(cfg[key], str) or not all(isinstance(p, str) for p in cfg[key]):
             raise Exit(f"lint.{key}: {cfg[key]!r} is not a list of paths")
+    frontend = os.path.normpath(cfg.frontend)
+    for path in cfg.js_paths:
+        if not files.under(os.path.normpath(path), [frontend]):
+            raise Exit(f"lint.js_paths: {path!r} is outside lint.frontend {frontend!r}; "
+                       "ESLint and Prettier run there")  # fmt: skip
     return files.Layout(
         root=root,
         python_paths=tuple(cfg.python_paths),
         js_paths=tuple(cfg.js_paths),
-        frontend=os.path.normpath(cfg.frontend),
+        frontend=frontend,
         bandit_excludes=tuple(_bandit_config(root)[1]),
     )
 

@@ -150,14 +150,17 @@ def git(root: Path, argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
     )
 
 
-def git_lines(root: Path, argv: Sequence[str], what: str) -> list[str]:
-    """Output lines of a git query; fail with one line naming ``what`` if git fails."""
+def git_lines(root: Path, argv: Sequence[str], what: str, *, sep: str = "\n") -> list[str]:
+    """Output lines of a git query; fail with one line naming ``what`` if git fails.
+
+    Path listings use ``-z`` and ``sep="\0"``: no quoting of unusual file names.
+    """
     result = git(root, argv)
     if result.returncode:
         detail = (result.stderr or result.stdout).strip().splitlines()
         reason = detail[-1] if detail else f"exit {result.returncode}"
         raise Exit(f"{what}: git {runner.render(argv)} failed: {reason}")
-    return [line for line in result.stdout.splitlines() if line]
+    return [line for line in result.stdout.split(sep) if line.strip()]
 
 
 def changed_files(root: Path, base: str) -> list[str]:
@@ -171,10 +174,10 @@ def changed_files(root: Path, base: str) -> list[str]:
             raise Exit("--changed: the current branch has no upstream; pass --base REF")
         ref = upstream.stdout.strip()
     merge_base = git_lines(root, ["merge-base", ref, "HEAD"], f"--base {ref}")
-    diff = ["diff", "--name-only", "--relative", "--diff-filter=d", merge_base[0]]
-    changed = git_lines(root, diff, "--changed")
-    untracked = git_lines(root, ["ls-files", "--others", "--exclude-standard"], "--changed")
-    return changed + untracked
+    diff = ["diff", "-z", "--name-only", "--relative", "--diff-filter=d", merge_base[0]]
+    changed = git_lines(root, diff, "--changed", sep="\0")
+    untracked = ["ls-files", "-z", "--others", "--exclude-standard"]
+    return changed + git_lines(root, untracked, "--changed", sep="\0")
 
 
 @dataclass(frozen=True)
@@ -227,6 +230,6 @@ def pushed_files(root: Path, remote: str, refs: Sequence[PushedRef]) -> list[str
             if parent.returncode:
                 return None
             span = f"{parent.stdout.strip()}...{ref.local_sha}"
-        diff = ["diff", "--name-only", "--relative", "--diff-filter=d", span]
-        files.extend(git_lines(root, diff, "--pre-push"))
+        diff = ["diff", "-z", "--name-only", "--relative", "--diff-filter=d", span]
+        files.extend(git_lines(root, diff, "--pre-push", sep="\0"))
     return files
