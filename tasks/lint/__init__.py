@@ -13,12 +13,15 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke import Collection, Context, task
 from invoke.exceptions import Exit
 
 from tasks import environments, runner
-from tasks.lint import execute, files, hook, install, tools
+
+if TYPE_CHECKING:  # imported where used: `inv --list` stays light
+    from tasks.lint import files, install, tools
 
 CONFIG_DEFAULTS = {
     "python_paths": ["examples/backend", "tasks", "tests", "bench", "tasks.py"],
@@ -43,6 +46,8 @@ FLAG_HELP = {
 
 
 def _layout(c: Context) -> files.Layout:
+    from tasks.lint import files
+
     cfg = c.config.lint
     root = environments.project_root(c)
     for key in ("python_paths", "js_paths"):
@@ -86,6 +91,8 @@ def _choose_files(
     pre_push: str,
 ) -> tuple[tools.FileSet, str]:
     """The files to lint and a word on where they came from."""
+    from tasks.lint import files
+
     if pre_push:
         refs = files.parse_pre_push(sys.stdin.read())
         pushed = files.pushed_files(layout.root, pre_push, refs)
@@ -102,6 +109,8 @@ def _ensure_tools(
     c: Context, chosen: Sequence[tools.Tool], env: install.PythonEnv, layout: files.Layout
 ) -> None:
     """Install missing tools (pinned), saying what; nothing happens when all are present."""
+    from tasks.lint import install
+
     frontend = layout.root / layout.frontend
     absent = install.missing(chosen, env, frontend)
     python_side = [t for t in absent if t.side == "python"]
@@ -134,6 +143,8 @@ def lint_sides(
     pre_push: str = "",
 ) -> None:
     """What every lint task does, for ``sides`` ("python", "js")."""
+    from tasks.lint import execute, install, tools
+
     cfg = c.config.lint
     source = "lint.engine" if engine is None else "--engine"
     engine = runner.choice(cfg.engine if engine is None else engine, tools.ENGINES, flag=source)
@@ -213,7 +224,7 @@ def all_(
     Read-only unless --fix. Prints each tool's output as one block, then a summary table.
     Exit 1 on findings, 2 if a tool crashed (or could not run).
     """
-    lint_sides(c, tools.SIDES, fix, changed, base, engine, jobs, pre_push)
+    lint_sides(c, ("python", "js"), fix, changed, base, engine, jobs, pre_push)
 
 
 @task(help=FLAG_HELP)
@@ -240,6 +251,8 @@ def js(
 @task(help={"force": "overwrite a pre-push hook that lint.install-hook did not write"})
 def install_hook(c: Context, force: bool = False) -> None:
     """Install the git pre-push hook that runs `inv lint --changed` on what is pushed."""
+    from tasks.lint import files, hook
+
     root = environments.project_root(c)
     top = files.git_lines(root, ["rev-parse", "--show-toplevel"], "lint.install-hook")[0]
     hooks = files.git_lines(root, ["rev-parse", "--git-path", "hooks"], "lint.install-hook")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-import sysconfig
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,8 @@ def python_env(environ: dict[str, str] | None = None) -> PythonEnv:
     if venv:
         bin_dir = Path(venv) / ("Scripts" if os.name == "nt" else "bin")
         return PythonEnv(bin_dir, bin_dir / ("python.exe" if os.name == "nt" else "python"))
+    import sysconfig  # only when linting: `inv --list` stays light
+
     return PythonEnv(Path(sysconfig.get_path("scripts")), Path(sys.executable))
 
 
