@@ -86,7 +86,8 @@ class Executor:
     def print_block(self, outcome: Outcome) -> None:
         """One tool's output, as one write."""
         step = outcome.step
-        counts = f"{len(step.files)} files, {outcome.result}, {outcome.seconds:.2f}s"
+        n = len(step.files)
+        counts = f"{n} file{'' if n == 1 else 's'}, {outcome.result}, {outcome.seconds:.2f}s"
         head = f"── {step.label}: {counts} ──"
         body = (outcome.stdout + outcome.stderr).rstrip("\n")
         block = head + "\n" + (body + "\n" if body else "")
