@@ -167,3 +167,14 @@ def test_changed_handles_unusual_file_names(
     out = capsys.readouterr().out
     assert summary_rows(out)["flake8"] == (1, "findings")
     assert "app/naïve name.py:1:1: F401" in out
+
+
+def test_changed_takes_pre_commits_from_ref(
+    lint_repo: LintProject, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under pre-commit's pre-push stage (no upstream yet), PRE_COMMIT_FROM_REF is the base."""
+    lint_repo.git("checkout", "-q", "-b", "via-pre-commit")
+    commit(lint_repo, *BAD["isort"], "unsorted")
+    monkeypatch.setenv("PRE_COMMIT_FROM_REF", "main")
+    assert inv(lint_repo, "lint.python", "--changed") == 1
+    assert summary_rows(capsys.readouterr().out)["isort"] == (1, "findings")

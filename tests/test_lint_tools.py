@@ -210,3 +210,11 @@ def test_ctrl_c_stops_the_tools_and_exits_130(tmp_path: Path) -> None:
     assert stopped.value.code == 130
     assert executor.running() == 0
     assert time.perf_counter() - start < 20
+
+
+def test_a_tool_killed_by_a_signal_is_an_error(tmp_path: Path) -> None:
+    tool = tools.Tool("victim", "python", "python", "python", (), None, "python")
+    argv = (sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)")
+    (outcome,) = execute.Executor(1).run([[tools.Step(tool, "check", argv, tmp_path, ())]])
+    assert (outcome.result, outcome.returncode) == ("error", -9)
+    assert "victim: killed by signal 9" in outcome.stderr
