@@ -19,7 +19,7 @@ from invoke.exceptions import Exit
 from tasks import lint
 from tasks.lint import execute, tools
 from tests.conftest import run_task
-from tests.fixtures_lint import BAD, LintProject, summary_rows
+from tests.fixtures_lint import BAD, CLEAN_PY, INVOKE_YAML, LintProject, summary_rows
 
 pytestmark = pytest.mark.slow
 NS = Collection(lint.ns)
@@ -218,3 +218,40 @@ def test_a_tool_killed_by_a_signal_is_an_error(tmp_path: Path) -> None:
     (outcome,) = execute.Executor(1).run([[tools.Step(tool, "check", argv, tmp_path, ())]])
     assert (outcome.result, outcome.returncode) == ("error", -9)
     assert "victim: killed by signal 9" in outcome.stderr
+
+
+def test_clean_files_are_remembered_for_flake8_and_bandit(
+    lint_project: LintProject, capsys: pytest.CaptureFixture
+) -> None:
+    assert inv(lint_project, "lint.python") == 0
+    capsys.readouterr()
+    assert inv(lint_project, "lint.python") == 0
+    rows = summary_rows(capsys.readouterr().out)
+    assert rows["flake8"] == (0, "ok (+2 cached)") and rows["bandit"] == (0, "ok (+2 cached)")
+    assert rows["black"] == (2, "ok") and rows["isort"] == (2, "ok")  # not ours to cache
+    lint_project.write("app/ok.py", CLEAN_PY + "\n\nVERSION = 2\n")  # new content: re-checked
+    assert inv(lint_project, "lint.python") == 0
+    assert summary_rows(capsys.readouterr().out)["flake8"] == (1, "ok (+1 cached)")
+
+
+def test_findings_are_never_remembered_and_config_changes_forget(
+    lint_project: LintProject, capsys: pytest.CaptureFixture
+) -> None:
+    lint_project.write(*BAD["flake8"])
+    for _ in range(2):
+        assert inv(lint_project, "lint.python") == 1
+        assert summary_rows(capsys.readouterr().out)["flake8"][1].startswith("findings")
+    assert "app/bad.py:1:1: F401" in lint_project.inv("lint.python").stdout
+    lint_project.write(".flake8", "[flake8]\nmax-line-length = 40\n")
+    assert inv(lint_project, "lint.python") == 1
+    assert summary_rows(capsys.readouterr().out)["flake8"] == (3, "findings")
+
+
+def test_no_cache_dir_means_no_caches(
+    lint_project: LintProject, capsys: pytest.CaptureFixture
+) -> None:
+    lint_project.write("invoke.yaml", INVOKE_YAML + '  cache_dir: ""\n')
+    for _ in range(2):
+        assert inv(lint_project, "lint") == 0
+        assert summary_rows(capsys.readouterr().out)["flake8"] == (2, "ok")
+    assert not (lint_project.root / ".flowlet").exists()

@@ -4,7 +4,8 @@
 what changed against the upstream merge base, ``lint.python`` / ``lint.js`` run one side,
 ``lint.install-hook`` installs the git pre-push hook. Modules: ``tools`` (the linters, their
 argv and exit codes), ``files`` (which files), ``install`` (finding and installing tools),
-``execute`` (parallel run and report), ``hook`` (the pre-push hook script).
+``execute`` (parallel run and report), ``cache`` (files Flake8/Bandit found clean), ``hook``
+(the pre-push hook script).
 """
 
 from __future__ import annotations
@@ -144,6 +145,7 @@ def lint_sides(
 ) -> None:
     """What every lint task does, for ``sides`` ("python", "js")."""
     from tasks.lint import execute, install, tools
+    from tasks.lint.cache import CleanCache
 
     cfg = c.config.lint
     source = "lint.engine" if engine is None else "--engine"
@@ -156,13 +158,14 @@ def lint_sides(
         print(f"lint: nothing to lint ({source}: no {'/'.join(sides)} files)")
         return
     bandit_config = _bandit_config(layout.root)[0]
+    cache_dir = _cache_dir(layout.root, cfg.cache_dir)
     chosen = [
         *(
             tools.python_tools(engine, bandit_config=bandit_config, ruff_select=cfg.ruff_select)
             if "python" in sides
             else []
         ),
-        *(tools.js_tools(_cache_dir(layout.root, cfg.cache_dir)) if "js" in sides else []),
+        *(tools.js_tools(cache_dir) if "js" in sides else []),
     ]
     chosen = [t for t in chosen if fileset.for_tool(t)]
     env = install.python_env()
@@ -181,7 +184,14 @@ def lint_sides(
         return
     executor = execute.Executor(jobs)
     outcomes = executor.run(chains) if chains else []
-    outcomes += executor.run(chains_check)
+    # After the fixers: they rewrite files, and the cache goes by content.
+    clean_cache = None if cache_dir is None else CleanCache(cache_dir / "clean-files.json")
+    if clean_cache is not None:
+        chains_check = [[clean_cache.reduce(s) for s in chain] for chain in chains_check]
+    checks = executor.run(chains_check)
+    if clean_cache is not None:
+        clean_cache.record(checks)
+    outcomes += checks
     sys.stdout.write("\n" + execute.summary(outcomes, _fix_command(sides, changed, engine)))
     code = execute.exit_code([o for o in outcomes if o.step.mode == "check" or o.result == "error"])
     if code:

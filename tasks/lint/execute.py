@@ -43,6 +43,8 @@ class Executor:
         self._stopping = False
 
     def run_step(self, step: Step) -> Outcome:
+        if not step.files and step.cached:
+            return Outcome(step, 0, 0.0, "", "", OK)  # every file known clean
         start = time.perf_counter()
         try:
             with self._lock:
@@ -87,7 +89,10 @@ class Executor:
         """One tool's output, as one write."""
         step = outcome.step
         n = len(step.files)
-        counts = f"{n} file{'' if n == 1 else 's'}, {outcome.result}, {outcome.seconds:.2f}s"
+        cached = f" (+{step.cached} cached)" if step.cached else ""
+        counts = (
+            f"{n} file{'' if n == 1 else 's'}{cached}, {outcome.result}, {outcome.seconds:.2f}s"
+        )
         head = f"── {step.label}: {counts} ──"
         body = (outcome.stdout + outcome.stderr).rstrip("\n")
         block = head + "\n" + (body + "\n" if body else "")
@@ -137,6 +142,8 @@ def summary(outcomes: Sequence[Outcome], fix_command: str) -> str:
             result, hint = "ran", ""
         else:
             hint = fix_hint(o.step.tool, o.result, fix_command)
+        if o.step.cached:
+            result += f" (+{o.step.cached} cached)"
         rows.append((o.step.label, str(len(o.step.files)), f"{o.seconds:.2f}", result, hint))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = []

@@ -97,6 +97,7 @@ class Step:
     argv: tuple[str, ...]
     cwd: Path
     files: tuple[str, ...]
+    cached: int = 0  # files left out because they were clean last time (cache.CleanCache)
 
     @property
     def label(self) -> str:
