@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import need
+
 REPO = Path(__file__).resolve().parent.parent
 NODE_MODULES = REPO / "examples" / "frontend" / "node_modules"
 
@@ -105,6 +107,7 @@ GIT_ENV = {
 @pytest.fixture
 def lint_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LintProject:
     """A clean project: app/ (Python), bin/ (a Python script without suffix), web/ (JS)."""
+    need("git", "node")
     for key, value in GIT_ENV.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("VIRTUAL_ENV", raising=False)

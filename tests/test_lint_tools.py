@@ -18,7 +18,7 @@ from invoke.exceptions import Exit
 
 from tasks import lint
 from tasks.lint import execute, tools
-from tests.conftest import run_task
+from tests.conftest import need, run_task
 from tests.fixtures_lint import BAD, CLEAN_PY, INVOKE_YAML, LintProject, summary_rows
 
 pytestmark = pytest.mark.slow
@@ -177,6 +177,7 @@ def test_missing_node_tools_are_installed_with_npm_ci(
     lint_project: LintProject, capfd: pytest.CaptureFixture
 ) -> None:
     """No node_modules: `npm ci` in the frontend installs the pinned ESLint and Prettier."""
+    need("npm")
     web = lint_project.root / "web"
     (web / "node_modules").unlink()
     frontend = Path(lint.__file__).parents[2] / "examples" / "frontend"
