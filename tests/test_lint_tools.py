@@ -239,12 +239,11 @@ def test_findings_are_never_remembered_and_config_changes_forget(
     lint_project: LintProject, capsys: pytest.CaptureFixture
 ) -> None:
     lint_project.write(*BAD["flake8"])
-    assert inv(lint_project, "lint.python") == 1
-    assert summary_rows(capsys.readouterr().out)["flake8"] == (3, "findings")
-    assert inv(lint_project, "lint.python") == 1  # the clean two are remembered, bad.py is not
-    out = capsys.readouterr().out
-    assert summary_rows(out)["flake8"] == (1, "findings (+2 cached)")
-    assert "app/bad.py:1:1: F401" in out
+    for _ in range(2):  # a run with findings remembers nothing (which files were clean is
+        assert inv(lint_project, "lint.python") == 1  # not parsed from the tool's output)
+        out = capsys.readouterr().out
+        assert summary_rows(out)["flake8"] == (3, "findings")
+        assert "app/bad.py:1:1: F401" in out
     lint_project.write(".flake8", "[flake8]\nmax-line-length = 40\n")
     assert inv(lint_project, "lint.python") == 1
     assert summary_rows(capsys.readouterr().out)["flake8"] == (3, "findings")
