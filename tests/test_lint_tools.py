@@ -239,8 +239,9 @@ def test_findings_are_never_remembered_and_config_changes_forget(
     lint_project: LintProject, capsys: pytest.CaptureFixture
 ) -> None:
     lint_project.write(*BAD["flake8"])
-    for _ in range(2):  # a run with findings remembers nothing (which files were clean is
-        assert inv(lint_project, "lint.python") == 1  # not parsed from the tool's output)
+    # A run with findings remembers nothing: which files were clean is not parsed from output.
+    for _ in range(2):
+        assert inv(lint_project, "lint.python") == 1
         out = capsys.readouterr().out
         assert summary_rows(out)["flake8"] == (3, "findings")
         assert "app/bad.py:1:1: F401" in out
