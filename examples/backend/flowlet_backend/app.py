@@ -199,7 +199,7 @@ class Handler(BaseHTTPRequestHandler):
             row = conn.execute(
                 "INSERT INTO accounts (name) VALUES (%s) RETURNING id", (name,)
             ).fetchone()
-        assert row is not None  # nosec B101 - RETURNING always yields a row
+        assert row is not None  # nosec B101  # RETURNING always yields a row
         self._send(201, {"id": row[0], "name": name})
 
     def _create_transaction(self) -> None:
@@ -211,7 +211,7 @@ class Handler(BaseHTTPRequestHandler):
                 "VALUES (%s, %s, %s) RETURNING id",
                 (body.get("from"), int(body["to"]), amount),
             ).fetchone()
-        assert row is not None  # nosec B101 - RETURNING always yields a row
+        assert row is not None  # nosec B101  # RETURNING always yields a row
         self._send(201, {"id": row[0]})
 
 
