@@ -39,6 +39,27 @@ def _safety_net(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
             monkeypatch.delenv(var, raising=False)
 
 
+@pytest.fixture(autouse=True)
+def closing_pipes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Close the pipes of commands run by a real invoke Context once they finish.
+
+    Invoke 2.2's Local runner never closes its Popen pipes, which shows up as ResourceWarning
+    (an error under our strict warnings) in whichever test the garbage collector runs in.
+    """
+    from invoke.runners import Local
+
+    original = Local.stop
+
+    def stop(self: Local) -> None:
+        original(self)
+        process = getattr(self, "process", None)
+        for stream in (process.stdin, process.stdout, process.stderr) if process else ():
+            if stream is not None:
+                stream.close()
+
+    monkeypatch.setattr(Local, "stop", stop)
+
+
 class StrictMockContext(MockContext):
     """Invoke's MockContext, but a failed Result raises UnexpectedExit unless warn=True.
 

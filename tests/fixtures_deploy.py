@@ -162,27 +162,6 @@ def need_tools() -> None:
             pytest.skip(f"needs {binary}")
 
 
-@pytest.fixture
-def closing_pipes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Close the pipes of commands run by a real invoke Context once they finish.
-
-    Invoke 2.2's Local runner never closes its Popen pipes, which shows up as ResourceWarning
-    (an error under our strict warnings) when the garbage collector finds them.
-    """
-    from invoke.runners import Local
-
-    original = Local.stop
-
-    def stop(self: Local) -> None:
-        original(self)
-        process = getattr(self, "process", None)
-        for stream in (process.stdin, process.stdout, process.stderr) if process else ():
-            if stream is not None:
-                stream.close()
-
-    monkeypatch.setattr(Local, "stop", stop)
-
-
 # -- a read-only fake Kubernetes API server --------------------------------------------------
 
 _API_RESOURCES = {
