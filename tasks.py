@@ -10,7 +10,7 @@ from invoke import Collection
 
 __path__ = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "tasks")]
 
-from tasks import environments  # noqa: E402
+from tasks import backup, environments  # noqa: E402
 
-ns = Collection()
+ns = Collection(backup.ns)
 ns.configure(environments.config_defaults())

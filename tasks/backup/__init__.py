@@ -1,0 +1,204 @@
+"""Backups that never lie: ``backup.postgres``, ``backup.mysql``, verify, restore, list, prune.
+
+Dump -> compress -> (encrypt) -> checksum in one streamed pass; every stage's exit status is
+checked; output lands atomically at its final name with a ``.sha256`` sidecar, or not at all.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from invoke import Collection, Context, task
+from invoke.exceptions import Exit
+
+from tasks import environments
+from tasks.backup import inventory, manifest
+from tasks.backup.pipeline import BackupPlan, plan_backup
+from tasks.backup.stream import human, stream_to_file
+from tasks.backup.targets import DatabaseTarget, credentials, resolve_settings, resolve_target
+from tasks.environments import project_root, resolve_environment
+from tasks.runner import is_dry, require_tools
+
+CONFIG_DEFAULTS: dict[str, Any] = {
+    "output_dir": "backups",
+    "format": "plain",
+    "compress": "gzip",
+    "level": 0,
+    "jobs": 1,
+    "manifest": "manifest.jsonl",
+    "encrypt": False,
+    "recipients": [],
+    "identity": "",
+    "retention": {"keep_last": 7, "daily": 7, "weekly": 4},
+}
+TOOLS = {
+    "postgres": {"pg_dump": "apt-get install postgresql-client", "psql": "apt-get install postgresql-client"},  # fmt: skip  # noqa: E501
+    "mysql": {"mariadb-dump": "apt-get install mariadb-client"},
+}
+BACKUP_HELP = {
+    "env": "environment (development, staging, production); default development",
+    "database": "target name under environments.<env>.databases (default: the only one)",
+    "format": "postgres dump format: plain, custom (-Fc) or directory (-Fd); default from config",
+    "compress": "gzip, zstd or none; default from config (backup.compress)",
+    "level": "compression level (gzip 1-9, zstd 1-19); 0 = config / compressor default",
+    "jobs": "parallel dump jobs (directory format only); 0 = from config",
+    "output_dir": "directory for backups (created 0700); default from config (backups/)",
+    "encrypt": "encrypt with age to backup.recipients before the data touches disk",
+}
+
+
+def _server_version(target: DatabaseTarget, env: dict[str, str], extra: list[str]) -> str:
+    from tasks.backup.pipeline import mysql_client_binary, mysql_connection_args, pg_connection_args
+
+    if target.engine == "postgres":
+        argv = ["psql", "-XAtq", *pg_connection_args(target), "-c", "show server_version"]
+    else:
+        argv = [mysql_client_binary(), *mysql_connection_args(target, extra), "-N", "-B",
+                "-e", "select version()"]  # fmt: skip
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30)
+    return done.stdout.strip() if done.returncode == 0 else "unknown"
+
+
+def _tool_version(binary: str) -> str:
+    done = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30)
+    return done.stdout.strip()
+
+
+def run_backup(
+    c: Context,
+    engine: str,
+    env: str | None,
+    database: str | None,
+    fmt: str | None,
+    compress: str | None,
+    level: int,
+    jobs: int,
+    output_dir: str | None,
+    encrypt: bool,
+) -> Path | None:
+    """Resolve config and flags, plan, then stream the backup (or print the plan under --dry)."""
+    environment = resolve_environment(c, env)
+    target = resolve_target(environment, database, engine)
+    settings = resolve_settings(c.config.get("backup") or {}, project_root(c))
+    out = settings.output_dir if output_dir is None else Path(output_dir).resolve()
+    encrypted = encrypt or settings.encrypt or bool(environment.settings.get("backup_encrypt"))
+    options = dict(
+        output_dir=out,
+        fmt=(settings.format if fmt is None else fmt) if engine == "postgres" else "plain",
+        compress=settings.compress if compress is None else compress,
+        level=settings.level if level == 0 else level,
+        jobs=settings.jobs if jobs == 0 else jobs,
+        recipients=settings.recipients if encrypted else None,
+        now=datetime.now(timezone.utc),
+    )
+    if is_dry(c):
+        placeholder = ["--defaults-extra-file=<0600 temp option file>"] if engine == "mysql" else []
+        plan = plan_backup(target, mysql_extra=placeholder, **options)  # type: ignore[arg-type]
+        if engine == "postgres" and target.password_env:
+            print(f"PGPASSFILE=<0600 temp passfile written from ${target.password_env}>")
+        print("\n".join(plan.describe()))
+        return None
+    require_tools(TOOLS[engine] if engine == "postgres" else {})
+    if encrypted:
+        require_tools({"age": "apt-get install age"})
+    with tempfile.TemporaryDirectory(prefix="flowlet-backup-") as tmp:
+        with credentials(target, Path(tmp)) as (child_env, extra):
+            plan = plan_backup(target, mysql_extra=extra, **options)  # type: ignore[arg-type]
+            started = time.time()
+            result = stream_to_file(
+                plan.stages, plan.final, child_env, prepare=plan.prepare, workdir=plan.workdir
+            )
+            server = _server_version(target, child_env, extra)
+    _record(plan, result.bytes, result.sha256, result.duration, started, server, settings.manifest)
+    print(f"{plan.final}  {human(result.bytes)}  sha256 {result.sha256}")
+    return plan.final
+
+
+def _record(
+    plan: BackupPlan, size: int, digest: str, duration: float, started: float, server: str,
+    manifest_name: str,
+) -> None:  # fmt: skip
+    target = plan.target
+    dumper = plan.stages[0].argv[0] if plan.prepare is None else plan.prepare.argv[0]
+    manifest.append(
+        plan.final.parent / manifest_name,
+        {
+            "event": "backup",
+            "file": plan.final.name,
+            "environment": target.environment,
+            "database": target.key,
+            "dbname": target.name,
+            "engine": target.engine,
+            "bytes": size,
+            "sha256": digest,
+            "duration": round(duration, 3),
+            "started": datetime.fromtimestamp(started, timezone.utc).isoformat(),
+            "dump_version": _tool_version(dumper),
+            "server_version": server,
+            "host": socket.gethostname(),
+            "encrypted": plan.final.name.endswith(".age"),
+            **plan.options,
+        },
+    )
+
+
+@task(help=BACKUP_HELP)
+def postgres(
+    c: Context,
+    env: str | None = None,
+    database: str | None = None,
+    format: str | None = None,
+    compress: str | None = None,
+    level: int = 0,
+    jobs: int = 0,
+    output_dir: str | None = None,
+    encrypt: bool = False,
+) -> None:
+    """Back up a PostgreSQL database: pg_dump -> compress -> checksum, atomically."""
+    run_backup(c, "postgres", env, database, format, compress, level, jobs, output_dir, encrypt)
+
+
+MYSQL_HELP = {k: v for k, v in BACKUP_HELP.items() if k not in ("format", "jobs")}
+
+
+@task(help=MYSQL_HELP)
+def mysql(
+    c: Context,
+    env: str | None = None,
+    database: str | None = None,
+    compress: str | None = None,
+    level: int = 0,
+    output_dir: str | None = None,
+    encrypt: bool = False,
+) -> None:
+    """Back up a MariaDB/MySQL database: mariadb-dump --single-transaction -> compress."""
+    run_backup(c, "mysql", env, database, None, compress, level, 0, output_dir, encrypt)
+
+
+@task(default=True, help={**BACKUP_HELP, "db_type": "postgres or mysql (the old backup.sh flag)"})
+def backup(
+    c: Context,
+    db_type: str = "postgres",
+    env: str | None = None,
+    database: str | None = None,
+    format: str | None = None,
+    compress: str | None = None,
+    level: int = 0,
+    jobs: int = 0,
+    output_dir: str | None = None,
+    encrypt: bool = False,
+) -> None:
+    """Back up a database (old interface: --db-type postgres|mysql)."""
+    if db_type not in ("postgres", "mysql"):
+        raise Exit(f"--db-type: {db_type!r} is not valid; valid: postgres, mysql")
+    run_backup(c, db_type, env, database, format, compress, level, jobs, output_dir, encrypt)
+
+
+ns = Collection("backup", backup, postgres, mysql, *inventory.TASKS)
+ns.configure({"backup": CONFIG_DEFAULTS, **environments.config_defaults()})

@@ -1,0 +1,156 @@
+"""A real PostgreSQL 15 server for the backup tests (session-scoped, own port and socket dir).
+
+initdb runs as the ``postgres`` system user (it refuses root). The cluster listens on
+127.0.0.1 with scram password auth over TCP (what the tasks use) and trust on its private unix
+socket (what the tests use to inspect and set up databases as the superuser).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+SOURCE_SQL = r"""
+create table accounts (id serial primary key, name text not null, balance numeric(18, 2),
+                       created timestamptz default now(), tags text[]);
+create schema ledger;
+create table ledger.entries (id bigserial primary key, account int references accounts(id),
+                             amount numeric(18, 2) not null, memo text, payload bytea);
+create index entries_account on ledger.entries (account);
+create view account_totals as select account, sum(amount) from ledger.entries group by 1;
+insert into accounts (name, balance, tags)
+  select 'account ' || g || E' \u00e9\u20ac\t"q"\n', g * 10.5, array['a', 'b:' || g]
+  from generate_series(1, 300) g;
+insert into ledger.entries (account, amount, memo, payload)
+  select (g % 300) + 1, g * 0.01, case when g % 7 = 0 then null else 'memo ' || g end,
+         decode(md5(g::text), 'hex') || '\x00ff'::bytea
+  from generate_series(1, 5000) g;
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class PgServer:
+    """The running test cluster; ``sql``/``psql`` run as superuser over the unix socket."""
+
+    base: Path
+    port: int
+    socket_dir: Path
+    user: str
+    password: str
+    host: str = "127.0.0.1"
+
+    def psql(
+        self, *args: str, db: str = "postgres", **kwargs: Any
+    ) -> subprocess.CompletedProcess[str]:
+        argv = [str(PG_BIN / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
+                "-h", str(self.socket_dir), "-p", str(self.port), "-U", "postgres", "-d", db, *args]  # fmt: skip  # noqa: E501
+        return subprocess.run(argv, capture_output=True, text=True, check=True, **kwargs)
+
+    def sql(self, query: str, db: str = "postgres") -> str:
+        return self.psql("-A", "-t", "-c", query, db=db).stdout.strip()
+
+    def create_db(self, name: str, populate: str | None = None) -> str:
+        self.sql(f'create database "{name}" owner {self.user}')
+        if populate:
+            self.psql("-c", f"set role {self.user}", "-c", populate, db=name)
+        return name
+
+    def schema(self, db: str) -> str:
+        argv = [str(PG_BIN / "pg_dump"), "--schema-only", "-h", str(self.socket_dir),
+                "-p", str(self.port), "-U", "postgres", db]  # fmt: skip
+        out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+        return "\n".join(
+            line for line in out.splitlines()
+            if line and not line.startswith(("--", "\\restrict", "\\unrestrict"))
+        )  # fmt: skip
+
+    def tables(self, db: str) -> list[str]:
+        rows = self.sql(
+            "select format('%I.%I', schemaname, relname) from pg_stat_user_tables order by 1", db
+        )
+        return rows.splitlines()
+
+    def row_counts(self, db: str) -> dict[str, int]:
+        return {t: int(self.sql(f"select count(*) from {t}", db)) for t in self.tables(db)}
+
+    def checksum(self, db: str) -> dict[str, str]:
+        return {
+            t: self.sql(f"select md5(coalesce(string_agg(x::text, '|' order by x::text), '')) "
+                        f"from {t} x", db)  # fmt: skip
+            for t in self.tables(db)
+        }
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """PostgreSQL 15 on a free port, with db ``flowlet`` (small, varied) and ``flowlet_big``."""
+    from tests.conftest import need
+
+    need(str(PG_BIN / "initdb"), "runuser")
+    base = Path(tempfile.mkdtemp(prefix="flowlet-pg-"))
+    os.chmod(base, 0o755)
+    shutil.chown(base, "postgres", "postgres")
+    data, sock = base / "data", base / "sock"
+    for path in (data, sock):
+        path.mkdir()
+        shutil.chown(path, "postgres", "postgres")
+    port = free_port()
+    password = "pw:" + secrets.token_urlsafe(12) + "\\x"
+    as_pg = ["runuser", "-u", "postgres", "--"]
+    subprocess.run([*as_pg, str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-E", "UTF8",
+                    "--locale=C", "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync"],
+                   check=True, capture_output=True)  # fmt: skip
+    options = (
+        f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=40"
+    )
+    subprocess.run([*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(base / "log"),
+                    "-o", options, "-w", "start"], check=True, capture_output=True)  # fmt: skip
+    server = PgServer(base=base, port=port, socket_dir=sock, user="flowlet", password=password)
+    try:
+        quoted = password.replace("'", "''")
+        server.sql(f"create role flowlet login createdb password '{quoted}'")
+        server.create_db("flowlet", SOURCE_SQL)
+        server.create_db(
+            "flowlet_big",
+            "create table big (id int primary key, pad text); insert into big select g, "
+            "repeat(md5(g::text), 3) from generate_series(1, 400000) g",
+        )
+        yield server
+    finally:
+        subprocess.run([*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True)  # fmt: skip
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def write_config(path: Path, targets: dict[str, dict[str, Any]], **backup: Any) -> Path:
+    """An invoke.yaml for ``-f``: ``targets`` under environments.development.databases."""
+    config = {
+        "environments": {"development": {"namespace": "flowlet-dev", "databases": targets}},
+        "backup": {"output_dir": str(path.parent / "backups"), **backup},
+    }
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def pg_target(pg: PgServer, name: str = "flowlet", **extra: Any) -> dict[str, Any]:
+    return {"engine": "postgres", "host": pg.host, "port": pg.port, "name": name,
+            "user": pg.user, "password_env": "FLOWLET_DB_PASSWORD", **extra}  # fmt: skip
