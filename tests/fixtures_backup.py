@@ -154,3 +154,78 @@ def write_config(path: Path, targets: dict[str, dict[str, Any]], **backup: Any) 
 def pg_target(pg: PgServer, name: str = "flowlet", **extra: Any) -> dict[str, Any]:
     return {"engine": "postgres", "host": pg.host, "port": pg.port, "name": name,
             "user": pg.user, "password_env": "FLOWLET_DB_PASSWORD", **extra}  # fmt: skip
+
+
+def backup_collection() -> Any:
+    """The root collection holding ``backup`` (as tasks.py composes it)."""
+    from invoke import Collection
+
+    from tasks import backup
+
+    return Collection(backup.ns)
+
+
+@dataclass
+class BackupEnv:
+    """One test's config file, backup dir and the database server behind it."""
+
+    config: Path
+    out: Path
+    pg: PgServer
+
+    def files(self) -> list[str]:
+        return sorted(p.name for p in self.out.iterdir()) if self.out.exists() else []
+
+    def backups(self) -> list[Path]:
+        return sorted(
+            p for p in self.out.iterdir() if p.is_file() and p.name.split(".")[-1] not in
+            ("sha256", "jsonl", "partial")
+        ) if self.out.exists() else []  # fmt: skip
+
+
+@pytest.fixture
+def pg_backup_env(
+    pg_server: PgServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> BackupEnv:
+    """Config for the development target ``postgres`` (db flowlet) and ``big`` (flowlet_big)."""
+    monkeypatch.setenv("FLOWLET_DB_PASSWORD", pg_server.password)
+    config = write_config(
+        tmp_path / "invoke.yaml",
+        {"postgres": pg_target(pg_server), "big": pg_target(pg_server, "flowlet_big")},
+    )
+    return BackupEnv(config=config, out=tmp_path / "backups", pg=pg_server)
+
+
+@pytest.fixture(scope="session")
+def earlier_backup(pg_server: PgServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One good backup made at session start (tests copy it in as 'an earlier backup')."""
+    from tests.conftest import run_task
+
+    base = tmp_path_factory.mktemp("earlier")
+    config = write_config(base / "invoke.yaml", {"postgres": pg_target(pg_server)})
+    old = os.environ.get("FLOWLET_DB_PASSWORD")
+    os.environ["FLOWLET_DB_PASSWORD"] = pg_server.password
+    try:
+        assert run_task(backup_collection(), ["backup.postgres"], config_file=config) == 0
+    finally:
+        if old is None:
+            os.environ.pop("FLOWLET_DB_PASSWORD", None)
+        else:
+            os.environ["FLOWLET_DB_PASSWORD"] = old
+    (made,) = [p for p in (base / "backups").iterdir() if p.name.endswith(".sql.gz")]
+    renamed = made.with_name("development-postgres-20200101T000000Z.sql.gz")
+    made.rename(renamed)
+    digest = (made.parent / (made.name + ".sha256")).read_text().split()[0]
+    (made.parent / (made.name + ".sha256")).unlink()
+    (renamed.parent / (renamed.name + ".sha256")).write_text(f"{digest}  {renamed.name}\n")
+    return renamed
+
+
+def plant_earlier(earlier: Path, out: Path) -> dict[str, bytes]:
+    """Copy the earlier backup (and sidecar) into ``out``; return their contents."""
+    out.mkdir(mode=0o700, parents=True, exist_ok=True)
+    contents = {}
+    for path in (earlier, earlier.with_name(earlier.name + ".sha256")):
+        shutil.copy2(path, out / path.name)
+        contents[path.name] = path.read_bytes()
+    return contents

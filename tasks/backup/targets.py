@@ -50,6 +50,8 @@ def resolve_target(env: Environment, key: str | None, engine: str | None) -> Dat
         candidates = [
             k for k, v in databases.items() if engine is None or v.get("engine") == engine
         ]
+        if len(candidates) > 1 and engine in candidates:
+            candidates = [engine]  # the target named after its engine is the default
         if len(candidates) != 1:
             what = f"{engine} " if engine else ""
             raise Exit(
