@@ -229,3 +229,107 @@ def plant_earlier(earlier: Path, out: Path) -> dict[str, bytes]:
         shutil.copy2(path, out / path.name)
         contents[path.name] = path.read_bytes()
     return contents
+
+
+MYSQL_SOURCE = """
+create table customers (id int auto_increment primary key, name varchar(200) not null,
+                        balance decimal(18, 2), note text, created datetime default now());
+create table payments (id bigint auto_increment primary key, customer int not null,
+                       amount decimal(18, 2), payload blob, key (customer),
+                       foreign key (customer) references customers (id));
+create view totals as select customer, sum(amount) as total from payments group by customer;
+insert into customers (name, balance, note) select concat('c', seq, ' \\u00e9 "q"\\t'),
+  seq * 1.5, if(seq % 5 = 0, null, concat('line1\\nline2 ', seq)) from seq_1_to_200;
+insert into payments (customer, amount, payload) select (seq % 200) + 1, seq / 100,
+  unhex(md5(seq)) from seq_1_to_3000;
+"""
+
+
+@dataclass
+class MariaServer:
+    base: Path
+    port: int
+    socket: Path
+    user: str
+    password: str
+    host: str = "127.0.0.1"
+
+    def sql(self, query: str, db: str = "") -> str:
+        argv = [
+            "mariadb",
+            f"--socket={self.socket}",
+            "-u",
+            "root",
+            "-N",
+            "-B",
+            *([db] if db else []),
+        ]  # noqa: E501
+        done = subprocess.run(argv, input=query, capture_output=True, text=True, check=True)
+        return done.stdout.strip()
+
+    def schema(self, db: str) -> str:
+        argv = ["mariadb-dump", f"--socket={self.socket}", "-u", "root", "--no-data",
+                "--skip-comments", "--skip-dump-date", db]  # fmt: skip
+        out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+        return "\n".join(line for line in out.splitlines() if "AUTO_INCREMENT=" not in line)
+
+    def row_counts(self, db: str) -> dict[str, int]:
+        tables = self.sql(f"select table_name from information_schema.tables where table_schema="
+                          f"'{db}' and table_type='BASE TABLE' order by 1").split()  # fmt: skip
+        return {t: int(self.sql(f"select count(*) from `{db}`.`{t}`")) for t in tables}
+
+    def checksum(self, db: str) -> dict[str, str]:
+        tables = self.row_counts(db)
+        return {t: self.sql(f"checksum table `{db}`.`{t}` extended").split()[-1] for t in tables}
+
+
+@pytest.fixture(scope="session")
+def mariadb_server() -> Iterator[MariaServer]:
+    """MariaDB on a free port (own datadir and socket), db ``shop`` with data."""
+    import time
+
+    from tests.conftest import need
+
+    need("mariadb-install-db", "mariadbd", "mariadb", "mariadb-dump")
+    base = Path(tempfile.mkdtemp(prefix="flowlet-mariadb-"))
+    os.chmod(base, 0o755)
+    shutil.chown(base, "mysql", "mysql")
+    data, sock = base / "data", base / "mysqld.sock"
+    subprocess.run(["mariadb-install-db", "--user=mysql", f"--datadir={data}", "--skip-test-db",
+                    "--auth-root-authentication-method=socket"], check=True,
+                   capture_output=True)  # fmt: skip
+    port = free_port()
+    server_proc = subprocess.Popen(
+        ["mariadbd", "--no-defaults", "--user=mysql", f"--datadir={data}", f"--socket={sock}",
+         f"--port={port}", "--bind-address=127.0.0.1", "--skip-name-resolve",
+         f"--pid-file={base / 'mysqld.pid'}", f"--log-error={base / 'error.log'}",
+         "--innodb-buffer-pool-size=64M", "--innodb-log-file-size=16M", "--skip-log-bin"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    password = "my:" + secrets.token_urlsafe(12) + '"#;\\'
+    server = MariaServer(base=base, port=port, socket=sock, user="flowlet", password=password)
+    try:
+        deadline = time.monotonic() + 60
+        while subprocess.run(["mariadb-admin", f"--socket={sock}", "-u", "root", "ping"],
+                             capture_output=True).returncode != 0:  # fmt: skip
+            if server_proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError((base / "error.log").read_text())
+            time.sleep(0.2)
+        quoted = password.replace("\\", "\\\\").replace("'", "\\'")
+        server.sql(f"create user flowlet@'127.0.0.1' identified by '{quoted}';"
+                   "grant all on *.* to flowlet@'127.0.0.1'; create database shop;")  # fmt: skip
+        server.sql(MYSQL_SOURCE, "shop")
+        yield server
+    finally:
+        server_proc.terminate()
+        try:
+            server_proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server_proc.kill()
+            server_proc.wait()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def mysql_target(server: MariaServer, name: str = "shop", **extra: Any) -> dict[str, Any]:
+    return {"engine": "mysql", "host": server.host, "port": server.port, "name": name,
+            "user": server.user, "password_env": "FLOWLET_MYSQL_PASSWORD", **extra}  # fmt: skip
