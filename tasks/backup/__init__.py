@@ -17,7 +17,7 @@ from typing import Any
 from invoke import Collection, Context, task
 from invoke.exceptions import Exit
 
-from tasks import environments
+from tasks import environments, sshremote
 from tasks.backup import inventory, manifest
 from tasks.backup.pipeline import BackupPlan, plan_backup
 from tasks.backup.stream import human, stream_to_file
@@ -35,6 +35,7 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "encrypt": False,
     "recipients": [],
     "identity": "",
+    "remote_dir": "/var/backups/flowlet",
     "retention": {"keep_last": 7, "daily": 7, "weekly": 4},
 }
 TOOLS = {
@@ -50,6 +51,8 @@ BACKUP_HELP = {
     "jobs": "parallel dump jobs (directory format only); 0 = from config",
     "output_dir": "directory for backups (created 0700); default from config (backups/)",
     "encrypt": "encrypt with age to backup.recipients before the data touches disk",
+    "host": "run the dump on this SSH host (ssh_config alias) and stream it back",
+    "keep_remote": "with --host: keep the backup in backup.remote_dir on that host",
 }
 
 
@@ -81,6 +84,8 @@ def run_backup(
     jobs: int,
     output_dir: str | None,
     encrypt: bool,
+    host: str | None = None,
+    keep_remote: bool = False,
 ) -> Path | None:
     """Resolve config and flags, plan, then stream the backup (or print the plan under --dry)."""
     environment = resolve_environment(c, env)
@@ -104,6 +109,23 @@ def run_backup(
             print(f"PGPASSFILE=<0600 temp passfile written from ${target.password_env}>")
         print("\n".join(plan.describe()))
         return None
+    remote_host = target.backup_host if host is None else host
+    if keep_remote and not remote_host:
+        raise Exit("--keep-remote: needs --host (or backup_host in the target's config)")
+    if remote_host:
+        from tasks.backup.remote import remote_backup
+
+        started = time.time()
+        plan, size, digest, duration = remote_backup(
+            c, remote_host, target, options, keep_remote, str(settings.remote_dir)
+        )
+        if not keep_remote:
+            _record(
+                plan, size, digest, duration, started, "unknown", settings.manifest, remote_host
+            )
+        where = f"{remote_host}:{plan.final}" if keep_remote else str(plan.final)
+        print(f"{where}  {human(size)}  sha256 {digest}")
+        return plan.final
     require_tools(TOOLS[engine] if engine == "postgres" else {})
     if encrypted:
         require_tools({"age": "apt-get install age"})
@@ -122,7 +144,7 @@ def run_backup(
 
 def _record(
     plan: BackupPlan, size: int, digest: str, duration: float, started: float, server: str,
-    manifest_name: str,
+    manifest_name: str, host: str | None = None,
 ) -> None:  # fmt: skip
     target = plan.target
     dumper = plan.stages[0].argv[0] if plan.prepare is None else plan.prepare.argv[0]
@@ -141,7 +163,7 @@ def _record(
             "started": datetime.fromtimestamp(started, timezone.utc).isoformat(),
             "dump_version": _tool_version(dumper),
             "server_version": server,
-            "host": socket.gethostname(),
+            "host": host or socket.gethostname(),
             "encrypted": plan.final.name.endswith(".age"),
             **plan.options,
         },
@@ -159,9 +181,14 @@ def postgres(
     jobs: int = 0,
     output_dir: str | None = None,
     encrypt: bool = False,
+    host: str | None = None,
+    keep_remote: bool = False,
 ) -> None:
     """Back up a PostgreSQL database: pg_dump -> compress -> checksum, atomically."""
-    run_backup(c, "postgres", env, database, format, compress, level, jobs, output_dir, encrypt)
+    run_backup(
+        c, "postgres", env, database, format, compress, level, jobs, output_dir, encrypt, host,
+        keep_remote,
+    )  # fmt: skip
 
 
 MYSQL_HELP = {k: v for k, v in BACKUP_HELP.items() if k not in ("format", "jobs")}
@@ -176,9 +203,14 @@ def mysql(
     level: int = 0,
     output_dir: str | None = None,
     encrypt: bool = False,
+    host: str | None = None,
+    keep_remote: bool = False,
 ) -> None:
     """Back up a MariaDB/MySQL database: mariadb-dump --single-transaction -> compress."""
-    run_backup(c, "mysql", env, database, None, compress, level, 0, output_dir, encrypt)
+    run_backup(
+        c, "mysql", env, database, None, compress, level, 0, output_dir, encrypt, host,
+        keep_remote,
+    )  # fmt: skip
 
 
 @task(default=True, help={**BACKUP_HELP, "db_type": "postgres or mysql (the old backup.sh flag)"})
@@ -193,12 +225,19 @@ def backup(
     jobs: int = 0,
     output_dir: str | None = None,
     encrypt: bool = False,
+    host: str | None = None,
+    keep_remote: bool = False,
 ) -> None:
     """Back up a database (old interface: --db-type postgres|mysql)."""
     if db_type not in ("postgres", "mysql"):
         raise Exit(f"--db-type: {db_type!r} is not valid; valid: postgres, mysql")
-    run_backup(c, db_type, env, database, format, compress, level, jobs, output_dir, encrypt)
+    run_backup(
+        c, db_type, env, database, format, compress, level, jobs, output_dir, encrypt, host,
+        keep_remote,
+    )  # fmt: skip
 
 
 ns = Collection("backup", backup, postgres, mysql, *inventory.TASKS)
-ns.configure({"backup": CONFIG_DEFAULTS, **environments.config_defaults()})
+ns.configure(
+    {"backup": CONFIG_DEFAULTS, **sshremote.config_defaults(), **environments.config_defaults()}
+)

@@ -215,6 +215,17 @@ def _place(partial: Path, final: Path) -> None:
     os.unlink(partial)
 
 
+def finalize(partial: Path, final: Path, digest: str) -> None:
+    """Link the fsynced ``partial`` to ``final`` (never replacing), write the sidecar, fsync."""
+    _place(partial, final)
+    try:
+        write_sidecar(final, digest)
+        fsync_dir(final.parent)
+    except BaseException:
+        cleanup(partial, final)  # ours: linked a moment ago
+        raise
+
+
 def stream_to_file(
     stages: Sequence[Stage],
     final: Path,
@@ -232,7 +243,6 @@ def stream_to_file(
     started = time.monotonic()
     digest = hashlib.sha256()
     meter = Progress(progress)
-    placed = False
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
 
     def write(chunk: bytes) -> None:
@@ -251,23 +261,20 @@ def stream_to_file(
             os.fsync(fd)
             os.close(fd)
             fd = -1
-            _place(partial, final)
-            placed = True
-            write_sidecar(final, digest.hexdigest())
-            fsync_dir(final.parent)
+            finalize(partial, final, digest.hexdigest())
     except KeyboardInterrupt:
-        _cleanup(partial, final if placed else None)
+        cleanup(partial, None)
         raise Exit(f"interrupted: removed the partial backup {partial.name}", code=130) from None
     except StageError as error:
-        _cleanup(partial, final if placed else None)
+        cleanup(partial, None)
         if error.stderr:
             sys.stderr.write(error.stderr + "\n")
         raise Exit(f"backup failed: {error}; nothing written", code=error.exit_code) from None
     except OSError as error:
-        _cleanup(partial, final if placed else None)
+        cleanup(partial, None)
         raise Exit(f"backup failed writing {partial}: {error.strerror}; nothing written") from None
     except BaseException:
-        _cleanup(partial, final if placed else None)
+        cleanup(partial, None)
         raise
     finally:
         if fd >= 0:
@@ -278,7 +285,7 @@ def stream_to_file(
     return StreamResult(meter.bytes, digest.hexdigest(), time.monotonic() - started)
 
 
-def _cleanup(partial: Path, final: Path | None) -> None:
+def cleanup(partial: Path, final: Path | None) -> None:
     partial.unlink(missing_ok=True)
     partial.with_name(partial.name.replace(".partial", ".sha256.partial")).unlink(missing_ok=True)
     if final is not None:

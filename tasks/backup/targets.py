@@ -177,6 +177,7 @@ class BackupSettings:
     encrypt: bool
     recipients: tuple[str, ...]
     identity: str
+    remote_dir: str
     retention: Mapping[str, int]
 
 
@@ -201,5 +202,6 @@ def resolve_settings(raw: Mapping[str, Any], root: Path) -> BackupSettings:
         encrypt=bool(raw.get("encrypt", False)),
         recipients=tuple(str(r) for r in recipients),
         identity=str(raw.get("identity") or ""),
+        remote_dir=str(raw.get("remote_dir") or "/var/backups/flowlet"),
         retention=retention,
     )

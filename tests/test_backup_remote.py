@@ -1,0 +1,111 @@
+"""Remote backups over a real sshd (through a ProxyJump gateway) against the real PostgreSQL."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO, run_task
+from tests.fixtures_backup import BackupEnv, backup_collection, plant_earlier
+from tests.fixtures_sshd import SshServer
+
+pytestmark = pytest.mark.slow
+NS = backup_collection()
+
+
+@pytest.fixture
+def remote_env(pg_backup_env: BackupEnv, ssh_config: Path, tmp_path: Path) -> BackupEnv:
+    config = yaml.safe_load(pg_backup_env.config.read_text())
+    config["ssh"] = {"config_file": str(ssh_config), "connect_timeout": 5}
+    config["backup"]["remote_dir"] = str(tmp_path / "remote")
+    pg_backup_env.config.write_text(yaml.safe_dump(config))
+    return pg_backup_env
+
+
+def test_round_trip_streamed_through_gateway(remote_env: BackupEnv) -> None:
+    env = remote_env
+    argv = ["backup.postgres", "--host", "flowlet-db", "--format", "custom", "--compress", "zstd"]
+    assert run_task(NS, argv, config_file=env.config) == 0
+    (made,) = env.backups()
+    assert made.stat().st_mode & 0o777 == 0o600
+    assert run_task(NS, ["backup.verify", "--file", str(made)], config_file=env.config) == 0
+    target = "restored_" + uuid.uuid4().hex[:8]
+    restore = ["backup.restore", str(made), "--database", target]
+    assert run_task(NS, restore, config_file=env.config) == 0
+    pg = env.pg
+    assert pg.schema(target) == pg.schema("flowlet")
+    assert pg.row_counts(target) == pg.row_counts("flowlet")
+    assert pg.checksum(target) == pg.checksum("flowlet")
+
+
+def test_keep_remote(remote_env: BackupEnv, tmp_path: Path) -> None:
+    env = remote_env
+    argv = ["backup.postgres", "--host", "flowlet-direct", "--keep-remote"]
+    assert run_task(NS, argv, config_file=env.config) == 0
+    remote = tmp_path / "remote"
+    names = sorted(p.name for p in remote.iterdir())
+    assert len(names) == 2 and names[0].endswith(".sql.gz") and names[1].endswith(".sha256")
+    assert remote.stat().st_mode & 0o777 == 0o700
+    assert (remote / names[0]).stat().st_mode & 0o777 == 0o600
+    assert (
+        run_task(NS, ["backup.verify", "--file", str(remote / names[0])], config_file=env.config)
+        == 0
+    )  # noqa: E501
+    assert not [p for p in Path("/tmp").glob("flowlet-*/secret")]  # remote passfile removed
+
+
+def test_remote_pipeline_failure(remote_env: BackupEnv, earlier_backup: Path, tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+    env = remote_env
+    earlier = plant_earlier(earlier_backup, env.out)
+    monkeypatch.setenv("FLOWLET_DB_PASSWORD", "wrong")
+    for extra in ([], ["--keep-remote"]):
+        argv = ["backup.postgres", "--host", "flowlet-db", *extra]
+        assert run_task(NS, argv, config_file=env.config) != 0
+        err = capsys.readouterr().err
+        assert "password authentication failed" in err and "nothing written" in err
+    assert sorted(n for n in env.files() if n != "manifest.jsonl") == sorted(earlier)
+    remote = tmp_path / "remote"
+    assert not remote.exists() or list(remote.iterdir()) == []
+
+
+def test_ssh_dropped_mid_stream(
+    remote_env: BackupEnv, earlier_backup: Path, sshd: SshServer
+) -> None:  # noqa: E501
+    env = remote_env
+    earlier = plant_earlier(earlier_backup, env.out)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "-f", str(env.config), "backup.postgres", "--host",
+         "flowlet-direct", "--database", "big", "--compress", "none"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        partials = list(env.out.glob("*.partial"))
+        if partials and partials[0].exists() and partials[0].stat().st_size > 1_000_000:
+            break
+        time.sleep(0.005)
+    assert sshd.kill_sessions()
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert "nothing written" in err
+    assert sorted(n for n in env.files() if n != "manifest.jsonl") == sorted(earlier)
+
+
+def test_unreachable_host(remote_env: BackupEnv, sshd: SshServer, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+    from tests.fixtures_sshd import free_port
+
+    closed = sshd.write_ssh_config(tmp_path / "closed_config", port=free_port())
+    config = yaml.safe_load(remote_env.config.read_text())
+    config["ssh"]["config_file"] = str(closed)
+    remote_env.config.write_text(yaml.safe_dump(config))
+    argv = ["backup.postgres", "--host", "flowlet-direct"]
+    assert run_task(NS, argv, config_file=remote_env.config) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ssh flowlet-direct") and "refused" in err and "\n" not in err
+    assert [n for n in remote_env.files()] == []
