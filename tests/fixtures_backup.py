@@ -14,6 +14,7 @@ import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,19 @@ def pg_server() -> Iterator[PgServer]:
     from tests.conftest import need
 
     need(str(PG_BIN / "initdb"), "runuser")
+    with postgres_cluster() as server:
+        server.create_db("flowlet", SOURCE_SQL)
+        server.create_db(
+            "flowlet_big",
+            "create table big (id int primary key, pad text); insert into big select g, "
+            "repeat(md5(g::text), 3) from generate_series(1, 400000) g",
+        )
+        yield server
+
+
+@contextmanager
+def postgres_cluster() -> Iterator[PgServer]:
+    """initdb + start a private cluster (role ``flowlet`` with a password); stop and remove it."""
     base = Path(tempfile.mkdtemp(prefix="flowlet-pg-"))
     os.chmod(base, 0o755)
     shutil.chown(base, "postgres", "postgres")
@@ -128,12 +142,6 @@ def pg_server() -> Iterator[PgServer]:
     try:
         quoted = password.replace("'", "''")
         server.sql(f"create role flowlet login createdb password '{quoted}'")
-        server.create_db("flowlet", SOURCE_SQL)
-        server.create_db(
-            "flowlet_big",
-            "create table big (id int primary key, pad text); insert into big select g, "
-            "repeat(md5(g::text), 3) from generate_series(1, 400000) g",
-        )
         yield server
     finally:
         subprocess.run([*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],

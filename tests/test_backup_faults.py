@@ -120,7 +120,9 @@ def test_dump_killed_mid_stream(pg_backup_env: BackupEnv, earlier_backup: Path) 
     proc = inv(env, "backup.postgres", "--database", "big", "--compress", "none")
     wait_for(lambda: partial_bytes(env) > 1_000_000)
     (dump,) = [
-        pid for pid, argv in children(proc.pid).items() if argv and argv[0].endswith("pg_dump")
+        pid
+        for pid, argv in children(proc.pid).items()
+        if argv and argv[0].endswith("pg_dump") and "--dbname" in argv
     ]
     os.kill(dump, signal.SIGKILL)
     out, err = proc.communicate(timeout=60)
@@ -175,7 +177,11 @@ def test_password_never_on_argv_in_output_or_dry(pg_backup_env: BackupEnv) -> No
     proc = inv(env, "backup.postgres")
     try:
         dump = wait_for(
-            lambda: [p for p, a in children(proc.pid).items() if a and a[0].endswith("pg_dump")]
+            lambda: [
+                p
+                for p, a in children(proc.pid).items()
+                if a and a[0].endswith("pg_dump") and "--dbname" in a
+            ]
         )
         time.sleep(0.3)
         seen = 0

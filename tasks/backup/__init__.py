@@ -56,21 +56,35 @@ BACKUP_HELP = {
 }
 
 
-def _server_version(target: DatabaseTarget, env: dict[str, str], extra: list[str]) -> str:
+def _start_probes(
+    target: DatabaseTarget, env: dict[str, str], extra: list[str], dumper: str
+) -> list[subprocess.Popen[str]]:
+    """Start the version probes for the manifest; they run while the dump streams."""
     from tasks.backup.pipeline import mysql_client_binary, mysql_connection_args, pg_connection_args
 
     if target.engine == "postgres":
-        argv = ["psql", "-XAtq", *pg_connection_args(target), "-c", "show server_version"]
+        server = ["psql", "-XAtq", *pg_connection_args(target), "-c", "show server_version"]
     else:
-        argv = [mysql_client_binary(), *mysql_connection_args(target, extra), "-N", "-B",
-                "-e", "select version()"]  # fmt: skip
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30)
-    return done.stdout.strip() if done.returncode == 0 else "unknown"
+        server = [mysql_client_binary(), *mysql_connection_args(target, extra), "-N", "-B",
+                  "-e", "select version()"]  # fmt: skip
+    return [
+        subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                         stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+        for argv in ([dumper, "--version"], server)
+    ]  # fmt: skip
 
 
-def _tool_version(binary: str) -> str:
-    done = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30)
-    return done.stdout.strip()
+def _collect_probes(probes: list[subprocess.Popen[str]]) -> tuple[str, str]:
+    """(dump tool version, server version); "unknown" for a probe that failed."""
+    answers = []
+    for probe in probes:
+        try:
+            out, _ = probe.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            probe.kill()
+            out, _ = probe.communicate()
+        answers.append(out.strip() if probe.returncode == 0 else "unknown")
+    return answers[0], answers[1]
 
 
 def run_backup(
@@ -120,9 +134,8 @@ def run_backup(
             c, remote_host, target, options, keep_remote, str(settings.remote_dir)
         )
         if not keep_remote:
-            _record(
-                plan, size, digest, duration, started, "unknown", settings.manifest, remote_host
-            )
+            unknown = ("unknown", "unknown")  # the remote tools' versions are not probed
+            _record(plan, size, digest, duration, started, unknown, settings.manifest, remote_host)
         where = f"{remote_host}:{plan.final}" if keep_remote else str(plan.final)
         print(f"{where}  {human(size)}  sha256 {digest}")
         return plan.final
@@ -133,21 +146,26 @@ def run_backup(
         with credentials(target, Path(tmp)) as (child_env, extra):
             plan = plan_backup(target, mysql_extra=extra, **options)  # type: ignore[arg-type]
             started = time.time()
-            result = stream_to_file(
-                plan.stages, plan.final, child_env, prepare=plan.prepare, workdir=plan.workdir
-            )
-            server = _server_version(target, child_env, extra)
-    _record(plan, result.bytes, result.sha256, result.duration, started, server, settings.manifest)
+            dumper = plan.stages[0].argv[0] if plan.prepare is None else plan.prepare.argv[0]
+            probes = _start_probes(target, child_env, extra, dumper)
+            try:
+                result = stream_to_file(
+                    plan.stages, plan.final, child_env, prepare=plan.prepare, workdir=plan.workdir
+                )
+            finally:
+                versions = _collect_probes(probes)
+    _record(
+        plan, result.bytes, result.sha256, result.duration, started, versions, settings.manifest
+    )
     print(f"{plan.final}  {human(result.bytes)}  sha256 {result.sha256}")
     return plan.final
 
 
 def _record(
-    plan: BackupPlan, size: int, digest: str, duration: float, started: float, server: str,
-    manifest_name: str, host: str | None = None,
+    plan: BackupPlan, size: int, digest: str, duration: float, started: float,
+    versions: tuple[str, str], manifest_name: str, host: str | None = None,
 ) -> None:  # fmt: skip
     target = plan.target
-    dumper = plan.stages[0].argv[0] if plan.prepare is None else plan.prepare.argv[0]
     manifest.append(
         plan.final.parent / manifest_name,
         {
@@ -161,8 +179,8 @@ def _record(
             "sha256": digest,
             "duration": round(duration, 3),
             "started": datetime.fromtimestamp(started, timezone.utc).isoformat(),
-            "dump_version": _tool_version(dumper),
-            "server_version": server,
+            "dump_version": versions[0],
+            "server_version": versions[1],
             "host": host or socket.gethostname(),
             "encrypted": plan.final.name.endswith(".age"),
             **plan.options,
