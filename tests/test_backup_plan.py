@@ -196,3 +196,26 @@ def test_retention_never_deletes_the_newest_verified() -> None:
 def test_retention_with_no_rules_keeps_the_newest() -> None:
     keep, _ = plan_retention(synthetic(), keep_last=0, daily=0, weekly=0, now=NOW)
     assert keep == ["d00h02"]
+
+
+def test_progress_is_quiet_when_not_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    from tasks.backup.stream import Progress, human
+
+    meter = Progress(True)
+    meter.last -= 10
+    meter.add(5 * 2**20)
+    meter.done()
+    assert capsys.readouterr().err == ""
+    assert (human(512), human(5 * 2**20)) == ("512 B", "5.0 MiB")
+
+
+def test_progress_line_on_a_terminal(monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+    import sys
+
+    from tasks.backup.stream import Progress
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    meter = Progress(True)
+    meter.last -= 10
+    meter.add(3 * 2**20)
+    assert "\r3.0 MiB written, " in capsys.readouterr().err

@@ -46,6 +46,7 @@ def test_round_trip_streamed_through_gateway(remote_env: BackupEnv) -> None:
 
 def test_keep_remote(remote_env: BackupEnv, tmp_path: Path) -> None:
     env = remote_env
+    secrets_before = set(Path("/tmp").glob("flowlet-*/secret"))
     argv = ["backup.postgres", "--host", "flowlet-direct", "--keep-remote"]
     assert run_task(NS, argv, config_file=env.config) == 0
     remote = tmp_path / "remote"
@@ -57,7 +58,8 @@ def test_keep_remote(remote_env: BackupEnv, tmp_path: Path) -> None:
         run_task(NS, ["backup.verify", "--file", str(remote / names[0])], config_file=env.config)
         == 0
     )  # noqa: E501
-    assert not [p for p in Path("/tmp").glob("flowlet-*/secret")]  # remote passfile removed
+    # the remote passfile is gone (other processes' files may come and go meanwhile)
+    assert not set(Path("/tmp").glob("flowlet-*/secret")) - secrets_before
 
 
 def test_remote_pipeline_failure(remote_env: BackupEnv, earlier_backup: Path, tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
@@ -109,3 +111,12 @@ def test_unreachable_host(remote_env: BackupEnv, sshd: SshServer, tmp_path: Path
     err = capsys.readouterr().err.strip()
     assert err.startswith("ssh flowlet-direct") and "refused" in err and "\n" not in err
     assert [n for n in remote_env.files()] == []
+
+
+def test_dry_run_shows_remote_pipeline_without_secret(remote_env: BackupEnv, capsys) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+    argv = ["--dry", "backup.postgres", "--host", "flowlet-db", "--keep-remote"]
+    assert run_task(NS, argv, config_file=remote_env.config) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("on flowlet-db (ssh, bash -eo pipefail): PGPASSFILE='<0600 remote")
+    assert "kept there as" in out and remote_env.pg.password not in out
+    assert remote_env.files() == []

@@ -116,16 +116,12 @@ def run_backup(
         recipients=settings.recipients if encrypted else None,
         now=datetime.now(timezone.utc),
     )
-    if is_dry(c):
-        placeholder = ["--defaults-extra-file=<0600 temp option file>"] if engine == "mysql" else []
-        plan = plan_backup(target, mysql_extra=placeholder, **options)  # type: ignore[arg-type]
-        if engine == "postgres" and target.password_env:
-            print(f"PGPASSFILE=<0600 temp passfile written from ${target.password_env}>")
-        print("\n".join(plan.describe()))
-        return None
     remote_host = target.backup_host if host is None else host
     if keep_remote and not remote_host:
         raise Exit("--keep-remote: needs --host (or backup_host in the target's config)")
+    if is_dry(c):
+        _print_plan(target, options, remote_host, keep_remote, settings.remote_dir)
+        return None
     if remote_host:
         from tasks.backup.remote import remote_backup
 
@@ -159,6 +155,27 @@ def run_backup(
     )
     print(f"{plan.final}  {human(result.bytes)}  sha256 {result.sha256}")
     return plan.final
+
+
+def _print_plan(
+    target: DatabaseTarget, options: dict[str, Any], remote_host: str, keep: bool, remote_dir: str
+) -> None:
+    """What ``--dry`` shows: the pipeline with placeholders where secrets' files would be."""
+    holder = "<0600 temp option file>" if not remote_host else "<0600 remote file, via SFTP>"
+    extra = [f"--defaults-extra-file={holder}"] if target.engine == "mysql" else []
+    if keep:
+        options = {**options, "output_dir": Path(remote_dir)}
+    plan = plan_backup(target, mysql_extra=extra, **options)
+    if remote_host:
+        from tasks.backup.remote import remote_pipeline
+
+        secret = "<0600 remote passfile, via SFTP>" if target.password_env else None
+        print(f"on {remote_host} (ssh, bash -eo pipefail): {remote_pipeline(plan, secret)}")
+        print(f"{'kept there as' if keep else 'streamed back to'} {plan.final} (+ .sha256)")
+        return
+    if target.engine == "postgres" and target.password_env:
+        print(f"PGPASSFILE=<0600 temp passfile written from ${target.password_env}>")
+    print("\n".join(plan.describe()))
 
 
 def _record(
