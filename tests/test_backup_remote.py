@@ -54,6 +54,8 @@ def test_keep_remote(remote_env: BackupEnv, tmp_path: Path) -> None:
     assert len(names) == 2 and names[0].endswith(".sql.gz") and names[1].endswith(".sha256")
     assert remote.stat().st_mode & 0o777 == 0o700
     assert (remote / names[0]).stat().st_mode & 0o777 == 0o600
+    (line,) = (env.out / "manifest.jsonl").read_text().splitlines()
+    assert f'"location": "flowlet-direct:{remote / names[0]}"' in line
     assert (
         run_task(NS, ["backup.verify", "--file", str(remote / names[0])], config_file=env.config)
         == 0

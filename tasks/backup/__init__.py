@@ -20,7 +20,7 @@ from invoke.exceptions import Exit
 from tasks import environments, sshremote
 from tasks.backup import inventory, manifest
 from tasks.backup.pipeline import BackupPlan, plan_backup
-from tasks.backup.stream import human, stream_to_file
+from tasks.backup.stream import ensure_private_dir, human, stream_to_file
 from tasks.backup.targets import DatabaseTarget, credentials, resolve_settings, resolve_target
 from tasks.environments import project_root, resolve_environment
 from tasks.runner import is_dry, require_tools
@@ -129,9 +129,9 @@ def run_backup(
         plan, size, digest, duration = remote_backup(
             c, remote_host, target, options, keep_remote, str(settings.remote_dir)
         )
-        if not keep_remote:
-            unknown = ("unknown", "unknown")  # the remote tools' versions are not probed
-            _record(plan, size, digest, duration, started, unknown, settings.manifest, remote_host)
+        unknown = ("unknown", "unknown")  # the remote tools' versions are not probed
+        manifest_path = out / settings.manifest
+        _record(plan, size, digest, duration, started, unknown, manifest_path, remote_host)
         where = f"{remote_host}:{plan.final}" if keep_remote else str(plan.final)
         print(f"{where}  {human(size)}  sha256 {digest}")
         return plan.final
@@ -150,9 +150,8 @@ def run_backup(
                 )
             finally:
                 versions = _collect_probes(probes)
-    _record(
-        plan, result.bytes, result.sha256, result.duration, started, versions, settings.manifest
-    )
+    manifest_path = plan.final.parent / settings.manifest
+    _record(plan, result.bytes, result.sha256, result.duration, started, versions, manifest_path)
     print(f"{plan.final}  {human(result.bytes)}  sha256 {result.sha256}")
     return plan.final
 
@@ -180,11 +179,12 @@ def _print_plan(
 
 def _record(
     plan: BackupPlan, size: int, digest: str, duration: float, started: float,
-    versions: tuple[str, str], manifest_name: str, host: str | None = None,
+    versions: tuple[str, str], manifest_path: Path, host: str | None = None,
 ) -> None:  # fmt: skip
     target = plan.target
+    ensure_private_dir(manifest_path.parent)
     manifest.append(
-        plan.final.parent / manifest_name,
+        manifest_path,
         {
             "event": "backup",
             "file": plan.final.name,
@@ -200,6 +200,7 @@ def _record(
             "server_version": versions[1],
             "host": host or socket.gethostname(),
             "encrypted": plan.final.name.endswith(".age"),
+            "location": f"{host}:{plan.final}" if host else str(plan.final),
             **plan.options,
         },
     )

@@ -243,7 +243,10 @@ def stream_to_file(
     started = time.monotonic()
     digest = hashlib.sha256()
     meter = Progress(progress)
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise Exit(f"{partial} exists: another backup is writing it (or remove it)") from None
 
     def write(chunk: bytes) -> None:
         digest.update(chunk)
