@@ -29,7 +29,8 @@ def made(config: Path) -> list[Path]:
 def test_round_trip(mariadb_server: MariaServer, my_config: Path, compress: str) -> None:
     assert run_task(NS, ["backup.mysql", "--compress", compress], config_file=my_config) == 0
     (backup,) = made(my_config)
-    assert run_task(NS, ["backup.verify", "--file", str(backup)], config_file=my_config) == 0
+    verify = ["backup.verify", "--file", str(backup), "--restore-test"]
+    assert run_task(NS, verify, config_file=my_config) == 0
     target = "restored_" + uuid.uuid4().hex[:8]
     argv = ["backup.restore", str(backup), "--database", target]
     assert run_task(NS, argv, config_file=my_config) == 0
@@ -60,3 +61,20 @@ def test_dry_run_shows_option_file_not_password(mariadb_server: MariaServer, my_
     assert "--defaults-extra-file=<0600 temp option file>" in out
     assert "--single-transaction" in out
     assert mariadb_server.password not in out
+
+
+def test_remote_round_trip(
+    mariadb_server: MariaServer, my_config: Path, ssh_config: Path, tmp_path: Path
+) -> None:
+    import yaml
+
+    config = yaml.safe_load(my_config.read_text())
+    config["ssh"] = {"config_file": str(ssh_config)}
+    my_config.write_text(yaml.safe_dump(config))
+    argv = ["backup.mysql", "--host", "flowlet-db", "--compress", "zstd"]
+    assert run_task(NS, argv, config_file=my_config) == 0
+    (backup,) = made(my_config)
+    target = "restored_" + uuid.uuid4().hex[:8]
+    restore = ["backup.restore", str(backup), "--database", target]
+    assert run_task(NS, restore, config_file=my_config) == 0
+    assert mariadb_server.checksum(target) == mariadb_server.checksum("shop")

@@ -122,3 +122,51 @@ def test_dry_run_shows_remote_pipeline_without_secret(remote_env: BackupEnv, cap
     assert out.startswith("on flowlet-db (ssh, bash -eo pipefail): PGPASSFILE='<0600 remote")
     assert "kept there as" in out and remote_env.pg.password not in out
     assert remote_env.files() == []
+
+
+def test_password_never_on_argv_during_remote_backup(remote_env: BackupEnv) -> None:
+    from tests.test_backup_faults import wait_for
+
+    env = remote_env
+    password = env.pg.password.encode()
+    locker = subprocess.Popen(
+        ["psql", "-X", "-q", "-h", str(env.pg.socket_dir), "-p", str(env.pg.port), "-U", "postgres",
+         "-d", "flowlet"], stdin=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert locker.stdin is not None
+    locker.stdin.write("begin; lock table accounts in access exclusive mode; select 1;\n")
+    locker.stdin.flush()
+    time.sleep(0.3)
+
+    def remote_dumps() -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if argv and argv[0].endswith(b"pg_dump") and b"--dbname" in argv:
+                found.append(int(entry.name))
+        return found
+
+    before = set(remote_dumps())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "-f", str(env.config), "backup.postgres", "--host",
+         "flowlet-db"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: set(remote_dumps()) - before)
+        time.sleep(0.3)
+        for entry in Path("/proc").iterdir():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            assert password not in cmdline, f"password in argv of pid {entry.name}"
+    finally:
+        locker.stdin.write("commit;\n")
+        locker.stdin.close()
+        locker.wait(timeout=30)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert password.decode() not in out + err
