@@ -62,8 +62,8 @@ class PgServer:
     def psql(
         self, *args: str, db: str = "postgres", **kwargs: Any
     ) -> subprocess.CompletedProcess[str]:
-        argv = [str(PG_BIN / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
-                "-h", str(self.socket_dir), "-p", str(self.port), "-U", "postgres", "-d", db, *args]  # fmt: skip  # noqa: E501
+        where = ["-h", str(self.socket_dir), "-p", str(self.port), "-U", "postgres", "-d", db]
+        argv = [str(PG_BIN / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", *where, *args]
         return subprocess.run(argv, capture_output=True, text=True, check=True, **kwargs)
 
     def sql(self, query: str, db: str = "postgres") -> str:
@@ -94,11 +94,8 @@ class PgServer:
         return {t: int(self.sql(f"select count(*) from {t}", db)) for t in self.tables(db)}
 
     def checksum(self, db: str) -> dict[str, str]:
-        return {
-            t: self.sql(f"select md5(coalesce(string_agg(x::text, '|' order by x::text), '')) "
-                        f"from {t} x", db)  # fmt: skip
-            for t in self.tables(db)
-        }
+        query = "select md5(coalesce(string_agg(x::text, '|' order by x::text), '')) from {} x"
+        return {t: self.sql(query.format(t), db) for t in self.tables(db)}
 
 
 @pytest.fixture(scope="session")
@@ -145,7 +142,7 @@ def postgres_cluster() -> Iterator[PgServer]:
         yield server
     finally:
         subprocess.run([*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True)  # fmt: skip
+                       capture_output=True, check=False)  # fmt: skip
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -271,7 +268,7 @@ class MariaServer:
             "-N",
             "-B",
             *([db] if db else []),
-        ]  # noqa: E501
+        ]
         done = subprocess.run(argv, input=query, capture_output=True, text=True, check=True)
         return done.stdout.strip()
 
@@ -319,7 +316,7 @@ def mariadb_server() -> Iterator[MariaServer]:
     try:
         deadline = time.monotonic() + 60
         while subprocess.run(["mariadb-admin", f"--socket={sock}", "-u", "root", "ping"],
-                             capture_output=True).returncode != 0:  # fmt: skip
+                             capture_output=True, check=False).returncode != 0:  # fmt: skip
             if server_proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError((base / "error.log").read_text())
             time.sleep(0.2)

@@ -21,7 +21,9 @@ def age_env(pg_backup_env: BackupEnv, tmp_path: Path) -> BackupEnv:
     need("age", "age-keygen")
     identity = tmp_path / "keys" / "backup.key"
     identity.parent.mkdir()
-    done = subprocess.run(["age-keygen", "-o", str(identity)], capture_output=True, text=True)
+    done = subprocess.run(
+        ["age-keygen", "-o", str(identity)], capture_output=True, text=True, check=True
+    )
     public = done.stderr.split("Public key: ")[1].strip()
     config = yaml.safe_load(pg_backup_env.config.read_text())
     config["backup"].update(recipients=[public], identity=str(identity))
@@ -34,7 +36,7 @@ def test_encrypted_round_trip(age_env: BackupEnv, fmt: str) -> None:
     env = age_env
     assert (
         run_task(NS, ["backup.postgres", "--encrypt", "--format", fmt], config_file=env.config) == 0
-    )  # noqa: E501
+    )
     (made,) = env.backups()
     assert made.name.endswith(".age")
     assert made.read_bytes().startswith(b"age-encryption.org/v1\n")
@@ -43,7 +45,7 @@ def test_encrypted_round_trip(age_env: BackupEnv, fmt: str) -> None:
     assert (
         run_task(NS, ["backup.restore", str(made), "--database", target], config_file=env.config)
         == 0
-    )  # noqa: E501
+    )
     assert env.pg.row_counts(target) == env.pg.row_counts("flowlet")
     assert env.pg.checksum(target) == env.pg.checksum("flowlet")
 
@@ -56,7 +58,9 @@ def test_encryption_on_by_default_per_environment(age_env: BackupEnv) -> None:
     assert [p.name.endswith(".sql.gz.age") for p in age_env.backups()] == [True]
 
 
-def test_missing_identity_is_one_clear_line(age_env: BackupEnv, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+def test_missing_identity_is_one_clear_line(
+    age_env: BackupEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     env = age_env
     assert run_task(NS, ["backup.postgres", "--encrypt"], config_file=env.config) == 0
     (made,) = env.backups()
@@ -65,7 +69,7 @@ def test_missing_identity_is_one_clear_line(age_env: BackupEnv, tmp_path: Path, 
     assert (
         run_task(NS, ["backup.verify", "--latest", "--identity", missing], config_file=env.config)
         == 1
-    )  # noqa: E501
+    )
     assert capsys.readouterr().err == (
         f"--identity: age identity file {missing!r} not found (needed to decrypt {made.name})\n"
     )
@@ -74,9 +78,11 @@ def test_missing_identity_is_one_clear_line(age_env: BackupEnv, tmp_path: Path, 
     assert capsys.readouterr().err.startswith(f"--identity: {made.name} is encrypted;")
 
 
-def test_no_recipients_refuses_to_write_plaintext(pg_backup_env: BackupEnv, capsys) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+def test_no_recipients_refuses_to_write_plaintext(
+    pg_backup_env: BackupEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run_task(NS, ["backup.postgres", "--encrypt"], config_file=pg_backup_env.config) == 1
     assert (
         "backup.recipients: --encrypt needs at least one age recipient" in capsys.readouterr().err
-    )  # noqa: E501
+    )
     assert pg_backup_env.backups() == []

@@ -82,7 +82,12 @@ def partial_bytes(env: BackupEnv) -> int:
     return sum(p.stat().st_size for p in partials if p.exists())
 
 
-def test_wrong_password(pg_backup_env: BackupEnv, earlier_backup: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+def test_wrong_password(
+    pg_backup_env: BackupEnv,
+    earlier_backup: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     env = pg_backup_env
     earlier = plant_earlier(earlier_backup, env.out)
     monkeypatch.setenv("FLOWLET_DB_PASSWORD", "not-the-password")
@@ -93,7 +98,9 @@ def test_wrong_password(pg_backup_env: BackupEnv, earlier_backup: Path, monkeypa
     assert_untouched(env, earlier)
 
 
-def test_missing_password_variable(pg_backup_env: BackupEnv, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+def test_missing_password_variable(
+    pg_backup_env: BackupEnv, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.delenv("FLOWLET_DB_PASSWORD")
     assert run_task(NS, ["backup.postgres"], config_file=pg_backup_env.config) == 1
     assert capsys.readouterr().err.strip() == (
@@ -103,7 +110,9 @@ def test_missing_password_variable(pg_backup_env: BackupEnv, monkeypatch, capsys
 
 
 @pytest.mark.parametrize("fmt", ["plain", "directory"])
-def test_unreachable_server(pg_backup_env: BackupEnv, earlier_backup: Path, capsys, fmt: str) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+def test_unreachable_server(
+    pg_backup_env: BackupEnv, earlier_backup: Path, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
     env = pg_backup_env
     earlier = plant_earlier(earlier_backup, env.out)
     target = pg_target(env.pg, port=free_port())
@@ -125,7 +134,7 @@ def test_dump_killed_mid_stream(pg_backup_env: BackupEnv, earlier_backup: Path) 
         if argv and argv[0].endswith("pg_dump") and "--dbname" in argv
     ]
     os.kill(dump, signal.SIGKILL)
-    out, err = proc.communicate(timeout=60)
+    _out, err = proc.communicate(timeout=60)
     assert proc.returncode != 0
     assert "pg_dump failed (killed by SIGKILL); nothing written" in err
     assert_untouched(env, earlier)
@@ -141,7 +150,7 @@ def test_disk_full(pg_backup_env: BackupEnv, earlier_backup: Path) -> None:
 
     proc = inv(env, "backup.postgres", "--database", "big", "--compress", "none",
                preexec_fn=small_files)  # fmt: skip
-    out, err = proc.communicate(timeout=120)
+    _out, err = proc.communicate(timeout=120)
     assert proc.returncode != 0
     assert "File too large; nothing written" in err
     assert_untouched(env, earlier)
@@ -154,7 +163,7 @@ def test_interrupted_mid_dump(pg_backup_env: BackupEnv, earlier_backup: Path, si
     proc = inv(env, "backup.postgres", "--database", "big", "--compress", "none")
     wait_for(lambda: partial_bytes(env) > 1_000_000)
     os.kill(proc.pid, signum)
-    out, err = proc.communicate(timeout=60)
+    _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
     assert "interrupted: removed the partial backup" in err
     assert_untouched(env, earlier)
@@ -197,7 +206,7 @@ def test_password_never_on_argv_in_output_or_dry(pg_backup_env: BackupEnv) -> No
         environ = Path(f"/proc/{dump[0]}/environ").read_bytes().split(b"\0")  # type: ignore[index]
         (passfile,) = [
             v.split(b"=", 1)[1].decode() for v in environ if v.startswith(b"PGPASSFILE=")
-        ]  # noqa: E501
+        ]
         assert os.stat(passfile).st_mode & 0o777 == 0o600
         assert not [v for v in environ if password.encode() in v]
     finally:
@@ -211,7 +220,8 @@ def test_password_never_on_argv_in_output_or_dry(pg_backup_env: BackupEnv) -> No
     assert password not in (env.out / "manifest.jsonl").read_text()
     dry = subprocess.run(
         [sys.executable, "-m", "invoke", "-f", str(env.config), "--dry", "backup.postgres"],
-        cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+        cwd=REPO, capture_output=True, text=True, check=False,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
     )  # fmt: skip
     assert dry.returncode == 0, dry.stderr
     assert "pg_dump --host 127.0.0.1" in dry.stdout

@@ -46,7 +46,9 @@ def test_default_task_db_type_mysql(my_config: Path) -> None:
     assert [p.name.endswith(".sql.gz") for p in made(my_config)] == [True]
 
 
-def test_wrong_password(my_config: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+def test_wrong_password(
+    my_config: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("FLOWLET_MYSQL_PASSWORD", "wrong")
     assert run_task(NS, ["backup.mysql"], config_file=my_config) != 0
     err = capsys.readouterr().err
@@ -55,7 +57,9 @@ def test_wrong_password(my_config: Path, monkeypatch, capsys) -> None:  # type: 
     assert [p.name for p in out.iterdir()] == []
 
 
-def test_dry_run_shows_option_file_not_password(mariadb_server: MariaServer, my_config: Path, capsys) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+def test_dry_run_shows_option_file_not_password(
+    mariadb_server: MariaServer, my_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run_task(NS, ["--dry", "backup.mysql"], config_file=my_config) == 0
     out = capsys.readouterr().out
     assert "--defaults-extra-file=<0600 temp option file>" in out

@@ -21,9 +21,9 @@ CONN = ("--host", "127.0.0.1", "--port", "54329", "--username", "flowlet", "--no
         "--dbname", "flowlet")  # fmt: skip
 
 
-def plan(target: DatabaseTarget = PG, **kw: object):  # type: ignore[no-untyped-def]
-    options = dict(output_dir=Path("/b"), fmt="plain", compress="gzip", level=0, jobs=1,
-                   recipients=None, now=NOW)  # fmt: skip
+def plan(target: DatabaseTarget = PG, **kw: object):
+    options = {"output_dir": Path("/b"), "fmt": "plain", "compress": "gzip", "level": 0}
+    options.update(jobs=1, recipients=None, now=NOW)
     options.update(kw)
     return plan_backup(target, **options)  # type: ignore[arg-type]
 
@@ -79,15 +79,15 @@ def test_mysql_stages_take_the_option_file_first() -> None:
 @pytest.mark.parametrize(
     "kw,message",
     [
-        (dict(fmt="tar"), "--format: 'tar' is not valid; valid: plain, custom, directory"),
-        (dict(compress="bz2"), "--compress: 'bz2' is not valid; valid: gzip, zstd, none"),
-        (dict(compress="gzip", level=12), "--level: 12 is not valid for gzip; valid: 1-9"),
-        (dict(jobs=4), "--jobs: 4 needs --format directory (only -Fd dumps in parallel)"),
-        (dict(jobs=0), "--jobs: 0 is not valid; valid: 1 or more"),
-        (dict(fmt="directory", compress="zstd"), "--compress: zstd is not valid with --format "
-         "directory; valid: gzip, none"),
-        (dict(recipients=()), "backup.recipients: --encrypt needs at least one age recipient "
-         "(public key)"),
+        ({"fmt": "tar"}, "--format: 'tar' is not valid; valid: plain, custom, directory"),
+        ({"compress": "bz2"}, "--compress: 'bz2' is not valid; valid: gzip, zstd, none"),
+        ({"compress": "gzip", "level": 12}, "--level: 12 is not valid for gzip; valid: 1-9"),
+        ({"jobs": 4}, "--jobs: 4 needs --format directory (only -Fd dumps in parallel)"),
+        ({"jobs": 0}, "--jobs: 0 is not valid; valid: 1 or more"),
+        ({"fmt": "directory", "compress": "zstd"}, ("--compress: zstd is not valid with --format "
+         "directory; valid: gzip, none")),
+        ({"recipients": ()}, ("backup.recipients: --encrypt needs at least one age recipient "
+         "(public key)")),
     ],
     ids=["format", "compress", "level", "jobs-plain", "jobs-zero", "dir-zstd", "no-recipients"],
 )  # fmt: skip
@@ -130,8 +130,8 @@ def env_with(databases: dict) -> Environment:
 @pytest.mark.parametrize(
     "databases,key,engine,message",
     [
-        ({}, None, "postgres", "--database: environment 'staging' has 0 postgres targets (none); "
-         "name one with --database"),
+        ({}, None, "postgres", ("--database: environment 'staging' has 0 postgres targets (none); "
+         "name one with --database")),
         ({"a": {}}, "b", None, "--database: unknown target 'b' in staging; valid: a"),
         ({"a": {"engine": "oracle"}}, "a", None,
          "environments.staging.databases.a.engine: 'oracle' is not valid; valid: postgres, mysql"),
@@ -171,12 +171,12 @@ def synthetic() -> list[tuple[str, datetime]]:
 @pytest.mark.parametrize(
     "rules,expected",
     [
-        (dict(keep_last=3, daily=0, weekly=0), ["d00h02", "d01h14", "d01h02"]),
-        (dict(keep_last=0, daily=3, weekly=0), ["d00h02", "d01h14", "d02h14"]),
+        ({"keep_last": 3, "daily": 0, "weekly": 0}, ["d00h02", "d01h14", "d01h02"]),
+        ({"keep_last": 0, "daily": 3, "weekly": 0}, ["d00h02", "d01h14", "d02h14"]),
         # NOW is Friday 2026-11-27; weeks start Mon 23rd, 16th, 9th: their newest are today,
         # Sunday 22nd (d05) and Sunday 15th (d12).
-        (dict(keep_last=0, daily=0, weekly=3), ["d00h02", "d05h14", "d12h14"]),
-        (dict(keep_last=2, daily=2, weekly=2), ["d00h02", "d01h14", "d05h14"]),
+        ({"keep_last": 0, "daily": 0, "weekly": 3}, ["d00h02", "d05h14", "d12h14"]),
+        ({"keep_last": 2, "daily": 2, "weekly": 2}, ["d00h02", "d01h14", "d05h14"]),
     ],
     ids=["keep-last-3", "daily-3", "weekly-3", "combined"],
 )  # fmt: skip
@@ -209,7 +209,9 @@ def test_progress_is_quiet_when_not_a_terminal(capsys: pytest.CaptureFixture[str
     assert (human(512), human(5 * 2**20)) == ("512 B", "5.0 MiB")
 
 
-def test_progress_line_on_a_terminal(monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+def test_progress_line_on_a_terminal(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     import sys
 
     from tasks.backup.stream import Progress

@@ -6,6 +6,7 @@ import json
 import os
 import stat
 import uuid
+from pathlib import Path
 
 import pytest
 import yaml
@@ -64,7 +65,7 @@ def test_round_trip(pg_backup_env: BackupEnv, fmt: str, compress: str, extra: li
     assert (
         run_task(NS, ["backup.restore", str(made), "--database", target], config_file=env.config)
         == 0
-    )  # noqa: E501
+    )
     assert_same_database(env, "flowlet", target)
 
 
@@ -77,25 +78,25 @@ def test_default_task_old_interface(pg_backup_env: BackupEnv) -> None:
 
 def test_verify_latest_with_restore_test(
     pg_backup_env: BackupEnv, capsys: pytest.CaptureFixture[str]
-) -> None:  # noqa: E501
+) -> None:
     env = pg_backup_env
     assert backup(env, "--format", "custom") == 0
     capsys.readouterr()
     assert (
         run_task(NS, ["backup.verify", "--latest", "--restore-test"], config_file=env.config) == 0
-    )  # noqa: E501
+    )
     out = capsys.readouterr().out
     assert "restore test ok (2 tables, row counts match)" in out
     assert not [
         db for db in env.pg.sql("select datname from pg_database").split() if "_verify_" in db
-    ]  # noqa: E501
+    ]
     assert run_task(NS, ["backup.list"], config_file=env.config) == 0
     assert "verified" in capsys.readouterr().out
 
 
 def test_verify_detects_corruption(
     pg_backup_env: BackupEnv, capsys: pytest.CaptureFixture[str]
-) -> None:  # noqa: E501
+) -> None:
     env = pg_backup_env
     assert backup(env) == 0
     (made,) = env.backups()
@@ -116,12 +117,12 @@ def test_verify_detects_corruption(
             NS, ["backup.restore", str(made), "--database", fresh_name()], config_file=env.config
         )
         != 0
-    )  # noqa: E501
+    )
 
 
 def test_restore_refuses_non_empty_without_force(
     pg_backup_env: BackupEnv, capsys: pytest.CaptureFixture[str]
-) -> None:  # noqa: E501
+) -> None:
     env = pg_backup_env
     assert backup(env, "--format", "custom", "--compress", "zstd") == 0
     (made,) = env.backups()
@@ -131,7 +132,7 @@ def test_restore_refuses_non_empty_without_force(
     assert (
         f"--database: {target} is not empty (1 relations); --force replaces it"
         in capsys.readouterr().err
-    )  # noqa: E501
+    )
     assert env.pg.tables(target) == ["public.keep_me"]
     assert run_task(NS, [*argv, "--force"], config_file=env.config) == 0
     assert_same_database(env, "flowlet", target)
@@ -139,7 +140,7 @@ def test_restore_refuses_non_empty_without_force(
 
 def test_restore_stops_at_first_sql_error(
     pg_backup_env: BackupEnv, capsys: pytest.CaptureFixture[str]
-) -> None:  # noqa: E501
+) -> None:
     env = pg_backup_env
     assert backup(env, "--compress", "none") == 0
     (made,) = env.backups()
@@ -155,12 +156,14 @@ def test_restore_stops_at_first_sql_error(
     assert (
         run_task(NS, ["backup.restore", str(made), "--database", target], config_file=env.config)
         == 3
-    )  # noqa: E501
+    )
     assert "syntax error" in capsys.readouterr().err
     assert env.pg.tables(target) == []  # one transaction: nothing half-restored
 
 
-def test_restore_in_production_needs_confirmation(pg_backup_env: BackupEnv, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+def test_restore_in_production_needs_confirmation(
+    pg_backup_env: BackupEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     env = pg_backup_env
     assert backup(env) == 0
     (made,) = env.backups()
@@ -171,7 +174,7 @@ def test_restore_in_production_needs_confirmation(pg_backup_env: BackupEnv, tmp_
         env.config.read_text()
         .replace("development:", "production:")
         .replace("flowlet-dev", "flowlet-prod")
-    )  # noqa: E501
+    )
     prod_config = tmp_path / "prod.yaml"
     prod_config.write_text(config)
     (env.out / f"{prod.name}.sha256").write_text(
@@ -185,7 +188,9 @@ def test_restore_in_production_needs_confirmation(pg_backup_env: BackupEnv, tmp_
     assert_same_database(env, "flowlet", target)
 
 
-def test_prune_keeps_retention_and_newest_verified(pg_backup_env: BackupEnv, earlier_backup, capsys) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+def test_prune_keeps_retention_and_newest_verified(
+    pg_backup_env: BackupEnv, earlier_backup, capsys: pytest.CaptureFixture[str]
+) -> None:
     env = pg_backup_env
     plant_earlier(earlier_backup, env.out)
     good = earlier_backup.name

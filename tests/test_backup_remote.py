@@ -59,12 +59,18 @@ def test_keep_remote(remote_env: BackupEnv, tmp_path: Path) -> None:
     assert (
         run_task(NS, ["backup.verify", "--file", str(remote / names[0])], config_file=env.config)
         == 0
-    )  # noqa: E501
+    )
     # the remote passfile is gone (other processes' files may come and go meanwhile)
     assert not set(Path("/tmp").glob("flowlet-*/secret")) - secrets_before
 
 
-def test_remote_pipeline_failure(remote_env: BackupEnv, earlier_backup: Path, tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+def test_remote_pipeline_failure(
+    remote_env: BackupEnv,
+    earlier_backup: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     env = remote_env
     earlier = plant_earlier(earlier_backup, env.out)
     monkeypatch.setenv("FLOWLET_DB_PASSWORD", "wrong")
@@ -80,7 +86,7 @@ def test_remote_pipeline_failure(remote_env: BackupEnv, earlier_backup: Path, tm
 
 def test_ssh_dropped_mid_stream(
     remote_env: BackupEnv, earlier_backup: Path, sshd: SshServer
-) -> None:  # noqa: E501
+) -> None:
     env = remote_env
     earlier = plant_earlier(earlier_backup, env.out)
     proc = subprocess.Popen(
@@ -95,13 +101,15 @@ def test_ssh_dropped_mid_stream(
             break
         time.sleep(0.005)
     assert sshd.kill_sessions()
-    out, err = proc.communicate(timeout=60)
+    _out, err = proc.communicate(timeout=60)
     assert proc.returncode != 0
     assert "nothing written" in err
     assert sorted(n for n in env.files() if n != "manifest.jsonl") == sorted(earlier)
 
 
-def test_unreachable_host(remote_env: BackupEnv, sshd: SshServer, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+def test_unreachable_host(
+    remote_env: BackupEnv, sshd: SshServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from tests.fixtures_sshd import free_port
 
     closed = sshd.write_ssh_config(tmp_path / "closed_config", port=free_port())
@@ -115,7 +123,9 @@ def test_unreachable_host(remote_env: BackupEnv, sshd: SshServer, tmp_path: Path
     assert [n for n in remote_env.files()] == []
 
 
-def test_dry_run_shows_remote_pipeline_without_secret(remote_env: BackupEnv, capsys) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+def test_dry_run_shows_remote_pipeline_without_secret(
+    remote_env: BackupEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
     argv = ["--dry", "backup.postgres", "--host", "flowlet-db", "--keep-remote"]
     assert run_task(NS, argv, config_file=remote_env.config) == 0
     out = capsys.readouterr().out

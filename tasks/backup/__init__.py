@@ -39,7 +39,10 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "retention": {"keep_last": 7, "daily": 7, "weekly": 4},
 }
 TOOLS = {
-    "postgres": {"pg_dump": "apt-get install postgresql-client", "psql": "apt-get install postgresql-client"},  # fmt: skip  # noqa: E501
+    "postgres": {
+        "pg_dump": "apt-get install postgresql-client",
+        "psql": "apt-get install postgresql-client",
+    },
     "mysql": {"mariadb-dump": "apt-get install mariadb-client"},
 }
 BACKUP_HELP = {
@@ -107,15 +110,15 @@ def run_backup(
     settings = resolve_settings(c.config.get("backup") or {}, project_root(c))
     out = settings.output_dir if output_dir is None else Path(output_dir).resolve()
     encrypted = encrypt or settings.encrypt or bool(environment.settings.get("backup_encrypt"))
-    options = dict(
-        output_dir=out,
-        fmt=(settings.format if fmt is None else fmt) if engine == "postgres" else "plain",
-        compress=settings.compress if compress is None else compress,
-        level=settings.level if level == 0 else level,
-        jobs=settings.jobs if jobs == 0 else jobs,
-        recipients=settings.recipients if encrypted else None,
-        now=datetime.now(timezone.utc),
-    )
+    options = {
+        "output_dir": out,
+        "fmt": (settings.format if fmt is None else fmt) if engine == "postgres" else "plain",
+        "compress": settings.compress if compress is None else compress,
+        "level": settings.level if level == 0 else level,
+        "jobs": settings.jobs if jobs == 0 else jobs,
+        "recipients": settings.recipients if encrypted else None,
+        "now": datetime.now(timezone.utc),
+    }
     remote_host = target.backup_host if host is None else host
     if keep_remote and not remote_host:
         raise Exit("--keep-remote: needs --host (or backup_host in the target's config)")
@@ -138,18 +141,20 @@ def run_backup(
     require_tools(TOOLS[engine] if engine == "postgres" else {})
     if encrypted:
         require_tools({"age": "apt-get install age"})
-    with tempfile.TemporaryDirectory(prefix="flowlet-backup-") as tmp:
-        with credentials(target, Path(tmp)) as (child_env, extra):
-            plan = plan_backup(target, mysql_extra=extra, **options)  # type: ignore[arg-type]
-            started = time.time()
-            dumper = plan.stages[0].argv[0] if plan.prepare is None else plan.prepare.argv[0]
-            probes = _start_probes(target, child_env, extra, dumper)
-            try:
-                result = stream_to_file(
-                    plan.stages, plan.final, child_env, prepare=plan.prepare, workdir=plan.workdir
-                )
-            finally:
-                versions = _collect_probes(probes)
+    with (
+        tempfile.TemporaryDirectory(prefix="flowlet-backup-") as tmp,
+        credentials(target, Path(tmp)) as (child_env, extra),
+    ):
+        plan = plan_backup(target, mysql_extra=extra, **options)  # type: ignore[arg-type]
+        started = time.time()
+        dumper = plan.stages[0].argv[0] if plan.prepare is None else plan.prepare.argv[0]
+        probes = _start_probes(target, child_env, extra, dumper)
+        try:
+            result = stream_to_file(
+                plan.stages, plan.final, child_env, prepare=plan.prepare, workdir=plan.workdir
+            )
+        finally:
+            versions = _collect_probes(probes)
     manifest_path = plan.final.parent / settings.manifest
     _record(plan, result.bytes, result.sha256, result.duration, started, versions, manifest_path)
     print(f"{plan.final}  {human(result.bytes)}  sha256 {result.sha256}")

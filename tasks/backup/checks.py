@@ -6,7 +6,7 @@ import os
 import re
 import subprocess
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO
 
@@ -53,7 +53,8 @@ class Session:
 
     def client(self, dbname: str) -> list[str]:
         if self.target.engine == "postgres":
-            return ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", *pg_connection_args(self.target, dbname)]  # fmt: skip  # noqa: E501
+            connection = pg_connection_args(self.target, dbname)
+            return ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", *connection]
         return [mysql_client_binary(), *mysql_connection_args(self.target, self.extra), dbname]
 
     def query(self, sql: str, dbname: str | None = None) -> list[list[str]]:
@@ -61,7 +62,9 @@ class Session:
             argv = [*self.client(dbname or "postgres"), "-A", "-t", "-F", "\t"]
         else:
             argv = [*self.client(dbname or "information_schema"), "-N", "-B"]
-        done = subprocess.run(argv, input=sql, env=self.env, capture_output=True, text=True)
+        done = subprocess.run(
+            argv, input=sql, env=self.env, capture_output=True, text=True, check=False
+        )
         if done.returncode != 0:
             raise Exit(f"{argv[0]} failed (exit {done.returncode}): {done.stderr.strip()}")
         return [line.split("\t") for line in done.stdout.splitlines() if line]
@@ -113,7 +116,7 @@ class Session:
         return {row[0]: int(row[1]) for row in rows}
 
 
-def _tail_sink(keep: list[bytes]) -> object:
+def _tail_sink(keep: list[bytes]) -> Callable[[bytes], None]:
     def sink(chunk: bytes) -> None:
         keep[0] = (keep[0] + chunk)[-4096:]
 
@@ -160,7 +163,8 @@ def check_readable(path: Path, identity: str | None) -> str:
         try:
             if kind == "plain":
                 tail = [b""]
-                run_pipeline(stages or [Stage("cat", ("cat",))], os.environ, sink=_tail_sink(tail), stdin=handle)  # type: ignore[arg-type]  # fmt: skip  # noqa: E501
+                reader = stages or [Stage("cat", ("cat",))]
+                run_pipeline(reader, os.environ, sink=_tail_sink(tail), stdin=handle)
                 if PG_TRAILER not in tail[0] and MYSQL_TRAILER not in tail[0]:
                     raise Exit(f"{path.name}: the dump's completion trailer is missing (truncated)")
                 return "stream intact, completion trailer present"
@@ -170,14 +174,17 @@ def check_readable(path: Path, identity: str | None) -> str:
             with tempfile.TemporaryDirectory(prefix="flowlet-verify-") as tmp:
                 untar = Stage("tar", ("tar", "-x", "-f", "-", "-C", tmp))
                 run_pipeline([*stages, untar], os.environ, stdin=handle)
-                run_pipeline([Stage("pg_restore", ("pg_restore", "--list", tmp))], os.environ, sink=lambda chunk: None)  # fmt: skip  # noqa: E501
+                listing = Stage("pg_restore", ("pg_restore", "--list", tmp))
+                run_pipeline([listing], os.environ, sink=lambda chunk: None)
             return "stream intact, pg_restore --list reads the directory archive"
         except StageError as error:
             detail = error.stderr.splitlines()[-1] if error.stderr else ""
             raise Exit(f"{path.name}: {error}: {detail}", code=error.exit_code) from None
 
 
-def restore_into(session: Session, path: Path, dbname: str, identity: str | None, jobs: int) -> None:  # fmt: skip  # noqa: E501
+def restore_into(
+    session: Session, path: Path, dbname: str, identity: str | None, jobs: int
+) -> None:
     """Stream ``path`` into the (existing, empty) database ``dbname``; stop at the first error."""
     target = session.target
     stages = read_stages(path, identity)

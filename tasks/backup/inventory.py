@@ -62,12 +62,12 @@ def _identity(c: Context, path: Path, identity: str | None) -> str | None:
     if not value:
         raise Exit(
             f"--identity: {path.name} is encrypted; give the age identity file (or backup.identity)"
-        )  # noqa: E501
+        )
     resolved = Path(value).expanduser()
     if not resolved.is_file():
         raise Exit(
             f"--identity: age identity file {value!r} not found (needed to decrypt {path.name})"
-        )  # noqa: E501
+        )
     return str(resolved)
 
 
@@ -119,17 +119,19 @@ def verify(
     detail = checks.check_readable(path, key)
     print(f"{path.name}: sha256 ok, {detail}")
     if restore_test:
-        environment, target = _target_for(c, path, env)
+        _environment, target = _target_for(c, path, env)
         scratch = f"{target.name}_verify_{secrets.token_hex(4)}"[:63]
-        with tempfile.TemporaryDirectory(prefix="flowlet-backup-") as tmp:
-            with credentials(target, Path(tmp)) as (child_env, extra):
-                session = checks.Session(target, child_env, extra)
-                session.create(scratch)
-                try:
-                    checks.restore_into(session, path, scratch, key, 2)
-                    restored, source = session.row_counts(scratch), session.row_counts(target.name)
-                finally:
-                    session.drop(scratch)
+        with (
+            tempfile.TemporaryDirectory(prefix="flowlet-backup-") as tmp,
+            credentials(target, Path(tmp)) as (child_env, extra),
+        ):
+            session = checks.Session(target, child_env, extra)
+            session.create(scratch)
+            try:
+                checks.restore_into(session, path, scratch, key, 2)
+                restored, source = session.row_counts(scratch), session.row_counts(target.name)
+            finally:
+                session.drop(scratch)
         if restored != source:
             diff = sorted(
                 t for t in set(restored) | set(source) if restored.get(t) != source.get(t)
@@ -147,7 +149,8 @@ def verify(
     positional=["file"],
     help={"file": "backup file to restore", "database": "database name to restore into",
           "force": "replace a non-empty database (drop and recreate it)",
-          "yes": "do not ask for confirmation (production)", "env": "override the file's environment",  # noqa: E501
+          "yes": "do not ask for confirmation (production)",
+          "env": "override the file's environment",
           "identity": "age identity file (encrypted backups); default backup.identity",
           "jobs": "parallel restore jobs (directory format)"},
 )  # fmt: skip
@@ -179,23 +182,24 @@ def restore(
         print(f"would restore {path.name} into {dbname} on {target.host}:{target.port}")
         return
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="flowlet-backup-") as tmp:
-        with credentials(target, Path(tmp)) as (child_env, extra):
-            session = checks.Session(target, child_env, extra)
-            if session.exists(dbname):
-                count = session.relations(dbname)
-                if count and not force:
-                    raise Exit(
-                        f"--database: {dbname} is not empty ({count} relations); "
-                        "--force replaces it"
-                    )  # noqa: E501
-                if count:
-                    session.drop(dbname)
-                    session.create(dbname)
-            else:
+    with (
+        tempfile.TemporaryDirectory(prefix="flowlet-backup-") as tmp,
+        credentials(target, Path(tmp)) as (child_env, extra),
+    ):
+        session = checks.Session(target, child_env, extra)
+        if session.exists(dbname):
+            count = session.relations(dbname)
+            if count and not force:
+                raise Exit(
+                    f"--database: {dbname} is not empty ({count} relations); " "--force replaces it"
+                )
+            if count:
+                session.drop(dbname)
                 session.create(dbname)
-            checks.restore_into(session, path, dbname, key, jobs)
-            tables = len(session.row_counts(dbname))
+        else:
+            session.create(dbname)
+        checks.restore_into(session, path, dbname, key, jobs)
+        tables = len(session.row_counts(dbname))
     print(
         f"restored {path.name} into {dbname}: {tables} tables in {time.monotonic() - started:.1f}s"
     )
@@ -222,7 +226,7 @@ def list_(
             verified = records.get(path.name, {}).get("verified")
             state = (
                 "verified" if verified and has_sidecar else "sidecar" if has_sidecar else "missing"
-            )  # noqa: E501
+            )
         age = now - when
         print(f"{path.name}\t{human(path.stat().st_size)}\t{_age(age.total_seconds())}\t{state}")
 
@@ -266,7 +270,7 @@ def prune(
         print(
             f"{group_env}/{key}: keeping {len(keep)}, "
             f"{'would delete' if is_dry(c) else 'deleted'} {len(delete)}"
-        )  # noqa: E501
+        )
 
 
 TASKS = (verify, restore, list_, prune)

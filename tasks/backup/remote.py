@@ -7,6 +7,7 @@ The remote pipeline runs under ``bash -eo pipefail``; its stream is hashed on bo
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shlex
 import sys
@@ -172,7 +173,6 @@ def _keep(conn: Any, plan: BackupPlan, pipeline: str, remote_dir: str) -> tuple[
 def _remove_quietly(conn: Any, path: str) -> None:
     from tasks import sshremote
 
-    try:
+    # The connection may be gone; the original error is the one to report.
+    with contextlib.suppress(Exception):
         sshremote.remove(conn, path)
-    except Exception:  # nosec B110 - the connection may be gone; the original error matters
-        pass

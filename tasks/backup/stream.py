@@ -96,7 +96,7 @@ def run_pipeline(
     try:
         for index, stage in enumerate(stages):
             last = index == len(stages) - 1
-            spool: IO[bytes] = tempfile.TemporaryFile()
+            spool: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
             errors.append(spool)
             if shutil.which(stage.argv[0]) is None:
                 raise Exit(
