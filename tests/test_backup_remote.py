@@ -28,9 +28,16 @@ def remote_env(pg_backup_env: BackupEnv, ssh_config: Path, tmp_path: Path) -> Ba
     return pg_backup_env
 
 
-def test_round_trip_streamed_through_gateway(remote_env: BackupEnv) -> None:
+@pytest.mark.parametrize(
+    "fmt,compress",
+    [("custom", "zstd"), ("plain", "gzip"), ("plain", "none"), ("custom", "gzip")],
+    ids=["custom-zstd", "plain-gzip", "plain-none", "custom-gzip"],
+)
+def test_round_trip_streamed_through_gateway(
+    remote_env: BackupEnv, fmt: str, compress: str
+) -> None:
     env = remote_env
-    argv = ["backup.postgres", "--host", "flowlet-db", "--format", "custom", "--compress", "zstd"]
+    argv = ["backup.postgres", "--host", "flowlet-db", "--format", fmt, "--compress", compress]
     assert run_task(NS, argv, config_file=env.config) == 0
     (made,) = env.backups()
     assert made.stat().st_mode & 0o777 == 0o600
@@ -180,3 +187,29 @@ def test_password_never_on_argv_during_remote_backup(remote_env: BackupEnv) -> N
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert password.decode() not in out + err
+
+
+@pytest.mark.parametrize(
+    "fixture,message",
+    [
+        ("ssh_config_bad_hostkey", "HOST KEY MISMATCH"),
+        ("ssh_config_unknown_hostkey", "host key not verified"),
+        ("ssh_config_wrong_key", "authentication failed for user root"),
+    ],
+    ids=["hostkey-mismatch", "unknown-hostkey", "auth-failure"],
+)
+def test_ssh_refusals_are_one_line(
+    remote_env: BackupEnv,
+    request: pytest.FixtureRequest,
+    capsys: pytest.CaptureFixture[str],
+    fixture: str,
+    message: str,
+) -> None:
+    config = yaml.safe_load(remote_env.config.read_text())
+    config["ssh"]["config_file"] = str(request.getfixturevalue(fixture))
+    remote_env.config.write_text(yaml.safe_dump(config))
+    argv = ["backup.postgres", "--host", "flowlet-direct"]
+    assert run_task(NS, argv, config_file=remote_env.config) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ssh flowlet-direct") and message in err and "\n" not in err
+    assert remote_env.files() == []
