@@ -227,3 +227,23 @@ def test_password_never_on_argv_in_output_or_dry(pg_backup_env: BackupEnv) -> No
     assert "pg_dump --host 127.0.0.1" in dry.stdout
     assert "PGPASSFILE=<0600 temp passfile written from $FLOWLET_DB_PASSWORD>" in dry.stdout
     assert password not in dry.stdout + dry.stderr
+
+
+def test_interrupted_directory_dump_removes_work_dir(
+    pg_backup_env: BackupEnv, earlier_backup: Path
+) -> None:
+    env = pg_backup_env
+    earlier = plant_earlier(earlier_backup, env.out)
+    proc = inv(env, "backup.postgres", "--database", "big", "--format", "directory", "--jobs", "2")
+
+    def work_dir_bytes() -> int:
+        try:
+            return sum(f.stat().st_size for d in env.out.glob("*.partial.d") for f in d.iterdir())
+        except OSError:  # a file or the directory went away between listing and stat
+            return 0
+
+    wait_for(lambda: work_dir_bytes() > 500_000)
+    os.kill(proc.pid, signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert_untouched(env, earlier)
