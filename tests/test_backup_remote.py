@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -63,6 +64,8 @@ def test_keep_remote(remote_env: BackupEnv, tmp_path: Path) -> None:
     assert (remote / names[0]).stat().st_mode & 0o777 == 0o600
     (line,) = (env.out / "manifest.jsonl").read_text().splitlines()
     assert f'"location": "flowlet-direct:{remote / names[0]}"' in line
+    record = json.loads(line)
+    assert record["server_version"].startswith("15.") and "pg_dump" in record["dump_version"]
     assert (
         run_task(NS, ["backup.verify", "--file", str(remote / names[0])], config_file=env.config)
         == 0

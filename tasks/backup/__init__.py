@@ -19,7 +19,7 @@ from invoke.exceptions import Exit
 
 from tasks import environments, sshremote
 from tasks.backup import inventory, manifest
-from tasks.backup.pipeline import BackupPlan, plan_backup
+from tasks.backup.pipeline import BackupPlan, plan_backup, probe_argvs
 from tasks.backup.stream import ensure_private_dir, human, stream_to_file
 from tasks.backup.targets import DatabaseTarget, credentials, resolve_settings, resolve_target
 from tasks.environments import project_root, resolve_environment
@@ -63,17 +63,10 @@ def _start_probes(
     target: DatabaseTarget, env: dict[str, str], extra: list[str], dumper: str
 ) -> list[subprocess.Popen[str]]:
     """Start the version probes for the manifest; they run while the dump streams."""
-    from tasks.backup.pipeline import mysql_client_binary, mysql_connection_args, pg_connection_args
-
-    if target.engine == "postgres":
-        server = ["psql", "-XAtq", *pg_connection_args(target), "-c", "show server_version"]
-    else:
-        server = [mysql_client_binary(), *mysql_connection_args(target, extra), "-N", "-B",
-                  "-e", "select version()"]  # fmt: skip
     return [
         subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                          stdin=subprocess.DEVNULL, text=True, start_new_session=True)
-        for argv in ([dumper, "--version"], server)
+        for argv in probe_argvs(target, extra, dumper)
     ]  # fmt: skip
 
 
@@ -129,12 +122,11 @@ def run_backup(
         from tasks.backup.remote import remote_backup
 
         started = time.time()
-        plan, size, digest, duration = remote_backup(
+        plan, size, digest, duration, versions = remote_backup(
             c, remote_host, target, options, keep_remote, str(settings.remote_dir)
         )
-        unknown = ("unknown", "unknown")  # the remote tools' versions are not probed
         manifest_path = out / settings.manifest
-        _record(plan, size, digest, duration, started, unknown, manifest_path, remote_host)
+        _record(plan, size, digest, duration, started, versions, manifest_path, remote_host)
         where = f"{remote_host}:{plan.final}" if keep_remote else str(plan.final)
         print(f"{where}  {human(size)}  sha256 {digest}")
         return plan.final

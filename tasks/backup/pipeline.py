@@ -105,6 +105,16 @@ def mysql_connection_args(target: DatabaseTarget, extra: list[str]) -> list[str]
             "--user", target.user]  # fmt: skip
 
 
+def probe_argvs(target: DatabaseTarget, extra: list[str], dumper: str) -> list[list[str]]:
+    """argv of the version probes recorded in the manifest: dump tool, then server."""
+    if target.engine == "postgres":
+        server = ["psql", "-XAtq", *pg_connection_args(target), "-c", "show server_version"]
+    else:
+        server = [mysql_client_binary(), *mysql_connection_args(target, extra), "-N", "-B",
+                  "-e", "select version()"]  # fmt: skip
+    return [[dumper, "--version"], server]
+
+
 def compress_stage(compress: str, level: int) -> Stage | None:
     if compress == "gzip":
         return Stage("gzip", ("gzip", "-c", f"-{level}"))

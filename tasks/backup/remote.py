@@ -18,25 +18,48 @@ from typing import Any
 from invoke import Context
 from invoke.exceptions import Exit
 
-from tasks.backup.pipeline import BackupPlan, plan_backup
+from tasks.backup.pipeline import BackupPlan, plan_backup, probe_argvs
 from tasks.backup.stream import Progress, cleanup, ensure_private_dir, finalize, interrupts
 from tasks.backup.targets import DatabaseTarget, _password, mysql_option_text, pgpass_line
 from tasks.runner import render
 
 DIGEST_LINE = re.compile(r"^([0-9a-f]{64})  -$", re.MULTILINE)
+VERSIONS_LINE = re.compile(r"^flowlet-versions\t(.*)\t(.*)$\n?", re.MULTILINE)
+
+
+def _passfile_prefix(target: DatabaseTarget, secret: str | None) -> str:
+    if target.engine == "postgres":
+        if secret is not None:
+            return f"PGPASSFILE={shlex.quote(secret)} "
+        if target.passfile and target.passfile != "~/.pgpass":
+            return f"PGPASSFILE={shlex.quote(target.passfile)} "
+    return ""
 
 
 def remote_pipeline(plan: BackupPlan, secret: str | None) -> str:
     """The pipeline as a shell line, with ``PGPASSFILE`` for pg_dump (a path, not a secret)."""
     if plan.prepare is not None:
         raise Exit("--format: directory is not supported with --host; use plain or custom")
-    prefix = ""
-    if plan.target.engine == "postgres":
-        if secret is not None:
-            prefix = f"PGPASSFILE={shlex.quote(secret)} "
-        elif plan.target.passfile and plan.target.passfile != "~/.pgpass":
-            prefix = f"PGPASSFILE={shlex.quote(plan.target.passfile)} "
+    prefix = _passfile_prefix(plan.target, secret)
     return prefix + " | ".join(render(stage.argv) for stage in plan.stages)
+
+
+def versions_script(plan: BackupPlan, secret: str | None, extra: list[str]) -> str:
+    """Print ``flowlet-versions<TAB>tool<TAB>server`` to stderr (for the manifest)."""
+    prefix = _passfile_prefix(plan.target, secret)
+    tool, server = probe_argvs(plan.target, extra, plan.stages[0].argv[0])
+    return (
+        f"v1=$({render(tool)} 2>/dev/null || echo unknown); "
+        f"v2=$({prefix}{render(server)} 2>/dev/null || echo unknown); "
+        'printf \'flowlet-versions\\t%s\\t%s\\n\' "$v1" "$v2" >&2; '
+    )
+
+
+def parse_versions(stderr: str) -> tuple[tuple[str, str], str]:
+    """((tool, server) versions, the rest of stderr) from a remote script's stderr."""
+    found = VERSIONS_LINE.search(stderr)
+    versions = (found.group(1), found.group(2)) if found else ("unknown", "unknown")
+    return versions, VERSIONS_LINE.sub("", stderr).strip()
 
 
 def stream_script(pipeline: str) -> str:
@@ -64,8 +87,8 @@ def _secret(target: DatabaseTarget) -> bytes | None:
 def remote_backup(
     c: Context, host: str, target: DatabaseTarget, options: dict[str, Any], keep_remote: bool,
     remote_dir: str,
-) -> tuple[BackupPlan, int, str, float]:  # fmt: skip
-    """Run the backup on ``host``; return (plan, bytes, sha256, seconds)."""
+) -> tuple[BackupPlan, int, str, float, tuple[str, str]]:  # fmt: skip
+    """Run the backup on ``host``; return (plan, bytes, sha256, seconds, versions)."""
     from tasks import sshremote
 
     secret = _secret(target)
@@ -79,18 +102,22 @@ def remote_backup(
             if target.engine == "mysql" and not secret_path and target.option_file:
                 extra = [f"--defaults-extra-file={target.option_file}"]
             plan = plan_backup(target, mysql_extra=extra, **options)
-            pipeline = remote_pipeline(plan, secret_path if target.engine == "postgres" else None)
-            trap = sshremote.secret_cleanup_trap(secret_path) if secret_path else ""
+            pg_secret = secret_path if target.engine == "postgres" else None
+            script = remote_pipeline(plan, pg_secret)
+            script = versions_script(plan, pg_secret, extra) + script
+            if secret_path:
+                script = sshremote.secret_cleanup_trap(secret_path) + script
             if keep_remote:
-                size, digest, seconds = _keep(conn, plan, trap + pipeline, remote_dir)
-            else:
-                size, digest, seconds = _stream(conn, plan, trap + pipeline)
-        return plan, size, digest, seconds
+                return plan, *_keep(conn, plan, script, remote_dir)
+            return plan, *_stream(conn, plan, script)
     finally:
         sshremote.close(conn)
 
 
-def _stream(conn: Any, plan: BackupPlan, pipeline: str) -> tuple[int, str, float]:
+Outcome = tuple[int, str, float, tuple[str, str]]  # bytes, sha256, seconds, versions
+
+
+def _stream(conn: Any, plan: BackupPlan, pipeline: str) -> Outcome:
     from tasks import sshremote
 
     final, partial = plan.final, plan.partial
@@ -120,7 +147,7 @@ def _stream(conn: Any, plan: BackupPlan, pipeline: str) -> tuple[int, str, float
         raise Exit(f"backup failed writing {partial}: {error.strerror}; nothing written") from None
     finally:
         meter.done()
-    stderr = DIGEST_LINE.sub("", result.stderr).strip()
+    versions, stderr = parse_versions(DIGEST_LINE.sub("", result.stderr))
     if not result.ok:
         cleanup(partial, None)
         if stderr:
@@ -134,10 +161,10 @@ def _stream(conn: Any, plan: BackupPlan, pipeline: str) -> tuple[int, str, float
         cleanup(partial, None)
         raise Exit(f"backup failed: remote sha256 {remote_digests} != local {result.sha256}")
     finalize(partial, final, result.sha256)
-    return result.bytes_written, result.sha256, result.seconds
+    return result.bytes_written, result.sha256, result.seconds, versions
 
 
-def _keep(conn: Any, plan: BackupPlan, pipeline: str, remote_dir: str) -> tuple[int, str, float]:
+def _keep(conn: Any, plan: BackupPlan, pipeline: str, remote_dir: str) -> Outcome:
     import time
 
     from tasks import sshremote
@@ -148,8 +175,9 @@ def _keep(conn: Any, plan: BackupPlan, pipeline: str, remote_dir: str) -> tuple[
         with interrupts():
             argv = sshremote.pipefail_argv(keep_script(pipeline, remote_dir, partial))
             result = sshremote.run_remote(conn, argv, warn=True)
+            versions, stderr = parse_versions(result.stderr or "")
             if result.exited != 0:
-                sys.stderr.write((result.stderr or "").strip() + "\n")
+                sys.stderr.write(stderr + "\n")
                 raise Exit(
                     f"backup failed on {conn.original_host}: remote pipeline exit "
                     f"{result.exited}; nothing written",
@@ -167,7 +195,7 @@ def _keep(conn: Any, plan: BackupPlan, pipeline: str, remote_dir: str) -> tuple[
     except BaseException:
         _remove_quietly(conn, partial)
         raise
-    return size, streamed, time.monotonic() - started
+    return size, streamed, time.monotonic() - started, versions
 
 
 def _remove_quietly(conn: Any, path: str) -> None:
