@@ -209,3 +209,23 @@ def test_prune_keeps_retention_and_newest_verified(
     assert len(env.backups()) == 6
     assert run_task(NS, ["backup.prune"], config_file=env.config) == 0
     assert [p.name for p in env.backups()] == sorted([good, names[3], names[4]])
+
+
+def test_password_from_a_configured_passfile(
+    pg_backup_env: BackupEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tasks.backup.targets import DatabaseTarget, pgpass_line
+    from tests.fixtures_backup import pg_target, write_config
+
+    env = pg_backup_env
+    monkeypatch.delenv("FLOWLET_DB_PASSWORD")
+    passfile = tmp_path / "pgpass"
+    target = DatabaseTarget("development", "postgres", "postgres", "127.0.0.1", env.pg.port,
+                            "flowlet", "flowlet")  # fmt: skip
+    passfile.write_text(pgpass_line(target, env.pg.password))
+    passfile.chmod(0o600)
+    config = pg_target(env.pg)
+    del config["password_env"]
+    write_config(env.config, {"postgres": {**config, "passfile": str(passfile)}})
+    assert backup(env) == 0
+    assert len(env.backups()) == 1
