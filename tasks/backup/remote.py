@@ -45,13 +45,16 @@ def remote_pipeline(plan: BackupPlan, secret: str | None) -> str:
 
 
 def versions_script(plan: BackupPlan, secret: str | None, extra: list[str]) -> str:
-    """Print ``flowlet-versions<TAB>tool<TAB>server`` to stderr (for the manifest)."""
+    """Print ``flowlet-versions<TAB>tool<TAB>server`` to stderr (for the manifest).
+
+    It runs in the background while the dump streams; the scripts ``wait`` for it at the end.
+    """
     prefix = _passfile_prefix(plan.target, secret)
     tool, server = probe_argvs(plan.target, extra, plan.stages[0].argv[0])
     return (
-        f"v1=$({render(tool)} 2>/dev/null || echo unknown); "
+        f"(v1=$({render(tool)} 2>/dev/null || echo unknown); "
         f"v2=$({prefix}{render(server)} 2>/dev/null || echo unknown); "
-        'printf \'flowlet-versions\\t%s\\t%s\\n\' "$v1" "$v2" >&2; '
+        'printf \'flowlet-versions\\t%s\\t%s\\n\' "$v1" "$v2" >&2) >/dev/null & '
     )
 
 
@@ -64,14 +67,14 @@ def parse_versions(stderr: str) -> tuple[tuple[str, str], str]:
 
 def stream_script(pipeline: str) -> str:
     """Send the stream to stdout and its sha256 (computed remotely) to stderr."""
-    return f"exec 3>&1; {pipeline} | tee /dev/fd/3 | sha256sum >&2"
+    return f"exec 3>&1; {pipeline} | tee /dev/fd/3 | sha256sum >&2; wait"
 
 
 def keep_script(pipeline: str, remote_dir: str, partial: str) -> str:
     """Write the stream to ``partial`` (0600, dir 0700) and print its sha256."""
     return (
         f"umask 077; mkdir -p -m 0700 -- {shlex.quote(remote_dir)}; "
-        f"{pipeline} | tee -- {shlex.quote(partial)} | sha256sum"
+        f"{pipeline} | tee -- {shlex.quote(partial)} | sha256sum; wait"
     )
 
 
