@@ -127,16 +127,17 @@ def postgres_cluster() -> Iterator[PgServer]:
     port = free_port()
     password = "pw:" + secrets.token_urlsafe(12) + "\\x"
     as_pg = ["runuser", "-u", "postgres", "--"]
-    subprocess.run([*as_pg, str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-E", "UTF8",
-                    "--locale=C", "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync"],
-                   check=True, capture_output=True)  # fmt: skip
     options = (
         f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=40"
     )
-    subprocess.run([*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(base / "log"),
-                    "-o", options, "-w", "start"], check=True, capture_output=True)  # fmt: skip
-    server = PgServer(base=base, port=port, socket_dir=sock, user="flowlet", password=password)
     try:
+        subprocess.run([*as_pg, str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres",
+                        "-E", "UTF8", "--locale=C", "--auth-local=trust",
+                        "--auth-host=scram-sha-256", "--no-sync"],
+                       check=True, capture_output=True)  # fmt: skip
+        subprocess.run([*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(base / "log"),
+                        "-o", options, "-w", "start"], check=True, capture_output=True)  # fmt: skip
+        server = PgServer(base=base, port=port, socket_dir=sock, user="flowlet", password=password)
         quoted = password.replace("'", "''")
         server.sql(f"create role flowlet login createdb password '{quoted}'")
         yield server
@@ -300,9 +301,13 @@ def mariadb_server() -> Iterator[MariaServer]:
     os.chmod(base, 0o755)
     shutil.chown(base, "mysql", "mysql")
     data, sock = base / "data", base / "mysqld.sock"
-    subprocess.run(["mariadb-install-db", "--user=mysql", f"--datadir={data}", "--skip-test-db",
-                    "--auth-root-authentication-method=socket"], check=True,
-                   capture_output=True)  # fmt: skip
+    try:
+        subprocess.run(["mariadb-install-db", "--user=mysql", f"--datadir={data}",
+                        "--skip-test-db", "--auth-root-authentication-method=socket"],
+                       check=True, capture_output=True)  # fmt: skip
+    except BaseException:
+        shutil.rmtree(base, ignore_errors=True)
+        raise
     port = free_port()
     server_proc = subprocess.Popen(
         ["mariadbd", "--no-defaults", "--user=mysql", f"--datadir={data}", f"--socket={sock}",
