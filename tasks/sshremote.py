@@ -36,11 +36,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from fabric import Connection
 
 #: Receive window per channel and per transport (Paramiko's default is 2 MiB).
-WINDOW_SIZE = 16 * 2**20
+WINDOW_SIZE = 4 * 2**20
 #: Largest SSH packet we accept (Paramiko's default is 32 KiB).
-MAX_PACKET_SIZE = 2**18
+MAX_PACKET_SIZE = 2**17
 #: Bytes asked for per ``recv`` on the stream channel.
 CHUNK_SIZE = 2**20
+#: Ciphers tried first (then Paramiko's own order).
+PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 #: Bytes of remote stderr kept (the tail) by :func:`stream_to_file`.
 STDERR_LIMIT = 64 * 2**10
 
@@ -117,6 +119,31 @@ def parse_sha256sum(output: str) -> str:
     return match.group(1)
 
 
+SHA256_MARK = "flowlet-sha256:"
+
+
+def sha256_tee_script(script: str) -> str:
+    """``script`` whose stdout is also hashed on the remote side (digest as last stderr line).
+
+    ``{ SCRIPT; } | tee /dev/fd/3 | sha256sum`` with fd 3 the original stdout: every stage is
+    covered by pipefail, and bash waits for the hash before exiting. Read the digest back with
+    :func:`split_remote_sha256`.
+    """
+    return (
+        f"{{ {{ {script}\n}} | tee /dev/fd/3 | sha256sum | sed 's/^/{SHA256_MARK} /' >&2; }} 3>&1"
+    )
+
+
+def split_remote_sha256(stderr: str) -> tuple[str | None, str]:
+    """(digest, stderr without the digest line) from :func:`sha256_tee_script`'s stderr."""
+    lines = stderr.splitlines(keepends=True)
+    for index in range(len(lines) - 1, -1, -1):
+        match = re.fullmatch(rf"{SHA256_MARK} ([0-9a-f]{{64}})  -\n?", lines[index])
+        if match:
+            return match.group(1), "".join(lines[:index] + lines[index + 1 :])
+    return None, stderr
+
+
 COMMIT_SCRIPT = r"""
 partial=$1 final=$2 expected=$3 sidecar=$4
 actual=$(sha256sum -- "$partial" | cut -d' ' -f1)
@@ -176,6 +203,67 @@ def gateway_chain(conn: Connection) -> list[Connection]:
     return chain[::-1]
 
 
+class _BufferedChannelSocket:
+    """A gateway's ``direct-tcpip`` channel as the next hop's socket, read in big chunks.
+
+    Paramiko's packetizer reads each packet in three small ``recv`` calls (header, body, MAC);
+    on a bare Channel each one takes a lock, may send a window adjustment and shifts the whole
+    receive buffer. Reading up to ``CHUNK_SIZE`` at a time and serving the small reads from
+    memory removes that per-packet cost (gateway streams measured ~10-30 % faster).
+    """
+
+    def __init__(self, channel: Any) -> None:
+        self._channel = channel
+        self._data = b""
+        self._offset = 0
+
+    def recv(self, nbytes: int) -> bytes:
+        if self._offset >= len(self._data):
+            self._data = self._channel.recv(max(nbytes, CHUNK_SIZE))  # may raise timeout
+            self._offset = 0
+            if not self._data:
+                return b""
+        start = self._offset
+        self._offset = min(start + nbytes, len(self._data))
+        return self._data[start : self._offset]
+
+    def __getattr__(self, name: str) -> Any:  # send, settimeout, close, _closed, ...
+        return getattr(self._channel, name)
+
+
+def _tuned_transport(sock: Any, **kwargs: Any) -> Any:
+    """Paramiko Transport with our window/packet sizes, preferring AES-GCM (AEAD: no HMAC).
+
+    Measured on the test sshd: AES-GCM moves bulk data ~15-25 % faster than Paramiko's first
+    choice, aes128-ctr + hmac-sha2-256. Servers without it negotiate the next common cipher.
+    """
+    import paramiko
+
+    transport = paramiko.Transport(
+        sock, default_window_size=WINDOW_SIZE, default_max_packet_size=MAX_PACKET_SIZE, **kwargs
+    )
+    options = transport.get_security_options()
+    options.ciphers = (
+        *PREFERRED_CIPHERS,
+        *(c for c in options.ciphers if c not in PREFERRED_CIPHERS),
+    )
+    return transport
+
+
+def _buffer_gateway_socket(conn: Connection) -> None:
+    """Make ``conn.open()`` wrap its gateway channel in :class:`_BufferedChannelSocket`."""
+    from fabric import Connection as FabricConnection
+
+    if not isinstance(conn.gateway, FabricConnection):
+        return
+    open_gateway = conn.open_gateway
+
+    def buffered_open_gateway() -> Any:
+        return _BufferedChannelSocket(open_gateway())
+
+    conn.open_gateway = buffered_open_gateway
+
+
 def _harden(conn: Connection) -> None:
     """Reject unknown host keys; load known_hosts as OpenSSH would; honour IdentitiesOnly."""
     import paramiko
@@ -191,6 +279,7 @@ def _harden(conn: Connection) -> None:
             client.load_system_host_keys(name)
     client.set_missing_host_key_policy(Reject())
     kwargs = dict(conn.connect_kwargs)
+    kwargs.update(banner_timeout=conn.connect_timeout, auth_timeout=conn.connect_timeout)
     if kwargs.get("key_filename"):  # Fabric's config clones may list a file twice
         kwargs["key_filename"] = list(dict.fromkeys(kwargs["key_filename"]))
     if str(conn.ssh_config.get("identitiesonly", "no")).lower() == "yes":
@@ -210,32 +299,23 @@ def build_connection(
 
     ssh_config: ``ssh_config_path``, else config ``ssh.config_file``, else ``~/.ssh/config`` and
     ``/etc/ssh/ssh_config``. ``ProxyJump`` hops become gateway Connections, hardened the same way.
+    Timeout per hop (TCP connect, SSH banner, authentication): ``connect_timeout`` if given, else
+    the hop's ssh_config ``ConnectTimeout``, else config ``ssh.connect_timeout``, else 10 s.
     """
-    import functools
-
-    import paramiko
     from fabric import Config as FabricConfig
     from fabric import Connection as FabricConnection
 
     ssh_settings = c.config.get("ssh") or {}
     if ssh_config_path is None:
         ssh_config_path = ssh_settings.get("config_file")
-    if connect_timeout is None:
-        connect_timeout = int(ssh_settings.get("connect_timeout") or 10)
+    configured = ssh_settings.get("connect_timeout")
+    default_timeout = 10 if configured is None else int(configured)
     if ssh_config_path is not None and not Path(ssh_config_path).expanduser().is_file():
         raise Exit(f"ssh.config_file: {ssh_config_path!r} is not a file")
     base = c.config.clone()
     overrides: dict[str, Any] = {
-        "timeouts": {"connect": connect_timeout},
-        "connect_kwargs": {
-            "banner_timeout": connect_timeout,
-            "auth_timeout": connect_timeout,
-            "transport_factory": functools.partial(
-                paramiko.Transport,
-                default_window_size=WINDOW_SIZE,
-                default_max_packet_size=MAX_PACKET_SIZE,
-            ),
-        },
+        "timeouts": {"connect": default_timeout},
+        "connect_kwargs": {"transport_factory": _tuned_transport},
     }
     if ssh_config_path is not None:
         overrides["ssh_config_path"] = str(Path(ssh_config_path).expanduser())
@@ -247,7 +327,10 @@ def build_connection(
     except ValueError as exc:
         raise Exit(f"ssh {host}: {exc}") from None
     for hop in [*gateway_chain(conn), conn]:
+        if connect_timeout is not None:
+            hop.connect_timeout = connect_timeout
         _harden(hop)
+        _buffer_gateway_socket(hop)
     return conn
 
 
@@ -257,7 +340,7 @@ def open_connection(conn: Connection, *, target: str | None = None) -> None:
     for gateway in gateway_chain(conn):
         _open_one(
             gateway,
-            f"{target}: gateway {gateway.original_host} ({gateway.host}:" f"{gateway.port})",
+            f"{target}: gateway {gateway.original_host} ({gateway.host}:{gateway.port})",
         )
     _open_one(conn, target)
 
@@ -297,7 +380,11 @@ def _open_one(conn: Connection, label: str) -> None:
     except socket.gaierror as exc:
         reason = f"cannot resolve {conn.host}: {exc.strerror}"
     except paramiko.SSHException as exc:
-        reason = f"ssh error: {exc}"
+        # a silent peer fails either way, depending on which of Paramiko's timers fires first
+        if "protocol banner" in str(exc) or "No existing session" in str(exc):
+            reason = f"no SSH handshake within {conn.connect_timeout}s (not an SSH server?)"
+        else:
+            reason = f"ssh error: {exc}"
     except OSError as exc:
         reason = (exc.strerror or str(exc)).lower()
     close(conn)
@@ -309,7 +396,7 @@ def connect(
     host: str,
     *,
     ssh_config_path: str | None = None,
-    connect_timeout: int = 10,
+    connect_timeout: int | None = None,
 ) -> Connection:
     """:func:`build_connection` + :func:`open_connection`: an open Connection, or ``Exit``."""
     conn = build_connection(
@@ -331,7 +418,7 @@ def connection(
     host: str,
     *,
     ssh_config_path: str | None = None,
-    connect_timeout: int = 10,
+    connect_timeout: int | None = None,
 ) -> Iterator[Connection]:
     """``with connection(c, "db") as conn:`` -- :func:`connect`, always :func:`close`."""
     conn = connect(c, host, ssh_config_path=ssh_config_path, connect_timeout=connect_timeout)
@@ -353,6 +440,7 @@ class StreamResult:
     sha256: str
     stderr: str
     seconds: float
+    remote_sha256: str | None = None  # with check_remote_sha256: the sender's digest (== sha256)
 
     @property
     def ok(self) -> bool:
@@ -399,6 +487,7 @@ def stream_to_file(
     stdin: bytes | None = None,
     pipefail: bool = True,
     idle_timeout: float | None = None,
+    check_remote_sha256: bool = False,
 ) -> StreamResult:
     """Run shell ``command`` remotely and write its stdout, as bytes, to the local file ``dest``.
 
@@ -408,7 +497,9 @@ def stream_to_file(
     truncated; give it your ``.partial`` path), sha256-hashed as it arrives, flushed and fsynced.
     stderr is drained concurrently and its last 64 KiB kept. ``stdin`` (e.g. a secret) is sent
     then EOF; without it the remote stdin is closed at once. ``on_progress(bytes_so_far)`` is
-    called at most 4 times a second and once at the end.
+    called at most 4 times a second and once at the end. ``check_remote_sha256`` also hashes
+    the bytes on the remote side (:func:`sha256_tee_script`, needs ``sha256sum`` there) and
+    compares: a mismatch or a missing remote digest after exit 0 is a :class:`RemoteStreamError`.
 
     ``dest`` exists afterwards only if the exit status is 0: on a non-zero status it is removed
     and the result returned (``.ok`` False, ``.stderr``); on a lost connection, a remote end
@@ -420,6 +511,8 @@ def stream_to_file(
     transport = conn.client.get_transport() if conn.client is not None else None
     if transport is None or not transport.is_active():
         raise RemoteStreamError(f"{_label(conn)}: not connected")
+    if check_remote_sha256:
+        command = sha256_tee_script(command)
     remote = pipefail_command(command) if pipefail else command
     started = time.monotonic()
     digest = hashlib.sha256()
@@ -434,7 +527,10 @@ def stream_to_file(
         # running the caller's shell script is the point of this function
         channel.exec_command(remote)  # nosec B601
         if stdin:
-            channel.sendall(stdin)
+            try:
+                channel.sendall(stdin)
+            except TimeoutError:
+                raise RemoteStreamError(f"{_label(conn)}: stdin not accepted") from None
         channel.shutdown_write()
         stderr = _StderrTail(channel)
         stderr.start()
@@ -466,6 +562,10 @@ def stream_to_file(
         stderr.join(timeout=5)
         status = channel.exit_status if channel.exit_status_ready() else -1
         if status == -1:
+            # Paramiko closes the channels of a dead transport just before marking it inactive
+            deadline = time.monotonic() + 1
+            while transport.is_active() and time.monotonic() < deadline:
+                time.sleep(0.02)
             if not transport.is_active():
                 why = f"connection lost mid-stream after {written} bytes"
             else:
@@ -474,13 +574,22 @@ def stream_to_file(
             raise RemoteStreamError(f"{_label(conn)}: {why}" + (f": {tail[-1]}" if tail else ""))
         if on_progress is not None:
             on_progress(written)
+        remote_sha256, stderr_text = None, stderr.text()
+        if check_remote_sha256:
+            remote_sha256, stderr_text = split_remote_sha256(stderr_text)
+            if status == 0 and remote_sha256 != digest.hexdigest():
+                raise RemoteStreamError(
+                    f"{_label(conn)}: checksum mismatch after {written} bytes: received "
+                    f"{digest.hexdigest()}, remote sent {remote_sha256 or 'no digest'}"
+                )
         completed = status == 0
         return StreamResult(
             exit_status=status,
             bytes_written=written,
             sha256=digest.hexdigest(),
-            stderr=stderr.text(),
+            stderr=stderr_text,
             seconds=time.monotonic() - started,
+            remote_sha256=remote_sha256,
         )
     except BaseException:
         if channel is not None:

@@ -4,7 +4,8 @@
 host key and a generated client key pair in a private temp dir; it accepts only that client key
 (``AuthorizedKeysFile`` in the temp dir, ``PermitRootLogin prohibit-password``). The yielded
 :class:`SshServer` writes ssh_config files with two hosts, ``flowlet-bastion`` and ``flowlet-db``
-(``ProxyJump flowlet-bastion``), both pointing at this one sshd, so a gateway hop is exercised.
+(``ProxyJump flowlet-bastion``), both pointing at this one sshd, so a gateway hop is exercised,
+plus ``flowlet-direct`` (the same server without a gateway).
 
 ``ssh_config`` (function scope) is such a file in the test's tmp dir; ``ssh_config_bad_hostkey``,
 ``ssh_config_unknown_hostkey`` and ``ssh_config_wrong_key`` are the fault variants.
@@ -113,19 +114,7 @@ class SshServer:
 
     def session_pids(self) -> list[int]:
         """PIDs of the per-connection sshd processes (children of the listener)."""
-        pids = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            # field 4 (ppid) comes after the parenthesised comm, which may contain spaces
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            if ppid == self.process.pid:
-                pids.append(int(entry.name))
-        return pids
+        return children_of(self.process.pid)
 
     def kill_sessions(self) -> list[int]:
         """SIGKILL every per-connection sshd process: each client sees its connection drop."""
@@ -136,6 +125,22 @@ class SshServer:
             except ProcessLookupError:
                 pass
         return pids
+
+
+def children_of(parent: int) -> list[int]:
+    """PIDs whose parent is ``parent`` (from /proc)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # field 4 (ppid) follows the parenthesised command name, which may contain spaces
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+            pids.append(int(entry.name))
+    return pids
 
 
 def _wait_for_banner(host: str, port: int, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -219,8 +224,7 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
         # SIGTERM the listener, then any per-connection children left behind.
         children = []
         if process.poll() is None:
-            server = SshServer("", 0, "", client_key, "", directory, process, log)
-            children = server.session_pids()
+            children = children_of(process.pid)
             process.terminate()
             try:
                 process.wait(timeout=10)

@@ -6,7 +6,9 @@ import hashlib
 import os
 import resource
 import secrets
+import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -91,10 +93,36 @@ def test_commit_argv_passes_paths_as_arguments() -> None:
         sshremote.commit_argv("/p", "/f", "abc")
 
 
+@pytest.mark.parametrize(
+    ("stderr", "expected"),
+    [
+        ("", (None, "")),
+        ("warn\nflowlet-sha256: " + "a" * 64 + "  -\n", ("a" * 64, "warn\n")),
+        ("flowlet-sha256: " + "b" * 64 + "  -\nlate\n", ("b" * 64, "late\n")),
+        ("flowlet-sha256: short  -\n", (None, "flowlet-sha256: short  -\n")),
+    ],
+    ids=["none", "last-line", "not-last-line", "malformed"],
+)
+def test_split_remote_sha256(stderr: str, expected: tuple[str | None, str]) -> None:
+    assert sshremote.split_remote_sha256(stderr) == expected
+
+
 def test_secret_cleanup_trap() -> None:
     assert sshremote.secret_cleanup_trap("/tmp/flowlet-ab/secret") == (
         "trap 'rm -rf -- /tmp/flowlet-ab' EXIT; "
     )
+
+
+def test_import_does_not_load_fabric_or_paramiko() -> None:
+    code = "import sys, tasks.sshremote; print(sorted({'fabric', 'paramiko'} & set(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert out.stdout == "[]\n"
 
 
 def test_config_defaults_declare_every_key() -> None:
@@ -137,8 +165,11 @@ def test_connect_direct_and_through_proxyjump_gateway(
         assert db.gateway.original_host == "flowlet-bastion"
         assert db.gateway.is_connected
         # the session to flowlet-db rides a direct-tcpip channel of the bastion's transport
-        assert isinstance(db.transport.sock, Channel)
+        assert isinstance(db.transport.sock._channel, Channel)  # read through a buffer
         assert (db.host, db.port, db.user) == (sshd.host, sshd.port, "root")
+        for hop in (db, db.gateway):  # both hops tuned for bulk transfer
+            assert hop.transport.remote_cipher == "aes128-gcm@openssh.com"
+            assert hop.transport.default_window_size == sshremote.WINDOW_SIZE
         assert sshremote.run_remote(db, ["echo", "via bastion"]).stdout == "via bastion\n"
         gateway = db.gateway
     assert not db.is_connected and not gateway.is_connected  # close() closes the whole chain
@@ -150,6 +181,23 @@ def test_connect_reads_ssh_config_file_from_invoke_config(ssh_config: Path) -> N
     with sshremote.connection(ctx, "flowlet-db") as db:
         assert db.gateway is not None
         assert sshremote.run_remote(db, ["true"]).exited == 0
+
+
+def test_connect_timeout_precedence(sshd: SshServer, tmp_path: Path) -> None:
+    config = sshd.write_ssh_config(tmp_path / "ssh_config")  # ConnectTimeout 5 on each host
+    config.write_text("Host flowlet-nt\n    HostName 127.0.0.1\n\n" + config.read_text())
+    ctx = Context(Config(overrides={"ssh": {"config_file": str(config), "connect_timeout": 3}}))
+
+    def timeouts(host: str, explicit: int | None = None) -> list[tuple[object, object]]:
+        conn = sshremote.build_connection(ctx, host, connect_timeout=explicit)  # no network
+        hops = [*sshremote.gateway_chain(conn), conn]
+        return [(hop.connect_timeout, hop.connect_kwargs["banner_timeout"]) for hop in hops]
+
+    assert timeouts("flowlet-nt") == [(3, 3)]  # config ssh.connect_timeout
+    assert timeouts("flowlet-db") == [(5, 5), (5, 5)]  # ssh_config ConnectTimeout, both hops
+    assert timeouts("flowlet-db", explicit=7) == [(7, 7), (7, 7)]  # the argument wins
+    default = sshremote.build_connection(Context(Config()), "nohost.invalid")
+    assert default.connect_timeout == 10
 
 
 def test_connect_missing_ssh_config_file(ctx: Context, tmp_path: Path) -> None:
@@ -202,6 +250,38 @@ def test_stream_reports_remote_pipeline_failure(
     assert not result.ok
     assert result.exit_status == status
     assert stderr in result.stderr
+    assert not dest.exists()
+
+
+@pytest.mark.slow
+def test_stream_checks_remote_sha256(conn: object, tmp_path: Path) -> None:
+    dest = tmp_path / "x.gz.partial"
+    command = "echo note >&2; head -c 3000000 /dev/urandom | gzip -1"
+    result = sshremote.stream_to_file(conn, command, dest, check_remote_sha256=True)
+    assert result.ok and result.remote_sha256 == result.sha256
+    assert result.sha256 == hashlib.sha256(dest.read_bytes()).hexdigest()
+    assert result.stderr == "note\n"
+    failed = sshremote.stream_to_file(conn, "false | gzip", dest, check_remote_sha256=True)
+    assert failed.exit_status == 1 and not dest.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("sender", "error"),
+    [
+        ("{}", "remote sent no digest"),
+        ("{}; echo 'flowlet-sha256: " + "0" * 64 + "  -' >&2", "remote sent 0000000000"),
+    ],
+    ids=["no-digest", "wrong-digest"],
+)
+def test_stream_remote_sha256_mismatch_is_an_error(
+    conn: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sender: str, error: str
+) -> None:
+    """Fault injection: a remote side that sends no digest, or another one, after exit 0."""
+    monkeypatch.setattr(sshremote, "sha256_tee_script", sender.format)
+    dest = tmp_path / "x.partial"
+    with pytest.raises(sshremote.RemoteStreamError, match=f"checksum mismatch .*{error}"):
+        sshremote.stream_to_file(conn, "echo hi", dest, check_remote_sha256=True)
     assert not dest.exists()
 
 
@@ -278,7 +358,7 @@ def test_stream_remote_killed_by_signal_is_an_error(conn: object, tmp_path: Path
 def test_stream_idle_timeout(conn: object, tmp_path: Path) -> None:
     started = time.monotonic()
     with pytest.raises(sshremote.RemoteStreamError, match="no data for 2.0s after 3 bytes"):
-        sshremote.stream_to_file(conn, "echo hi; sleep 30", tmp_path / "x", idle_timeout=2.0)
+        sshremote.stream_to_file(conn, "echo hi; sleep 8", tmp_path / "x", idle_timeout=2.0)
     assert time.monotonic() - started < 10
     assert not (tmp_path / "x").exists()
 
@@ -353,6 +433,23 @@ def test_unreachable_host(ctx: Context, sshd: SshServer, tmp_path: Path, host: s
             "connection refused"
         )
     assert _exit_message(excinfo) == expected
+
+
+@pytest.mark.slow
+def test_silent_server_times_out(sshd: SshServer, tmp_path: Path) -> None:
+    with socket.socket() as silent:  # completes the TCP handshake, never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        config = sshd.write_ssh_config(tmp_path / "ssh_config", port=port)
+        ctx = Context(Config(overrides={"ssh": {"config_file": str(config)}}))
+        started = time.monotonic()
+        with pytest.raises(Exit) as excinfo:
+            sshremote.connect(ctx, "flowlet-direct", connect_timeout=1)
+    assert time.monotonic() - started < 5
+    assert _exit_message(excinfo) == (
+        f"ssh flowlet-direct (127.0.0.1:{port}): no SSH handshake within 1s (not an SSH server?)"
+    )
 
 
 @pytest.mark.slow
