@@ -10,7 +10,7 @@ from invoke import Collection
 
 __path__ = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "tasks")]
 
-from tasks import deploy, dev, environments, lint, monitoring, setup  # noqa: E402
+from tasks import backup, deploy, dev, environments, lint, monitoring, setup  # noqa: E402
 
-ns = Collection(setup.ns, dev.ns, deploy.ns, lint.ns, monitoring.ns)
+ns = Collection(setup.ns, dev.ns, deploy.ns, lint.ns, backup.ns, monitoring.ns)
 ns.configure(environments.config_defaults())
