@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 from invoke import Collection, Context, task
 from invoke.exceptions import Exit
 
-from tasks import environments
 from tasks.devstack.defaults import dev_defaults
+from tasks.envdefaults import config_defaults
 
 if TYPE_CHECKING:
     from tasks.devstack.config import ProcessSpec
@@ -210,4 +210,4 @@ def logs(c: Context, name: str | None = None, follow: bool = False) -> None:
 
 
 ns = Collection("dev", start, stop, status, logs)
-ns.configure({"dev": dev_defaults(), **environments.config_defaults()})
+ns.configure({"dev": dev_defaults(), **config_defaults()})

@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING
 from invoke import Collection, Context, task
 from invoke.exceptions import Exit
 
-from tasks import environments
 from tasks.deploy.common import COMMON_HELP, environment_for, interruptible, target_for
 from tasks.deploy.defaults import DEFAULTS
 from tasks.deploy.readonly import diff, history, lint, render, status
-from tasks.environments import Environment, project_root
+from tasks.envdefaults import config_defaults
 
 if TYPE_CHECKING:
     from tasks.deploy.plan import Target
     from tasks.deploy.settings import Settings
+    from tasks.environments import Environment
     from tasks.kube import HelmVersion
 
 __all__ = ["ns", "setup_cluster"]
@@ -73,6 +73,7 @@ def setup_cluster(
     from tasks.deploy import execute
     from tasks.deploy.secrets import resolve_secret_source
     from tasks.deploy.settings import resolve_settings
+    from tasks.environments import project_root
 
     settings = resolve_settings(c, image_tag=image_tag)
     secret = resolve_secret_source(settings.secret, environment.name, project_root(c))
@@ -161,6 +162,7 @@ def _run_audited(
 ) -> None:
     from tasks.deploy import execute
     from tasks.deploy.safety import interrupted_exit, read_git_state, run_forwarding_signals
+    from tasks.environments import project_root
 
     started, clock = execute.now(), time.monotonic()
     state = read_git_state(c, project_root(c))
@@ -232,4 +234,4 @@ def rollback(
 
 
 ns = Collection("deploy", deploy, recover, rollback, diff, status, history, render, lint)
-ns.configure({"deploy": copy.deepcopy(DEFAULTS), **environments.config_defaults()})
+ns.configure({"deploy": copy.deepcopy(DEFAULTS), **config_defaults()})

@@ -9,10 +9,10 @@ from invoke import Context, task
 from invoke.exceptions import Exit
 
 from tasks.deploy.common import COMMON_HELP, environment_for, target_for
-from tasks.environments import Environment
 
 if TYPE_CHECKING:
     from tasks.deploy.settings import Settings
+    from tasks.environments import Environment
 
 
 @task(help={**COMMON_HELP, "image_tag": "image tag to render with (default: chart appVersion)"})

@@ -14,7 +14,7 @@ import copy
 
 from invoke import Collection, Context, task
 
-from tasks import environments
+from tasks.envdefaults import config_defaults
 from tasks.monitoring.defaults import DEFAULTS
 
 TARGET_HELP = {
@@ -121,4 +121,4 @@ def jaeger(
 
 
 ns = Collection("monitoring", setup, status, uninstall, grafana, jaeger)
-ns.configure({"monitoring": copy.deepcopy(DEFAULTS), **environments.config_defaults()})
+ns.configure({"monitoring": copy.deepcopy(DEFAULTS), **config_defaults()})
