@@ -16,13 +16,6 @@ if TYPE_CHECKING:
 # The task modules import the implementation (execute, plan, safety ...) inside the tasks, so
 # that ``inv --list`` only pays for the task definitions.
 
-ENV_HELP = "environment from invoke.yaml: development, staging or production (default: development)"
-COMMON_HELP = {
-    "env": ENV_HELP,
-    "namespace": "override the environment's namespace",
-    "context": "kube context to use instead of environments.<env>.kube_context",
-}
-
 
 @contextmanager
 def interruptible(what: str) -> Iterator[None]:
