@@ -10,7 +10,8 @@ from invoke import Collection
 
 __path__ = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "tasks")]
 
-from tasks import backup, deploy, dev, environments, lint, monitoring, setup  # noqa: E402
+from tasks import backup, deploy, dev, lint, monitoring, setup  # noqa: E402
+from tasks.envdefaults import config_defaults  # noqa: E402
 
 ns = Collection(setup.ns, dev.ns, deploy.ns, lint.ns, backup.ns, monitoring.ns)
-ns.configure(environments.config_defaults())
+ns.configure(config_defaults())

@@ -6,20 +6,13 @@ Replaces the old start.sh / stop.sh. Each process runs in its own process group,
 
 from __future__ import annotations
 
-import sys
-import time
-from typing import TYPE_CHECKING, Any
-
 from invoke import Collection, Context, task
-from invoke.exceptions import Exit
 
-from tasks import environments
 from tasks.devstack.defaults import dev_defaults
+from tasks.envdefaults import config_defaults
 
-if TYPE_CHECKING:
-    from tasks.devstack.config import ProcessSpec
-
-# Everything else is imported inside the tasks: ``inv --list`` must stay light.
+# The task bodies live in tasks/devstack/flows.py, imported inside the tasks: ``inv --list``
+# must stay light.
 
 
 @task(help={"detach": "return once every process is ready; they keep running (inv dev.stop)"})
@@ -30,77 +23,9 @@ def start(c: Context, detach: bool = False) -> None:
     dev.ready_timeout seconds; otherwise dev.start names it, shows the end of its log,
     stops what it started and fails. Refuses when a port is taken or the stack already runs.
     """
-    import signal
+    from tasks.devstack import flows
 
-    from tasks import runner
-    from tasks.devstack import launch
-    from tasks.devstack import logs as logfiles
-    from tasks.devstack import postgres, procs
-    from tasks.devstack.config import load_stack
-    from tasks.devstack.envfile import parse_env
-    from tasks.devstack.report import clear_stale, port_key, show_tail, where
-
-    stack = load_stack(c)
-    records = procs.read_records(stack.run_dir)
-    live = [r for r in records if procs.record_state(r, procs.read_stat(r.pid)) == "running"]
-    if live:
-        which = ", ".join(f"{r.name} pid {r.pid}" for r in live)
-        raise Exit(f"dev.start: the stack already runs ({which}); stop it with inv dev.stop")
-    for note in clear_stale(stack, records):
-        print(f"dev.start: {note}")
-    if not postgres.initialized(stack) or not stack.env_file.exists():
-        missing = stack.env_file if stack.env_file.exists() else stack.pg_data
-        raise Exit(f"dev.start: {missing} is missing; run inv setup --env development first")
-    for spec in stack.processes:
-        if procs.port_in_use(spec.host, spec.port):
-            raise Exit(
-                f"dev.start: port {spec.port} ({spec.name}) is already in use; stop what "
-                f"listens there or set {port_key(c, spec)}"
-            )
-    if runner.is_dry(c):
-        for spec in stack.processes:
-            print(f"dev.start: would start {spec.name}: {runner.render(spec.argv)} (in {spec.cwd})")
-        return
-    dotenv = parse_env(stack.env_file.read_text())
-    follower = logfiles.LogFollower({s.name: stack.log_path(s.name) for s in stack.processes})
-
-    def tick() -> None:
-        follower.poll(sys.stdout.write)
-        sys.stdout.flush()
-
-    def on_ready(spec: ProcessSpec, proc: Any, elapsed: float) -> None:
-        print(f"dev.start: {spec.name} ready in {elapsed:.1f}s (pid {proc.pid}, {where(spec)})")
-        sys.stdout.flush()
-
-    started: dict[str, Any] = {}
-    try:
-        launch.start_processes(
-            stack, list(stack.processes), dotenv, started, on_ready, None if detach else tick
-        )
-        if detach:
-            print(f"dev.start: all ready; logs in {stack.log_dir}; stop with inv dev.stop")
-            return
-        print("dev.start: all ready; Ctrl-C stops everything", flush=True)
-        while True:
-            tick()
-            for name, proc in started.items():
-                code = proc.poll()
-                if code is not None:
-                    raise launch.StartFailure(name, f"exited with code {code}")
-            time.sleep(0.2)
-    except launch.StartFailure as failure:
-        show_tail(stack, failure.name)
-        launch.stop_started(stack, started)
-        stopped = ", ".join(started)
-        log = stack.log_path(failure.name)
-        raise Exit(f"dev.start: {failure.name} {failure.reason}; stopped {stopped}; log: {log}")
-    except KeyboardInterrupt:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
-            launch.stop_started(stack, started)
-        finally:
-            signal.signal(signal.SIGINT, previous)
-        raise Exit(f"dev.start: interrupted; stopped {', '.join(started) or 'nothing'}", code=130)
+    flows.start(c, detach=detach)
 
 
 @task
@@ -110,30 +35,9 @@ def stop(c: Context) -> None:
     Stale pid files (the process is gone, or its pid now belongs to another process) are
     removed without signalling anything.
     """
-    from tasks import runner
-    from tasks.devstack import procs
-    from tasks.devstack.config import load_stack
-    from tasks.devstack.report import clear_stale
+    from tasks.devstack import flows
 
-    stack = load_stack(c)
-    records = procs.read_records(stack.run_dir)
-    if not records:
-        print(f"dev.stop: nothing to stop (no pid files in {stack.run_dir})")
-        return
-    live = [r for r in records if procs.record_state(r, procs.read_stat(r.pid)) == "running"]
-    if runner.is_dry(c):
-        for r in live:
-            print(f"dev.stop: would send SIGTERM to process group {r.pgid} ({r.name})")
-        return
-    for note in clear_stale(stack, [r for r in records if r not in live]):
-        print(f"dev.stop: {note}")
-    killed = procs.stop_groups(live, stack.stop_grace)
-    for record in live:
-        procs.remove_record(stack.run_dir, record.name)
-    if live:
-        print(f"dev.stop: stopped {', '.join(f'{r.name} (pid {r.pid})' for r in live)}")
-    if killed:
-        print(f"dev.stop: {', '.join(killed)} ignored SIGTERM for {stack.stop_grace:g}s: killed")
+    flows.stop(c)
 
 
 @task
@@ -142,31 +46,9 @@ def status(c: Context) -> None:
 
     Columns: name, pid, port, state (up, not listening, stopped, stale) and uptime.
     """
-    from tasks.devstack import procs
-    from tasks.devstack.config import load_stack
-    from tasks.devstack.report import render_table, status_row
+    from tasks.devstack import flows
 
-    stack = load_stack(c)
-    records = {r.name: r for r in procs.read_records(stack.run_dir)}
-    rows = []
-    specs = {s.name: s for s in stack.processes}
-    for name in [*specs, *(n for n in records if n not in specs)]:
-        record = records.get(name)
-        spec = specs.get(name)
-        port = spec.port if spec else (record.port if record else 0)
-        state, listening, uptime = "", False, 0.0
-        if record is not None:
-            stat = procs.read_stat(record.pid)
-            state = procs.record_state(record, stat)
-            if state == "running" and stat is not None:
-                host = spec.host if spec else "127.0.0.1"
-                listening = procs.port_open(host, port)
-                uptime = procs.process_uptime(stat.start_ticks)
-        rows.append(status_row(name, port, record, state, listening, uptime))
-    print(render_table(rows))
-    down = [row[0] for row in rows if row[3] != "up"]
-    if down:
-        raise Exit(f"dev.status: not up: {', '.join(down)}")
+    flows.status(c)
 
 
 @task(
@@ -181,33 +63,10 @@ def logs(c: Context, name: str | None = None, follow: bool = False) -> None:
     Prints the last dev.log_lines lines of .flowlet/logs/NAME.log, each prefixed with the
     process name. (Invoke has no optional positional arguments: NAME is given as --name.)
     """
-    from tasks.devstack import logs as logfiles
-    from tasks.devstack.config import load_stack
+    from tasks.devstack import flows
 
-    stack = load_stack(c)
-    names = stack.names()
-    names += sorted(p.stem for p in stack.log_dir.glob("*.log") if p.stem not in names)
-    if name is not None and name not in names:
-        raise Exit(f"dev.logs: unknown process {name!r}; valid: {', '.join(names)}")
-    selected = [name] if name is not None else names
-    width = max(len(n) for n in selected)
-    follower = logfiles.LogFollower({n: stack.log_path(n) for n in selected})
-    for item in selected:
-        path = stack.log_path(item)
-        if not path.exists():
-            print(f"{item.ljust(width)} | (no log yet: {path})")
-        for line in logfiles.tail_lines(path, stack.log_lines):
-            print(f"{item.ljust(width)} | {line}")
-    if not follow:
-        return
-    try:
-        while True:
-            follower.poll(sys.stdout.write)
-            sys.stdout.flush()
-            time.sleep(0.2)
-    except KeyboardInterrupt:
-        raise Exit(code=130) from None
+    flows.logs(c, name=name, follow=follow)
 
 
 ns = Collection("dev", start, stop, status, logs)
-ns.configure({"dev": dev_defaults(), **environments.config_defaults()})
+ns.configure({"dev": dev_defaults(), **config_defaults()})

@@ -17,30 +17,14 @@ from typing import Any
 from invoke import Context
 from invoke.exceptions import Exit
 
-ENVIRONMENT_NAMES = ("development", "staging", "production")
+from tasks.envdefaults import (  # noqa: F401 (re-exported: the documented API)
+    ENVIRONMENT_DEFAULTS,
+    ENVIRONMENT_NAMES,
+    config_defaults,
+)
 
 # DNS-1123 label: what Kubernetes accepts as a namespace name.
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-
-# Collection-level defaults for the shared ``environments`` key. Every key exists here (so
-# INVOKE_ENVIRONMENTS_STAGING_NAMESPACE=... and ``inv -f other.yaml`` can override it);
-# the project's invoke.yaml fills in the real values. Empty string means "must be set".
-ENVIRONMENT_DEFAULTS: dict[str, dict[str, Any]] = {
-    name: {
-        "namespace": "",
-        "kube_context": "",
-        "release": "flowlet",
-        "values_file": "",
-        "confirm": name == "production",
-        "databases": {},
-    }
-    for name in ENVIRONMENT_NAMES
-}
-
-
-def config_defaults() -> dict[str, Any]:
-    """The ``environments`` defaults every collection declares (a fresh copy)."""
-    return {"environments": {name: dict(env) for name, env in ENVIRONMENT_DEFAULTS.items()}}
 
 
 @dataclass(frozen=True)

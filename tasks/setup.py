@@ -9,8 +9,8 @@ from __future__ import annotations
 from invoke import Collection, Context, task
 from invoke.exceptions import Exit
 
-from tasks import environments
 from tasks.devstack.defaults import dev_defaults
+from tasks.envdefaults import config_defaults
 
 # The development steps (tasks/devstack/development.py) are imported inside the task:
 # ``inv --list`` must stay light.
@@ -48,7 +48,9 @@ def setup(
     PostgreSQL cluster with the app role and database, and writes dev-start.sh. It is
     idempotent: a second run changes nothing and says so.
     """
-    environment = environments.resolve_environment(c, env, namespace)
+    from tasks.environments import resolve_environment
+
+    environment = resolve_environment(c, env, namespace)
     if environment.name == "development":
         from tasks.devstack.development import setup_development
 
@@ -79,6 +81,4 @@ def setup(
 
 
 ns = Collection("setup", setup)
-ns.configure(
-    {"setup": dict(SETUP_DEFAULTS), "dev": dev_defaults(), **environments.config_defaults()}
-)
+ns.configure({"setup": dict(SETUP_DEFAULTS), "dev": dev_defaults(), **config_defaults()})

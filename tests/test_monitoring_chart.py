@@ -21,7 +21,7 @@ import yaml
 from conftest import need
 from fixtures_monitoring import REPO
 
-from tasks.monitoring.config import DEFAULTS
+from tasks.monitoring.defaults import DEFAULTS
 
 CHART = REPO / "kubernetes" / "flowlet-chart"
 HELMS = {"helm4": REPO / ".tools" / "bin" / "helm", "helm3": REPO / ".tools" / "helm3" / "helm"}

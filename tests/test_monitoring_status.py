@@ -12,7 +12,7 @@ from invoke import Result
 from invoke.exceptions import Exit
 
 from tasks import monitoring
-from tasks.monitoring.status import (
+from tasks.monitoring.workloads import (
     Workload,
     format_age,
     load_list,

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from fixtures_monitoring import REPO
 
-from tasks.monitoring.config import COMPONENTS, DEFAULTS
+from tasks.monitoring.defaults import COMPONENTS, DEFAULTS
 
 VALUES_DIR = REPO / "kubernetes" / "monitoring"
 FILES = sorted(VALUES_DIR.glob("*.yaml"))

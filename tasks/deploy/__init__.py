@@ -3,28 +3,23 @@ rollback, and :func:`setup_cluster` (what ``inv setup --env staging|production``
 
 Modules: ``plan`` (pure argv builders and validation), ``helmout`` (parsers of helm/kubectl
 output), ``safety`` (git/production guards, signal forwarding), ``secrets`` (the app Secret),
-``validate`` (kubernetes-validate), ``audit`` (the JSON-lines audit log), ``execute`` (the steps).
+``validate`` (kubernetes-validate), ``audit`` (the JSON-lines audit log), ``execute`` (the steps),
+``flows`` (the task bodies, imported inside the tasks), ``defaults`` (config defaults, flag help).
 """
 
 from __future__ import annotations
 
 import copy
-import time
 from typing import TYPE_CHECKING
 
 from invoke import Collection, Context, task
-from invoke.exceptions import Exit
 
-from tasks import environments
-from tasks.deploy.common import COMMON_HELP, environment_for, interruptible, target_for
-from tasks.deploy.defaults import DEFAULTS
+from tasks.deploy.defaults import COMMON_HELP, DEFAULTS
 from tasks.deploy.readonly import diff, history, lint, render, status
-from tasks.environments import Environment, project_root
+from tasks.envdefaults import config_defaults
 
 if TYPE_CHECKING:
-    from tasks.deploy.plan import Target
-    from tasks.deploy.settings import Settings
-    from tasks.kube import HelmVersion
+    from tasks.environments import Environment
 
 __all__ = ["ns", "setup_cluster"]
 
@@ -55,15 +50,19 @@ def deploy(
 
     Example: inv deploy --env=staging --image-tag=$(git rev-parse --short HEAD)
     """
-    from tasks.deploy import execute
-    from tasks.deploy.settings import resolve_settings
+    from tasks.deploy import flows
 
-    environment = environment_for(c, env, namespace)
-    settings = resolve_settings(c, timeout=timeout, diff=diff, image_tag=image_tag)
-    with interruptible("deploy stopped"):
-        execute.deploy_flow(
-            c, environment, settings, context_flag=context, yes=yes, allow_dirty=allow_dirty
-        )
+    flows.deploy(
+        c,
+        env=env,
+        namespace=namespace,
+        image_tag=image_tag,
+        timeout=timeout,
+        yes=yes,
+        diff=diff,
+        context=context,
+        allow_dirty=allow_dirty,
+    )
 
 
 def setup_cluster(
@@ -71,8 +70,10 @@ def setup_cluster(
 ) -> None:
     """``inv setup --env staging|production``: namespace, the app Secret, then the deploy."""
     from tasks.deploy import execute
+    from tasks.deploy.common import interruptible
     from tasks.deploy.secrets import resolve_secret_source
     from tasks.deploy.settings import resolve_settings
+    from tasks.environments import project_root
 
     settings = resolve_settings(c, image_tag=image_tag)
     secret = resolve_secret_source(settings.secret, environment.name, project_root(c))
@@ -100,77 +101,9 @@ def recover(
 
     Example: inv deploy.recover --env=production
     """
-    from tasks.deploy import execute, helmout
-    from tasks.deploy.plan import rollback_argv, uninstall_argv
-    from tasks.deploy.settings import resolve_settings
-    from tasks.runner import confirm, is_dry
+    from tasks.deploy import flows
 
-    environment = environment_for(c, env, namespace)
-    settings = resolve_settings(c)
-    step = execute.Steps()
-    step("prerequisites")
-    version = execute.prerequisites(c)
-    step("context guard")
-    target = target_for(c, environment, context)
-    step(f"release state: {target.release} in {target.namespace}")
-    history = execute.read_history(c, target)
-    if history is None:
-        execute.note("(dry run: history not read; would roll back to the last deployed revision)")
-        return
-    plan = helmout.plan_recovery(history)
-    if plan.action == "none":
-        execute.note(f"nothing to recover: {plan.reason}")
-        return
-    stuck = plan.stuck or history[-1]
-    what = (
-        f"roll back to revision {plan.revision}"
-        if plan.action == "rollback"
-        else "uninstall the never-deployed release"
-    )
-    execute.note(f"revision {stuck.revision} is {stuck.status}: will {what}")
-    step("confirmation")
-    with interruptible("recover stopped"):
-        if not is_dry(c):
-            confirm(
-                f"Make sure no other helm operation is running on {target.release}. "
-                f"{what.capitalize()} in {target.namespace} ({target.context})?",
-                yes=yes,
-            )
-        step(plan.action)
-        argv = (
-            rollback_argv(
-                target,
-                plan.revision,
-                version,
-                timeout_seconds=settings.timeout_seconds,
-                history_max=settings.history_max,
-            )
-            if plan.action == "rollback"
-            else uninstall_argv(target, version, timeout_seconds=settings.timeout_seconds)
-        )
-        _run_audited(c, settings, target, "recover", argv, version)
-
-
-def _run_audited(
-    c: Context,
-    settings: Settings,
-    target: Target,
-    action: str,
-    argv: list[str],
-    version: HelmVersion,
-) -> None:
-    from tasks.deploy import execute
-    from tasks.deploy.safety import interrupted_exit, read_git_state, run_forwarding_signals
-
-    started, clock = execute.now(), time.monotonic()
-    state = read_git_state(c, project_root(c))
-    result, signum = run_forwarding_signals(c, argv)
-    outcome = "interrupted" if signum else ("succeeded" if result.exited == 0 else "failed")
-    execute.record_audit(c, settings, target, action, outcome, "", state, version, started, clock)
-    if signum:
-        raise interrupted_exit(signum, f"helm exited {result.exited}; check inv deploy.status")
-    if result.exited != 0:
-        raise Exit(f"helm {action} failed (exit {result.exited})", code=result.exited)
+    flows.recover(c, env=env, namespace=namespace, context=context, yes=yes)
 
 
 @task(
@@ -194,42 +127,18 @@ def rollback(
 
     Example: inv deploy.rollback --env=production --revision=41
     """
-    from tasks.deploy import execute
-    from tasks.deploy.plan import rollback_argv
-    from tasks.deploy.settings import resolve_settings
+    from tasks.deploy import flows
 
-    if revision < 0:
-        raise Exit(f"--revision: {revision} is not valid; valid: 0 (previous) or a revision >= 1")
-    environment = environment_for(c, env, namespace)
-    settings = resolve_settings(c, timeout=timeout)
-    step = execute.Steps()
-    step("prerequisites")
-    version = execute.prerequisites(c)
-    step("context guard")
-    target = target_for(c, environment, context)
-    step(f"release state: {target.release} in {target.namespace}")
-    history = execute.release_state(c, environment, target, context)
-    if history == []:
-        raise Exit(f"release {target.release} is not installed in {target.namespace}")
-    if history and revision and revision not in {r.revision for r in history}:
-        known = ", ".join(str(r.revision) for r in history)
-        raise Exit(f"--revision: {revision} is not in the release history; known: {known}")
-    step("confirmation")
-    with interruptible("rollback stopped"):
-        to = f" to revision {revision}" if revision else " to the previous revision"
-        execute.ask(c, environment, target, yes=yes, what="Roll back", suffix=to)
-        step("helm rollback")
-        argv = rollback_argv(
-            target,
-            revision,
-            version,
-            timeout_seconds=settings.timeout_seconds,
-            history_max=settings.history_max,
-        )
-        _run_audited(c, settings, target, "rollback", argv, version)
-        step("rollout verification")
-        execute.verify_rollout(c, target, settings)
+    flows.rollback(
+        c,
+        env=env,
+        namespace=namespace,
+        revision=revision,
+        context=context,
+        yes=yes,
+        timeout=timeout,
+    )
 
 
 ns = Collection("deploy", deploy, recover, rollback, diff, status, history, render, lint)
-ns.configure({"deploy": copy.deepcopy(DEFAULTS), **environments.config_defaults()})
+ns.configure({"deploy": copy.deepcopy(DEFAULTS), **config_defaults()})

@@ -9,20 +9,12 @@ from typing import TYPE_CHECKING
 
 from invoke import Context
 
-from tasks.environments import Environment, resolve_environment
-
 if TYPE_CHECKING:
     from tasks.deploy.plan import Target
+    from tasks.environments import Environment
 
 # The task modules import the implementation (execute, plan, safety ...) inside the tasks, so
 # that ``inv --list`` only pays for the task definitions.
-
-ENV_HELP = "environment from invoke.yaml: development, staging or production (default: development)"
-COMMON_HELP = {
-    "env": ENV_HELP,
-    "namespace": "override the environment's namespace",
-    "context": "kube context to use instead of environments.<env>.kube_context",
-}
 
 
 @contextmanager
@@ -37,6 +29,8 @@ def interruptible(what: str) -> Iterator[None]:
 
 
 def environment_for(c: Context, env: str | None, namespace: str | None) -> Environment:
+    from tasks.environments import resolve_environment
+
     return resolve_environment(c, env, namespace, require=("values_file",))
 
 

@@ -25,3 +25,10 @@ DEFAULTS: dict[str, Any] = {
     ],
     "secret": {"name": "flowlet-app", "env_file": "", "env_vars": ["FLOWLET_DB_PASSWORD"]},
 }
+
+ENV_HELP = "environment from invoke.yaml: development, staging or production (default: development)"
+COMMON_HELP = {
+    "env": ENV_HELP,
+    "namespace": "override the environment's namespace",
+    "context": "kube context to use instead of environments.<env>.kube_context",
+}

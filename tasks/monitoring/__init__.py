@@ -3,118 +3,25 @@
 ``setup`` installs or upgrades the stack idempotently; ``status`` shows the app's and the stack's
 workloads; ``uninstall`` removes the releases; ``grafana`` / ``jaeger`` port-forward the UIs.
 Every kubectl/helm call is pinned to the environment's kube context (see tasks/kube.py).
+
+Modules: ``defaults`` (config defaults), ``config`` (settings), ``plan`` (pure step builders),
+``workloads`` (parsers of kubectl output), ``flows`` (the task bodies, imported inside the tasks).
 """
 
 from __future__ import annotations
 
 import copy
-import io
-import json as jsonlib
-import os
-import sys
-import tempfile
-from collections.abc import Sequence
-from datetime import datetime, timezone
-from typing import Any
 
 from invoke import Collection, Context, task
-from invoke.exceptions import Exit
 
-from tasks import environments
-from tasks.environments import Environment
-from tasks.kube import KUBE_TOOLS, guard_context, kubectl, require_kube_tools, resolve_context
-from tasks.monitoring import config as mconfig
-from tasks.monitoring.plan import (
-    PASSWORD_FILE,
-    Step,
-    chart_in_index,
-    parse_repo_list,
-    plan_repos,
-    plan_setup,
-    plan_uninstall,
-    search_argv,
-)
-from tasks.monitoring.status import load_list, parse_workloads, render_table, summary
-from tasks.runner import confirm, is_dry, probe, render, require_tools, run
+from tasks.envdefaults import config_defaults
+from tasks.monitoring.defaults import DEFAULTS
 
 TARGET_HELP = {
     "env": "environment from invoke.yaml (development, staging, production); default development",
     "context": "kube context to use instead of environments.<env>.kube_context",
     "mon_namespace": "namespace of the monitoring stack (default: monitoring.namespace)",
 }
-
-
-def _target(c: Context, env: str | None, context: str | None) -> tuple[Environment, str]:
-    """The environment and its guarded kube context."""
-    environment = environments.resolve_environment(c, env)
-    kube_context, source = resolve_context(environment, context)
-    guard_context(c, kube_context, source)
-    return environment, kube_context
-
-
-def _ensure_admin_secret(
-    c: Context, step: Step, settings: mconfig.MonitoringSettings, context: str
-) -> None:
-    """Create Grafana's admin Secret from ``$<password_env>`` unless it exists (never argv)."""
-    password = os.environ.get(settings.password_env, "")
-    if is_dry(c):
-        if not password:
-            print(
-                f"    (--dry: ${settings.password_env} is not set; needed if the Secret is missing)"
-            )
-        run(c, step.argv, echo=True)
-        return
-    found = probe(
-        c,
-        kubectl(context, "--namespace", settings.namespace, "get", "secret", settings.admin_secret)
-        + ["-o", "name"],
-    )
-    if found.exited == 0:
-        print("    exists: kept (the password is never replaced by setup)")
-        return
-    if "NotFound" not in found.stderr:
-        raise Exit(f"kubectl get secret failed (exit {found.exited}): {found.stderr.strip()}")
-    if not password:
-        raise Exit(
-            f"${settings.password_env}: not set, and the Grafana admin Secret "
-            f"{settings.namespace}/{settings.admin_secret} does not exist yet; export it "
-            "(e.g. read -rs GRAFANA_ADMIN_PASSWORD; export GRAFANA_ADMIN_PASSWORD) and run again"
-        )
-    fd, path = tempfile.mkstemp(prefix="flowlet-grafana-")  # mode 0600, removed below
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(password)
-        run(c, [a.replace(PASSWORD_FILE, path) for a in step.argv], echo=True)
-    finally:
-        os.unlink(path)
-
-
-def execute(
-    c: Context, steps: Sequence[Step], settings: mconfig.MonitoringSettings, context: str
-) -> None:
-    """Print and run ``steps`` in order (under ``--dry`` Invoke only prints the commands)."""
-    previous = ""
-    for step in steps:
-        print(f"==> {step.title}", flush=True)
-        if step.only_if_secret_missing:
-            _ensure_admin_secret(c, step, settings, context)
-            continue
-        kwargs: dict[str, Any] = {"echo": True}
-        stdin = previous if step.pipe_from_previous else step.stdin
-        if stdin is not None and not is_dry(c):
-            kwargs["in_stream"] = io.StringIO(stdin)
-        if step.argv[:3] == ("helm", "show", "crds"):
-            kwargs["hide"] = "out"
-        result = run(c, step.argv, **kwargs)
-        previous = result.stdout if result is not None else ""
-
-
-def _interruptible(fn: Any, *args: Any) -> None:
-    try:
-        fn(*args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        raise Exit(code=130) from None
 
 
 @task(
@@ -137,30 +44,9 @@ def setup(
     CRDs server-side, then `helm upgrade --install`s each enabled component with rollback on
     failure. Under `inv --dry` every step is printed and nothing touches the cluster.
     """
-    settings = mconfig.read_settings(c, mon_namespace)
-    if not settings.components:
-        raise Exit("monitoring.components: every component is disabled; nothing to install")
-    environment, kube_context = _target(c, env, context)
-    version = require_kube_tools(c)
-    listed = probe(c, ["helm", "repo", "list", "-o", "json"])
-    if listed.exited != 0:
-        raise Exit(f"helm repo list failed (exit {listed.exited}): {listed.stderr.strip()}")
-    present = parse_repo_list(listed.stdout)
-    cached = {
-        comp.chart_ref
-        for comp in settings.components
-        if comp.repo in present
-        and chart_in_index(probe(c, search_argv(comp)).stdout, comp.chart_ref, comp.version)
-    }
-    steps = plan_setup(
-        settings, kube_context, version, plan_repos(settings.components, present, cached)
-    )
-    if environment.confirm and not is_dry(c):
-        confirm(
-            f"Install/upgrade the monitoring stack in {kube_context}/{settings.namespace}?",
-            yes=yes,
-        )
-    _interruptible(execute, c, steps, settings, kube_context)
+    from tasks.monitoring import flows
+
+    flows.setup(c, env, context, mon_namespace, yes)
 
 
 @task(
@@ -183,35 +69,9 @@ def status(
     One row per Deployment/StatefulSet/DaemonSet: ready/desired, container restarts of its pods,
     age. A namespace without workloads also counts as not ready.
     """
-    settings = mconfig.read_settings(c, mon_namespace, check_files=False)
-    if app_namespace is not None:
-        environments.validate_namespace(app_namespace, source="--app-namespace")
-    environment, kube_context = _target(c, env, context)
-    require_tools({"kubectl": KUBE_TOOLS["kubectl"]})
-    app_ns = environment.namespace if app_namespace is None else app_namespace
-    now = datetime.now(timezone.utc)
-    rows = []
-    empty = []
-    for ns in dict.fromkeys([app_ns, settings.namespace]):
-        lists = []
-        for what in ("deployments,statefulsets,daemonsets", "pods"):
-            result = probe(c, kubectl(kube_context, "--namespace", ns, "get", what, "-o", "json"))
-            if result.exited != 0:
-                raise Exit(
-                    f"kubectl get {what} -n {ns} failed (exit {result.exited}): "
-                    f"{result.stderr.strip()}",
-                    code=result.exited,
-                )
-            lists.append(load_list(result.stdout, f"kubectl get {what} -n {ns}"))
-        found = parse_workloads(lists[0], lists[1], now)
-        rows += found
-        if not found:
-            empty.append(ns)
-    report = summary(rows, empty)
-    print(jsonlib.dumps(report, indent=2) if json else render_table(rows, empty))
-    if not report["ok"]:
-        bad = sum(1 for w in rows if not w.ok) + len(empty)
-        raise Exit(None if json else f"{bad} not ready", code=1)
+    from tasks.monitoring import flows
+
+    flows.status(c, env, context, app_namespace, mon_namespace, json)
 
 
 @task(help={**TARGET_HELP, "yes": "do not ask for confirmation"})
@@ -227,31 +87,9 @@ def uninstall(
     Keeps the namespace, the Grafana admin Secret and the Prometheus Operator CRDs (deleting the
     CRDs would delete every ServiceMonitor and PrometheusRule in the cluster).
     """
-    settings = mconfig.read_settings(c, mon_namespace, check_files=False)
-    _, kube_context = _target(c, env, context)
-    version = require_kube_tools(c)
-    steps = plan_uninstall(settings, kube_context, version)
-    if not is_dry(c):
-        releases = ", ".join(comp.release for comp in settings.components)
-        confirm(
-            f"Uninstall {releases} from {kube_context}/{settings.namespace}?",
-            yes=yes,
-        )
-    _interruptible(execute, c, steps, settings, kube_context)
+    from tasks.monitoring import flows
 
-
-def chart_fullname(release: str, chart: str) -> str:
-    """Helm's conventional ``<chart>.fullname``: the release name if it contains the chart name."""
-    return release if chart in release else f"{release}-{chart}"
-
-
-def _port_forward(c: Context, argv: list[str], url: str, hint: str) -> None:
-    port = int(argv[-1].split(":")[0])
-    if not 0 < port < 65536:
-        raise Exit(f"--port: {port} is not valid; valid: 1-65535")
-    require_tools({"kubectl": KUBE_TOOLS["kubectl"]})
-    print(f"{url}  ({hint}; Ctrl-C stops)", flush=True)
-    _interruptible(lambda: run(c, argv, echo=True))
+    flows.uninstall(c, env, context, mon_namespace, yes)
 
 
 @task(help={**TARGET_HELP, "port": "local port (default 3000)"})
@@ -263,21 +101,9 @@ def grafana(
     port: int = 3000,
 ) -> None:
     """Port-forward Grafana to localhost and print its URL."""
-    settings = mconfig.read_settings(c, mon_namespace, check_files=False)
-    if settings.component("kube_prometheus_stack") is None:
-        raise Exit("monitoring.components.kube_prometheus_stack.enabled: false (no Grafana)")
-    _, kube_context = _target(c, env, context)
-    service = chart_fullname(settings.all_releases["kube_prometheus_stack"], "grafana")
-    argv = kubectl(
-        kube_context, "--namespace", settings.namespace, "port-forward", f"svc/{service}"
-    )
-    secret = kubectl(
-        kube_context, "--namespace", settings.namespace, "get", "secret", settings.admin_secret
-    )
-    hint = f"user {settings.admin_user}; password: " + render(
-        [*secret, "-o", "jsonpath={.data.admin-password}"]
-    )
-    _port_forward(c, [*argv, f"{port}:80"], f"http://127.0.0.1:{port}/", hint + " | base64 -d")
+    from tasks.monitoring import flows
+
+    flows.grafana(c, env, context, mon_namespace, port)
 
 
 @task(help={**TARGET_HELP, "port": "local port (default 16686)"})
@@ -289,18 +115,10 @@ def jaeger(
     port: int = 16686,
 ) -> None:
     """Port-forward the Jaeger UI to localhost and print its URL."""
-    settings = mconfig.read_settings(c, mon_namespace, check_files=False)
-    if settings.component("jaeger") is None:
-        raise Exit("monitoring.components.jaeger.enabled: false (no Jaeger)")
-    _, kube_context = _target(c, env, context)
-    service = chart_fullname(settings.all_releases["jaeger"], "jaeger")
-    argv = kubectl(
-        kube_context, "--namespace", settings.namespace, "port-forward", f"svc/{service}"
-    )
-    _port_forward(
-        c, [*argv, f"{port}:16686"], f"http://127.0.0.1:{port}/", "Jaeger UI; OTLP: 4317/4318"
-    )
+    from tasks.monitoring import flows
+
+    flows.jaeger(c, env, context, mon_namespace, port)
 
 
 ns = Collection("monitoring", setup, status, uninstall, grafana, jaeger)
-ns.configure({"monitoring": copy.deepcopy(mconfig.DEFAULTS), **environments.config_defaults()})
+ns.configure({"monitoring": copy.deepcopy(DEFAULTS), **config_defaults()})
