@@ -278,7 +278,7 @@ def test_stream_remote_sha256_mismatch_is_an_error(
     conn: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sender: str, error: str
 ) -> None:
     """Fault injection: a remote side that sends no digest, or another one, after exit 0."""
-    monkeypatch.setattr(sshremote, "sha256_tee_script", sender.format)
+    monkeypatch.setattr(sshremote.stream, "sha256_tee_script", sender.format)
     dest = tmp_path / "x.partial"
     with pytest.raises(sshremote.RemoteStreamError, match=f"checksum mismatch .*{error}"):
         sshremote.stream_to_file(conn, "echo hi", dest, check_remote_sha256=True)
