@@ -50,10 +50,12 @@ from .files import (
     upload_secret,
 )
 from .stream import (
+    HANGUP_GUARD,
     SHA256_MARK,
     STDERR_LIMIT,
     RemoteStreamError,
     StreamResult,
+    kill_on_hangup_script,
     pipefail_argv,
     pipefail_command,
     sha256_tee_script,
@@ -67,6 +69,7 @@ __all__ = [
     "COMMIT_SCRIPT",
     "DEFAULT_GLOBAL_KNOWN_HOSTS",
     "DEFAULT_USER_KNOWN_HOSTS",
+    "HANGUP_GUARD",
     "MAX_PACKET_SIZE",
     "PREFERRED_CIPHERS",
     "SHA256_MARK",
@@ -85,6 +88,7 @@ __all__ = [
     "ensure_remote_dir",
     "env_argv",
     "gateway_chain",
+    "kill_on_hangup_script",
     "known_hosts_files",
     "open_connection",
     "parse_sha256sum",

@@ -52,6 +52,25 @@ def sha256_tee_script(script: str) -> str:
     )
 
 
+HANGUP_GUARD = (
+    "exec 4<&0 </dev/null; " "( { cat <&4; kill -TERM 0; } >/dev/null 2>&1 & ); " "exec 4<&-; "
+)
+
+
+def kill_on_hangup_script(script: str) -> str:
+    """``script`` whose whole process group gets SIGTERM when the SSH channel closes.
+
+    sshd does not signal a session's processes when the client closes the channel (Ctrl-C,
+    crash); it only closes their pipes. A pipeline that writes then dies of SIGPIPE, but one
+    that is silent (pg_dump waiting on a lock) would run on, orphaned. So a watcher, detached
+    from the script's jobs (``wait`` does not wait for it), reads the channel's stdin, which
+    the caller keeps open and never writes to: EOF means the channel is gone (or the session
+    ended normally, when the group is empty), and it kills the group sshd made for the
+    session. The script itself gets ``/dev/null`` as stdin.
+    """
+    return HANGUP_GUARD + script
+
+
 def split_remote_sha256(stderr: str) -> tuple[str | None, str]:
     """(digest, stderr without the digest line) from :func:`sha256_tee_script`'s stderr."""
     lines = stderr.splitlines(keepends=True)
@@ -127,7 +146,9 @@ def stream_to_file(
     stdout is read from a raw Paramiko channel (binary-safe), written to ``dest`` (created 0600,
     truncated; give it your ``.partial`` path), sha256-hashed as it arrives, flushed and fsynced.
     stderr is drained concurrently and its last 64 KiB kept. ``stdin`` (e.g. a secret) is sent
-    then EOF; without it the remote stdin is closed at once. ``on_progress(bytes_so_far)`` is
+    then EOF; without it the command's stdin is ``/dev/null`` and the remote process group is
+    killed when the channel closes (:func:`kill_on_hangup_script`), so an interrupted command
+    stops even if it is not writing. ``on_progress(bytes_so_far)`` is
     called at most 4 times a second and once at the end. ``check_remote_sha256`` also hashes
     the bytes on the remote side (:func:`sha256_tee_script`, needs ``sha256sum`` there) and
     compares: a mismatch or a missing remote digest after exit 0 is a :class:`RemoteStreamError`.
@@ -136,14 +157,16 @@ def stream_to_file(
     and the result returned (``.ok`` False, ``.stderr``); on a lost connection, a remote end
     without exit status (killed by a signal) or ``idle_timeout`` seconds without data it is
     removed and :class:`RemoteStreamError` raised; on a local write error (disk full) or Ctrl-C
-    the channel is closed (the remote pipeline gets EOF/SIGPIPE), ``dest`` removed, and the
-    exception re-raised.
+    the channel is closed (without ``stdin`` the guard then kills the remote process group),
+    ``dest`` removed, and the exception re-raised.
     """
     transport = conn.client.get_transport() if conn.client is not None else None
     if transport is None or not transport.is_active():
         raise RemoteStreamError(f"{_label(conn)}: not connected")
     if check_remote_sha256:
         command = sha256_tee_script(command)
+    if stdin is None:
+        command = kill_on_hangup_script(command)
     remote = pipefail_command(command) if pipefail else command
     started = time.monotonic()
     digest = hashlib.sha256()
@@ -162,7 +185,8 @@ def stream_to_file(
                 channel.sendall(stdin)
             except TimeoutError:
                 raise RemoteStreamError(f"{_label(conn)}: stdin not accepted") from None
-        channel.shutdown_write()
+        if stdin is not None:  # else stdin stays open: its EOF tells the guard we are gone
+            channel.shutdown_write()
         stderr = _StderrTail(channel)
         stderr.start()
         last_report = started
