@@ -220,8 +220,9 @@ def test_ssh_refusals_are_one_line(
     assert remote_env.files() == []
 
 
+@pytest.mark.parametrize("keep", [False, True], ids=["streamed", "keep-remote"])
 def test_ctrl_c_during_remote_backup(
-    remote_env: BackupEnv, earlier_backup: Path, sshd: SshServer
+    remote_env: BackupEnv, earlier_backup: Path, sshd: SshServer, tmp_path: Path, keep: bool
 ) -> None:
     """SIGINT while the remote pg_dump waits on a lock: exit 130, nothing left on either side.
 
@@ -242,8 +243,10 @@ def test_ctrl_c_during_remote_backup(
     time.sleep(0.3)
     proc = subprocess.Popen(
         [sys.executable, "-m", "invoke", "-f", str(env.config), "backup.postgres", "--host",
-         "flowlet-db"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+         "flowlet-db", *(["--keep-remote"] if keep else [])], cwd=REPO, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+    remote = tmp_path / "remote"
 
     def remote_dump() -> list[int]:
         return [
@@ -267,7 +270,7 @@ def test_ctrl_c_during_remote_backup(
         ]
         assert Path(passfile).is_file()
         time.sleep(0.3)  # pg_dump is connected and queued behind the lock
-        assert alive(dump) and list(env.out.glob("*.partial"))
+        assert alive(dump) and list((remote if keep else env.out).glob("*.partial"))
         os.kill(proc.pid, signal.SIGINT)
         _out, err = proc.communicate(timeout=30)
         assert proc.returncode == 130, err
@@ -276,6 +279,7 @@ def test_ctrl_c_during_remote_backup(
         # still holding the lock: the remote dump must go away on its own, promptly
         wait_for(lambda: not alive(dump), timeout=5)
         assert not Path(passfile).exists() and not Path(passfile).parent.exists()
+        assert not remote.exists() or list(remote.iterdir()) == []
     finally:
         proc.kill()
         locker.stdin.write("commit;\n")
