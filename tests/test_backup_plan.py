@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from tasks.backup.pipeline import backup_time, parse_name, plan_backup, read_sta
 from tasks.backup.retention import plan_retention
 from tasks.backup.targets import DatabaseTarget, mysql_option_text, pgpass_line, resolve_target
 from tasks.environments import Environment
+from tests.conftest import REPO
 
 NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=timezone.utc)
 PG = DatabaseTarget("development", "postgres", "postgres", "127.0.0.1", 54329, "flowlet", "flowlet",
@@ -221,3 +224,22 @@ def test_progress_line_on_a_terminal(
     meter.last -= 10
     meter.add(3 * 2**20)
     assert "\r3.0 MiB written, " in capsys.readouterr().err
+
+
+def test_ssh_defaults_are_sshremotes() -> None:
+    """tasks.backup spells the ssh defaults out (to stay light); they must not drift."""
+    from tasks import backup, sshremote
+
+    assert backup.SSH_DEFAULTS == sshremote.config_defaults()
+
+
+def test_import_loads_no_backup_machinery() -> None:
+    """``inv --list`` imports tasks.backup: only the task definitions, none of the machinery."""
+    code = (
+        "import sys, tasks.backup; print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('fabric', 'paramiko') or m.startswith(('tasks.backup.', 'tasks.sshremote'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    assert out.stdout == "[]\n"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -216,3 +218,70 @@ def test_ssh_refusals_are_one_line(
     err = capsys.readouterr().err.strip()
     assert err.startswith("ssh flowlet-direct") and message in err and "\n" not in err
     assert remote_env.files() == []
+
+
+@pytest.mark.parametrize("keep", [False, True], ids=["streamed", "keep-remote"])
+def test_ctrl_c_during_remote_backup(
+    remote_env: BackupEnv, earlier_backup: Path, sshd: SshServer, tmp_path: Path, keep: bool
+) -> None:
+    """SIGINT while the remote pg_dump waits on a lock: exit 130, nothing left on either side.
+
+    The remote pg_dump must not outlive us (an orphan would wait for the lock, then dump the
+    whole database into a closed pipe), and the uploaded passfile must be gone.
+    """
+    from tests.test_backup_faults import assert_untouched, children, wait_for
+
+    env = remote_env
+    earlier = plant_earlier(earlier_backup, env.out)
+    locker = subprocess.Popen(
+        ["psql", "-X", "-q", "-h", str(env.pg.socket_dir), "-p", str(env.pg.port), "-U", "postgres",
+         "-d", "flowlet"], stdin=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert locker.stdin is not None
+    locker.stdin.write("begin; lock table accounts in access exclusive mode; select 1;\n")
+    locker.stdin.flush()
+    time.sleep(0.3)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "-f", str(env.config), "backup.postgres", "--host",
+         "flowlet-db", *(["--keep-remote"] if keep else [])], cwd=REPO, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    remote = tmp_path / "remote"
+
+    def remote_dump() -> list[int]:
+        return [
+            pid
+            for pid, argv in children(sshd.process.pid).items()
+            if argv and argv[0].endswith("pg_dump") and "--dbname" in argv
+        ]
+
+    def alive(pid: int) -> bool:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return False
+        return state not in ("Z", "X")
+
+    try:
+        (dump,) = wait_for(remote_dump)  # type: ignore[misc]
+        environ = Path(f"/proc/{dump}/environ").read_bytes().split(b"\0")
+        (passfile,) = [
+            v[len(b"PGPASSFILE=") :].decode() for v in environ if v.startswith(b"PGPASSFILE=")
+        ]
+        assert Path(passfile).is_file()
+        time.sleep(0.3)  # pg_dump is connected and queued behind the lock
+        assert alive(dump) and list((remote if keep else env.out).glob("*.partial"))
+        os.kill(proc.pid, signal.SIGINT)
+        _out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130, err
+        assert "interrupted: removed the partial backup" in err
+        assert_untouched(env, earlier)
+        # still holding the lock: the remote dump must go away on its own, promptly
+        wait_for(lambda: not alive(dump), timeout=5)
+        assert not Path(passfile).exists() and not Path(passfile).parent.exists()
+        assert not remote.exists() or list(remote.iterdir()) == []
+    finally:
+        proc.kill()
+        locker.stdin.write("commit;\n")
+        locker.stdin.close()
+        locker.wait(timeout=30)

@@ -278,7 +278,7 @@ def test_stream_remote_sha256_mismatch_is_an_error(
     conn: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sender: str, error: str
 ) -> None:
     """Fault injection: a remote side that sends no digest, or another one, after exit 0."""
-    monkeypatch.setattr(sshremote, "sha256_tee_script", sender.format)
+    monkeypatch.setattr(sshremote.stream, "sha256_tee_script", sender.format)
     dest = tmp_path / "x.partial"
     with pytest.raises(sshremote.RemoteStreamError, match=f"checksum mismatch .*{error}"):
         sshremote.stream_to_file(conn, "echo hi", dest, check_remote_sha256=True)
@@ -400,6 +400,37 @@ def test_stream_ctrl_c_closes_channel_and_removes_dest(conn: object, tmp_path: P
     assert _pids_with(marker) == [], "remote pipeline still running after Ctrl-C"
     # the connection itself is still usable
     assert sshremote.run_remote(conn, ["echo", "ok"]).stdout == "ok\n"
+
+
+@pytest.mark.slow
+def test_stream_ctrl_c_stops_a_silent_remote_command(conn: object, tmp_path: Path) -> None:
+    """A command that is not writing (pg_dump waiting on a lock) gets no SIGPIPE: the guard
+    kills the remote process group when the channel closes."""
+    marker = f"300.{secrets.randbelow(10**6):06d}"
+
+    def interrupt(received: int) -> None:
+        raise KeyboardInterrupt
+
+    dest = tmp_path / "x.partial"
+    command = f"sleep 0.3; echo x; sleep {marker}"
+    with pytest.raises(KeyboardInterrupt):
+        sshremote.stream_to_file(conn, command, dest, on_progress=interrupt)
+    assert not dest.exists()
+    deadline = time.monotonic() + 5
+    while _pids_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _pids_with(marker) == [], "silent remote command still running after Ctrl-C"
+
+
+@pytest.mark.slow
+def test_stream_hangup_guard_ends_with_the_command(conn: object, tmp_path: Path) -> None:
+    marker = f"flowlet-marker-{secrets.token_hex(4)}"
+    result = sshremote.stream_to_file(conn, f"echo hi; wait # {marker}", tmp_path / "x")
+    assert result.ok and (tmp_path / "x").read_bytes() == b"hi\n"
+    deadline = time.monotonic() + 5
+    while _pids_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _pids_with(marker) == [], "hangup guard outlived the command"
 
 
 @pytest.mark.slow

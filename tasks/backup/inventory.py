@@ -1,4 +1,8 @@
-"""Tasks over existing backups: list, verify (optionally by restoring), restore, prune."""
+"""Bodies of the tasks over existing backups: backup.list, verify, restore, prune.
+
+The @task definitions (flags, help) live in ``tasks/backup/__init__.py``; this
+module is imported only when one of them runs.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from invoke import Context, task
+from invoke import Context
 from invoke.exceptions import Exit
 
 from tasks.backup import checks, manifest
@@ -18,12 +22,6 @@ from tasks.backup.stream import human, sha256_file
 from tasks.backup.targets import BackupSettings, credentials, resolve_settings, resolve_target
 from tasks.environments import project_root, resolve_environment
 from tasks.runner import confirm, is_dry
-
-COMMON_HELP = {
-    "env": "environment to look at (default: every environment)",
-    "database": "target name under environments.<env>.databases (default: every target)",
-    "output_dir": "backup directory; default from config (backup.output_dir)",
-}
 
 
 def _settings(c: Context) -> BackupSettings:
@@ -79,16 +77,6 @@ def _target_for(c: Context, path: Path, env: str | None):  # type: ignore[no-unt
     return environment, resolve_target(environment, parts["key"], None)
 
 
-VERIFY_HELP = {
-    **COMMON_HELP,
-    "file": "backup file to verify",
-    "latest": "verify the newest backup",
-    "restore_test": "restore into a scratch database and compare row counts with the source",
-    "identity": "age identity file (encrypted backups); default backup.identity",
-}
-
-
-@task(help=VERIFY_HELP)
 def verify(
     c: Context,
     file: str | None = None,
@@ -145,15 +133,6 @@ def verify(
     )  # fmt: skip
 
 
-@task(
-    positional=["file"],
-    help={"file": "backup file to restore", "database": "database name to restore into",
-          "force": "replace a non-empty database (drop and recreate it)",
-          "yes": "do not ask for confirmation (production)",
-          "env": "override the file's environment",
-          "identity": "age identity file (encrypted backups); default backup.identity",
-          "jobs": "parallel restore jobs (directory format)"},
-)  # fmt: skip
 def restore(
     c: Context,
     file: str,
@@ -205,8 +184,7 @@ def restore(
     )
 
 
-@task(name="list", help={**COMMON_HELP, "check": "recompute every checksum (reads every file)"})
-def list_(
+def list_backups(
     c: Context,
     env: str | None = None,
     database: str | None = None,
@@ -238,7 +216,6 @@ def _age(seconds: float) -> str:
     return f"{seconds:.0f}s"
 
 
-@task(help=COMMON_HELP)
 def prune(
     c: Context, env: str | None = None, database: str | None = None, output_dir: str | None = None
 ) -> None:
@@ -271,6 +248,3 @@ def prune(
             f"{group_env}/{key}: keeping {len(keep)}, "
             f"{'would delete' if is_dry(c) else 'deleted'} {len(delete)}"
         )
-
-
-TASKS = (verify, restore, list_, prune)

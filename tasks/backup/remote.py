@@ -71,10 +71,15 @@ def stream_script(pipeline: str) -> str:
 
 
 def keep_script(pipeline: str, remote_dir: str, partial: str) -> str:
-    """Write the stream to ``partial`` (0600, dir 0700) and print its sha256."""
+    """Write the stream to ``partial`` (0600, dir 0700) and print its sha256.
+
+    Killed (SIGTERM, e.g. by the hangup guard after Ctrl-C), it removes ``partial`` itself.
+    """
+    quoted = shlex.quote(partial)
     return (
+        f"trap {shlex.quote(f'rm -f -- {quoted}; exit 143')} TERM; "
         f"umask 077; mkdir -p -m 0700 -- {shlex.quote(remote_dir)}; "
-        f"{pipeline} | tee -- {shlex.quote(partial)} | sha256sum; wait"
+        f"{pipeline} | tee -- {quoted} | sha256sum; wait"
     )
 
 
@@ -168,6 +173,7 @@ def _stream(conn: Any, plan: BackupPlan, pipeline: str) -> Outcome:
 
 
 def _keep(conn: Any, plan: BackupPlan, pipeline: str, remote_dir: str) -> Outcome:
+    import tempfile
     import time
 
     from tasks import sshremote
@@ -175,18 +181,20 @@ def _keep(conn: Any, plan: BackupPlan, pipeline: str, remote_dir: str) -> Outcom
     started = time.monotonic()
     partial, final = str(plan.partial), str(plan.final)
     try:
-        with interrupts():
-            argv = sshremote.pipefail_argv(keep_script(pipeline, remote_dir, partial))
-            result = sshremote.run_remote(conn, argv, warn=True)
-            versions, stderr = parse_versions(result.stderr or "")
-            if result.exited != 0:
+        # stream_to_file, not conn.run: its channel is closed on Ctrl-C, and its hangup guard
+        # then stops the remote pipeline (Fabric's run would wait for it without a pty)
+        with interrupts(), tempfile.TemporaryDirectory(prefix="flowlet-backup-") as tmp:
+            script = keep_script(pipeline, remote_dir, partial)
+            result = sshremote.stream_to_file(conn, script, Path(tmp) / "sha256sum")
+            versions, stderr = parse_versions(result.stderr)
+            if not result.ok:
                 sys.stderr.write(stderr + "\n")
                 raise Exit(
                     f"backup failed on {conn.original_host}: remote pipeline exit "
-                    f"{result.exited}; nothing written",
-                    code=result.exited,
+                    f"{result.exit_status}; nothing written",
+                    code=result.exit_status,
                 )
-            streamed = sshremote.parse_sha256sum(result.stdout)
+            streamed = sshremote.parse_sha256sum((Path(tmp) / "sha256sum").read_text())
             on_disk = sshremote.sha256_remote(conn, partial)
             if on_disk != streamed:
                 raise Exit(f"backup failed: {partial} has sha256 {on_disk}, stream had {streamed}")
@@ -195,6 +203,9 @@ def _keep(conn: Any, plan: BackupPlan, pipeline: str, remote_dir: str) -> Outcom
     except KeyboardInterrupt:
         _remove_quietly(conn, partial)
         raise Exit(f"interrupted: removed the partial backup {partial}", code=130) from None
+    except sshremote.RemoteStreamError as error:
+        _remove_quietly(conn, partial)
+        raise Exit(f"backup failed: {error}; nothing written") from None
     except BaseException:
         _remove_quietly(conn, partial)
         raise
