@@ -15,7 +15,7 @@ from typing import Any
 from invoke import Collection, Context, task
 from invoke.exceptions import Exit
 
-from tasks import environments
+from tasks.envdefaults import config_defaults
 
 CONFIG_DEFAULTS: dict[str, Any] = {
     "output_dir": "backups",
@@ -197,4 +197,4 @@ def prune(
 
 
 ns = Collection("backup", backup, postgres, mysql, verify, restore, list_, prune)
-ns.configure({"backup": CONFIG_DEFAULTS, **SSH_DEFAULTS, **environments.config_defaults()})
+ns.configure({"backup": CONFIG_DEFAULTS, **SSH_DEFAULTS, **config_defaults()})
