@@ -195,6 +195,13 @@ def test_scram_verifier_shape_and_keys() -> None:
     assert "pencil" not in postgres.role_script(verifier)
 
 
+def test_local_app_role_may_create_scratch_databases() -> None:
+    """backup.verify --restore-test and backup.restore --force need CREATEDB locally."""
+    script = postgres.role_script("SCRAM-SHA-256$4096:c2FsdA==$a:b")
+    assert "CREATE ROLE %I LOGIN CREATEDB" in script
+    assert 'ALTER ROLE :"app_role" WITH LOGIN CREATEDB PASSWORD' in script
+
+
 def test_unreachable_ancestor() -> None:
     base = Path(tempfile.mkdtemp(prefix="flowlet-reach-"))
     try:

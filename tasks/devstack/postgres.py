@@ -106,10 +106,12 @@ def scram_verifier(password: str, salt: bytes, iterations: int = 4096) -> str:
     return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
 
 
+# CREATEDB: locally the app role may create scratch databases (backup.verify --restore-test,
+# backup.restore --force); staging and production roles are not made here.
 ROLE_SQL = (
-    "SELECT format('CREATE ROLE %I LOGIN', :'app_role')\n"
+    "SELECT format('CREATE ROLE %I LOGIN CREATEDB', :'app_role')\n"
     "  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'app_role') \\gexec\n"
-    "ALTER ROLE :\"app_role\" WITH LOGIN PASSWORD :'app_verifier';\n"
+    "ALTER ROLE :\"app_role\" WITH LOGIN CREATEDB PASSWORD :'app_verifier';\n"
     "SELECT format('CREATE DATABASE %I OWNER %I', :'app_db', :'app_role')\n"
     "  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'app_db') \\gexec\n"
 )
