@@ -8,10 +8,13 @@ never assembled as shell strings by hand. Anything that changes the world goes t
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import sys
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 from invoke import Context, Result
 from invoke.exceptions import Exit
@@ -42,6 +45,22 @@ def probe(c: Context, argv: Argv, *, warn: bool = True, hide: bool = True) -> Re
     return c.run(  # type: ignore[return-value]
         render(argv), dry=False, warn=warn, hide=hide, echo=False, in_stream=False
     )
+
+
+@contextmanager
+def private_temp_file(content: str, *, prefix: str, suffix: str = "") -> Iterator[str]:
+    """A temp file holding ``content`` (a secret), mode 0600 from creation, always removed.
+
+    Commands read secrets from such a file (``--from-env-file``, ``--from-file``) so that they
+    never appear on any argv; the path itself is safe to show.
+    """
+    fd, path = tempfile.mkstemp(prefix=prefix, suffix=suffix)  # O_EXCL, mode 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(content)
+        yield path
+    finally:
+        os.unlink(path)
 
 
 def require_tools(tools: Mapping[str, str]) -> None:

@@ -61,3 +61,18 @@ def test_choice_names_flag_value_and_valid() -> None:
     with pytest.raises(Exit) as err:
         choice("lz4", ("gzip", "zstd", "none"), flag="--compress")
     assert err.value.message == "--compress: 'lz4' is not valid; valid: gzip, zstd, none"
+
+
+def test_private_temp_file_is_0600_and_always_removed() -> None:
+    import os
+    import stat
+
+    from tasks.runner import private_temp_file
+
+    with pytest.raises(RuntimeError):
+        with private_temp_file("TOKEN=s3cret\n", prefix="flowlet-test-") as path:
+            assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+            with open(path, encoding="utf-8") as handle:
+                assert handle.read() == "TOKEN=s3cret\n"
+            raise RuntimeError("the command failed")
+    assert not os.path.exists(path)

@@ -22,7 +22,7 @@ from invoke.exceptions import Exit
 
 from tasks.deploy.plan import apply_argv, secret_create_argv
 from tasks.environments import resolve_path, validate_namespace
-from tasks.runner import is_dry, run
+from tasks.runner import is_dry, private_temp_file, run
 
 # What --dry shows instead of the real temporary file (which --dry never creates).
 DRY_ENV_FILE = os.path.join(tempfile.gettempdir(), "flowlet-secret-XXXXXXXX.env")
@@ -81,13 +81,9 @@ def env_file_for(source: SecretSource, *, dry: bool) -> Iterator[str]:
             raise Exit(
                 f"{var}: multi-line values cannot go in an env file; use deploy.secret.env_file"
             )
-    fd, path = tempfile.mkstemp(prefix="flowlet-secret-", suffix=".env")  # mode 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.writelines(f"{var}={os.environ[var]}\n" for var in source.env_vars)
+    content = "".join(f"{var}={os.environ[var]}\n" for var in source.env_vars)
+    with private_temp_file(content, prefix="flowlet-secret-", suffix=".env") as path:
         yield path
-    finally:
-        os.unlink(path)
 
 
 def apply_secret(

@@ -6,7 +6,6 @@ import io
 import json as jsonlib
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -29,7 +28,7 @@ from tasks.monitoring.plan import (
     search_argv,
 )
 from tasks.monitoring.workloads import load_list, parse_workloads, render_table, summary
-from tasks.runner import confirm, is_dry, probe, render, require_tools, run
+from tasks.runner import confirm, is_dry, private_temp_file, probe, render, require_tools, run
 
 
 def _target(c: Context, env: str | None, context: str | None) -> tuple[Environment, str]:
@@ -68,13 +67,8 @@ def _ensure_admin_secret(
             f"{settings.namespace}/{settings.admin_secret} does not exist yet; export it "
             "(e.g. read -rs GRAFANA_ADMIN_PASSWORD; export GRAFANA_ADMIN_PASSWORD) and run again"
         )
-    fd, path = tempfile.mkstemp(prefix="flowlet-grafana-")  # mode 0600, removed below
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(password)
+    with private_temp_file(password, prefix="flowlet-grafana-") as path:
         run(c, [a.replace(PASSWORD_FILE, path) for a in step.argv], echo=True)
-    finally:
-        os.unlink(path)
 
 
 def execute(
