@@ -217,8 +217,13 @@ def connect(
 
 def close(conn: Connection) -> None:
     """Close ``conn`` and every gateway in front of it (Fabric closes only the last hop)."""
+    from paramiko import SSHException
+
     for hop in [conn, *reversed(gateway_chain(conn))]:
-        hop.close()
+        try:
+            hop.close()
+        except (EOFError, OSError, SSHException):
+            pass  # a dead transport cannot say goodbye; closing is all that was asked
 
 
 @contextmanager

@@ -160,6 +160,8 @@ def stream_to_file(
     the channel is closed (without ``stdin`` the guard then kills the remote process group),
     ``dest`` removed, and the exception re-raised.
     """
+    from paramiko import SSHException
+
     transport = conn.client.get_transport() if conn.client is not None else None
     if transport is None or not transport.is_active():
         raise RemoteStreamError(f"{_label(conn)}: not connected")
@@ -176,17 +178,23 @@ def stream_to_file(
     completed = False
     try:
         os.fchmod(fd, 0o600)
-        channel = transport.open_session(window_size=WINDOW_SIZE, max_packet_size=MAX_PACKET_SIZE)
-        channel.settimeout(idle_timeout)
-        # running the caller's shell script is the point of this function
-        channel.exec_command(remote)  # nosec B601
-        if stdin:
-            try:
+        try:
+            channel = transport.open_session(
+                window_size=WINDOW_SIZE, max_packet_size=MAX_PACKET_SIZE
+            )
+            channel.settimeout(idle_timeout)
+            # running the caller's shell script is the point of this function
+            channel.exec_command(remote)  # nosec B601
+            if stdin:
                 channel.sendall(stdin)
-            except TimeoutError:
-                raise RemoteStreamError(f"{_label(conn)}: stdin not accepted") from None
-        if stdin is not None:  # else stdin stays open: its EOF tells the guard we are gone
-            channel.shutdown_write()
+            if stdin is not None:  # else stdin stays open: its EOF tells the guard we are gone
+                channel.shutdown_write()
+        except TimeoutError:
+            raise RemoteStreamError(f"{_label(conn)}: stdin not accepted") from None
+        except (EOFError, OSError, SSHException) as exc:
+            raise RemoteStreamError(
+                f"{_label(conn)}: connection lost before the stream started ({exc or type(exc)})"
+            ) from None
         stderr = _StderrTail(channel)
         stderr.start()
         last_report = started
@@ -197,6 +205,12 @@ def stream_to_file(
                 except TimeoutError:
                     raise RemoteStreamError(
                         f"{_label(conn)}: no data for {idle_timeout}s after {written} bytes"
+                    ) from None
+                except (EOFError, OSError, SSHException) as exc:
+                    # recv may send a window adjustment; on a dead transport that write fails
+                    raise RemoteStreamError(
+                        f"{_label(conn)}: connection lost mid-stream after {written} bytes "
+                        f"({type(exc).__name__})"
                     ) from None
                 if not chunk:
                     break
@@ -248,7 +262,10 @@ def stream_to_file(
         )
     except BaseException:
         if channel is not None:
-            channel.close()
+            try:
+                channel.close()
+            except (EOFError, OSError, SSHException):
+                pass  # the transport is already gone: the error being raised says so
         raise
     finally:
         os.close(fd)
