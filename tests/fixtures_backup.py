@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import free_port
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
@@ -40,12 +40,6 @@ insert into ledger.entries (account, amount, memo, payload)
          decode(md5(g::text), 'hex') || '\x00ff'::bytea
   from generate_series(1, 5000) g;
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -24,16 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 
 SSHD = "/usr/sbin/sshd"
 HOSTS = ("flowlet-bastion", "flowlet-db")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (bind port 0)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def keygen(path: Path, comment: str) -> str:
