@@ -11,10 +11,10 @@ import re
 from dataclasses import dataclass
 
 from invoke import Context
-from invoke.exceptions import Exit
+from tasks.core.errors import OpsError
 
-from tasks.environments import Environment
-from tasks.runner import Argv, probe, require_tools
+from tasks.core.environments import Environment
+from tasks.core.runner import Argv, probe, require_tools
 
 KUBE_TOOLS = {
     "kubectl": "install kubectl (see https://kubernetes.io/docs/tasks/tools/)",
@@ -41,7 +41,7 @@ def parse_helm_version(text: str) -> HelmVersion:
     """Parse ``helm version --template '{{.Version}}'`` output (``v4.1.4``, ``v3.18.0+g1234``)."""
     match = _VERSION.match(text.strip())
     if not match:
-        raise Exit(f"helm version: cannot parse {text.strip()!r} (expected vMAJOR.MINOR.PATCH)")
+        raise OpsError(f"helm version: cannot parse {text.strip()!r} (expected vMAJOR.MINOR.PATCH)")
     return HelmVersion(*(int(part) for part in match.groups()))
 
 
@@ -50,7 +50,7 @@ def check_helm_version(version: HelmVersion) -> HelmVersion:
     minimum = MIN_HELM.get(version.major)
     supported = " or ".join(f"v{'.'.join(map(str, v))}+" for v in MIN_HELM.values())
     if minimum is None or (version.major, version.minor, version.patch) < minimum:
-        raise Exit(f"helm {version} is not supported; supported: {supported}")
+        raise OpsError(f"helm {version} is not supported; supported: {supported}")
     return version
 
 
@@ -58,7 +58,7 @@ def detect_helm_version(c: Context) -> HelmVersion:
     """Ask the installed helm for its version (a read-only probe, runs under ``--dry`` too)."""
     result = probe(c, ["helm", "version", "--template", "{{.Version}}"])
     if result.exited != 0:
-        raise Exit(f"helm version failed (exit {result.exited}): {result.stderr.strip()}")
+        raise OpsError(f"helm version failed (exit {result.exited}): {result.stderr.strip()}")
     return check_helm_version(parse_helm_version(result.stdout))
 
 
@@ -90,7 +90,7 @@ def resolve_context(environment: Environment, flag: str | None) -> tuple[str, st
     if flag is not None:
         return flag, "--context"
     if not environment.kube_context:
-        raise Exit(
+        raise OpsError(
             f"environments.{environment.name}.kube_context: missing required key "
             "(set it in invoke.yaml)"
         )
@@ -108,7 +108,7 @@ def guard_context(c: Context, context: str, source: str) -> None:
     contexts = parse_contexts(result.stdout) if result.exited == 0 else []
     if context not in contexts:
         available = ", ".join(contexts) or "none"
-        raise Exit(
+        raise OpsError(
             f"{source}: kube context {context!r} not found in kubeconfig; available: {available}"
         )
 

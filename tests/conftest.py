@@ -2,22 +2,40 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 import shutil
 import socket
+import subprocess  # nosec B404
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from invoke import Collection, Config, MockContext, Program, Result
-from invoke.exceptions import UnexpectedExit
+from invoke.exceptions import Exit, UnexpectedExit
 
-from tasks import environments
+from tasks.core.errors import OpsError
 
 REPO = Path(__file__).resolve().parent.parent
 TOOLS_BIN = REPO / ".tools" / "bin"
+
+
+def _load_root() -> Collection:
+    """The root collection, exactly as ``inv`` composes it from tasks.py (every topic's
+    defaults registered on the root; the strict config loading installed)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("flowlet_root_tasks", REPO / "tasks.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.ns  # type: ignore[no-any-return]
+
+
+ROOT_NS = _load_root()
 
 # Topic fixtures live in tests/fixtures_<topic>.py (real servers: PostgreSQL, MariaDB, sshd ...).
 pytest_plugins = sorted(p.stem for p in Path(__file__).parent.glob("fixtures_*.py"))
@@ -119,7 +137,7 @@ def repo() -> Path:
 @pytest.fixture
 def project_config() -> Config:
     """A Config with the project's invoke.yaml loaded over the collection defaults."""
-    config = Config(defaults={**Config.global_defaults(), **environments.config_defaults()})
+    config = Config(defaults={**Config.global_defaults(), **ROOT_NS.configuration()})
     config.set_project_location(str(REPO))
     config.load_project()
     return config
@@ -147,6 +165,72 @@ def run_task(
     return 0
 
 
+INV = shutil.which("inv") or "inv"
+
+
+def _default_signals() -> None:
+    """Child preexec: default dispositions, whatever this test run inherited (``cmd &`` from a
+    script starts it with SIGINT ignored, which a child would inherit)."""
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+def inv_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of an ``inv`` started by a test: ours (already safety-netted), the
+    .tools binaries first on PATH, ``INVOKE_*`` removed, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INVOKE_")}
+    env.update(extra or {})
+    return env
+
+
+def start_inv(
+    command: str | list[str], *, cwd: Path = REPO, env: dict[str, str] | None = None, **kwargs: Any
+) -> subprocess.Popen[str]:
+    """Start ``inv`` (a README command line run by bash, or an argv after ``inv``) as a real
+    process with default signal dispositions, text pipes for stdout and stderr."""
+    argv = ["bash", "-c", command] if isinstance(command, str) else [INV, *command]
+    kwargs.setdefault("stdout", subprocess.PIPE)
+    kwargs.setdefault("stderr", subprocess.PIPE)
+    kwargs.setdefault("stdin", subprocess.DEVNULL)
+    return subprocess.Popen(  # nosec B603
+        argv, cwd=cwd, env=inv_env(env), text=True, preexec_fn=_default_signals, **kwargs
+    )
+
+
+def run_inv(
+    command: str | list[str],
+    *,
+    cwd: Path = REPO,
+    env: dict[str, str] | None = None,
+    input: str | None = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command line the way a user types it (``bash -c``) or ``inv <argv>``; never a
+    traceback (asserted), whatever the exit code."""
+    child = start_inv(
+        command,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+    )
+    try:
+        out, err = child.communicate(input, timeout=timeout)
+    except BaseException:
+        child.kill()
+        child.communicate()
+        raise
+    assert "Traceback (most recent call last)" not in out + err, err
+    return subprocess.CompletedProcess(child.args, child.returncode, out, err)
+
+
+def readme(*commands: str) -> pytest.MarkDecorator:
+    """Mark a test as the one that runs these command lines of README.md, as written (the
+    README contract test checks that every command README shows has such a test)."""
+    return pytest.mark.readme(*commands)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago (bind port 0)."""
     with socket.socket() as sock:
@@ -161,6 +245,42 @@ def need(*binaries: str) -> None:
         if os.environ.get("CI"):
             pytest.fail(f"CI is missing {missing}: .ci/run should have installed them")
         pytest.skip(f"needs {', '.join(missing)}")
+
+
+class Failure:
+    """What :func:`fails_with` saw: ``value.code`` and ``value.message`` (the stderr line)."""
+
+    def __init__(self) -> None:
+        self.value: OpsError = OpsError("")
+
+
+@contextlib.contextmanager
+def fails_with(match: str | None = None, *, code: int | None = None) -> Iterator[Failure]:
+    """Expect the block to fail the way a user sees it.
+
+    A task called directly runs inside the boundary: it prints one line on stderr and raises
+    ``Exit(code)``; a planner raises :class:`OpsError`. Either way ``match`` is searched (as a
+    regex, like ``pytest.raises``) in the message, and ``code`` compared with the exit code.
+    """
+    failure = Failure()
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr):
+            yield failure
+    except OpsError as exc:
+        failure.value = exc
+    except Exit as exc:
+        lines = [line for line in stderr.getvalue().splitlines() if line.strip()]
+        assert len(lines) <= 1, f"more than one line on stderr: {lines}"
+        failure.value = OpsError(lines[0] if lines else (exc.message or ""), code=exc.code)
+    else:
+        pytest.fail(f"did not fail (expected {match!r})")
+    if match is not None:
+        assert re.search(match, failure.value.message), (
+            f"{failure.value.message!r} does not match {match!r}"
+        )
+    if code is not None:
+        assert failure.value.code == code, failure.value.message
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import free_port
+from conftest import ROOT_NS, free_port
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
@@ -162,7 +162,7 @@ def backup_collection() -> Any:
 
     from tasks import backup
 
-    return Collection(backup.ns)
+    return ROOT_NS
 
 
 @dataclass

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from conftest import free_port
 
-from tasks.devstack import procs
+from tasks.dev import procs
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import need
+from tests.conftest import ROOT_NS, need
 
 REPO = Path(__file__).resolve().parent.parent
 NODE_MODULES = REPO / "examples" / "frontend" / "node_modules"
@@ -25,7 +25,7 @@ __path__ = [{str(REPO / "tasks")!r}]
 
 from tasks import lint  # noqa: E402
 
-ns = Collection(lint.ns)
+ns = ROOT_NS
 """
 INVOKE_YAML = """lint:
   python_paths: [app, bin]

@@ -8,13 +8,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from invoke.exceptions import Exit
 
 from tasks.backup.pipeline import backup_time, parse_name, plan_backup, read_stages, resolve_level
 from tasks.backup.retention import plan_retention
 from tasks.backup.targets import DatabaseTarget, mysql_option_text, pgpass_line, resolve_target
-from tasks.environments import Environment
-from tests.conftest import REPO
+from tasks.core.environments import Environment
+from tests.conftest import REPO, fails_with
 
 NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=timezone.utc)
 PG = DatabaseTarget("development", "postgres", "postgres", "127.0.0.1", 54329, "flowlet", "flowlet",
@@ -95,7 +94,7 @@ def test_mysql_stages_take_the_option_file_first() -> None:
     ids=["format", "compress", "level", "jobs-plain", "jobs-zero", "dir-zstd", "no-recipients"],
 )  # fmt: skip
 def test_bad_flags_fail_with_one_line(kw: dict, message: str) -> None:
-    with pytest.raises(Exit) as caught:
+    with fails_with() as caught:
         plan(**kw)
     assert caught.value.message == message
 
@@ -117,7 +116,7 @@ def test_names_parse_back() -> None:
 def test_read_stages_undo_the_pipeline() -> None:
     stages = read_stages(Path("x-y-20261127T120000Z.sql.gz.age"), "/k/id")
     assert [s.argv for s in stages] == [("age", "-d", "-i", "/k/id"), ("gzip", "-d", "-c")]
-    with pytest.raises(Exit, match="--identity: x-y-20261127T120000Z.sql.gz.age is encrypted"):
+    with fails_with(match="--identity: x-y-20261127T120000Z.sql.gz.age is encrypted"):
         read_stages(Path("x-y-20261127T120000Z.sql.gz.age"), None)
 
 
@@ -151,7 +150,7 @@ def env_with(databases: dict) -> Environment:
     ids=["none", "unknown", "engine", "wrong-engine", "no-host", "bad-port", "two-sources"],
 )  # fmt: skip
 def test_target_errors(databases: dict, key: str | None, engine: str | None, message: str) -> None:
-    with pytest.raises(Exit) as caught:
+    with fails_with() as caught:
         resolve_target(env_with(databases), key, engine)
     assert caught.value.message == message
 
@@ -224,13 +223,6 @@ def test_progress_line_on_a_terminal(
     meter.last -= 10
     meter.add(3 * 2**20)
     assert "\r3.0 MiB written, " in capsys.readouterr().err
-
-
-def test_ssh_defaults_are_sshremotes() -> None:
-    """tasks.backup spells the ssh defaults out (to stay light); they must not drift."""
-    from tasks import backup, sshremote
-
-    assert backup.SSH_DEFAULTS == sshremote.config_defaults()
 
 
 def test_import_loads_no_backup_machinery() -> None:

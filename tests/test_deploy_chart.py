@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import run_task
+from conftest import ROOT_NS, run_task
 from fixtures_deploy import CHART, ENVIRONMENTS, MANIFESTS, REPO, FakeAPI, helm_binary, run_helm
 from invoke import Collection
 
 from tasks import deploy as deploy_collection
-from tasks.deploy.defaults import DEFAULTS
+from tasks.deploy.settings import SCHEMA as DEPLOY_SCHEMA
 from tasks.deploy.plan import ChartInputs, Target, template_argv
-from tasks.deploy.settings import load_manifests
+from tasks.deploy.config import load_manifests
 from tasks.deploy.validate import load_objects, validate_objects
 
 pytestmark = pytest.mark.slow
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow
 MAJORS = [4, 3]
 ENVS = list(ENVIRONMENTS)
 TIMEOUT = 600
-CRDS = DEFAULTS["crd_allowlist"]
+CRDS = DEPLOY_SCHEMA.defaults()["crd_allowlist"]
 
 
 def template_args(env: str, *extra: str) -> list[str]:
@@ -358,7 +358,7 @@ def test_inv_deploy_lint_and_render(
     helm_binary(4)
     config = tmp_path / "invoke.yaml"
     config.write_text((REPO / "invoke.yaml").read_text() + "run:\n  in_stream: false\n")
-    ns = Collection(deploy_collection.ns)  # the root collection, as tasks.py composes it
+    ns = ROOT_NS  # the root collection, as tasks.py composes it
     assert run_task(ns, ["deploy.lint"], config_file=config, cwd=REPO) == 0
     out = capsys.readouterr().out
     for env in ENVS:

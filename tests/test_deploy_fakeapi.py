@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_task
+from conftest import ROOT_NS, run_task
 from fixtures_deploy import REPO, SAMPLES, FakeAPI, helm_env, need_tools, release_object, run_helm
 from invoke import Collection
 
@@ -73,7 +73,7 @@ def inv(tmp_path: Path, *argv: str) -> int:
         (REPO / "invoke.yaml").read_text()
         + f"run:\n  in_stream: false\ndeploy:\n  audit_log: {tmp_path / 'audit.jsonl'}\n"
     )
-    return run_task(Collection(deploy_collection.ns), list(argv), config_file=config, cwd=REPO)
+    return run_task(ROOT_NS, list(argv), config_file=config, cwd=REPO)
 
 
 @pytest.mark.parametrize("major", [4, 3], ids=["helm4", "helm3"])

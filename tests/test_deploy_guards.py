@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_task
+from conftest import fails_with, run_task
 from fixtures_deploy import REPO, helm_env, history_json, need_tools
 from invoke import Config, Result
-from invoke.exceptions import Exit
 
 from tasks import deploy as deploy_collection
 
@@ -140,7 +139,7 @@ def test_pending_release_stops_the_deploy(
     need_tools()
     history = history_json("superseded", "deployed", "pending-upgrade")
     c = strict_context(config=deploy_config, run=cluster_answers("production", history=history))
-    with pytest.raises(Exit) as err:
+    with fails_with() as err:
         deploy_collection.deploy(c, env="production", yes=True)
     assert err.value.message == (
         "release flowlet in flowlet-prod is stuck in pending-upgrade (revision 3): another helm "
@@ -155,7 +154,7 @@ def test_unsupported_helm_version(
 ) -> None:
     need_tools()
     c = strict_context(config=deploy_config, run=cluster_answers("staging", helm_version="v3.17.3"))
-    with pytest.raises(Exit, match=r"helm v3\.17\.3 is not supported; supported: v3\.18\.0\+"):
+    with fails_with(match=r"helm v3\.17\.3 is not supported; supported: v3\.18\.0\+"):
         deploy_collection.deploy(c, env="staging")
     assert c.commands == ["helm version --template '{{.Version}}'"]
 
@@ -166,7 +165,7 @@ def test_history_error_keeps_exit_code(
     need_tools()
     failed = Result(exited=3, stderr="Error: Kubernetes cluster unreachable: connection refused\n")
     c = strict_context(config=deploy_config, run=cluster_answers("staging", history=failed))
-    with pytest.raises(Exit) as err:
+    with fails_with() as err:
         deploy_collection.deploy(c, env="staging")
     assert err.value.code == 3
     assert err.value.message == (
@@ -201,7 +200,7 @@ def test_rollback_refusals(
 ) -> None:
     need_tools()
     c = strict_context(config=deploy_config, run=cluster_answers("staging", history=history))
-    with pytest.raises(Exit) as err:
+    with fails_with() as err:
         deploy_collection.rollback(c, env="staging", revision=revision)
     assert err.value.message == message
     assert not any(" rollback " in cmd for cmd in c.commands)
@@ -213,7 +212,7 @@ def test_production_rollback_needs_yes_without_terminal(
     need_tools()
     answers = cluster_answers("production", history=history_json("superseded", "deployed"))
     c = strict_context(config=deploy_config, run=answers)
-    with pytest.raises(Exit, match="refusing: no terminal to confirm on; pass --yes"):
+    with fails_with(match="refusing: no terminal to confirm on; pass --yes"):
         deploy_collection.rollback(c, env="production")
 
 
@@ -223,7 +222,7 @@ def test_recover_needs_yes_without_terminal(
     need_tools()
     answers = cluster_answers("staging", history=history_json("deployed", "pending-rollback"))
     c = strict_context(config=deploy_config, run=answers)
-    with pytest.raises(Exit, match="pass --yes to proceed"):
+    with fails_with(match="pass --yes to proceed"):
         deploy_collection.recover(c, env="staging")
     assert not any(" rollback " in cmd for cmd in c.commands)
 

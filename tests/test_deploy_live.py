@@ -24,13 +24,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import run_task
+from conftest import ROOT_NS, run_task
 from fixtures_deploy import REPO
 from invoke import Collection, Config, Context
 
 from tasks import deploy as deploy_collection
 from tasks.deploy import setup_cluster
-from tasks.environments import resolve_environment
+from tasks.core.environments import resolve_environment
 
 LIVE_CONTEXT = os.environ.get("FLOWLET_LIVE_KUBE_CONTEXT", "")
 REAL_KUBECONFIG = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
@@ -60,7 +60,7 @@ def test_live_setup_deploy_status_history_rollback(
     settings["run"] = {"in_stream": False}
     config_file = tmp_path / "invoke.yaml"
     config_file.write_text(yaml.safe_dump(settings))
-    ns = Collection(deploy_collection.ns)
+    ns = ROOT_NS
 
     def inv(*argv: str) -> int:
         return run_task(ns, list(argv), config_file=config_file, cwd=REPO)

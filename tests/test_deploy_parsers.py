@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 from fixtures_deploy import SAMPLES, helm_binary, history_json
-from invoke.exceptions import Exit
+from tasks.core.errors import OpsError
 
 from tasks.deploy import helmout
 from tasks.deploy.plan import (
@@ -19,7 +19,8 @@ from tasks.deploy.plan import (
     validate_image_tag,
 )
 from tasks.deploy.safety import GitState, check_guards, parse_porcelain
-from tasks.environments import Environment
+from tasks.core.environments import Environment
+from conftest import fails_with
 
 
 @pytest.mark.parametrize("major", [4, 3], ids=["helm4", "helm3"])
@@ -42,7 +43,7 @@ def test_parse_history_sorts_and_handles_empty() -> None:
     shuffled = json.dumps(list(reversed(json.loads(history_json("superseded", "deployed")))))
     assert [r.revision for r in helmout.parse_history(shuffled)] == [1, 2]
     assert helmout.parse_history("") == []
-    with pytest.raises(Exit, match="helm history: cannot parse JSON output"):
+    with fails_with(match="helm history: cannot parse JSON output"):
         helmout.parse_history("Error: not json")
 
 
@@ -100,7 +101,7 @@ def test_plan_recovery(statuses: tuple[str, ...], action: str, revision: int) ->
 
 def test_plan_recovery_without_live_revision() -> None:
     history = helmout.parse_history(history_json("failed", "pending-upgrade"))
-    with pytest.raises(Exit, match="stuck in pending-upgrade .revision 2. and has no deployed"):
+    with fails_with(match="stuck in pending-upgrade .revision 2. and has no deployed"):
         helmout.plan_recovery(history)
 
 
@@ -169,7 +170,7 @@ def test_parse_timeout(value: str, seconds: int) -> None:
     ids=["empty", "no-unit", "space", "too-short"],
 )
 def test_parse_timeout_rejects(value: str, message: str) -> None:
-    with pytest.raises(Exit) as err:
+    with fails_with() as err:
         parse_timeout(value, source="--timeout")
     assert str(err.value.message).startswith(message)
 
@@ -185,7 +186,7 @@ def test_valid_image_tags(tag: str) -> None:
 
 @pytest.mark.parametrize("tag", ["-x", ".x", "a:b", "a/b", "x" * 129, "sha256@abc"])
 def test_invalid_image_tags(tag: str) -> None:
-    with pytest.raises(Exit, match="--image-tag: .* is not a valid image tag"):
+    with fails_with(match="--image-tag: .* is not a valid image tag"):
         validate_image_tag(tag, source="--image-tag")
 
 
@@ -196,10 +197,10 @@ def test_render_manifests() -> None:
     assert rendered.text == (
         "---\n# Source: a.yaml\nkind: A\nq: 3 $5\n---\n# Source: b.yaml\nkind: B\nname: ns-1\n"
     )
-    with pytest.raises(Exit, match=r"b.yaml: unknown placeholder \$\{quota\}"):
+    with fails_with(match=r"b.yaml: unknown placeholder \$\{quota\}"):
         render_manifests({"b.yaml": "x: ${quota}"}, values)
     with pytest.raises(
-        Exit, match="params.yaml: no parameters for environment 'qa'; found: staging"
+        OpsError, match="params.yaml: no parameters for environment 'qa'; found: staging"
     ):
         manifest_params({"staging": {}}, "qa", "ns", source="params.yaml")
 
@@ -232,7 +233,7 @@ def test_guards_refuse(
     environment: Environment, state: GitState, flags: dict[str, bool], message: str
 ) -> None:
     options = {"allow_dirty": False, "yes": True, "interactive": False, **flags}
-    with pytest.raises(Exit, match=message):
+    with fails_with(match=message):
         check_guards(environment, state, **options)
 
 
@@ -256,5 +257,5 @@ def test_lint_without_kubernetes_validate(monkeypatch: pytest.MonkeyPatch) -> No
     from tasks.deploy.validate import validate_objects
 
     monkeypatch.setitem(sys.modules, "kubernetes_validate", None)  # import fails
-    with pytest.raises(Exit, match="deploy.lint needs the kubernetes-validate package"):
+    with fails_with(match="deploy.lint needs the kubernetes-validate package"):
         validate_objects([], source="x", kubernetes_version="1.33", crd_allowlist=[])

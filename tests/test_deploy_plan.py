@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from fixtures_deploy import CHART, ENVIRONMENTS, REPO, SHA, history_json, need_tools
 from invoke import Config, Result
-from invoke.exceptions import Exit
 
 from tasks import deploy as deploy_collection
 from tasks.deploy import execute, setup_cluster
 from tasks.deploy.secrets import DRY_ENV_FILE
-from tasks.environments import resolve_environment
+from tasks.core.environments import resolve_environment
+from conftest import fails_with
 
 WHEN = "2026-11-27T05:00:00Z"
 CATCH_ALL = re.compile(r".*")  # cluster commands that change things: succeed, print nothing
@@ -275,7 +275,7 @@ def test_failed_rollout_shows_events_and_logs(
         },
     )
     c = strict_context(config=deploy_config, run={**answers, CATCH_ALL: ""})
-    with pytest.raises(Exit) as err:
+    with fails_with() as err:
         deploy_collection.deploy(c, env="staging", diff=False)
     assert err.value.code == 1
     assert "rollout of deployment/flowlet-backend did not finish" in str(err.value.message)
@@ -304,7 +304,7 @@ def test_failed_upgrade_keeps_helm_exit_code(
     upgrade = re.compile(r"helm --kube-context flowlet-staging upgrade .*")
     answers = cluster_answers("staging", extra={upgrade: Result(exited=7, stderr="boom")})
     c = strict_context(config=deploy_config, run={**answers, CATCH_ALL: ""})
-    with pytest.raises(Exit) as err:
+    with fails_with() as err:
         deploy_collection.deploy(c, env="staging", diff=False)
     assert err.value.code == 7
     assert "helm upgrade failed (exit 7)" in str(err.value.message)
@@ -423,7 +423,7 @@ def test_ctrl_c_at_the_prompt_exits_130(
     monkeypatch.setattr(execute, "interactive", lambda: True)
     monkeypatch.setattr(execute, "confirm", interrupted)
     c = strict_context(config=deploy_config, run=cluster_answers("production"))
-    with pytest.raises(Exit) as err:
+    with fails_with() as err:
         deploy_collection.deploy(c, env="production", diff=False)
     assert (err.value.code, err.value.message) == (130, "interrupted (SIGINT): deploy stopped")
     assert not any(" apply " in cmd or " upgrade " in cmd for cmd in c.commands)
@@ -441,7 +441,7 @@ def test_signal_during_upgrade_exits_143_and_is_audited(
 
     monkeypatch.setattr(execute, "run_forwarding_signals", helm_stopped)
     c = strict_context(config=deploy_config, run={**cluster_answers("staging"), CATCH_ALL: ""})
-    with pytest.raises(Exit) as err:
+    with fails_with() as err:
         deploy_collection.deploy(c, env="staging", diff=False)
     assert err.value.code == 143
     assert err.value.message == (

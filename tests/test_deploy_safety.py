@@ -13,15 +13,15 @@ from pathlib import Path
 import pytest
 from fixtures_deploy import helm_binary
 from invoke import Config, Context
-from invoke.exceptions import Exit
 
 from tasks.deploy.plan import secret_create_argv
 from tasks.deploy.safety import interrupted_exit, run_forwarding_signals
 from tasks.deploy.secrets import SecretSource, env_file_for, resolve_secret_source
-from tasks.runner import probe
+from tasks.core.runner import probe
 
 CHILD = """
 import pathlib, signal, sys, time
+from conftest import fails_with
 marker, ready = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 def stop(signum, frame):
     marker.write_text(signal.Signals(signum).name)
@@ -114,7 +114,7 @@ def test_env_var_refusals_name_the_variable_never_the_value(
     for key, value in variables.items():
         monkeypatch.setenv(key, value)
     source = SecretSource("flowlet-app", None, ("FLOWLET_DB_PASSWORD",))
-    with pytest.raises(Exit) as err, env_file_for(source, dry=False):
+    with fails_with() as err, env_file_for(source, dry=False):
         pass
     assert err.value.message.startswith(message)
     assert "line1" not in err.value.message
@@ -125,14 +125,14 @@ def test_configured_env_file(tmp_path: Path) -> None:
     env_file.write_text("FLOWLET_DB_PASSWORD=x\n")
     env_file.chmod(0o644)
     settings = {"name": "flowlet-app", "env_file": ".env.{env}", "env_vars": []}
-    with pytest.raises(Exit, match=r"deploy.secret.env_file: .* \(mode 0644\); run chmod 600"):
+    with fails_with(match=r"deploy.secret.env_file: .* \(mode 0644\); run chmod 600"):
         resolve_secret_source(settings, "production", tmp_path)
     env_file.chmod(0o600)
     source = resolve_secret_source(settings, "production", tmp_path)
     assert source.env_file == env_file
-    with pytest.raises(Exit, match="deploy.secret.env_file: path '.env.staging' does not exist"):
+    with fails_with(match="deploy.secret.env_file: path '.env.staging' does not exist"):
         resolve_secret_source(settings, "staging", tmp_path)
-    with pytest.raises(Exit, match="deploy.secret.name: 'Bad_Name' is not a valid"):
+    with fails_with(match="deploy.secret.name: 'Bad_Name' is not a valid"):
         resolve_secret_source({**settings, "name": "Bad_Name"}, "production", tmp_path)
 
 

@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import REPO, run_task
+from conftest import REPO, fails_with, run_task
 from invoke import Config, Context
-from invoke.exceptions import Exit
 
 from tasks import dev, setup
-from tasks.devstack import procs
-from tasks.devstack.config import dev_defaults, load_stack
+from tasks.dev import procs
+from tasks.dev.config import load_stack
+from tasks.dev.settings import SCHEMA as DEV_SCHEMA
 
 MY_TASKS = ["setup", "dev.start", "dev.stop", "dev.status", "dev.logs"]
 
@@ -152,7 +152,7 @@ def test_bad_namespace_flag_is_one_line() -> None:
 
 def write_config(tmp_path: Path, **dev_overrides: Any) -> Path:
     config = yaml.safe_load((REPO / "invoke.yaml").read_text())
-    defaults = dev_defaults()
+    defaults = DEV_SCHEMA.defaults()
     for name, spec in defaults["processes"].items():
         spec["cwd"] = str(REPO / spec["cwd"])
     config["dev"] = {
@@ -255,7 +255,7 @@ def test_stack_config_errors(tmp_path: Path, overrides: dict[str, Any], message:
         else:
             config["dev"][key] = value
     config_file.write_text(yaml.safe_dump(config))
-    with pytest.raises(Exit) as err:
+    with fails_with() as err:
         load_stack(context_for(config_file))
     assert err.value.message == message
 

@@ -16,7 +16,7 @@ import pytest
 from conftest import need
 from fixtures_dev import DevProject
 
-from tasks.devstack.envfile import parse_env
+from tasks.dev.envfile import parse_env
 
 pytestmark = pytest.mark.slow
 

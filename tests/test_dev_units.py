@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tasks.devstack import deps, envfile
-from tasks.devstack import logs as logfiles
-from tasks.devstack import postgres, procs
-from tasks.devstack.report import render_table, status_row
+from tasks.dev import deps, envfile
+from tasks.dev import logfiles
+from tasks.dev import postgres, procs
+from tasks.dev.report import render_table, status_row
 
 TEMPLATE = """# comment kept
 FLOWLET_DB_PASSWORD=@generate@

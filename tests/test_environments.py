@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 from invoke import Config, Context
-from invoke.exceptions import Exit
 
-from tasks.environments import resolve_environment, validate_namespace
+from tasks.core.environments import resolve_environment, validate_namespace
+from conftest import fails_with
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def test_namespace_override(ctx: Context) -> None:
 
 
 def test_unknown_environment(ctx: Context) -> None:
-    with pytest.raises(Exit) as err:
+    with fails_with() as err:
         resolve_environment(ctx, "prod")
     assert err.value.code == 1
     assert err.value.message == (
@@ -58,7 +58,7 @@ def test_unknown_environment(ctx: Context) -> None:
     ids=["uppercase", "underscore", "leading-dash", "trailing-dash", "too-long", "empty", "dot"],
 )
 def test_bad_namespace_flag(ctx: Context, bad: str) -> None:
-    with pytest.raises(Exit) as err:
+    with fails_with() as err:
         resolve_environment(ctx, "staging", bad)
     assert err.value.message.startswith(f"--namespace: {bad!r} is not a valid Kubernetes namespace")
     assert "\n" not in err.value.message
@@ -66,7 +66,7 @@ def test_bad_namespace_flag(ctx: Context, bad: str) -> None:
 
 def test_bad_namespace_in_config(ctx: Context) -> None:
     ctx.config.environments.staging.namespace = "Bad_NS"
-    with pytest.raises(Exit) as err:
+    with fails_with() as err:
         resolve_environment(ctx, "staging")
     assert err.value.message.startswith(
         "environments.staging.namespace: 'Bad_NS' is not a valid Kubernetes"
@@ -75,7 +75,7 @@ def test_bad_namespace_in_config(ctx: Context) -> None:
 
 def test_missing_required_key(ctx: Context) -> None:
     ctx.config.environments.staging.kube_context = ""
-    with pytest.raises(Exit) as err:
+    with fails_with() as err:
         resolve_environment(ctx, "staging", require=("kube_context",))
     assert err.value.message == (
         "environments.staging.kube_context: missing required key (set it in invoke.yaml)"
@@ -84,7 +84,7 @@ def test_missing_required_key(ctx: Context) -> None:
 
 def test_missing_path(ctx: Context) -> None:
     ctx.config.environments.staging.values_file = "kubernetes/nope.yaml"
-    with pytest.raises(Exit) as err:
+    with fails_with() as err:
         resolve_environment(ctx, "staging", require=("values_file",))
     assert err.value.message.startswith(
         "environments.staging.values_file: path 'kubernetes/nope.yaml' does not exist"
@@ -99,7 +99,7 @@ def test_relative_paths_resolve_against_project(ctx: Context, repo: Path) -> Non
 
 def test_confirm_must_be_boolean(ctx: Context) -> None:
     ctx.config.environments.staging.confirm = "yes"
-    with pytest.raises(Exit) as err:
+    with fails_with() as err:
         resolve_environment(ctx, "staging")
     assert err.value.message == (
         "environments.staging.confirm: 'yes' is not a boolean; valid: true, false"

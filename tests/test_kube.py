@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from conftest import fails_with
 from invoke import Config, Result
-from invoke.exceptions import Exit
 
 from tasks.kube import (
     HelmVersion,
@@ -31,7 +31,7 @@ def test_parse_helm_version(text: str, expected: HelmVersion) -> None:
 
 
 def test_parse_helm_version_rejects_garbage() -> None:
-    with pytest.raises(Exit, match="cannot parse 'dev'"):
+    with fails_with(match="cannot parse 'dev'"):
         parse_helm_version("dev")
 
 
@@ -41,7 +41,7 @@ def test_parse_helm_version_rejects_garbage() -> None:
     ids=["helm2", "old-helm3", "helm4-before-4.1.2"],
 )
 def test_unsupported_helm_versions(version: HelmVersion) -> None:
-    with pytest.raises(Exit) as err:
+    with fails_with() as err:
         check_helm_version(version)
     assert err.value.message == (f"helm {version} is not supported; supported: v3.18.0+ or v4.1.2+")
 
@@ -71,7 +71,7 @@ def test_guard_context(strict_context: type) -> None:
         config=Config(), run={"kubectl config get-contexts -o name": Result("kind-a\nstaging\n")}
     )
     guard_context(c, "staging", "--context")
-    with pytest.raises(Exit) as err:
+    with fails_with() as err:
         guard_context(c, "production", "environments.production.kube_context")
     assert err.value.message == (
         "environments.production.kube_context: kube context 'production' not found in "

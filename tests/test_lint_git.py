@@ -10,11 +10,11 @@ from invoke import Collection
 
 from tasks import lint
 from tasks.lint import hook
-from tests.conftest import run_task
+from tests.conftest import ROOT_NS, run_task
 from tests.fixtures_lint import BAD, CLEAN_PY, LintProject, summary_rows
 
 pytestmark = pytest.mark.slow
-NS = Collection(lint.ns)
+NS = ROOT_NS
 
 
 def inv(project: LintProject, *argv: str) -> int:

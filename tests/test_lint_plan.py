@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 from invoke import Collection
-from invoke.exceptions import Exit
 
 from tasks import lint
 from tasks.lint import execute, files, hook, install, tools
-from tests.conftest import run_task
+from tests.conftest import ROOT_NS, fails_with, run_task
 
 ROOT = Path("/p")
 CWDS = {"python": ROOT, "js": ROOT / "web"}
@@ -215,7 +214,7 @@ def test_parse_pre_push(text: str, expected: list[tuple[str, str, str]]) -> None
 
 
 def test_parse_pre_push_rejects_garbage() -> None:
-    with pytest.raises(Exit, match="--pre-push: expected"):
+    with fails_with(match="--pre-push: expected"):
         files.parse_pre_push("refs/heads/x abc\n")
 
 
@@ -262,12 +261,12 @@ def test_hook_script_reads_refs_and_carries_the_marker() -> None:
 
 
 def test_bad_engine_is_refused(tmp_path: Path) -> None:
-    code = run_task(Collection(lint.ns), ["lint", "--engine", "fast"], cwd=tmp_path)
+    code = run_task(ROOT_NS, ["lint", "--engine", "fast"], cwd=tmp_path)
     assert code == 1
 
 
 def test_bad_engine_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    run_task(Collection(lint.ns), ["lint.python", "--engine", "fast"], cwd=tmp_path)
+    run_task(ROOT_NS, ["lint.python", "--engine", "fast"], cwd=tmp_path)
     assert "--engine: 'fast' is not valid; valid: default, ruff" in capsys.readouterr().err
 
 
@@ -276,14 +275,14 @@ def test_bad_engine_in_config_names_the_key(
 ) -> None:
     config = tmp_path / "bad.yaml"
     config.write_text("lint:\n  engine: turbo\n")
-    assert run_task(Collection(lint.ns), ["lint"], config_file=config, cwd=tmp_path) == 1
+    assert run_task(ROOT_NS, ["lint"], config_file=config, cwd=tmp_path) == 1
     assert "lint.engine: 'turbo' is not valid; valid: default, ruff" in capsys.readouterr().err
 
 
 def test_paths_must_be_a_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "bad.yaml"
     config.write_text("lint:\n  python_paths: app\n")
-    assert run_task(Collection(lint.ns), ["lint"], config_file=config, cwd=tmp_path) == 1
+    assert run_task(ROOT_NS, ["lint"], config_file=config, cwd=tmp_path) == 1
     assert "lint.python_paths: 'app' is not a list of paths" in capsys.readouterr().err
 
 
@@ -292,7 +291,7 @@ def test_js_paths_must_be_inside_the_frontend(
 ) -> None:
     config = tmp_path / "bad.yaml"
     config.write_text("lint:\n  js_paths: [web, scripts]\n  frontend: web\n")
-    assert run_task(Collection(lint.ns), ["lint"], config_file=config, cwd=tmp_path) == 1
+    assert run_task(ROOT_NS, ["lint"], config_file=config, cwd=tmp_path) == 1
     assert "lint.js_paths: 'scripts' is outside lint.frontend 'web'" in capsys.readouterr().err
 
 
@@ -300,7 +299,7 @@ def test_dry_prints_the_plan_and_runs_nothing(
     lint_project: object, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root = lint_project.root  # type: ignore[attr-defined]
-    code = run_task(Collection(lint.ns), ["--dry", "lint", "--fix"], root / "invoke.yaml", root)
+    code = run_task(ROOT_NS, ["--dry", "lint", "--fix"], root / "invoke.yaml", root)
     out = capsys.readouterr().out
     assert code == 0
     assert "isort --quiet app/ok.py bin/tool" in out

@@ -14,15 +14,14 @@ from pathlib import Path
 
 import pytest
 from invoke import Collection
-from invoke.exceptions import Exit
 
 from tasks import lint
 from tasks.lint import execute, tools
-from tests.conftest import need, run_task
+from tests.conftest import ROOT_NS, fails_with, need, run_task
 from tests.fixtures_lint import BAD, CLEAN_PY, INVOKE_YAML, LintProject, summary_rows
 
 pytestmark = pytest.mark.slow
-NS = Collection(lint.ns)
+NS = ROOT_NS
 SIDE = {"flake8": "python", "black": "python", "isort": "python", "bandit": "python",
         "eslint": "js", "prettier": "js"}  # fmt: skip
 
@@ -206,7 +205,7 @@ def test_ctrl_c_stops_the_tools_and_exits_130(tmp_path: Path) -> None:
 
     start = time.perf_counter()
     threading.Thread(target=interrupt_once_both_run, daemon=True).start()
-    with pytest.raises(Exit) as stopped:
+    with fails_with() as stopped:
         executor.run(chains)
     assert stopped.value.code == 130
     assert executor.running() == 0

@@ -21,7 +21,7 @@ import yaml
 from conftest import need
 from fixtures_monitoring import REPO
 
-from tasks.monitoring.defaults import DEFAULTS
+from tasks.monitoring.settings import SCHEMA
 
 CHART = REPO / "kubernetes" / "flowlet-chart"
 HELMS = {"helm4": REPO / ".tools" / "bin" / "helm", "helm3": REPO / ".tools" / "helm3" / "helm"}
@@ -159,7 +159,7 @@ def test_service_monitor_selects_the_backend_service(manifests: list[dict[str, A
 def test_release_label_is_the_configured_kube_prometheus_stack(
     manifests: list[dict[str, Any]],
 ) -> None:
-    release = DEFAULTS["components"]["kube_prometheus_stack"]["release"]
+    release = SCHEMA.defaults()["components"]["kube_prometheus_stack"]["release"]
     chart_default = yaml.safe_load((CHART / "values.yaml").read_text())["monitoring"]["release"]
     assert chart_default == release
     labelled = [one(manifests, "ServiceMonitor"), one(manifests, "PrometheusRule")]

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_task
+from conftest import fails_with, run_task
 from fixtures_monitoring import (
     CONTEXTS,
     CRDS,
@@ -24,7 +24,6 @@ from fixtures_monitoring import (
     secret_missing,
 )
 from invoke import Result
-from invoke.exceptions import Exit
 
 from tasks import monitoring
 
@@ -164,7 +163,7 @@ def test_setup_dry_touches_no_cluster(
 
 def test_setup_refuses_unknown_context(mon_config: Any, mon_context: Any) -> None:
     c = mon_context(mon_config(), canned(overrides={CONTEXTS: "kind-other\n"}))
-    with pytest.raises(Exit) as err:
+    with fails_with() as err:
         monitoring.setup(c, env="staging")
     assert err.value.message == (
         "environments.staging.kube_context: kube context 'flowlet-staging' not found in "
@@ -175,7 +174,7 @@ def test_setup_refuses_unknown_context(mon_config: Any, mon_context: Any) -> Non
 
 def test_setup_production_asks_first(mon_config: Any, mon_context: Any) -> None:
     c = mon_context(mon_config(), canned())
-    with pytest.raises(Exit, match="refusing: no terminal to confirm on; pass --yes"):
+    with fails_with(match="refusing: no terminal to confirm on; pass --yes"):
         monitoring.setup(c, env="production")
     assert not any("upgrade" in cmd or "apply" in cmd for cmd in c.commands)
     c = mon_context(mon_config(), canned())
@@ -189,7 +188,7 @@ def test_setup_needs_the_password_variable(
     monkeypatch.delenv("GRAFANA_ADMIN_PASSWORD", raising=False)
     answers = canned(overrides={re.compile(r"kubectl .* get secret .*"): secret_missing()})
     c = mon_context(mon_config(), answers)
-    with pytest.raises(Exit, match=r"^\$GRAFANA_ADMIN_PASSWORD: not set, and the Grafana admin"):
+    with fails_with(match=r"^\$GRAFANA_ADMIN_PASSWORD: not set, and the Grafana admin"):
         monitoring.setup(c, context="kind-flowlet")
     assert not any("upgrade" in cmd for cmd in c.commands)
 
@@ -197,7 +196,7 @@ def test_setup_needs_the_password_variable(
 def test_setup_rejects_a_repository_under_another_url(mon_config: Any, mon_context: Any) -> None:
     repos = '[{"name": "grafana", "url": "https://example.com/charts"}]'
     c = mon_context(mon_config(), canned(overrides={REPO_LIST: repos}))
-    with pytest.raises(Exit) as err:
+    with fails_with() as err:
         monitoring.setup(c, context="kind-flowlet")
     assert err.value.message.startswith(
         "monitoring.repos.grafana: helm already has repository 'grafana' at "
@@ -208,7 +207,7 @@ def test_setup_rejects_a_repository_under_another_url(mon_config: Any, mon_conte
 def test_setup_reports_a_broken_repository_list(mon_config: Any, mon_context: Any) -> None:
     broken = Result(stdout="", stderr="Error: yaml: line 3: could not find expected ':'", exited=1)
     c = mon_context(mon_config(), canned(overrides={REPO_LIST: broken}))
-    with pytest.raises(Exit) as err:
+    with fails_with() as err:
         monitoring.setup(c, context="kind-flowlet")
     assert err.value.message == (
         "helm repo list failed (exit 1): Error: yaml: line 3: could not find expected ':'"
@@ -246,7 +245,7 @@ def test_setup_ctrl_c_exits_130_and_removes_the_password_file(
 
     answers = canned(overrides={re.compile(r"kubectl .* get secret .*"): secret_missing()})
     c = mon_context(mon_config(), answers, hooks={"create secret": interrupt})
-    with pytest.raises(Exit) as err:
+    with fails_with() as err:
         monitoring.setup(c, context="kind-flowlet")
     assert err.value.code == 130
     assert paths and not Path(paths[0]).exists()
@@ -305,7 +304,7 @@ def test_setup_config_errors(
     mon_config: Any, mon_context: Any, overrides: dict[str, Any], message: str
 ) -> None:
     c = mon_context(mon_config(overrides=overrides), canned())
-    with pytest.raises(Exit) as err:
+    with fails_with() as err:
         monitoring.setup(c, context="kind-flowlet")
     assert err.value.message.startswith(message)
     assert c.commands == []
@@ -338,7 +337,7 @@ def test_uninstall_plan(mon_config: Any, mon_context: Any, helm_version: str, wa
 
 def test_uninstall_asks_first(mon_config: Any, mon_context: Any) -> None:
     c = mon_context(mon_config(), canned())
-    with pytest.raises(Exit) as err:
+    with fails_with() as err:
         monitoring.uninstall(c, env="staging")
     assert err.value.message == (
         "Uninstall kube-prometheus-stack, loki, alloy, jaeger from flowlet-staging/monitoring? "
@@ -374,7 +373,7 @@ def test_jaeger_port_forward_and_ctrl_c(mon_config: Any, mon_context: Any) -> No
 
     answers = canned(overrides={re.compile(r"kubectl .* port-forward .*"): ""})
     c = mon_context(mon_config(), answers, hooks={"port-forward": interrupt})
-    with pytest.raises(Exit) as err:
+    with fails_with() as err:
         monitoring.jaeger(c, context="kind-flowlet")
     assert err.value.code == 130
     assert c.commands[-1] == (
@@ -384,7 +383,7 @@ def test_jaeger_port_forward_and_ctrl_c(mon_config: Any, mon_context: Any) -> No
 
 def test_port_forward_rejects_a_bad_port(mon_config: Any, mon_context: Any) -> None:
     c = mon_context(mon_config(), canned())
-    with pytest.raises(Exit, match=r"^--port: 70000 is not valid; valid: 1-65535$"):
+    with fails_with(match=r"^--port: 70000 is not valid; valid: 1-65535$"):
         monitoring.jaeger(c, context="kind-flowlet", port=70000)
 
 

@@ -7,9 +7,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
+from conftest import fails_with
 from fixtures_monitoring import CONTEXTS, canned, load
 from invoke import Result
-from invoke.exceptions import Exit
 
 from tasks import monitoring
 from tasks.monitoring.workloads import (
@@ -125,7 +125,7 @@ def test_render_table() -> None:
     ids=["garbage", "not-a-list"],
 )
 def test_load_list_errors(text: str, message: str) -> None:
-    with pytest.raises(Exit, match=message):
+    with fails_with(match=message):
         load_list(text, "x")
 
 
@@ -150,7 +150,7 @@ def test_status_task_table_and_exit_code(
     mon_config: Any, mon_context: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     c = mon_context(mon_config(), status_answers())
-    with pytest.raises(Exit) as err:
+    with fails_with() as err:
         monitoring.status(c, env="staging")
     assert (err.value.code, err.value.message) == (1, "1 not ready")
     assert c.commands == [
@@ -198,7 +198,7 @@ def test_status_json_empty_namespace_is_not_ok(
     mon_config: Any, mon_context: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     c = mon_context(mon_config(), status_answers(app="monitoring", mon="empty"))
-    with pytest.raises(Exit) as err:
+    with fails_with() as err:
         monitoring.status(c, env="staging", json=True)
     assert err.value.code == 1
     assert json.loads(capsys.readouterr().out)["empty_namespaces"] == ["monitoring"]
@@ -213,7 +213,7 @@ def test_status_kubectl_failure_keeps_its_exit_code(mon_config: Any, mon_context
         }
     )
     c = mon_context(mon_config(), answers)
-    with pytest.raises(Exit) as err:
+    with fails_with() as err:
         monitoring.status(c, env="staging", app_namespace="team-a")
     assert err.value.code == 7
     assert err.value.message == (
@@ -224,6 +224,6 @@ def test_status_kubectl_failure_keeps_its_exit_code(mon_config: Any, mon_context
 
 def test_status_rejects_a_bad_app_namespace(mon_config: Any, mon_context: Any) -> None:
     c = mon_context(mon_config(), canned())
-    with pytest.raises(Exit, match="^--app-namespace: 'Team A' is not a valid Kubernetes"):
+    with fails_with(match="^--app-namespace: 'Team A' is not a valid Kubernetes"):
         monitoring.status(c, env="staging", app_namespace="Team A")
     assert c.commands == []

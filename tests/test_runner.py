@@ -6,9 +6,11 @@ import re
 
 import pytest
 from invoke import Config, Result
-from invoke.exceptions import Exit, UnexpectedExit
+from invoke.exceptions import UnexpectedExit
 
-from tasks.runner import choice, confirm, probe, render, run
+from tasks.core.errors import OpsError
+from tasks.core.prompt import choice, confirm
+from tasks.core.runner import probe, render, run
 
 
 def test_render_quotes_every_argument() -> None:
@@ -49,7 +51,7 @@ def test_dry_prints_changes_but_probes_still_run(strict_context: type) -> None:
 
 def test_confirm_refuses_without_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("sys.stdin.isatty", lambda: False)
-    with pytest.raises(Exit) as err:
+    with pytest.raises(OpsError) as err:
         confirm("Deploy to production?", yes=False)
     assert err.value.message == (
         "Deploy to production? -- refusing: no terminal to confirm on; pass --yes to proceed"
@@ -58,7 +60,7 @@ def test_confirm_refuses_without_terminal(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_choice_names_flag_value_and_valid() -> None:
-    with pytest.raises(Exit) as err:
+    with pytest.raises(OpsError) as err:
         choice("lz4", ("gzip", "zstd", "none"), flag="--compress")
     assert err.value.message == "--compress: 'lz4' is not valid; valid: gzip, zstd, none"
 
@@ -67,7 +69,7 @@ def test_private_temp_file_is_0600_and_always_removed() -> None:
     import os
     import stat
 
-    from tasks.runner import private_temp_file
+    from tasks.core.secrets import private_temp_file
 
     with pytest.raises(RuntimeError):
         with private_temp_file("TOKEN=s3cret\n", prefix="flowlet-test-") as path:

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 from invoke import Config, Context
-from invoke.exceptions import Exit
+from tasks.core.errors import OpsError
 
 from tasks import sshremote
 from tests.fixtures_sshd import SshServer, free_port
+from conftest import fails_with
 
 # --------------------------------------------------------------------------- pure helpers
 
@@ -126,7 +127,9 @@ def test_import_does_not_load_fabric_or_paramiko() -> None:
 
 
 def test_config_defaults_declare_every_key() -> None:
-    assert sshremote.config_defaults() == {"ssh": {"config_file": None, "connect_timeout": 10}}
+    from tasks.backup.settings import SSH_SCHEMA
+
+    assert SSH_SCHEMA.defaults() == {"config_file": "", "connect_timeout": 10.0}
 
 
 # --------------------------------------------------------------------------- real sshd
@@ -143,7 +146,7 @@ def conn(request: pytest.FixtureRequest, ctx: Context, ssh_config: Path) -> Iter
         yield opened
 
 
-def _exit_message(excinfo: pytest.ExceptionInfo[Exit]) -> str:
+def _exit_message(excinfo: pytest.ExceptionInfo[OpsError]) -> str:
     message = str(excinfo.value.message)
     assert "\n" not in message, message
     assert excinfo.value.code != 0
@@ -201,7 +204,7 @@ def test_connect_timeout_precedence(sshd: SshServer, tmp_path: Path) -> None:
 
 
 def test_connect_missing_ssh_config_file(ctx: Context, tmp_path: Path) -> None:
-    with pytest.raises(Exit) as excinfo:
+    with fails_with() as excinfo:
         sshremote.connect(ctx, "flowlet-db", ssh_config_path=str(tmp_path / "nope"))
     assert _exit_message(excinfo) == f"ssh.config_file: {str(tmp_path / 'nope')!r} is not a file"
 
@@ -454,7 +457,7 @@ def test_stream_local_write_error_removes_dest(conn: object, tmp_path: Path) -> 
 def test_unreachable_host(ctx: Context, sshd: SshServer, tmp_path: Path, host: str) -> None:
     port = free_port()  # nothing listens there
     config = sshd.write_ssh_config(tmp_path / "ssh_config", port=port)
-    with pytest.raises(Exit) as excinfo:
+    with fails_with() as excinfo:
         sshremote.connect(ctx, host, ssh_config_path=str(config))
     if host == "flowlet-direct":
         expected = f"ssh flowlet-direct (127.0.0.1:{port}): connection refused"
@@ -475,7 +478,7 @@ def test_silent_server_times_out(sshd: SshServer, tmp_path: Path) -> None:
         config = sshd.write_ssh_config(tmp_path / "ssh_config", port=port)
         ctx = Context(Config(overrides={"ssh": {"config_file": str(config)}}))
         started = time.monotonic()
-        with pytest.raises(Exit) as excinfo:
+        with fails_with() as excinfo:
             sshremote.connect(ctx, "flowlet-direct", connect_timeout=1)
     assert time.monotonic() - started < 5
     assert _exit_message(excinfo) == (
@@ -491,7 +494,7 @@ def test_gateway_cannot_reach_target(ctx: Context, sshd: SshServer, tmp_path: Pa
         config.read_text() + f"\nHost flowlet-db-down\n    HostName 127.0.0.1\n    Port {port}\n"
         "    ProxyJump flowlet-bastion\n"
     )
-    with pytest.raises(Exit) as excinfo:
+    with fails_with() as excinfo:
         sshremote.connect(ctx, "flowlet-db-down", ssh_config_path=str(config))
     assert _exit_message(excinfo) == (
         f"ssh flowlet-db-down (127.0.0.1:{port}): gateway flowlet-bastion could not connect to "
@@ -504,7 +507,7 @@ def test_gateway_cannot_reach_target(ctx: Context, sshd: SshServer, tmp_path: Pa
 def test_authentication_failure(
     ctx: Context, ssh_config_wrong_key: Path, sshd: SshServer, host: str
 ) -> None:
-    with pytest.raises(Exit) as excinfo:
+    with fails_with() as excinfo:
         sshremote.connect(ctx, host, ssh_config_path=str(ssh_config_wrong_key))
     message = _exit_message(excinfo)
     assert message.startswith(f"ssh {host} (127.0.0.1:{sshd.port}): ")
@@ -516,7 +519,7 @@ def test_authentication_failure(
 def test_host_key_mismatch(
     ctx: Context, ssh_config_bad_hostkey: Path, sshd: SshServer, host: str
 ) -> None:
-    with pytest.raises(Exit) as excinfo:
+    with fails_with() as excinfo:
         sshremote.connect(ctx, host, ssh_config_path=str(ssh_config_bad_hostkey))
     message = _exit_message(excinfo)
     assert "HOST KEY MISMATCH for 127.0.0.1: server offers ssh-ed25519 SHA256:" in message
@@ -527,7 +530,7 @@ def test_host_key_mismatch(
 
 @pytest.mark.slow
 def test_unknown_host_key(ctx: Context, ssh_config_unknown_hostkey: Path, sshd: SshServer) -> None:
-    with pytest.raises(Exit) as excinfo:
+    with fails_with() as excinfo:
         sshremote.connect(ctx, "flowlet-direct", ssh_config_path=str(ssh_config_unknown_hostkey))
     message = _exit_message(excinfo)
     assert f"[127.0.0.1]:{sshd.port} is not in known_hosts (" in message
@@ -545,7 +548,7 @@ def test_unknown_host_key_on_target_behind_trusted_gateway(
     config.write_text(
         f"Host flowlet-db\n    UserKnownHostsFile {empty}\n\n" + config.read_text()
     )  # first match wins: only the target's known_hosts is empty
-    with pytest.raises(Exit) as excinfo:
+    with fails_with() as excinfo:
         sshremote.connect(ctx, "flowlet-db", ssh_config_path=str(config))
     message = _exit_message(excinfo)
     assert message.startswith(f"ssh flowlet-db (127.0.0.1:{sshd.port}): host key not verified")
@@ -632,7 +635,7 @@ def test_commit_remote_file(conn: object, tmp_path: Path) -> None:
 def test_commit_remote_file_checksum_mismatch(conn: object, tmp_path: Path) -> None:
     partial, final = tmp_path / "x.partial", tmp_path / "x"
     partial.write_bytes(b"truncated")
-    with pytest.raises(Exit) as excinfo:
+    with fails_with() as excinfo:
         sshremote.commit_remote_file(conn, str(partial), str(final), "0" * 64)
     assert "checksum mismatch" in _exit_message(excinfo)
     assert excinfo.value.code == 3
@@ -642,7 +645,7 @@ def test_commit_remote_file_checksum_mismatch(conn: object, tmp_path: Path) -> N
 
 @pytest.mark.slow
 def test_sha256_remote_missing_file(conn: object, tmp_path: Path) -> None:
-    with pytest.raises(Exit) as excinfo:
+    with fails_with() as excinfo:
         sshremote.sha256_remote(conn, str(tmp_path / "missing"))
     assert "sha256sum" in _exit_message(excinfo)
     assert "No such file or directory" in str(excinfo.value.message)

@@ -12,26 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from invoke import Collection, Context, task
-from invoke.exceptions import Exit
+from invoke import Collection, Context
+from tasks.core.errors import OpsError
 
-from tasks.envdefaults import config_defaults
+from tasks.core.task import task
 
-CONFIG_DEFAULTS: dict[str, Any] = {
-    "output_dir": "backups",
-    "format": "plain",
-    "compress": "gzip",
-    "level": 0,
-    "jobs": 1,
-    "manifest": "manifest.jsonl",
-    "encrypt": False,
-    "recipients": [],
-    "identity": "",
-    "remote_dir": "/var/backups/flowlet",
-    "retention": {"keep_last": 7, "daily": 7, "weekly": 4},
-}
-#: Same as ``sshremote.config_defaults()`` (a test checks), without importing tasks.sshremote.
-SSH_DEFAULTS: dict[str, Any] = {"ssh": {"config_file": None, "connect_timeout": 10}}
 BACKUP_HELP = {
     "env": "environment (development, staging, production); default development",
     "database": "target name under environments.<env>.databases (default: the only one)",
@@ -129,7 +114,7 @@ def backup(
 ) -> None:
     """Back up a database (old interface: --db-type postgres|mysql)."""
     if db_type not in ("postgres", "mysql"):
-        raise Exit(f"--db-type: {db_type!r} is not valid; valid: postgres, mysql")
+        raise OpsError(f"--db-type: {db_type!r} is not valid; valid: postgres, mysql")
     from tasks.backup.flows import run_backup
 
     run_backup(
@@ -197,4 +182,3 @@ def prune(
 
 
 ns = Collection("backup", backup, postgres, mysql, verify, restore, list_, prune)
-ns.configure({"backup": CONFIG_DEFAULTS, **SSH_DEFAULTS, **config_defaults()})

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO
 
-from invoke.exceptions import Exit
+from tasks.core.errors import OpsError
 
 from tasks.backup.pipeline import (
     MYSQL_TRAILER,
@@ -41,7 +41,7 @@ PG_ROW_COUNTS = (
 
 def check_dbname(name: str, *, flag: str) -> str:
     if not DBNAME_RE.match(name):
-        raise Exit(f"{flag}: {name!r} is not a valid database name (letters, digits, _)")
+        raise OpsError(f"{flag}: {name!r} is not a valid database name (letters, digits, _)")
     return name
 
 
@@ -66,7 +66,7 @@ class Session:
             argv, input=sql, env=self.env, capture_output=True, text=True, check=False
         )
         if done.returncode != 0:
-            raise Exit(f"{argv[0]} failed (exit {done.returncode}): {done.stderr.strip()}")
+            raise OpsError(f"{argv[0]} failed (exit {done.returncode}): {done.stderr.strip()}")
         return [line.split("\t") for line in done.stdout.splitlines() if line]
 
     # Database names reaching SQL text are checked against DBNAME_RE first (names only).
@@ -166,7 +166,7 @@ def check_readable(path: Path, identity: str | None) -> str:
                 reader = stages or [Stage("cat", ("cat",))]
                 run_pipeline(reader, os.environ, sink=_tail_sink(tail), stdin=handle)
                 if PG_TRAILER not in tail[0] and MYSQL_TRAILER not in tail[0]:
-                    raise Exit(f"{path.name}: the dump's completion trailer is missing (truncated)")
+                    raise OpsError(f"{path.name}: the dump's completion trailer is missing (truncated)")
                 return "stream intact, completion trailer present"
             if kind == "custom":
                 _list_custom(stages, handle)
@@ -179,7 +179,7 @@ def check_readable(path: Path, identity: str | None) -> str:
             return "stream intact, pg_restore --list reads the directory archive"
         except StageError as error:
             detail = error.stderr.splitlines()[-1] if error.stderr else ""
-            raise Exit(f"{path.name}: {error}: {detail}", code=error.exit_code) from None
+            raise OpsError(f"{path.name}: {error}: {detail}", code=error.exit_code) from None
 
 
 def restore_into(
@@ -212,6 +212,6 @@ def restore_into(
             import sys
 
             sys.stderr.write(error.stderr + "\n")
-        raise Exit(f"restore into {dbname} failed: {error}", code=error.exit_code) from None
+        raise OpsError(f"restore into {dbname} failed: {error}", code=error.exit_code) from None
     if session.relations(dbname) == 0:
-        raise Exit(f"restore into {dbname} restored nothing: the database is still empty")
+        raise OpsError(f"restore into {dbname} restored nothing: the database is still empty")

@@ -15,14 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from invoke import Context
-from invoke.exceptions import Exit
+from tasks.core.errors import OpsError
 
 from tasks.backup import manifest
 from tasks.backup.pipeline import BackupPlan, plan_backup, probe_argvs
 from tasks.backup.stream import ensure_private_dir, human, stream_to_file
 from tasks.backup.targets import DatabaseTarget, credentials, resolve_settings, resolve_target
-from tasks.environments import project_root, resolve_environment
-from tasks.runner import is_dry, require_tools
+from tasks.core.environments import resolve_environment
+from tasks.core.settings import project_root
+from tasks.core.runner import is_dry, require_tools
 
 TOOLS = {
     "postgres": {
@@ -76,7 +77,7 @@ def run_backup(
     target = resolve_target(environment, database, engine)
     settings = resolve_settings(c.config.get("backup") or {}, project_root(c))
     out = settings.output_dir if output_dir is None else Path(output_dir).resolve()
-    encrypted = encrypt or settings.encrypt or bool(environment.settings.get("backup_encrypt"))
+    encrypted = encrypt or settings.encrypt or environment.backup_encrypt
     options = {
         "output_dir": out,
         "fmt": (settings.format if fmt is None else fmt) if engine == "postgres" else "plain",
@@ -88,7 +89,7 @@ def run_backup(
     }
     remote_host = target.backup_host if host is None else host
     if keep_remote and not remote_host:
-        raise Exit("--keep-remote: needs --host (or backup_host in the target's config)")
+        raise OpsError("--keep-remote: needs --host (or backup_host in the target's config)")
     if is_dry(c):
         _print_plan(target, options, remote_host, keep_remote, settings.remote_dir)
         return None

@@ -13,15 +13,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from invoke import Context
-from invoke.exceptions import Exit
+from tasks.core.errors import OpsError
 
 from tasks.backup import checks, manifest
 from tasks.backup.pipeline import backup_time, parse_name
 from tasks.backup.retention import plan_retention
 from tasks.backup.stream import human, sha256_file
 from tasks.backup.targets import BackupSettings, credentials, resolve_settings, resolve_target
-from tasks.environments import project_root, resolve_environment
-from tasks.runner import confirm, is_dry
+from tasks.core.environments import resolve_environment
+from tasks.core.settings import project_root
+from tasks.core.prompt import confirm
+from tasks.core.runner import is_dry
 
 
 def _settings(c: Context) -> BackupSettings:
@@ -58,12 +60,12 @@ def _identity(c: Context, path: Path, identity: str | None) -> str | None:
         return None
     value = _settings(c).identity if identity is None else identity
     if not value:
-        raise Exit(
+        raise OpsError(
             f"--identity: {path.name} is encrypted; give the age identity file (or backup.identity)"
         )
     resolved = Path(value).expanduser()
     if not resolved.is_file():
-        raise Exit(
+        raise OpsError(
             f"--identity: age identity file {value!r} not found (needed to decrypt {path.name})"
         )
     return str(resolved)
@@ -72,7 +74,7 @@ def _identity(c: Context, path: Path, identity: str | None) -> str | None:
 def _target_for(c: Context, path: Path, env: str | None):  # type: ignore[no-untyped-def]
     parts = parse_name(path.name)
     if parts is None:
-        raise Exit(f"FILE: {path.name!r} is not a backup file name (ENV-TARGET-STAMP.ext)")
+        raise OpsError(f"FILE: {path.name!r} is not a backup file name (ENV-TARGET-STAMP.ext)")
     environment = resolve_environment(c, parts["env"] if env is None else env)
     return environment, resolve_target(environment, parts["key"], None)
 
@@ -89,20 +91,20 @@ def verify(
 ) -> None:
     """Verify a backup: checksum, stream, archive readable; --restore-test restores it."""
     if file is None and not latest:
-        raise Exit("verify: give --file FILE or --latest")
+        raise OpsError("verify: give --file FILE or --latest")
     if file is not None:
         path = Path(file).resolve()
         if not path.is_file():
-            raise Exit(f"--file: {file!r} does not exist")
+            raise OpsError(f"--file: {file!r} does not exist")
     else:
         out = _settings(c).output_dir if output_dir is None else Path(output_dir)
         backups = find_backups(out, env, database)
         if not backups:
-            raise Exit(f"--latest: no backups in {out}")
+            raise OpsError(f"--latest: no backups in {out}")
         path = backups[0][0]
     state = sidecar_state(path)
     if state != "ok":
-        raise Exit(f"{path.name}: checksum {state} (sidecar {path.name}.sha256)")
+        raise OpsError(f"{path.name}: checksum {state} (sidecar {path.name}.sha256)")
     key = _identity(c, path, identity)
     detail = checks.check_readable(path, key)
     print(f"{path.name}: sha256 ok, {detail}")
@@ -124,7 +126,7 @@ def verify(
             diff = sorted(
                 t for t in set(restored) | set(source) if restored.get(t) != source.get(t)
             )
-            raise Exit(f"{path.name}: restore test row counts differ from {target.name}: {diff}")
+            raise OpsError(f"{path.name}: restore test row counts differ from {target.name}: {diff}")
         print(f"{path.name}: restore test ok ({len(restored)} tables, row counts match)")
     manifest.append(
         path.parent / _settings(c).manifest,
@@ -146,14 +148,14 @@ def restore(
     """Restore a backup into a named database; stops at the first SQL error."""
     path = Path(file).resolve()
     if not path.is_file():
-        raise Exit(f"FILE: {file!r} does not exist")
+        raise OpsError(f"FILE: {file!r} does not exist")
     if database is None:
-        raise Exit("--database: name the database to restore into")
+        raise OpsError("--database: name the database to restore into")
     dbname = checks.check_dbname(database, flag="--database")
     environment, target = _target_for(c, path, env)
     state = sidecar_state(path)
     if state != "ok":
-        raise Exit(f"{path.name}: checksum {state}; refusing to restore an unverified file")
+        raise OpsError(f"{path.name}: checksum {state}; refusing to restore an unverified file")
     key = _identity(c, path, identity)
     if environment.confirm:
         confirm(f"Restore {path.name} into {dbname} on {environment.name}?", yes=yes)
@@ -169,7 +171,7 @@ def restore(
         if session.exists(dbname):
             count = session.relations(dbname)
             if count and not force:
-                raise Exit(
+                raise OpsError(
                     f"--database: {dbname} is not empty ({count} relations); " "--force replaces it"
                 )
             if count:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from invoke.exceptions import Exit
+from tasks.core.errors import OpsError
 
 from tasks.backup.targets import COMPRESSORS, FORMATS, DatabaseTarget
 
@@ -55,7 +55,7 @@ class BackupPlan:
 
     def describe(self) -> list[str]:
         """Human-readable plan (what ``--dry`` prints); contains no secrets."""
-        from tasks.runner import render
+        from tasks.core.runner import render
 
         lines = []
         if self.prepare is not None:
@@ -73,7 +73,7 @@ def resolve_level(compress: str, level: int) -> int:
         return DEFAULT_LEVELS[compress]
     low, high = LEVEL_RANGES[compress]
     if not low <= level <= high:
-        raise Exit(f"--level: {level} is not valid for {compress}; valid: {low}-{high}")
+        raise OpsError(f"--level: {level} is not valid for {compress}; valid: {low}-{high}")
     return level
 
 
@@ -125,7 +125,7 @@ def compress_stage(compress: str, level: int) -> Stage | None:
 
 def encrypt_stage(recipients: tuple[str, ...]) -> Stage:
     if not recipients:
-        raise Exit("backup.recipients: --encrypt needs at least one age recipient (public key)")
+        raise OpsError("backup.recipients: --encrypt needs at least one age recipient (public key)")
     argv = ["age"]
     for recipient in recipients:
         argv += ["-r", recipient]
@@ -163,15 +163,15 @@ def plan_backup(
     is then streamed as one tar file.
     """
     if fmt not in FORMATS:
-        raise Exit(f"--format: {fmt!r} is not valid; valid: {', '.join(FORMATS)}")
+        raise OpsError(f"--format: {fmt!r} is not valid; valid: {', '.join(FORMATS)}")
     if compress not in COMPRESSORS:
-        raise Exit(f"--compress: {compress!r} is not valid; valid: {', '.join(COMPRESSORS)}")
+        raise OpsError(f"--compress: {compress!r} is not valid; valid: {', '.join(COMPRESSORS)}")
     if jobs < 1:
-        raise Exit(f"--jobs: {jobs} is not valid; valid: 1 or more")
+        raise OpsError(f"--jobs: {jobs} is not valid; valid: 1 or more")
     if target.engine == "mysql" and fmt != "plain":
-        raise Exit(f"--format: {fmt!r} is not valid for mysql; valid: plain")
+        raise OpsError(f"--format: {fmt!r} is not valid for mysql; valid: plain")
     if jobs > 1 and fmt != "directory":
-        raise Exit(f"--jobs: {jobs} needs --format directory (only -Fd dumps in parallel)")
+        raise OpsError(f"--jobs: {jobs} needs --format directory (only -Fd dumps in parallel)")
     level = resolve_level(compress, level)
     final = output_dir / backup_filename(target, fmt, compress, recipients is not None, now)
     options: dict[str, object] = {"format": fmt, "compress": compress, "level": level}
@@ -186,7 +186,7 @@ def plan_backup(
         return BackupPlan(target, final, tuple(s for s in stages if s), options=options)
     if fmt == "directory":
         if compress == "zstd":
-            raise Exit("--compress: zstd is not valid with --format directory; valid: gzip, none")
+            raise OpsError("--compress: zstd is not valid with --format directory; valid: gzip, none")
         workdir = final.with_name(final.name + ".partial.d")
         prepare = Stage(
             "pg_dump",
@@ -222,7 +222,7 @@ def read_stages(path: Path, identity: str | None) -> list[Stage]:
     stages: list[Stage] = []
     if name.endswith(".age"):
         if not identity:
-            raise Exit(f"--identity: {name} is encrypted; give the age identity file")
+            raise OpsError(f"--identity: {name} is encrypted; give the age identity file")
         stages.append(Stage("age", ("age", "-d", "-i", identity)))
         name = name[: -len(".age")]
     if name.endswith(".gz"):

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from invoke import Context
-from invoke.exceptions import Exit
+from tasks.core.errors import OpsError
 
 from tasks.backup.pipeline import BackupPlan, plan_backup, probe_argvs
 from tasks.backup.stream import Progress, cleanup, ensure_private_dir, finalize, interrupts
 from tasks.backup.targets import DatabaseTarget, _password, mysql_option_text, pgpass_line
-from tasks.runner import render
+from tasks.core.runner import render
 
 DIGEST_LINE = re.compile(r"^([0-9a-f]{64})  -$", re.MULTILINE)
 VERSIONS_LINE = re.compile(r"^flowlet-versions\t(.*)\t(.*)$\n?", re.MULTILINE)
@@ -39,7 +39,7 @@ def _passfile_prefix(target: DatabaseTarget, secret: str | None) -> str:
 def remote_pipeline(plan: BackupPlan, secret: str | None) -> str:
     """The pipeline as a shell line, with ``PGPASSFILE`` for pg_dump (a path, not a secret)."""
     if plan.prepare is not None:
-        raise Exit("--format: directory is not supported with --host; use plain or custom")
+        raise OpsError("--format: directory is not supported with --host; use plain or custom")
     prefix = _passfile_prefix(plan.target, secret)
     return prefix + " | ".join(render(stage.argv) for stage in plan.stages)
 
@@ -131,7 +131,7 @@ def _stream(conn: Any, plan: BackupPlan, pipeline: str) -> Outcome:
     final, partial = plan.final, plan.partial
     ensure_private_dir(final.parent)
     if final.exists() or partial.exists():
-        raise Exit(f"{final} already exists; refusing to replace an existing backup")
+        raise OpsError(f"{final} already exists; refusing to replace an existing backup")
     meter = Progress(True)
     last = [0]
 
@@ -146,13 +146,13 @@ def _stream(conn: Any, plan: BackupPlan, pipeline: str) -> Outcome:
             )
     except KeyboardInterrupt:
         cleanup(partial, None)
-        raise Exit(f"interrupted: removed the partial backup {partial.name}", code=130) from None
+        raise OpsError(f"interrupted: removed the partial backup {partial.name}", code=130) from None
     except sshremote.RemoteStreamError as error:
         cleanup(partial, None)
-        raise Exit(f"backup failed: {error}; nothing written") from None
+        raise OpsError(f"backup failed: {error}; nothing written") from None
     except OSError as error:
         cleanup(partial, None)
-        raise Exit(f"backup failed writing {partial}: {error.strerror}; nothing written") from None
+        raise OpsError(f"backup failed writing {partial}: {error.strerror}; nothing written") from None
     finally:
         meter.done()
     versions, stderr = parse_versions(DIGEST_LINE.sub("", result.stderr))
@@ -160,14 +160,14 @@ def _stream(conn: Any, plan: BackupPlan, pipeline: str) -> Outcome:
         cleanup(partial, None)
         if stderr:
             sys.stderr.write(stderr + "\n")
-        raise Exit(
+        raise OpsError(
             f"backup failed: remote pipeline exit {result.exit_status}; nothing written",
             code=result.exit_status,
         )
     remote_digests = DIGEST_LINE.findall(result.stderr)
     if remote_digests[-1:] != [result.sha256]:
         cleanup(partial, None)
-        raise Exit(f"backup failed: remote sha256 {remote_digests} != local {result.sha256}")
+        raise OpsError(f"backup failed: remote sha256 {remote_digests} != local {result.sha256}")
     finalize(partial, final, result.sha256)
     return result.bytes_written, result.sha256, result.seconds, versions
 
@@ -189,7 +189,7 @@ def _keep(conn: Any, plan: BackupPlan, pipeline: str, remote_dir: str) -> Outcom
             versions, stderr = parse_versions(result.stderr)
             if not result.ok:
                 sys.stderr.write(stderr + "\n")
-                raise Exit(
+                raise OpsError(
                     f"backup failed on {conn.original_host}: remote pipeline exit "
                     f"{result.exit_status}; nothing written",
                     code=result.exit_status,
@@ -197,15 +197,15 @@ def _keep(conn: Any, plan: BackupPlan, pipeline: str, remote_dir: str) -> Outcom
             streamed = sshremote.parse_sha256sum((Path(tmp) / "sha256sum").read_text())
             on_disk = sshremote.sha256_remote(conn, partial)
             if on_disk != streamed:
-                raise Exit(f"backup failed: {partial} has sha256 {on_disk}, stream had {streamed}")
+                raise OpsError(f"backup failed: {partial} has sha256 {on_disk}, stream had {streamed}")
             size = conn.sftp().stat(partial).st_size or 0
             sshremote.commit_remote_file(conn, partial, final, streamed)
     except KeyboardInterrupt:
         _remove_quietly(conn, partial)
-        raise Exit(f"interrupted: removed the partial backup {partial}", code=130) from None
+        raise OpsError(f"interrupted: removed the partial backup {partial}", code=130) from None
     except sshremote.RemoteStreamError as error:
         _remove_quietly(conn, partial)
-        raise Exit(f"backup failed: {error}; nothing written") from None
+        raise OpsError(f"backup failed: {error}; nothing written") from None
     except BaseException:
         _remove_quietly(conn, partial)
         raise

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from invoke.exceptions import Exit
+from tasks.core.errors import OpsError
 
 from tasks.backup.pipeline import Stage
 
@@ -99,7 +99,7 @@ def run_pipeline(
             spool: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
             errors.append(spool)
             if shutil.which(stage.argv[0]) is None:
-                raise Exit(
+                raise OpsError(
                     f"{stage.argv[0]!r} not found on PATH (needed for the {stage.name} stage)"
                 )
             proc = subprocess.Popen(
@@ -211,7 +211,7 @@ def _place(partial: Path, final: Path) -> None:
     try:
         os.link(partial, final)
     except FileExistsError:
-        raise Exit(f"{final} already exists; refusing to replace an existing backup") from None
+        raise OpsError(f"{final} already exists; refusing to replace an existing backup") from None
     os.unlink(partial)
 
 
@@ -235,18 +235,18 @@ def stream_to_file(
     workdir: Path | None = None,
     progress: bool = True,
 ) -> StreamResult:
-    """Run the pipeline into ``final`` with every guarantee; raise Exit on any failure."""
+    """Run the pipeline into ``final`` with every guarantee; raise OpsError on any failure."""
     ensure_private_dir(final.parent)
     partial = final.with_name(final.name + ".partial")
     if final.exists():
-        raise Exit(f"{final} already exists; refusing to replace an existing backup")
+        raise OpsError(f"{final} already exists; refusing to replace an existing backup")
     started = time.monotonic()
     digest = hashlib.sha256()
     meter = Progress(progress)
     try:
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        raise Exit(f"{partial} exists: another backup is writing it (or remove it)") from None
+        raise OpsError(f"{partial} exists: another backup is writing it (or remove it)") from None
 
     def write(chunk: bytes) -> None:
         digest.update(chunk)
@@ -267,15 +267,15 @@ def stream_to_file(
             finalize(partial, final, digest.hexdigest())
     except KeyboardInterrupt:
         cleanup(partial, None)
-        raise Exit(f"interrupted: removed the partial backup {partial.name}", code=130) from None
+        raise OpsError(f"interrupted: removed the partial backup {partial.name}", code=130) from None
     except StageError as error:
         cleanup(partial, None)
         if error.stderr:
             sys.stderr.write(error.stderr + "\n")
-        raise Exit(f"backup failed: {error}; nothing written", code=error.exit_code) from None
+        raise OpsError(f"backup failed: {error}; nothing written", code=error.exit_code) from None
     except OSError as error:
         cleanup(partial, None)
-        raise Exit(f"backup failed writing {partial}: {error.strerror}; nothing written") from None
+        raise OpsError(f"backup failed writing {partial}: {error.strerror}; nothing written") from None
     except BaseException:
         cleanup(partial, None)
         raise

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from invoke.exceptions import Exit
+from tasks.core.errors import OpsError
 
-from tasks.environments import Environment
+from tasks.core.environments import Environment
 
 ENGINES = ("postgres", "mysql")
 FORMATS = ("plain", "custom", "directory")
@@ -54,34 +54,34 @@ def resolve_target(env: Environment, key: str | None, engine: str | None) -> Dat
             candidates = [engine]  # the target named after its engine is the default
         if len(candidates) != 1:
             what = f"{engine} " if engine else ""
-            raise Exit(
+            raise OpsError(
                 f"--database: environment {env.name!r} has {len(candidates)} {what}targets "
                 f"({', '.join(sorted(candidates)) or 'none'}); name one with --database"
             )
         key = candidates[0]
     if key not in databases:
         valid = ", ".join(sorted(databases)) or "(none configured)"
-        raise Exit(f"--database: unknown target {key!r} in {env.name}; valid: {valid}")
+        raise OpsError(f"--database: unknown target {key!r} in {env.name}; valid: {valid}")
     raw: Mapping[str, Any] = databases[key]
     source = f"environments.{env.name}.databases.{key}"
     found = str(raw.get("engine") or "")
     if found not in ENGINES:
-        raise Exit(f"{source}.engine: {found!r} is not valid; valid: {', '.join(ENGINES)}")
+        raise OpsError(f"{source}.engine: {found!r} is not valid; valid: {', '.join(ENGINES)}")
     if engine is not None and found != engine:
-        raise Exit(f"--database: target {key!r} is a {found} database, not {engine}")
+        raise OpsError(f"--database: target {key!r} is a {found} database, not {engine}")
     for required in ("host", "name", "user"):
         if not raw.get(required):
-            raise Exit(f"{source}.{required}: missing required key (set it in invoke.yaml)")
+            raise OpsError(f"{source}.{required}: missing required key (set it in invoke.yaml)")
     port = raw.get("port", 5432 if found == "postgres" else 3306)
     if not isinstance(port, int) or not 0 < port < 65536:
-        raise Exit(f"{source}.port: {port!r} is not a valid port (1-65535)")
+        raise OpsError(f"{source}.port: {port!r} is not a valid port (1-65535)")
     sources = [k for k in ("password_env", "passfile", "option_file") if raw.get(k)]
     if len(sources) > 1:
-        raise Exit(f"{source}: set only one of password_env, passfile, option_file")
+        raise OpsError(f"{source}: set only one of password_env, passfile, option_file")
     if raw.get("option_file") and found != "mysql":
-        raise Exit(f"{source}.option_file: only for mysql targets; use passfile for postgres")
+        raise OpsError(f"{source}.option_file: only for mysql targets; use passfile for postgres")
     if raw.get("passfile") and found != "postgres":
-        raise Exit(f"{source}.passfile: only for postgres targets; use option_file for mysql")
+        raise OpsError(f"{source}.passfile: only for postgres targets; use option_file for mysql")
     return DatabaseTarget(
         environment=env.name,
         key=key,
@@ -100,7 +100,7 @@ def resolve_target(env: Environment, key: str | None, engine: str | None) -> Dat
 def _password(target: DatabaseTarget) -> str:
     value = os.environ.get(target.password_env)
     if not value:
-        raise Exit(
+        raise OpsError(
             f"{target.source}.password_env: environment variable {target.password_env} "
             "is not set (it must hold the database password)"
         )
@@ -187,7 +187,7 @@ def resolve_settings(raw: Mapping[str, Any], root: Path) -> BackupSettings:
     for key in ("keep_last", "daily", "weekly"):
         value = retention.get(key, 0)
         if not isinstance(value, int) or value < 0:
-            raise Exit(f"backup.retention.{key}: {value!r} is not a non-negative integer")
+            raise OpsError(f"backup.retention.{key}: {value!r} is not a non-negative integer")
         retention[key] = value
     recipients = raw.get("recipients") or []
     if isinstance(recipients, str):

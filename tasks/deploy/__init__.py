@@ -9,17 +9,16 @@ output), ``safety`` (git/production guards, signal forwarding), ``secrets`` (the
 
 from __future__ import annotations
 
-import copy
 from typing import TYPE_CHECKING
 
-from invoke import Collection, Context, task
+from invoke import Collection, Context
 
-from tasks.deploy.defaults import COMMON_HELP, DEFAULTS
+from tasks.core.task import task
+from tasks.deploy.flaghelp import COMMON_HELP
 from tasks.deploy.readonly import diff, history, lint, render, status
-from tasks.envdefaults import config_defaults
 
 if TYPE_CHECKING:
-    from tasks.environments import Environment
+    from tasks.core.environments import Environment
 
 __all__ = ["ns", "setup_cluster"]
 
@@ -72,8 +71,8 @@ def setup_cluster(
     from tasks.deploy import execute
     from tasks.deploy.common import interruptible
     from tasks.deploy.secrets import resolve_secret_source
-    from tasks.deploy.settings import resolve_settings
-    from tasks.environments import project_root
+    from tasks.deploy.config import resolve_settings
+    from tasks.core.settings import project_root
 
     settings = resolve_settings(c, image_tag=image_tag)
     secret = resolve_secret_source(settings.secret, environment.name, project_root(c))
@@ -141,4 +140,3 @@ def rollback(
 
 
 ns = Collection("deploy", deploy, recover, rollback, diff, status, history, render, lint)
-ns.configure({"deploy": copy.deepcopy(DEFAULTS), **config_defaults()})

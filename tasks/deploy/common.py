@@ -11,7 +11,7 @@ from invoke import Context
 
 if TYPE_CHECKING:
     from tasks.deploy.plan import Target
-    from tasks.environments import Environment
+    from tasks.core.environments import Environment
 
 # The task modules import the implementation (execute, plan, safety ...) inside the tasks, so
 # that ``inv --list`` only pays for the task definitions.
@@ -29,7 +29,7 @@ def interruptible(what: str) -> Iterator[None]:
 
 
 def environment_for(c: Context, env: str | None, namespace: str | None) -> Environment:
-    from tasks.environments import resolve_environment
+    from tasks.core.environments import resolve_environment
 
     return resolve_environment(c, env, namespace, require=("values_file",))
 
@@ -39,7 +39,7 @@ def target_for(c: Context, environment: Environment, context: str | None) -> Tar
     from tasks.deploy import execute
     from tasks.deploy.plan import Target
     from tasks.kube import KUBE_TOOLS
-    from tasks.runner import require_tools
+    from tasks.core.runner import require_tools
 
     require_tools(KUBE_TOOLS)
     ctx = execute.check_context(c, environment, context)

@@ -15,7 +15,7 @@ import time
 from datetime import datetime, timezone
 
 from invoke import Context
-from invoke.exceptions import Exit
+from tasks.core.errors import OpsError
 
 from tasks.deploy import helmout
 from tasks.deploy.audit import AuditRecord, append_audit
@@ -43,8 +43,9 @@ from tasks.deploy.safety import (
     run_forwarding_signals,
 )
 from tasks.deploy.secrets import SecretSource, apply_secret
-from tasks.deploy.settings import ChartInputs, Settings, chart_inputs, load_manifests
-from tasks.environments import Environment, project_root
+from tasks.deploy.config import ChartInputs, Settings, chart_inputs, load_manifests
+from tasks.core.environments import Environment
+from tasks.core.settings import project_root
 from tasks.kube import (
     HelmVersion,
     guard_context,
@@ -52,7 +53,8 @@ from tasks.kube import (
     resolve_context,
     upgrade_safety_flags,
 )
-from tasks.runner import confirm, is_dry, probe, run
+from tasks.core.prompt import confirm
+from tasks.core.runner import is_dry, probe, run
 
 
 class Steps:
@@ -116,7 +118,7 @@ def read_history(c: Context, target: Target) -> list[helmout.Revision] | None:
         if helmout.release_missing(result.stderr):
             return []
         reason = (result.stderr.strip().splitlines() or ["no error output"])[0]
-        raise Exit(f"helm history failed (exit {result.exited}): {reason}", code=result.exited)
+        raise OpsError(f"helm history failed (exit {result.exited}): {reason}", code=result.exited)
     return helmout.parse_history(result.stdout)
 
 
@@ -129,7 +131,7 @@ def release_state(
         return None
     stuck = helmout.stuck_revision(history)
     if stuck is not None:
-        raise Exit(
+        raise OpsError(
             f"release {target.release} in {target.namespace} is stuck in {stuck.status} "
             f"(revision {stuck.revision}): another helm operation is running or was interrupted; "
             "if none is running, recover with: "
@@ -156,7 +158,7 @@ def show_diff(c: Context, target: Target, chart: ChartInputs) -> None:
     if "diff" in plugins:
         result = run(c, diff_plugin_argv(target, chart), warn=True)
         if result.exited != 0:
-            raise Exit(f"helm diff failed (exit {result.exited})", code=result.exited)
+            raise OpsError(f"helm diff failed (exit {result.exited})", code=result.exited)
         return
     note("helm-diff plugin not installed: comparing helm template with helm get manifest")
     rendered = run(c, template_argv(target, chart), hide=True, warn=True)
@@ -164,9 +166,9 @@ def show_diff(c: Context, target: Target, chart: ChartInputs) -> None:
     if is_dry(c):
         return
     if rendered.exited != 0:
-        raise Exit(f"helm template failed (exit {rendered.exited}): {rendered.stderr.strip()}")
+        raise OpsError(f"helm template failed (exit {rendered.exited}): {rendered.stderr.strip()}")
     if current.exited != 0 and not helmout.release_missing(current.stderr):
-        raise Exit(f"helm get manifest failed (exit {current.exited}): {current.stderr.strip()}")
+        raise OpsError(f"helm get manifest failed (exit {current.exited}): {current.stderr.strip()}")
     text = manifest_diff(current.stdout if current.exited == 0 else "", rendered.stdout)
     print(text if text else "    no changes", flush=True)
 
@@ -202,7 +204,7 @@ def apply_namespace(c: Context, target: Target, settings: Settings, environment:
         warn=True,
     )
     if result.exited != 0:
-        raise Exit(
+        raise OpsError(
             f"kubectl apply of {settings.manifests} failed (exit {result.exited})",
             code=result.exited,
         )
@@ -225,7 +227,7 @@ def upgrade(
             signum, f"helm was asked to stop and exited {result.exited}; check inv deploy.status"
         )
     if result.exited != 0:
-        raise Exit(
+        raise OpsError(
             f"helm upgrade failed (exit {result.exited}) and was rolled back (rollback on "
             f"failure); see inv deploy.history --env={target.environment}",
             code=result.exited,
@@ -246,7 +248,7 @@ def verify_rollout(c: Context, target: Target, settings: Settings) -> None:
         result = run(c, rollout_argv(target, deployment, settings.timeout_seconds), warn=True)
         if result.exited != 0:
             diagnose(c, target, component, deployment, settings.log_lines)
-            raise Exit(
+            raise OpsError(
                 f"rollout of deployment/{deployment} did not finish (exit {result.exited}); "
                 "events and pod logs above",
                 code=result.exited,
@@ -261,7 +263,7 @@ def latest_revision(c: Context, target: Target) -> helmout.Revision | None:
         return None
     try:
         history = helmout.parse_history(result.stdout)
-    except Exit:  # the audit record must still be written
+    except OpsError:  # the audit record must still be written
         return None
     return history[-1] if history else None
 
@@ -317,7 +319,7 @@ def deploy_flow(
         step("rollout verification")
         verify_rollout(c, target, settings)
         outcome = "succeeded"
-    except Exit as err:
+    except OpsError as err:
         outcome = "interrupted" if err.code in (130, 143) else "failed"
         detail = str(err.message or "")
         raise

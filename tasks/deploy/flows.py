@@ -7,14 +7,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from invoke import Context
-from invoke.exceptions import Exit
+from tasks.core.errors import OpsError
 
 from tasks.deploy.common import environment_for, interruptible, target_for
 
 if TYPE_CHECKING:
     from tasks.deploy.plan import Target
-    from tasks.deploy.settings import Settings
-    from tasks.environments import Environment
+    from tasks.deploy.config import Settings
+    from tasks.core.environments import Environment
     from tasks.kube import HelmVersion
 
 
@@ -31,7 +31,7 @@ def deploy(
 ) -> None:
     """Body of the ``deploy`` task (documented on the task)."""
     from tasks.deploy import execute
-    from tasks.deploy.settings import resolve_settings
+    from tasks.deploy.config import resolve_settings
 
     environment = environment_for(c, env, namespace)
     settings = resolve_settings(c, timeout=timeout, diff=diff, image_tag=image_tag)
@@ -51,8 +51,9 @@ def recover(
     """Body of the ``recover`` task (documented on the task)."""
     from tasks.deploy import execute, helmout
     from tasks.deploy.plan import rollback_argv, uninstall_argv
-    from tasks.deploy.settings import resolve_settings
-    from tasks.runner import confirm, is_dry
+    from tasks.deploy.config import resolve_settings
+    from tasks.core.prompt import confirm
+    from tasks.core.runner import is_dry
 
     environment = environment_for(c, env, namespace)
     settings = resolve_settings(c)
@@ -112,10 +113,10 @@ def rollback(
     """Body of the ``rollback`` task (documented on the task)."""
     from tasks.deploy import execute
     from tasks.deploy.plan import rollback_argv
-    from tasks.deploy.settings import resolve_settings
+    from tasks.deploy.config import resolve_settings
 
     if revision < 0:
-        raise Exit(f"--revision: {revision} is not valid; valid: 0 (previous) or a revision >= 1")
+        raise OpsError(f"--revision: {revision} is not valid; valid: 0 (previous) or a revision >= 1")
     environment = environment_for(c, env, namespace)
     settings = resolve_settings(c, timeout=timeout)
     step = execute.Steps()
@@ -126,10 +127,10 @@ def rollback(
     step(f"release state: {target.release} in {target.namespace}")
     history = execute.release_state(c, environment, target, context)
     if history == []:
-        raise Exit(f"release {target.release} is not installed in {target.namespace}")
+        raise OpsError(f"release {target.release} is not installed in {target.namespace}")
     if history and revision and revision not in {r.revision for r in history}:
         known = ", ".join(str(r.revision) for r in history)
-        raise Exit(f"--revision: {revision} is not in the release history; known: {known}")
+        raise OpsError(f"--revision: {revision} is not in the release history; known: {known}")
     step("confirmation")
     with interruptible("rollback stopped"):
         to = f" to revision {revision}" if revision else " to the previous revision"
@@ -156,7 +157,7 @@ def diff(
 ) -> None:
     """Body of the ``diff`` task (documented on the task)."""
     from tasks.deploy import execute
-    from tasks.deploy.settings import chart_inputs, resolve_settings
+    from tasks.deploy.config import chart_inputs, resolve_settings
 
     environment = environment_for(c, env, namespace)
     settings = resolve_settings(c, image_tag=image_tag)
@@ -175,7 +176,7 @@ def status(
     """Body of the ``status`` task (documented on the task)."""
     from tasks.deploy import execute, helmout
     from tasks.deploy.plan import status_argv, workloads_argv
-    from tasks.runner import is_dry, run
+    from tasks.core.runner import is_dry, run
 
     environment = environment_for(c, env, namespace)
     target = target_for(c, environment, context)
@@ -184,8 +185,8 @@ def status(
         return
     if result.exited != 0:
         if helmout.release_missing(result.stderr):
-            raise Exit(f"release {target.release} is not installed in {target.namespace}")
-        raise Exit(f"helm status failed (exit {result.exited})", code=result.exited)
+            raise OpsError(f"release {target.release} is not installed in {target.namespace}")
+        raise OpsError(f"helm status failed (exit {result.exited})", code=result.exited)
     s = helmout.parse_status(result.stdout)
     latest = execute.latest_revision(c, target)  # the chart is not in helm status's JSON
     chart = f"chart {latest.chart} (app {latest.app_version}); " if latest else ""
@@ -212,7 +213,7 @@ def history(
     if revisions is None:
         return
     if not revisions:
-        raise Exit(f"release {target.release} is not installed in {target.namespace}")
+        raise OpsError(f"release {target.release} is not installed in {target.namespace}")
     print(helmout.history_table(revisions[-max:]))
 
 
@@ -220,7 +221,7 @@ def render(
     c: Context, env: str | None = None, output: str | None = None, image_tag: str | None = None
 ) -> None:
     """Body of the ``render`` task (documented on the task)."""
-    from tasks.deploy.settings import resolve_settings
+    from tasks.deploy.config import resolve_settings
 
     settings = resolve_settings(c, image_tag=image_tag)
     for name in _envs(c, env):
@@ -237,9 +238,9 @@ def render(
 def lint(c: Context, env: str | None = None) -> None:
     """Body of the ``lint`` task (documented on the task)."""
     from tasks.deploy.plan import lint_argv
-    from tasks.deploy.settings import chart_inputs, load_manifests, resolve_settings
+    from tasks.deploy.config import chart_inputs, load_manifests, resolve_settings
     from tasks.deploy.validate import load_objects, validate_objects
-    from tasks.runner import probe
+    from tasks.core.runner import probe
 
     settings = resolve_settings(c)
     problems = 0
@@ -273,7 +274,7 @@ def lint(c: Context, env: str | None = None) -> None:
             f"Kubernetes {settings.kubernetes_version} (strict)"
         )
     if problems:
-        raise Exit(f"deploy.lint: {problems} problem(s)")
+        raise OpsError(f"deploy.lint: {problems} problem(s)")
 
 
 def _run_audited(
@@ -286,7 +287,7 @@ def _run_audited(
 ) -> None:
     from tasks.deploy import execute
     from tasks.deploy.safety import interrupted_exit, read_git_state, run_forwarding_signals
-    from tasks.environments import project_root
+    from tasks.core.settings import project_root
 
     started, clock = execute.now(), time.monotonic()
     state = read_git_state(c, project_root(c))
@@ -296,7 +297,7 @@ def _run_audited(
     if signum:
         raise interrupted_exit(signum, f"helm exited {result.exited}; check inv deploy.status")
     if result.exited != 0:
-        raise Exit(f"helm {action} failed (exit {result.exited})", code=result.exited)
+        raise OpsError(f"helm {action} failed (exit {result.exited})", code=result.exited)
 
 
 def _envs(c: Context, env: str | None) -> list[str]:
@@ -311,11 +312,11 @@ def _envs(c: Context, env: str | None) -> list[str]:
 
 def _render(c: Context, environment: Environment, settings: Settings) -> str:
     from tasks.deploy.plan import Target, template_argv
-    from tasks.deploy.settings import chart_inputs
-    from tasks.runner import probe
+    from tasks.deploy.config import chart_inputs
+    from tasks.core.runner import probe
 
     target = Target(environment.name, environment.namespace, "", environment.release)
     result = probe(c, template_argv(target, chart_inputs(environment, settings)))
     if result.exited != 0:
-        raise Exit(f"{environment.name}: helm template failed: {result.stderr.strip()}")
+        raise OpsError(f"{environment.name}: helm template failed: {result.stderr.strip()}")
     return str(result.stdout)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from invoke.exceptions import Exit
+from tasks.core.errors import OpsError
 
 PENDING = ("pending-install", "pending-upgrade", "pending-rollback")
 # States a release can be rolled back to: it was live at some point.
@@ -51,7 +51,7 @@ def _load(text: str, what: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
-        raise Exit(f"{what}: cannot parse JSON output ({err.msg} at line {err.lineno})") from None
+        raise OpsError(f"{what}: cannot parse JSON output ({err.msg} at line {err.lineno})") from None
 
 
 def parse_history(text: str) -> list[Revision]:
@@ -60,7 +60,7 @@ def parse_history(text: str) -> list[Revision]:
         return []
     data = _load(text, "helm history")
     if not isinstance(data, list):
-        raise Exit("helm history: expected a JSON list of revisions")
+        raise OpsError("helm history: expected a JSON list of revisions")
     revisions = [
         Revision(
             revision=int(item["revision"]),
@@ -132,7 +132,7 @@ def plan_recovery(history: Sequence[Revision]) -> Recovery:
         return Recovery("rollback", revision=live[-1].revision, stuck=stuck)
     if stuck.status == "pending-install":
         return Recovery("uninstall", stuck=stuck, reason="never deployed")
-    raise Exit(
+    raise OpsError(
         f"release is stuck in {stuck.status} (revision {stuck.revision}) and has no deployed "
         "revision to roll back to; inspect it with inv deploy.history"
     )

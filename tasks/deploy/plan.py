@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from invoke.exceptions import Exit
+from tasks.core.errors import OpsError
 
 from tasks.kube import HelmVersion, helm, kubectl, upgrade_safety_flags
 
@@ -26,11 +26,11 @@ def parse_timeout(value: str, *, source: str) -> int:
     """``10m``, ``300s``, ``1h30m`` -> seconds; at least a minute."""
     match = _DURATION.match(value.strip())
     if not value.strip() or not match:
-        raise Exit(f"{source}: {value!r} is not a duration; valid: e.g. 300s, 10m, 1h30m")
+        raise OpsError(f"{source}: {value!r} is not a duration; valid: e.g. 300s, 10m, 1h30m")
     hours, minutes, seconds = (int(part or 0) for part in match.groups())
     total = hours * 3600 + minutes * 60 + seconds
     if total < MIN_TIMEOUT_SECONDS:
-        raise Exit(f"{source}: {value!r} is too short; valid: at least {MIN_TIMEOUT_SECONDS}s")
+        raise OpsError(f"{source}: {value!r} is too short; valid: at least {MIN_TIMEOUT_SECONDS}s")
     return total
 
 
@@ -45,7 +45,7 @@ def progress_deadline(timeout_seconds: int) -> int:
 
 def validate_image_tag(value: str, *, source: str) -> str:
     if not _IMAGE_TAG.match(value):
-        raise Exit(
+        raise OpsError(
             f"{source}: {value!r} is not a valid image tag; valid: letters, digits, '_', '.', '-' "
             "(at most 128, not starting with '.' or '-'), e.g. a git SHA"
         )
@@ -329,7 +329,7 @@ def manifest_params(
     block = params.get(environment)
     if not isinstance(block, Mapping):
         valid = ", ".join(sorted(params)) or "none"
-        raise Exit(f"{source}: no parameters for environment {environment!r}; found: {valid}")
+        raise OpsError(f"{source}: no parameters for environment {environment!r}; found: {valid}")
     return {
         **{str(k): str(v) for k, v in block.items()},
         "namespace": namespace,
@@ -347,7 +347,7 @@ def render_manifests(templates: Mapping[str, str], values: Mapping[str, str]) ->
         text = templates[name]
         unknown = sorted(set(_PLACEHOLDER.findall(text)) - set(values))
         if unknown:
-            raise Exit(
+            raise OpsError(
                 f"{name}: unknown placeholder ${{{unknown[0]}}}; known: {', '.join(sorted(values))}"
             )
         body = _PLACEHOLDER.sub(lambda match: values[match.group(1)], text).strip()

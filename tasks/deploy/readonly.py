@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from invoke import Context, task
+from invoke import Context
 
-from tasks.deploy.defaults import COMMON_HELP
+from tasks.core.task import task
+
+from tasks.deploy.flaghelp import COMMON_HELP
 
 
 @task(help={**COMMON_HELP, "image_tag": "image tag to render with (default: chart appVersion)"})

@@ -13,11 +13,11 @@ from types import FrameType
 from typing import Any
 
 from invoke import Context, Result
-from invoke.exceptions import Exit
+from tasks.core.errors import OpsError
 from invoke.runners import Promise
 
-from tasks.environments import Environment
-from tasks.runner import Argv, is_dry, probe, render
+from tasks.core.environments import Environment
+from tasks.core.runner import Argv, is_dry, probe, render
 
 
 @dataclass(frozen=True)
@@ -60,18 +60,18 @@ def check_guards(
     """Production needs a clean checkout; a confirmed environment needs a terminal or --yes."""
     if environment.is_production and not allow_dirty:
         if not state.is_repo:
-            raise Exit(
+            raise OpsError(
                 "production: not a git checkout, so the deployed commit cannot be recorded; "
                 "deploy from a clean checkout or pass --allow-dirty"
             )
         if state.dirty:
             shown = ", ".join(state.dirty[:3]) + (", ..." if len(state.dirty) > 3 else "")
-            raise Exit(
+            raise OpsError(
                 f"production: the git tree has {len(state.dirty)} uncommitted change(s) "
                 f"({shown}); commit or stash them, or pass --allow-dirty"
             )
     if environment.confirm and not yes and not interactive:
-        raise Exit(
+        raise OpsError(
             f"{environment.name}: deploying needs confirmation but there is no terminal to ask "
             "on; pass --yes to proceed"
         )
@@ -135,7 +135,7 @@ def run_forwarding_signals(c: Context, argv: Argv) -> tuple[Result, int | None]:
     return result, (received[0] if received else None)
 
 
-def interrupted_exit(signum: int, what: str) -> Exit:
-    """Exit 130 (SIGINT) / 143 (SIGTERM) after the child has stopped cleanly."""
+def interrupted_exit(signum: int, what: str) -> OpsError:
+    """OpsError 130 (SIGINT) / 143 (SIGTERM) after the child has stopped cleanly."""
     name = signal.Signals(signum).name
-    return Exit(f"interrupted ({name}): {what}", code=128 + signum)
+    return OpsError(f"interrupted ({name}): {what}", code=128 + signum)

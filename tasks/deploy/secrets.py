@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from invoke import Context
-from invoke.exceptions import Exit
+from tasks.core.errors import OpsError
 
 from tasks.deploy.plan import apply_argv, secret_create_argv
-from tasks.environments import resolve_path, validate_namespace
-from tasks.runner import is_dry, private_temp_file, run
+from tasks.core.environments import validate_namespace
+from tasks.core.settings import resolve_path
+from tasks.core.runner import is_dry, run
+from tasks.core.secrets import private_temp_file
 
 # What --dry shows instead of the real temporary file (which --dry never creates).
 DRY_ENV_FILE = os.path.join(tempfile.gettempdir(), "flowlet-secret-XXXXXXXX.env")
@@ -48,19 +50,19 @@ def resolve_secret_source(
     raw_file = str(settings.get("env_file") or "")
     env_vars = settings.get("env_vars") or []
     if not isinstance(env_vars, (list, tuple)) or not all(isinstance(v, str) for v in env_vars):
-        raise Exit(f"deploy.secret.env_vars: {env_vars!r} is not a list of variable names")
+        raise OpsError(f"deploy.secret.env_vars: {env_vars!r} is not a list of variable names")
     if raw_file:
         source = "deploy.secret.env_file"
         path = resolve_path(root, raw_file.replace("{env}", environment), source=source)
         mode = stat.S_IMODE(path.stat().st_mode)
         if mode & 0o077:
-            raise Exit(
+            raise OpsError(
                 f"{source}: {path} is readable by group/others (mode {mode:04o}); "
                 f"run chmod 600 {path}"
             )
         return SecretSource(name=name, env_file=path, env_vars=())
     if not env_vars:
-        raise Exit("deploy.secret: set env_file or env_vars (where the Secret's values come from)")
+        raise OpsError("deploy.secret: set env_file or env_vars (where the Secret's values come from)")
     return SecretSource(name=name, env_file=None, env_vars=tuple(env_vars))
 
 
@@ -72,13 +74,13 @@ def env_file_for(source: SecretSource, *, dry: bool) -> Iterator[str]:
         return
     missing = [var for var in source.env_vars if not os.environ.get(var)]
     if missing:
-        raise Exit(f"deploy.secret.env_vars: environment variable(s) not set: {', '.join(missing)}")
+        raise OpsError(f"deploy.secret.env_vars: environment variable(s) not set: {', '.join(missing)}")
     if dry:
         yield DRY_ENV_FILE
         return
     for var in source.env_vars:
         if "\n" in os.environ[var] or "\r" in os.environ[var]:
-            raise Exit(
+            raise OpsError(
                 f"{var}: multi-line values cannot go in an env file; use deploy.secret.env_file"
             )
     content = "".join(f"{var}={os.environ[var]}\n" for var in source.env_vars)
@@ -95,7 +97,7 @@ def apply_secret(
             c, secret_create_argv(context, namespace, source.name, env_file), hide=True, warn=True
         )
         if created.exited != 0:  # stderr is not shown: it could quote the env file
-            raise Exit(
+            raise OpsError(
                 f"kubectl create secret generic {source.name} failed (exit {created.exited}); "
                 "check that the env file has KEY=value lines",
                 code=created.exited,
@@ -109,7 +111,7 @@ def apply_secret(
         )
         if applied.exited != 0:
             reason = (applied.stderr.strip().splitlines() or ["no error output"])[0]
-            raise Exit(
+            raise OpsError(
                 f"kubectl apply of secret/{source.name} failed (exit {applied.exited}): {reason}",
                 code=applied.exited,
             )

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from invoke.exceptions import Exit
+from tasks.core.errors import OpsError
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def validate_objects(
     try:
         import kubernetes_validate  # lazy: heavy (jsonschema, referencing)
     except ImportError:
-        raise Exit(
+        raise OpsError(
             "deploy.lint needs the kubernetes-validate package (>= 1.33): "
             "pip install 'kubernetes-validate>=1.33' (or the project's dev extra)"
         ) from None

@@ -10,20 +10,9 @@ argv and exit codes), ``files`` (which files), ``install`` (finding and installi
 
 from __future__ import annotations
 
-from invoke import Collection, Context, task
+from invoke import Collection, Context
 
-from tasks.envdefaults import config_defaults
-
-CONFIG_DEFAULTS = {
-    "python_paths": ["examples/backend", "tasks", "tests", "bench", "tasks.py"],
-    "js_paths": ["examples/frontend"],
-    "frontend": "examples/frontend",
-    "engine": "default",
-    "ruff_select": "E,W,F,I",
-    "base": "",
-    "cache_dir": ".flowlet/lint-cache",
-    "jobs": 0,
-}
+from tasks.core.task import task
 
 FLAG_HELP = {
     "fix": "rewrite: isort then Black, ESLint --fix then Prettier --write; then re-check",
@@ -98,4 +87,3 @@ def install_hook(c: Context, force: bool = False) -> None:
 
 
 ns = Collection("lint", all_, python, js, install_hook)
-ns.configure({"lint": dict(CONFIG_DEFAULTS), **config_defaults()})

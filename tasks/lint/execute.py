@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TextIO
 
-from invoke.exceptions import Exit
+from tasks.core.errors import OpsError
 
 from tasks.lint.tools import ERROR, FINDINGS, OK, Step, classify, fix_hint
 
@@ -109,7 +109,7 @@ class Executor:
         except KeyboardInterrupt:
             self.stop()
             pool.shutdown(wait=True, cancel_futures=True)
-            raise Exit("lint: interrupted", code=130)
+            raise OpsError("lint: interrupted", code=130)
         pool.shutdown(wait=True)
         return [outcome for chain in results for outcome in chain]
 

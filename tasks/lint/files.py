@@ -14,9 +14,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from invoke.exceptions import Exit
+from tasks.core.errors import OpsError
 
-from tasks import runner
+from tasks.core import runner
 from tasks.lint.tools import FileSet
 
 PYTHON_SUFFIXES = frozenset({".py", ".pyi"})
@@ -159,7 +159,7 @@ def git_lines(root: Path, argv: Sequence[str], what: str, *, sep: str = "\n") ->
     if result.returncode:
         detail = (result.stderr or result.stdout).strip().splitlines()
         reason = detail[-1] if detail else f"exit {result.returncode}"
-        raise Exit(f"{what}: git {runner.render(argv)} failed: {reason}")
+        raise OpsError(f"{what}: git {runner.render(argv)} failed: {reason}")
     return [line for line in result.stdout.split(sep) if line.strip()]
 
 
@@ -171,7 +171,7 @@ def changed_files(root: Path, base: str) -> list[str]:
     if not ref:
         upstream = git(root, ["rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{u}"])
         if upstream.returncode:
-            raise Exit("--changed: the current branch has no upstream; pass --base REF")
+            raise OpsError("--changed: the current branch has no upstream; pass --base REF")
         ref = upstream.stdout.strip()
     merge_base = git_lines(root, ["merge-base", ref, "HEAD"], f"--base {ref}")
     diff = ["diff", "-z", "--name-only", "--relative", "--diff-filter=d", merge_base[0]]
@@ -198,7 +198,7 @@ def parse_pre_push(text: str) -> list[PushedRef]:
         if not fields:
             continue
         if len(fields) != 4:
-            raise Exit(
+            raise OpsError(
                 f"--pre-push: expected '<local ref> <local sha> <remote ref> <remote sha>' "
                 f"on stdin, got {line!r}"
             )

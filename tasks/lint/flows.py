@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from invoke import Context
-from invoke.exceptions import Exit
+from tasks.core.errors import OpsError
 
-from tasks import environments, runner
+from tasks.core import prompt, runner, settings
 
 if TYPE_CHECKING:  # imported where used
     from tasks.lint import files, install, tools
@@ -21,14 +21,14 @@ def _layout(c: Context) -> files.Layout:
     from tasks.lint import files
 
     cfg = c.config.lint
-    root = environments.project_root(c)
+    root = settings.project_root(c)
     for key in ("python_paths", "js_paths"):
         if isinstance(cfg[key], str) or not all(isinstance(p, str) for p in cfg[key]):
-            raise Exit(f"lint.{key}: {cfg[key]!r} is not a list of paths")
+            raise OpsError(f"lint.{key}: {cfg[key]!r} is not a list of paths")
     frontend = os.path.normpath(cfg.frontend)
     for path in cfg.js_paths:
         if not files.under(os.path.normpath(path), [frontend]):
-            raise Exit(f"lint.js_paths: {path!r} is outside lint.frontend {frontend!r}; "
+            raise OpsError(f"lint.js_paths: {path!r} is outside lint.frontend {frontend!r}; "
                        "ESLint and Prettier run there")  # fmt: skip
     return files.Layout(
         root=root,
@@ -93,7 +93,7 @@ def _ensure_tools(
         runner.run(c, argv, warn=True, in_stream=False)
     if any(t.side == "js" for t in absent):
         if not (frontend / "package.json").is_file():
-            raise Exit(f"lint.frontend: no package.json in {frontend} to install ESLint/Prettier")
+            raise OpsError(f"lint.frontend: no package.json in {frontend} to install ESLint/Prettier")
         argv = install.plan_npm_install(frontend)
         names = ", ".join(t.package for t in absent if t.side == "js")
         print(
@@ -120,7 +120,7 @@ def lint_sides(
 
     cfg = c.config.lint
     source = "lint.engine" if engine is None else "--engine"
-    engine = runner.choice(cfg.engine if engine is None else engine, tools.ENGINES, flag=source)
+    engine = prompt.choice(cfg.engine if engine is None else engine, tools.ENGINES, flag=source)
     base = cfg.base if base is None else base
     jobs = jobs or int(cfg.jobs) or os.cpu_count() or 1
     layout = _layout(c)
@@ -144,7 +144,7 @@ def lint_sides(
     try:
         _ensure_tools(c, chosen, env, layout)
     except KeyboardInterrupt:
-        raise Exit("lint: interrupted while installing tools", code=130)
+        raise OpsError("lint: interrupted while installing tools", code=130)
     binaries = {t.name: str(install.binary_path(t, env, frontend)) for t in chosen}
     cwds = {"python": layout.root, "js": frontend}
     chains = tools.plan_fix(chosen, fileset, binaries, cwds) if fix else []
@@ -166,14 +166,14 @@ def lint_sides(
     sys.stdout.write("\n" + execute.summary(outcomes, _fix_command(sides, changed, engine)))
     code = execute.exit_code([o for o in outcomes if o.step.mode == "check" or o.result == "error"])
     if code:
-        raise Exit(code=code)
+        raise OpsError(code=code)
 
 
 def _cache_dir(root: Path, value: str) -> Path | None:
     """``lint.cache_dir`` resolved against the root; empty means no caches."""
     if not value:
         return None
-    return environments.resolve_path(root, value, source="lint.cache_dir", must_exist=False)
+    return settings.resolve_path(root, value, source="lint.cache_dir", must_exist=False)
 
 
 def _fix_command(sides: Sequence[str], changed: bool, engine: str) -> str:
@@ -186,13 +186,13 @@ def install_hook(c: Context, force: bool) -> None:
     """Body of ``inv lint.install-hook`` (documented on the task)."""
     from tasks.lint import files, hook
 
-    root = environments.project_root(c)
+    root = settings.project_root(c)
     top = files.git_lines(root, ["rev-parse", "--show-toplevel"], "lint.install-hook")[0]
     hooks = files.git_lines(root, ["rev-parse", "--git-path", "hooks"], "lint.install-hook")
     hooks_dir = Path(hooks[0]) if os.path.isabs(hooks[0]) else root / hooks[0]
     target = hooks_dir / "pre-push"
     if not hook.is_ours(target) and not force:
-        raise Exit(
+        raise OpsError(
             f"lint.install-hook: {target} exists and was not written by "
             "lint.install-hook; pass --force to replace it"
         )

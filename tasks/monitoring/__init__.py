@@ -10,12 +10,9 @@ Modules: ``defaults`` (config defaults), ``config`` (settings), ``plan`` (pure s
 
 from __future__ import annotations
 
-import copy
+from invoke import Collection, Context
 
-from invoke import Collection, Context, task
-
-from tasks.envdefaults import config_defaults
-from tasks.monitoring.defaults import DEFAULTS
+from tasks.core.task import task
 
 TARGET_HELP = {
     "env": "environment from invoke.yaml (development, staging, production); default development",
@@ -121,4 +118,3 @@ def jaeger(
 
 
 ns = Collection("monitoring", setup, status, uninstall, grafana, jaeger)
-ns.configure({"monitoring": copy.deepcopy(DEFAULTS), **config_defaults()})

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from invoke import Context
-from invoke.exceptions import Exit
+from tasks.core.errors import OpsError
 
-from tasks.environments import project_root, resolve_path, validate_namespace
-from tasks.monitoring.defaults import COMPONENTS
+from tasks.core.environments import validate_namespace
+from tasks.core.settings import project_root, resolve_path
+from tasks.monitoring.settings import COMPONENTS
 
 _VERSION = re.compile(r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
 _TIMEOUT = re.compile(r"^(\d+h)?(\d+m)?(\d+s)?$")
@@ -57,7 +58,7 @@ class MonitoringSettings:
 def _text(raw: Mapping[str, Any], key: str, source: str) -> str:
     value = raw.get(key)
     if not isinstance(value, str) or not value:
-        raise Exit(f"{source}.{key}: {value!r} is not valid; expected a non-empty string")
+        raise OpsError(f"{source}.{key}: {value!r} is not valid; expected a non-empty string")
     return value
 
 
@@ -72,7 +73,7 @@ def read_settings(
         ns_value = validate_namespace(str(raw.get("namespace", "")), source="monitoring.namespace")
     timeout = str(raw.get("timeout", ""))
     if not timeout or not _TIMEOUT.match(timeout):
-        raise Exit(f"monitoring.timeout: {timeout!r} is not valid; expected a duration like 10m")
+        raise OpsError(f"monitoring.timeout: {timeout!r} is not valid; expected a duration like 10m")
     repos: Mapping[str, Any] = raw.get("repos") or {}
     values_dir = str(raw.get("values_dir") or "")
     components: list[Component] = []
@@ -80,7 +81,7 @@ def read_settings(
     table: Mapping[str, Any] = raw.get("components") or {}
     unknown = sorted(set(table) - set(COMPONENTS))
     if unknown:
-        raise Exit(
+        raise OpsError(
             f"monitoring.components: unknown component {unknown[0]!r}; valid: "
             + ", ".join(COMPONENTS)
         )
@@ -89,7 +90,7 @@ def read_settings(
         entry: Mapping[str, Any] = table.get(key) or {}
         enabled = entry.get("enabled", False)
         if not isinstance(enabled, bool):
-            raise Exit(f"{source}.enabled: {enabled!r} is not a boolean; valid: true, false")
+            raise OpsError(f"{source}.enabled: {enabled!r} is not a boolean; valid: true, false")
         release = _text(entry, "release", source)
         validate_namespace(release, source=f"{source}.release")  # same DNS-1123 rule as Helm
         releases[key] = release
@@ -98,10 +99,10 @@ def read_settings(
         repo = _text(entry, "repo", source)
         if repo not in repos:
             valid = ", ".join(sorted(repos)) or "(none configured)"
-            raise Exit(f"{source}.repo: {repo!r} is not in monitoring.repos; valid: {valid}")
+            raise OpsError(f"{source}.repo: {repo!r} is not in monitoring.repos; valid: {valid}")
         version = _text(entry, "version", source)
         if not _VERSION.match(version):
-            raise Exit(
+            raise OpsError(
                 f"{source}.version: {version!r} is not valid; expected an exact chart version "
                 "like 1.2.3 (ranges are not allowed: versions are pinned)"
             )
@@ -127,7 +128,7 @@ def read_settings(
     validate_namespace(admin_secret, source="monitoring.grafana.admin_secret")
     password_env = _text(grafana, "password_env", "monitoring.grafana")
     if not _ENV_NAME.match(password_env):
-        raise Exit(
+        raise OpsError(
             f"monitoring.grafana.password_env: {password_env!r} is not a valid environment "
             "variable name"
         )

@@ -11,10 +11,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from invoke import Context
-from invoke.exceptions import Exit
+from tasks.core.errors import OpsError
 
-from tasks import environments
-from tasks.environments import Environment
+from tasks.core import environments
+from tasks.core.environments import Environment
 from tasks.kube import KUBE_TOOLS, guard_context, kubectl, require_kube_tools, resolve_context
 from tasks.monitoring import config as mconfig
 from tasks.monitoring.plan import (
@@ -28,7 +28,9 @@ from tasks.monitoring.plan import (
     search_argv,
 )
 from tasks.monitoring.workloads import load_list, parse_workloads, render_table, summary
-from tasks.runner import confirm, is_dry, private_temp_file, probe, render, require_tools, run
+from tasks.core.prompt import confirm
+from tasks.core.runner import is_dry, probe, render, require_tools, run
+from tasks.core.secrets import private_temp_file
 
 
 def _target(c: Context, env: str | None, context: str | None) -> tuple[Environment, str]:
@@ -60,9 +62,9 @@ def _ensure_admin_secret(
         print("    exists: kept (the password is never replaced by setup)")
         return
     if "NotFound" not in found.stderr:
-        raise Exit(f"kubectl get secret failed (exit {found.exited}): {found.stderr.strip()}")
+        raise OpsError(f"kubectl get secret failed (exit {found.exited}): {found.stderr.strip()}")
     if not password:
-        raise Exit(
+        raise OpsError(
             f"${settings.password_env}: not set, and the Grafana admin Secret "
             f"{settings.namespace}/{settings.admin_secret} does not exist yet; export it "
             "(e.g. read -rs GRAFANA_ADMIN_PASSWORD; export GRAFANA_ADMIN_PASSWORD) and run again"
@@ -96,7 +98,7 @@ def _interruptible(fn: Any, *args: Any) -> None:
         fn(*args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        raise Exit(code=130) from None
+        raise OpsError(code=130) from None
 
 
 def setup(
@@ -109,12 +111,12 @@ def setup(
     """Body of ``inv monitoring.setup`` (documented on the task)."""
     settings = mconfig.read_settings(c, mon_namespace)
     if not settings.components:
-        raise Exit("monitoring.components: every component is disabled; nothing to install")
+        raise OpsError("monitoring.components: every component is disabled; nothing to install")
     environment, kube_context = _target(c, env, context)
     version = require_kube_tools(c)
     listed = probe(c, ["helm", "repo", "list", "-o", "json"])
     if listed.exited != 0:
-        raise Exit(f"helm repo list failed (exit {listed.exited}): {listed.stderr.strip()}")
+        raise OpsError(f"helm repo list failed (exit {listed.exited}): {listed.stderr.strip()}")
     present = parse_repo_list(listed.stdout)
     cached = {
         comp.chart_ref
@@ -156,7 +158,7 @@ def status(
         for what in ("deployments,statefulsets,daemonsets", "pods"):
             result = probe(c, kubectl(kube_context, "--namespace", ns, "get", what, "-o", "json"))
             if result.exited != 0:
-                raise Exit(
+                raise OpsError(
                     f"kubectl get {what} -n {ns} failed (exit {result.exited}): "
                     f"{result.stderr.strip()}",
                     code=result.exited,
@@ -170,7 +172,7 @@ def status(
     print(jsonlib.dumps(report, indent=2) if json else render_table(rows, empty))
     if not report["ok"]:
         bad = sum(1 for w in rows if not w.ok) + len(empty)
-        raise Exit(None if json else f"{bad} not ready", code=1)
+        raise OpsError(None if json else f"{bad} not ready", code=1)
 
 
 def uninstall(
@@ -202,7 +204,7 @@ def chart_fullname(release: str, chart: str) -> str:
 def _port_forward(c: Context, argv: list[str], url: str, hint: str) -> None:
     port = int(argv[-1].split(":")[0])
     if not 0 < port < 65536:
-        raise Exit(f"--port: {port} is not valid; valid: 1-65535")
+        raise OpsError(f"--port: {port} is not valid; valid: 1-65535")
     require_tools({"kubectl": KUBE_TOOLS["kubectl"]})
     print(f"{url}  ({hint}; Ctrl-C stops)", flush=True)
     _interruptible(lambda: run(c, argv, echo=True))
@@ -218,7 +220,7 @@ def grafana(
     """Body of ``inv monitoring.grafana`` (documented on the task)."""
     settings = mconfig.read_settings(c, mon_namespace, check_files=False)
     if settings.component("kube_prometheus_stack") is None:
-        raise Exit("monitoring.components.kube_prometheus_stack.enabled: false (no Grafana)")
+        raise OpsError("monitoring.components.kube_prometheus_stack.enabled: false (no Grafana)")
     _, kube_context = _target(c, env, context)
     service = chart_fullname(settings.all_releases["kube_prometheus_stack"], "grafana")
     argv = kubectl(
@@ -243,7 +245,7 @@ def jaeger(
     """Body of ``inv monitoring.jaeger`` (documented on the task)."""
     settings = mconfig.read_settings(c, mon_namespace, check_files=False)
     if settings.component("jaeger") is None:
-        raise Exit("monitoring.components.jaeger.enabled: false (no Jaeger)")
+        raise OpsError("monitoring.components.jaeger.enabled: false (no Jaeger)")
     _, kube_context = _target(c, env, context)
     service = chart_fullname(settings.all_releases["jaeger"], "jaeger")
     argv = kubectl(

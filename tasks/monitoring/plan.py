@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from invoke.exceptions import Exit
+from tasks.core.errors import OpsError
 
 from tasks.kube import HelmVersion, helm, kubectl, upgrade_safety_flags
 from tasks.monitoring.config import Component, MonitoringSettings
@@ -41,7 +41,7 @@ def parse_repo_list(text: str) -> dict[str, str]:
     try:
         rows = json.loads(text or "[]")
     except json.JSONDecodeError as exc:
-        raise Exit(f"helm repo list: cannot parse its JSON output ({exc.msg})") from None
+        raise OpsError(f"helm repo list: cannot parse its JSON output ({exc.msg})") from None
     return {str(row["name"]): str(row["url"]) for row in rows or []}
 
 
@@ -82,7 +82,7 @@ def plan_repos(
         if repo not in present:
             steps.append(Step(f"add chart repository {repo}", ("helm", "repo", "add", repo, url)))
         elif present[repo].rstrip("/") != url.rstrip("/"):
-            raise Exit(
+            raise OpsError(
                 f"monitoring.repos.{repo}: helm already has repository {repo!r} at "
                 f"{present[repo]}, not {url}; remove it (helm repo remove {repo}) or rename it"
             )

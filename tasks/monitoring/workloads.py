@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from invoke.exceptions import Exit
+from tasks.core.errors import OpsError
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
 
@@ -36,10 +36,10 @@ def load_list(text: str, what: str) -> list[Mapping[str, Any]]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise Exit(f"{what}: cannot parse kubectl's JSON output ({exc.msg})") from None
+        raise OpsError(f"{what}: cannot parse kubectl's JSON output ({exc.msg})") from None
     items = data.get("items") if isinstance(data, dict) else None
     if not isinstance(items, list):
-        raise Exit(f"{what}: expected a kubectl List with 'items'")
+        raise OpsError(f"{what}: expected a kubectl List with 'items'")
     return items
 
 

@@ -6,7 +6,7 @@ functions that use them, so ``inv --list`` stays light.
 - :func:`connect` builds a Fabric ``Connection`` from ssh_config (``HostName``, ``User``,
   ``Port``, ``IdentityFile``, ``ProxyJump`` as Fabric gateways), rejects unknown host keys
   (known_hosts from ``UserKnownHostsFile``/``GlobalKnownHostsFile`` or OpenSSH's defaults), opens
-  it and maps every failure to one ``Exit`` line.
+  it and maps every failure to one ``OpsError`` line.
 - :func:`stream_to_file` runs a remote pipeline (under ``bash -eo pipefail``) on a raw channel and
   writes its stdout as bytes to a local file, hashing as it goes. A lost connection raises
   :class:`RemoteStreamError`; it is never reported as success.
@@ -27,7 +27,6 @@ from .client import (
     UnknownHostKeyError,
     build_connection,
     close,
-    config_defaults,
     connect,
     connection,
     gateway_chain,
@@ -82,7 +81,6 @@ __all__ = [
     "close",
     "commit_argv",
     "commit_remote_file",
-    "config_defaults",
     "connect",
     "connection",
     "ensure_remote_dir",

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from invoke import Context
-from invoke.exceptions import Exit
+from tasks.core.errors import OpsError
 
 from .transport import _buffer_gateway_socket, _tuned_transport
 
@@ -18,15 +18,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 DEFAULT_USER_KNOWN_HOSTS = ("~/.ssh/known_hosts", "~/.ssh/known_hosts2")
 DEFAULT_GLOBAL_KNOWN_HOSTS = ("/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2")
-
-
-def config_defaults() -> dict[str, Any]:
-    """Config keys read by :func:`connect`, for a collection's ``ns.configure``.
-
-    ``ssh.config_file``: ssh_config to read instead of ``~/.ssh/config`` + ``/etc/ssh/ssh_config``
-    (like ``ssh -F``); ``ssh.connect_timeout``: seconds.
-    """
-    return {"ssh": {"config_file": None, "connect_timeout": 10}}
 
 
 class UnknownHostKeyError(Exception):
@@ -114,13 +105,14 @@ def build_connection(
     from fabric import Config as FabricConfig
     from fabric import Connection as FabricConnection
 
-    ssh_settings = c.config.get("ssh") or {}
+    from tasks.core.settings import load
+
+    ssh_settings = load(c, "ssh")  # ssh.config_file ("" = ssh's own files), ssh.connect_timeout
     if ssh_config_path is None:
-        ssh_config_path = ssh_settings.get("config_file")
-    configured = ssh_settings.get("connect_timeout")
-    default_timeout = 10 if configured is None else int(configured)
+        ssh_config_path = ssh_settings.config_file or None
+    default_timeout = ssh_settings.connect_timeout
     if ssh_config_path is not None and not Path(ssh_config_path).expanduser().is_file():
-        raise Exit(f"ssh.config_file: {ssh_config_path!r} is not a file")
+        raise OpsError(f"ssh.config_file: {ssh_config_path!r} is not a file")
     base = c.config.clone()
     overrides: dict[str, Any] = {
         "timeouts": {"connect": default_timeout},
@@ -134,7 +126,7 @@ def build_connection(
     try:
         conn = FabricConnection(host, config=config)
     except ValueError as exc:
-        raise Exit(f"ssh {host}: {exc}") from None
+        raise OpsError(f"ssh {host}: {exc}") from None
     for hop in [*gateway_chain(conn), conn]:
         if connect_timeout is not None:
             hop.connect_timeout = connect_timeout
@@ -144,7 +136,7 @@ def build_connection(
 
 
 def open_connection(conn: Connection, *, target: str | None = None) -> None:
-    """Open ``conn`` (gateways first); any failure becomes one ``Exit`` line naming the hop."""
+    """Open ``conn`` (gateways first); any failure becomes one ``OpsError`` line naming the hop."""
     target = _label(conn) if target is None else target
     for gateway in gateway_chain(conn):
         _open_one(
@@ -197,7 +189,7 @@ def _open_one(conn: Connection, label: str) -> None:
     except OSError as exc:
         reason = (exc.strerror or str(exc)).lower()
     close(conn)
-    raise Exit(f"{label}: {reason}")
+    raise OpsError(f"{label}: {reason}")
 
 
 def connect(
@@ -207,7 +199,7 @@ def connect(
     ssh_config_path: str | None = None,
     connect_timeout: int | None = None,
 ) -> Connection:
-    """:func:`build_connection` + :func:`open_connection`: an open Connection, or ``Exit``."""
+    """:func:`build_connection` + :func:`open_connection`: an open Connection, or ``OpsError``."""
     conn = build_connection(
         c, host, ssh_config_path=ssh_config_path, connect_timeout=connect_timeout
     )

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from invoke import Result
-from invoke.exceptions import Exit
+from tasks.core.errors import OpsError
 
 from .client import _label
 from .stream import pipefail_argv
@@ -100,7 +100,7 @@ def _check(conn: Connection, result: Result, what: str) -> Result:
     if result.exited != 0:
         lines = (result.stderr or result.stdout or "").strip().splitlines()
         detail = lines[-1] if lines else f"exit {result.exited}"
-        raise Exit(f"{_label(conn)}: {what} failed: {detail}", code=result.exited or 1)
+        raise OpsError(f"{_label(conn)}: {what} failed: {detail}", code=result.exited or 1)
     return result
 
 
@@ -120,7 +120,7 @@ def commit_remote_file(
 ) -> None:
     """Check, fsync and rename remote ``partial`` onto ``final`` (+ sidecar): :func:`commit_argv`.
 
-    On a checksum mismatch the partial file is removed and ``Exit`` raised.
+    On a checksum mismatch the partial file is removed and ``OpsError`` raised.
     """
     result = run_remote(conn, commit_argv(partial, final, sha256, sidecar=sidecar), warn=True)
     _check(conn, result, f"commit {final}")
@@ -156,7 +156,7 @@ def upload_secret(
     mode = attrs.st_mode or 0
     if not stat.S_ISDIR(mode) or mode & 0o077:
         sftp.rmdir(directory)
-        raise Exit(f"{_label(conn)}: {directory} is not a private directory (mode {mode:o})")
+        raise OpsError(f"{_label(conn)}: {directory} is not a private directory (mode {mode:o})")
     path = f"{directory}/{name}"
     try:
         with sftp.open(path, "wx") as handle:

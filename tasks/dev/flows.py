@@ -7,38 +7,38 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from invoke import Context
-from invoke.exceptions import Exit
+from tasks.core.errors import OpsError
 
 if TYPE_CHECKING:
-    from tasks.devstack.config import ProcessSpec
+    from tasks.dev.config import ProcessSpec
 
 
 def start(c: Context, detach: bool = False) -> None:
     """Body of the ``start`` task (documented on the task)."""
     import signal
 
-    from tasks import runner
-    from tasks.devstack import launch
-    from tasks.devstack import logs as logfiles
-    from tasks.devstack import postgres, procs
-    from tasks.devstack.config import load_stack
-    from tasks.devstack.envfile import parse_env
-    from tasks.devstack.report import clear_stale, port_key, show_tail, where
+    from tasks.core import runner
+    from tasks.dev import launch
+    from tasks.dev import logfiles
+    from tasks.dev import postgres, procs
+    from tasks.dev.config import load_stack
+    from tasks.dev.envfile import parse_env
+    from tasks.dev.report import clear_stale, port_key, show_tail, where
 
     stack = load_stack(c)
     records = procs.read_records(stack.run_dir)
     live = [r for r in records if procs.record_state(r, procs.read_stat(r.pid)) == "running"]
     if live:
         which = ", ".join(f"{r.name} pid {r.pid}" for r in live)
-        raise Exit(f"dev.start: the stack already runs ({which}); stop it with inv dev.stop")
+        raise OpsError(f"dev.start: the stack already runs ({which}); stop it with inv dev.stop")
     for note in clear_stale(stack, records):
         print(f"dev.start: {note}")
     if not postgres.initialized(stack) or not stack.env_file.exists():
         missing = stack.env_file if stack.env_file.exists() else stack.pg_data
-        raise Exit(f"dev.start: {missing} is missing; run inv setup --env development first")
+        raise OpsError(f"dev.start: {missing} is missing; run inv setup --env development first")
     for spec in stack.processes:
         if procs.port_in_use(spec.host, spec.port):
-            raise Exit(
+            raise OpsError(
                 f"dev.start: port {spec.port} ({spec.name}) is already in use; stop what "
                 f"listens there or set {port_key(c, spec)}"
             )
@@ -78,22 +78,22 @@ def start(c: Context, detach: bool = False) -> None:
         launch.stop_started(stack, started)
         stopped = ", ".join(started)
         log = stack.log_path(failure.name)
-        raise Exit(f"dev.start: {failure.name} {failure.reason}; stopped {stopped}; log: {log}")
+        raise OpsError(f"dev.start: {failure.name} {failure.reason}; stopped {stopped}; log: {log}")
     except KeyboardInterrupt:
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             launch.stop_started(stack, started)
         finally:
             signal.signal(signal.SIGINT, previous)
-        raise Exit(f"dev.start: interrupted; stopped {', '.join(started) or 'nothing'}", code=130)
+        raise OpsError(f"dev.start: interrupted; stopped {', '.join(started) or 'nothing'}", code=130)
 
 
 def stop(c: Context) -> None:
     """Body of the ``stop`` task (documented on the task)."""
-    from tasks import runner
-    from tasks.devstack import procs
-    from tasks.devstack.config import load_stack
-    from tasks.devstack.report import clear_stale
+    from tasks.core import runner
+    from tasks.dev import procs
+    from tasks.dev.config import load_stack
+    from tasks.dev.report import clear_stale
 
     stack = load_stack(c)
     records = procs.read_records(stack.run_dir)
@@ -118,9 +118,9 @@ def stop(c: Context) -> None:
 
 def status(c: Context) -> None:
     """Body of the ``status`` task (documented on the task)."""
-    from tasks.devstack import procs
-    from tasks.devstack.config import load_stack
-    from tasks.devstack.report import render_table, status_row
+    from tasks.dev import procs
+    from tasks.dev.config import load_stack
+    from tasks.dev.report import render_table, status_row
 
     stack = load_stack(c)
     records = {r.name: r for r in procs.read_records(stack.run_dir)}
@@ -142,19 +142,19 @@ def status(c: Context) -> None:
     print(render_table(rows))
     down = [row[0] for row in rows if row[3] != "up"]
     if down:
-        raise Exit(f"dev.status: not up: {', '.join(down)}")
+        raise OpsError(f"dev.status: not up: {', '.join(down)}")
 
 
 def logs(c: Context, name: str | None = None, follow: bool = False) -> None:
     """Body of the ``logs`` task (documented on the task)."""
-    from tasks.devstack import logs as logfiles
-    from tasks.devstack.config import load_stack
+    from tasks.dev import logfiles
+    from tasks.dev.config import load_stack
 
     stack = load_stack(c)
     names = stack.names()
     names += sorted(p.stem for p in stack.log_dir.glob("*.log") if p.stem not in names)
     if name is not None and name not in names:
-        raise Exit(f"dev.logs: unknown process {name!r}; valid: {', '.join(names)}")
+        raise OpsError(f"dev.logs: unknown process {name!r}; valid: {', '.join(names)}")
     selected = [name] if name is not None else names
     width = max(len(n) for n in selected)
     follower = logfiles.LogFollower({n: stack.log_path(n) for n in selected})
@@ -172,4 +172,4 @@ def logs(c: Context, name: str | None = None, follow: bool = False) -> None:
             sys.stdout.flush()
             time.sleep(0.2)
     except KeyboardInterrupt:
-        raise Exit(code=130) from None
+        raise OpsError(code=130) from None

@@ -6,12 +6,11 @@ Replaces the old start.sh / stop.sh. Each process runs in its own process group,
 
 from __future__ import annotations
 
-from invoke import Collection, Context, task
+from invoke import Collection, Context
 
-from tasks.devstack.defaults import dev_defaults
-from tasks.envdefaults import config_defaults
+from tasks.core.task import task
 
-# The task bodies live in tasks/devstack/flows.py, imported inside the tasks: ``inv --list``
+# The task bodies live in tasks/dev/flows.py, imported inside the tasks: ``inv --list``
 # must stay light.
 
 
@@ -23,7 +22,7 @@ def start(c: Context, detach: bool = False) -> None:
     dev.ready_timeout seconds; otherwise dev.start names it, shows the end of its log,
     stops what it started and fails. Refuses when a port is taken or the stack already runs.
     """
-    from tasks.devstack import flows
+    from tasks.dev import flows
 
     flows.start(c, detach=detach)
 
@@ -35,7 +34,7 @@ def stop(c: Context) -> None:
     Stale pid files (the process is gone, or its pid now belongs to another process) are
     removed without signalling anything.
     """
-    from tasks.devstack import flows
+    from tasks.dev import flows
 
     flows.stop(c)
 
@@ -46,7 +45,7 @@ def status(c: Context) -> None:
 
     Columns: name, pid, port, state (up, not listening, stopped, stale) and uptime.
     """
-    from tasks.devstack import flows
+    from tasks.dev import flows
 
     flows.status(c)
 
@@ -63,10 +62,9 @@ def logs(c: Context, name: str | None = None, follow: bool = False) -> None:
     Prints the last dev.log_lines lines of .flowlet/logs/NAME.log, each prefixed with the
     process name. (Invoke has no optional positional arguments: NAME is given as --name.)
     """
-    from tasks.devstack import flows
+    from tasks.dev import flows
 
     flows.logs(c, name=name, follow=follow)
 
 
 ns = Collection("dev", start, stop, status, logs)
-ns.configure({"dev": dev_defaults(), **config_defaults()})

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from tasks.devstack.config import ProcessSpec
+from tasks.dev.config import ProcessSpec
 
 PROC = Path("/proc")
 

@@ -6,22 +6,13 @@ nothing and says so. Other environments are handed to the deploy collection.
 
 from __future__ import annotations
 
-from invoke import Collection, Context, task
-from invoke.exceptions import Exit
+from invoke import Collection, Context
+from tasks.core.errors import OpsError
 
-from tasks.devstack.defaults import dev_defaults
-from tasks.envdefaults import config_defaults
+from tasks.core.task import task
 
-# The development steps (tasks/devstack/development.py) are imported inside the task:
+# The development steps (tasks/dev/development.py) are imported inside the task:
 # ``inv --list`` must stay light.
-
-SETUP_DEFAULTS = {
-    "backend_requirements": "examples/backend/requirements.txt",
-    "frontend_dir": "examples/frontend",
-    "env_template": ".env.template",
-    "dev_start_script": "dev-start.sh",
-}
-
 
 @task(
     default=True,
@@ -48,16 +39,16 @@ def setup(
     PostgreSQL cluster with the app role and database, and writes dev-start.sh. It is
     idempotent: a second run changes nothing and says so.
     """
-    from tasks.environments import resolve_environment
+    from tasks.core.environments import resolve_environment
 
     environment = resolve_environment(c, env, namespace)
     if environment.name == "development":
-        from tasks.devstack.development import setup_development
+        from tasks.dev.development import setup_development
 
         try:
             setup_development(c)
         except KeyboardInterrupt:
-            raise Exit("setup: interrupted; the temporary database server was stopped", code=130)
+            raise OpsError("setup: interrupted; the temporary database server was stopped", code=130)
         return
     print(
         f"setup: {environment.name}: namespace {environment.namespace}, "
@@ -71,14 +62,13 @@ def setup(
     except ModuleNotFoundError as exc:
         if exc.name != "tasks.deploy":
             raise
-        raise Exit(
+        raise OpsError(
             f"setup --env {environment.name}: the deploy collection is not installed"
         ) from None
     setup_cluster = getattr(deploy, "setup_cluster", None)
     if setup_cluster is None:
-        raise Exit(f"setup --env {environment.name}: tasks.deploy has no setup_cluster()")
+        raise OpsError(f"setup --env {environment.name}: tasks.deploy has no setup_cluster()")
     setup_cluster(c, environment, yes=yes, allow_dirty=allow_dirty, image_tag=image_tag)
 
 
 ns = Collection("setup", setup)
-ns.configure({"setup": dict(SETUP_DEFAULTS), "dev": dev_defaults(), **config_defaults()})

@@ -8,14 +8,14 @@ import sys
 from collections.abc import Callable
 
 from invoke import Context
-from invoke.exceptions import Exit
+from tasks.core.errors import OpsError
 
-from tasks import runner
-from tasks.devstack import launch
-from tasks.devstack import logs as logfiles
-from tasks.devstack import postgres, procs
-from tasks.devstack.config import DB_NAME, LocalStack
-from tasks.devstack.steps import Step
+from tasks.core import runner
+from tasks.dev import launch
+from tasks.dev import logfiles
+from tasks.dev import postgres, procs
+from tasks.dev.config import DB_NAME, LocalStack
+from tasks.dev.steps import Step
 
 
 class Server:
@@ -36,7 +36,7 @@ class Server:
         if self.started or self.running():
             return
         if procs.port_in_use(self.spec.host, self.spec.port):
-            raise Exit(
+            raise OpsError(
                 f"setup: port {self.spec.port} (database) is in use by another program; "
                 "stop it or set environments.development.databases.postgres.port"
             )
@@ -50,7 +50,7 @@ class Server:
             log = self.stack.log_path(DB_NAME)
             for line in logfiles.tail_lines(log, self.stack.log_lines):
                 print(f"db | {line}", file=sys.stderr)
-            raise Exit(f"setup: database {failure.reason}; see {log}") from None
+            raise OpsError(f"setup: database {failure.reason}; see {log}") from None
 
     def close(self) -> None:
         if self.started:
@@ -81,7 +81,7 @@ def apply_role(c: Context, stack: LocalStack, password: str) -> None:
         hide=True,
     )
     if not login_ok(c, stack, password):
-        raise Exit(
+        raise OpsError(
             f"setup: role {stack.database.user!r} still cannot log in to database "
             f"{stack.database.name!r} on {stack.database.host}:{stack.database.port}; "
             f"check {stack.pg_data / 'pg_hba.conf'}"

@@ -8,12 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from invoke import Context
-from invoke.exceptions import Exit
+from tasks.core.errors import OpsError
 
-from tasks import environments, runner
-from tasks.devstack import postgres
-from tasks.devstack.config import LocalStack, load_stack
-from tasks.devstack.steps import Step
+from tasks.core import runner, settings
+from tasks.dev import postgres
+from tasks.dev.config import LocalStack, load_stack
+from tasks.dev.steps import Step
 
 DEV_START_SCRIPT = """#!/bin/sh
 # Replaces the old start.sh: starts the local stack (see `inv --help dev.start`).
@@ -38,7 +38,7 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def backend_step(c: Context, requirements: Path) -> Step:
-    from tasks.devstack.deps import requirement_lines, unmet_requirements
+    from tasks.dev.deps import requirement_lines, unmet_requirements
 
     unmet = unmet_requirements(requirement_lines(requirements.read_text()))
     if not unmet:
@@ -53,7 +53,7 @@ def backend_step(c: Context, requirements: Path) -> Step:
 
 
 def frontend_step(c: Context, frontend: Path, stamp: Path) -> Step | None:
-    from tasks.devstack.deps import lock_digest, node_modules_current
+    from tasks.dev.deps import lock_digest, node_modules_current
 
     lock = frontend / "package-lock.json"
     if not lock.exists():
@@ -79,14 +79,14 @@ def env_step(c: Context, stack: LocalStack, template: Path) -> tuple[Step, dict[
     """The .env.local step and the values the file will hold after it."""
     import secrets
 
-    from tasks.devstack.envfile import merge_env, missing_values, parse_env
+    from tasks.dev.envfile import merge_env, missing_values, parse_env
 
     existing = stack.env_file.read_text() if stack.env_file.exists() else None
     text, added = merge_env(existing, template.read_text(), lambda: secrets.token_urlsafe(32))
     values = parse_env(text)
     password_key = stack.database.password_env
     if missing_values(values, [password_key]):
-        raise Exit(
+        raise OpsError(
             f"{stack.env_file.name}: {password_key} is missing or empty; set a password "
             f"or delete the line so setup generates one"
         )
@@ -125,31 +125,31 @@ def check_prerequisites(stack: LocalStack, frontend: Path) -> None:
         path = stack.pg(binary)
         if not (os.path.isfile(path) and os.access(path, os.X_OK)):
             where = stack.pg_bin_dir or "PATH or /usr/lib/postgresql/*/bin"
-            raise Exit(
+            raise OpsError(
                 f"{binary!r} not found in {where}: install PostgreSQL 15 "
                 "(apt-get install postgresql) or set dev.postgres_bin_dir"
             )
     problem = postgres.check_reachable(stack)
     if problem:
-        raise Exit(problem)
+        raise OpsError(problem)
 
 
 def setup_development(c: Context) -> None:
-    from tasks.devstack import database
+    from tasks.dev import database
 
     stack = load_stack(c)
     cfg = c.config.setup
     root = stack.root
-    frontend = environments.resolve_path(root, cfg.frontend_dir, source="setup.frontend_dir")
+    frontend = settings.resolve_path(root, cfg.frontend_dir, source="setup.frontend_dir")
     check_prerequisites(stack, frontend)
-    requirements = environments.resolve_path(
+    requirements = settings.resolve_path(
         root, cfg.backend_requirements, source="setup.backend_requirements"
     )
-    template = environments.resolve_path(root, cfg.env_template, source="setup.env_template")
+    template = settings.resolve_path(root, cfg.env_template, source="setup.env_template")
     env, values = env_step(c, stack, template)
     steps: list[Step | Callable[[], Step]] = [backend_step(c, requirements)]
     steps += [s for s in [frontend_step(c, frontend, stack.state_dir / "npm-lock.sha256")] if s]
-    script = environments.resolve_path(
+    script = settings.resolve_path(
         root, cfg.dev_start_script, source="setup.dev_start_script", must_exist=False
     )
     server = database.Server(stack)

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 from invoke import Context
 
-from tasks.devstack import logs as logfiles
-from tasks.devstack import procs
-from tasks.devstack.config import DB_NAME, LocalStack, ProcessSpec
+from tasks.dev import logfiles
+from tasks.dev import procs
+from tasks.dev.config import DB_NAME, LocalStack, ProcessSpec
 
 STATUS_HEADER = ("NAME", "PID", "PORT", "STATE", "UPTIME")
 

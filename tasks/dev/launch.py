@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from tasks.devstack import procs
-from tasks.devstack.config import LocalStack, ProcessSpec
+from tasks.dev import procs
+from tasks.dev.config import LocalStack, ProcessSpec
 
 
 class StartFailure(Exception):

@@ -11,7 +11,7 @@ import os
 import stat
 from pathlib import Path
 
-from tasks.devstack.config import LocalStack
+from tasks.dev.config import LocalStack
 
 SOCKET_PATH_MAX = 107  # sun_path is 108 bytes including the terminating NUL
 

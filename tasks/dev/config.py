@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from invoke import Context
-from invoke.exceptions import Exit
+from tasks.core.errors import OpsError
 
-from tasks.devstack.defaults import DB_NAME, DEV_DEFAULTS, dev_defaults  # noqa: F401
-from tasks.environments import project_root, resolve_environment, resolve_path
+from tasks.dev.settings import DB_NAME
+from tasks.core.environments import resolve_environment
+from tasks.core.settings import project_root, resolve_path
 
 
 @dataclass(frozen=True)
@@ -103,15 +104,15 @@ def expand(value: str, variables: Mapping[str, object], *, source: str) -> str:
         return value.format(**variables)
     except (KeyError, IndexError, ValueError) as exc:
         valid = ", ".join("{%s}" % k for k in sorted(variables))
-        raise Exit(f"{source}: cannot expand {value!r} ({exc}); placeholders: {valid}") from None
+        raise OpsError(f"{source}: cannot expand {value!r} ({exc}); placeholders: {valid}") from None
 
 
 def _int(value: object, *, source: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit():
-        raise Exit(f"{source}: {value!r} is not a port number (1-65535)")
+        raise OpsError(f"{source}: {value!r} is not a port number (1-65535)")
     port = int(value)
     if not 0 < port < 65536:
-        raise Exit(f"{source}: {value!r} is not a port number (1-65535)")
+        raise OpsError(f"{source}: {value!r} is not a port number (1-65535)")
     return port
 
 
@@ -120,12 +121,12 @@ def database_target(c: Context, dev: Mapping[str, Any]) -> Database:
     name = str(dev.get("database") or "")
     if name not in env.databases:
         valid = ", ".join(sorted(env.databases)) or "(none)"
-        raise Exit(f"dev.database: {name!r} is not a development database target; valid: {valid}")
+        raise OpsError(f"dev.database: {name!r} is not a development database target; valid: {valid}")
     target = env.databases[name]
     prefix = f"environments.development.databases.{name}"
     for key in ("host", "port", "name", "user", "password_env"):
         if not target.get(key):
-            raise Exit(f"{prefix}.{key}: missing required key (set it in invoke.yaml)")
+            raise OpsError(f"{prefix}.{key}: missing required key (set it in invoke.yaml)")
     return Database(
         host=str(target["host"]),
         port=_int(target["port"], source=f"{prefix}.port"),
@@ -156,7 +157,7 @@ def load_stack(c: Context) -> LocalStack:
         try:
             pwd.getpwnam(pg_user)
         except KeyError:
-            raise Exit(
+            raise OpsError(
                 f"dev.postgres_user: system user {pg_user!r} does not exist (PostgreSQL refuses "
                 "to run as root; install the postgresql package or set dev.postgres_user)"
             ) from None
@@ -192,12 +193,12 @@ def load_stack(c: Context) -> LocalStack:
     for name, raw in raw_procs.items():
         key = f"dev.processes.{name}"
         if name == DB_NAME:
-            raise Exit(f"{key}: the name {DB_NAME!r} is reserved for the database")
+            raise OpsError(f"{key}: the name {DB_NAME!r} is reserved for the database")
         host = str(raw.get("host") or "127.0.0.1")
         variables = {**common, "host": host, "port": ports[f"{name}_port"]}
         command = raw.get("command") or []
         if isinstance(command, str) or not command:
-            raise Exit(f"{key}.command: expected a non-empty list of arguments, got {command!r}")
+            raise OpsError(f"{key}.command: expected a non-empty list of arguments, got {command!r}")
         after = tuple(str(a) for a in raw.get("after") or ())
         health = str(raw.get("health_url") or "")
         specs.append(
@@ -220,7 +221,7 @@ def load_stack(c: Context) -> LocalStack:
     for spec in specs:
         for dep in spec.after:
             if dep not in names:
-                raise Exit(
+                raise OpsError(
                     f"dev.processes.{spec.name}.after: unknown process {dep!r}; "
                     f"valid: {', '.join(sorted(names))}"
                 )

@@ -1,0 +1,190 @@
+"""The shared ``environments`` key: its schema, and ``--env`` / ``--namespace`` resolution.
+
+Every task that acts on an environment goes through :func:`resolve_environment`, so a bad flag
+or key fails the same way everywhere: one line naming it, the bad value and what is valid.
+Values that end up in YAML (namespace, release, environment name) are validated text, and
+renderers quote them as YAML strings (``namespace: "null"``, never ``namespace: null``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tasks.core.errors import ConfigError
+from tasks.core.settings import (
+    DNS_LABEL,
+    DNS_LABEL_DESC,
+    Bool,
+    Choice,
+    EnvName,
+    FilePath,
+    Map,
+    Port,
+    Section,
+    Settings,
+    Str,
+    Where,
+    load,
+)
+
+ENVIRONMENT_NAMES = ("development", "staging", "production")
+ENV_NAME = r"^[a-z][a-z0-9-]{0,30}$"
+# Helm: a release name is a lowercase DNS-1123 subdomain of at most 53 characters.
+RELEASE = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+RELEASE_DESC = (
+    "a Helm release name: lowercase letters, digits, '-' and '.', starting and ending with a "
+    "letter or digit, at most 53 characters"
+)
+CONTEXT = r"^[^-\s][^\s]*$"
+HOST = r"^[A-Za-z0-9_.:\[\]-]+$"
+
+
+def namespace_kind(default: str = "", help: str = "") -> Str:
+    return Str(default, help, pattern=DNS_LABEL, desc=DNS_LABEL_DESC, max_len=63)
+
+
+def release_kind(default: str = "flowlet", help: str = "") -> Str:
+    return Str(default, help, pattern=RELEASE, desc=RELEASE_DESC, max_len=53, empty=False)
+
+
+def _check_database(db: Settings, where: Where) -> None:
+    sources = [k for k in ("password_env", "passfile", "option_file") if db[k]]
+    if len(sources) > 1:
+        raise ConfigError(f"{where.name}: set only one of password_env, passfile, option_file")
+    if db.option_file and db.engine != "mysql":
+        raise ConfigError(f"{where.name}.option_file: only for mysql targets; use passfile")
+    if db.passfile and db.engine != "postgres":
+        raise ConfigError(f"{where.name}.passfile: only for postgres targets; use option_file")
+
+
+DATABASE = Section(
+    {
+        "engine": Choice("postgres", ("postgres", "mysql"), "postgres or mysql"),
+        "host": Str("", "database host", pattern=HOST, desc="a host name or address"),
+        "port": Port(5432, "database port"),
+        "name": Str("", "database name"),
+        "user": Str("", "database user"),
+        "password_env": EnvName("", "variable holding the password", secret_env=True),
+        "passfile": Str("", "a .pgpass file (postgres)"),
+        "option_file": Str("", "a my.cnf-style option file (mysql)"),
+        "backup_host": Str("", "ssh_config host the dump runs on (default --host)"),
+    },
+    "a database target",
+    check_all=_check_database,
+)
+
+ENVIRONMENT = Section(
+    {
+        "namespace": namespace_kind(help="Kubernetes namespace"),
+        "kube_context": Str(
+            "",
+            "the kube context this environment runs against",
+            pattern=CONTEXT,
+            desc="a kube context name (no spaces, not starting with '-')",
+        ),
+        "release": release_kind(help="Helm release name"),
+        "values_file": FilePath("", "chart values file", kind="file", empty=True),
+        "confirm": Bool(False, "changes need confirmation"),
+        "backup_encrypt": Bool(False, "encrypt every backup of this environment"),
+        "databases": Map(DATABASE, help="database targets by name"),
+    },
+    "an environment",
+)
+
+SCHEMA = Map(
+    ENVIRONMENT,
+    {
+        name: {**ENVIRONMENT.defaults(), "confirm": name == "production"}
+        for name in ENVIRONMENT_NAMES
+    },
+    "environments by name",
+    key_pattern=ENV_NAME,
+    key_desc="an environment name (lowercase letters, digits, '-')",
+)
+
+
+@dataclass(frozen=True)
+class Environment:
+    """One environment, as resolved from the config and the command line."""
+
+    name: str
+    namespace: str
+    kube_context: str
+    release: str
+    values_file: Path | None
+    confirm: bool
+    databases: Mapping[str, Settings] = field(default_factory=dict)
+    backup_encrypt: bool = False
+
+    @property
+    def is_production(self) -> bool:
+        return self.name == "production"
+
+    def key(self, name: str) -> str:
+        """The config key of one of this environment's settings (for messages)."""
+        return f"environments.{self.name}.{name}"
+
+
+def environment_names(c: Any) -> list[str]:
+    return sorted(load(c, "environments"))
+
+
+def resolve_environment(
+    c: Any,
+    env: str | None,
+    namespace: str | None = None,
+    *,
+    require: tuple[str, ...] = (),
+    default: str = "development",
+    flag: str = "--env",
+) -> Environment:
+    """Turn ``--env`` (and an optional ``--namespace`` override) into an :class:`Environment`.
+
+    ``require`` names keys that must be set for the calling task (``kube_context`` for deploy,
+    ``values_file`` for render: that file must exist); ``namespace`` is always required.
+    """
+    environments = load(c, "environments")
+    name = default if env is None else env
+    if name not in environments:
+        valid = ", ".join(sorted(environments)) or "(none configured)"
+        raise ConfigError(f"{flag}: {name!r} is not valid; valid: {valid}")
+    raw = environments[name]
+    prefix = f"environments.{name}"
+    for key in ("namespace", *require):
+        if raw[key] in ("", None):
+            raise ConfigError(f"{prefix}.{key}: missing required key (set it in invoke.yaml)")
+    if "values_file" in require and not raw.values_file.is_file():
+        raise ConfigError(f"{prefix}.values_file: {raw.values_file} does not exist")
+    ns_value = raw.namespace
+    if namespace is not None:
+        ns_value = namespace_kind().check(namespace, Where("--namespace"))
+        if not ns_value:
+            raise ConfigError(f"--namespace: '' is not valid; valid: {DNS_LABEL_DESC}")
+    return Environment(
+        name=name,
+        namespace=ns_value,
+        kube_context=raw.kube_context,
+        release=raw.release,
+        values_file=raw.values_file,
+        confirm=raw.confirm,
+        databases=raw.databases,
+        backup_encrypt=raw.backup_encrypt,
+    )
+
+
+def yaml_string(value: str) -> str:
+    """``value`` as a YAML double-quoted scalar: always a string, whatever it spells."""
+    import json
+
+    return json.dumps(str(value))
+
+
+def validate_namespace(value: str, *, source: str) -> str:
+    """``value`` if it is a valid namespace (DNS-1123 label), else one line naming ``source``."""
+    checked: str = namespace_kind().check(value, Where(source))
+    if not checked:
+        raise ConfigError(f"{source}: '' is not valid; valid: {DNS_LABEL_DESC}")
+    return checked

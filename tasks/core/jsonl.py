@@ -1,0 +1,45 @@
+"""Append-only JSON lines with fsync: the backup manifest and the deploy audit log."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+
+def append(path: Path, record: Mapping[str, Any]) -> None:
+    """Append one record as one line (one ``write``), fsync it; new files are 0600 and the
+    directory entry is fsynced too. The parent directory is created 0700 if missing."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    line = (json.dumps(dict(record), sort_keys=True, default=str) + "\n").encode("utf-8")
+    created = not path.exists()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if created:
+        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def read(path: Path) -> Iterator[dict[str, Any]]:
+    """The records of ``path`` in order; a torn or foreign line is skipped."""
+    try:
+        handle = open(path, encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return
+    with handle:
+        for line in handle:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                yield record

@@ -1,0 +1,364 @@
+"""The one process runner: every child process of the toolkit starts here.
+
+Commands are argv lists built by pure functions (never shell strings assembled by hand).
+
+- :func:`run` -- a command that may change things, through Invoke's ``c.run`` (so ``--dry``
+  prints it instead, and tests can record it with a mock context).
+- :func:`probe` -- a read-only command whose answer decides the plan: runs under ``--dry`` too,
+  never reads the user's stdin.
+- :func:`spawn` -- a :class:`subprocess.Popen` for pipelines, parallel tools and long-lived
+  process groups (the caller owns ``--dry``: it executes a plan that ``--dry`` printed).
+- :func:`capture` -- a quick read-only command without Invoke's machinery (``git`` in a hook).
+
+Every child gets an explicit environment (:func:`child_env`: the toolkit's secret variables
+removed unless that child needs one), its own process group (so a Ctrl-C reaches it once, from
+us), default signal dispositions (whatever ``inv`` inherited), and dies with ``inv`` even on
+``kill -9`` (``PR_SET_PDEATHSIG``) unless it is detached by design.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import IO, Any
+
+from invoke import Context, Result
+from invoke.runners import Local as InvokeLocal
+
+from tasks.core.errors import OpsError
+
+Argv = Sequence[str]
+
+# Variables never passed to a child unless it asks for them by name (``pass_secrets``): the
+# standard ones plus those the config names (password_env, secret.env_vars, ...), registered by
+# the boundary when a task starts.
+STANDARD_SECRETS = frozenset({"PGPASSWORD", "MYSQL_PWD"})
+_secret_names: set[str] = set(STANDARD_SECRETS)
+# Children started by spawn() that are not detached: the boundary stops any still running.
+_children: list[subprocess.Popen[Any]] = []
+_PR_SET_PDEATHSIG = 1
+_libc: Any = None
+
+
+def render(argv: Argv) -> str:
+    """The shell-safe rendering of ``argv`` (what ``c.run`` receives and ``--dry`` prints)."""
+    return shlex.join([str(a) for a in argv])
+
+
+def is_dry(c: Context) -> bool:
+    """True under Invoke's global ``--dry``."""
+    return bool(c.config.run.dry)
+
+
+def register_secret_names(names: Iterable[str]) -> None:
+    """Add environment variable names that hold secrets (never passed on unasked)."""
+    _secret_names.update(n for n in names if n)
+
+
+def secret_names() -> frozenset[str]:
+    return frozenset(_secret_names)
+
+
+def child_env(
+    extra: Mapping[str, str] | None = None, *, pass_secrets: Iterable[str] = ()
+) -> dict[str, str]:
+    """The environment of a child: ours without the secret variables, plus ``extra``.
+
+    ``pass_secrets`` names secret variables this child needs (e.g. the one rclone reads its
+    credentials from); everything else secret is removed.
+    """
+    keep = set(pass_secrets)
+    env = {k: v for k, v in os.environ.items() if k not in _secret_names or k in keep}
+    env.update(extra or {})
+    return env
+
+
+def _load_libc() -> Any:
+    global _libc
+    if _libc is None:
+        import ctypes
+        import ctypes.util
+
+        _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    return _libc
+
+
+def child_setup(*, death_signal: int | None, new_group: bool = True) -> Callable[[], None]:
+    """The ``preexec_fn`` of every child: own process group, default signals, dies with us."""
+    parent = os.getpid()
+    libc = _load_libc() if death_signal else None
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+    def setup() -> None:
+        for sig in signals:
+            signal.signal(sig, signal.SIG_DFL)
+        if new_group:
+            os.setpgid(0, 0)
+        if libc is not None:
+            libc.prctl(_PR_SET_PDEATHSIG, int(death_signal or 0), 0, 0, 0)
+            if os.getppid() != parent:  # we died before prctl took effect
+                os.kill(os.getpid(), int(death_signal or signal.SIGKILL))
+
+    return setup
+
+
+class Local(InvokeLocal):
+    """Invoke's local runner with the toolkit's process rules (registered as ``runners.local``).
+
+    The child runs in its own process group with default signal dispositions and dies with us;
+    a Ctrl-C (or a SIGTERM/SIGHUP the boundary turned into an interrupt) is forwarded to that
+    group once, we wait for it to exit, and the interrupt is raised again afterwards, so that a
+    stopped command never looks like an ordinary failure. Its pipes are closed when it ends.
+    """
+
+    def start(self, command: str, shell: str, env: dict[str, Any]) -> None:
+        if self.using_pty:
+            super().start(command, shell, env)
+            return
+        self._interrupt: KeyboardInterrupt | None = None
+        self.process = subprocess.Popen(
+            command,
+            shell=True,
+            executable=shell,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.PIPE,
+            preexec_fn=child_setup(death_signal=signal.SIGKILL),  # nosec B602 B604: argv
+        )
+
+    def send_interrupt(self, interrupt: KeyboardInterrupt) -> None:
+        if self.using_pty:
+            super().send_interrupt(interrupt)
+            return
+        self._interrupt = interrupt
+        signum = int(getattr(interrupt, "signum", signal.SIGINT))
+        try:
+            os.killpg(self.process.pid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def _finish(self) -> Result:
+        try:
+            result = super()._finish()
+        except BaseException:
+            if getattr(self, "_interrupt", None) is not None:
+                raise self._interrupt from None  # type: ignore[misc]
+            raise
+        if getattr(self, "_interrupt", None) is not None:
+            raise self._interrupt  # type: ignore[misc]
+        return result
+
+    def stop(self) -> None:
+        super().stop()
+        process = getattr(self, "process", None)
+        for stream in (process.stdin, process.stdout, process.stderr) if process else ():
+            if stream is not None:
+                stream.close()
+
+
+def run(
+    c: Context,
+    argv: Argv,
+    *,
+    env: Mapping[str, str] | None = None,
+    pass_secrets: Iterable[str] = (),
+    stdin: str | None = None,
+    **kwargs: Any,
+) -> Result:
+    """Run a command that may change things; under ``--dry`` it is only printed.
+
+    ``stdin`` is text fed to the command (a manifest; a secret only when the command needs it:
+    it is never printed). Other keyword arguments go to ``c.run`` (``hide``, ``warn`` ...).
+    """
+    if stdin is not None:
+        import io
+
+        kwargs["in_stream"] = io.StringIO(stdin)
+    return c.run(  # type: ignore[no-any-return]
+        render(argv),
+        env=child_env(env, pass_secrets=pass_secrets),
+        replace_env=True,
+        **kwargs,
+    )
+
+
+def probe(
+    c: Context,
+    argv: Argv,
+    *,
+    warn: bool = True,
+    hide: bool = True,
+    env: Mapping[str, str] | None = None,
+    stdin: str | None = None,
+) -> Result:
+    """Run a read-only command, even under ``--dry`` (its answer decides the plan).
+
+    It never reads the user's stdin: a probe is not interactive (``stdin`` text may be fed).
+    """
+    import io
+
+    return c.run(  # type: ignore[no-any-return]
+        render(argv),
+        dry=False,
+        warn=warn,
+        hide=hide,
+        echo=False,
+        in_stream=io.StringIO(stdin) if stdin is not None else False,
+        env=child_env(env),
+        replace_env=True,
+    )
+
+
+def spawn(
+    argv: Argv,
+    *,
+    env: Mapping[str, str] | None = None,
+    pass_secrets: Iterable[str] = (),
+    replace_env: bool = False,
+    cwd: str | os.PathLike[str] | None = None,
+    stdin: int | IO[Any] | None = subprocess.DEVNULL,
+    stdout: int | IO[Any] | None = None,
+    stderr: int | IO[Any] | None = None,
+    fds: Sequence[int] = (),
+    user: str | None = None,
+    detach: bool = False,
+    death_signal: int = signal.SIGKILL,
+    text: bool = False,
+) -> subprocess.Popen[Any]:
+    """Start ``argv`` under the toolkit's rules (see the module docstring).
+
+    ``env``: extra variables (or, with ``replace_env``, the whole environment); ``fds``: file
+    descriptors the child inherits (secrets as ``/dev/fd/N``); ``user``: run as that system user
+    (when we are root); ``detach``: a new session that outlives us (the dev stack's
+    ``--detach``); ``death_signal``: what the child gets when we die (SIGINT for PostgreSQL:
+    its fast shutdown).
+    """
+    extra: dict[str, Any] = {}
+    if user is not None:
+        import pwd
+
+        entry = pwd.getpwnam(user)
+        extra = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+    try:
+        child = subprocess.Popen(  # nosec B603: an argv list
+            [str(a) for a in argv],
+            env=dict(env or {}) if replace_env else child_env(env, pass_secrets=pass_secrets),
+            cwd=cwd,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            pass_fds=tuple(fds),
+            start_new_session=detach,
+            preexec_fn=child_setup(
+                death_signal=None if detach else death_signal, new_group=not detach
+            ),
+            text=text,
+            **extra,
+        )
+    except FileNotFoundError as exc:
+        if os.sep not in str(argv[0]) and shutil.which(str(argv[0])) is None:
+            raise OpsError(f"{argv[0]!r} not found on PATH") from None
+        raise OpsError(f"cannot start {argv[0]}: {exc.strerror} ({exc.filename})") from None
+    if not detach:
+        _children[:] = [p for p in _children if p.returncode is None]
+        _children.append(child)
+    return child
+
+
+class Captured:
+    """What :func:`capture` returns."""
+
+    __slots__ = ("argv", "returncode", "stdout", "stderr")
+
+    def __init__(self, argv: Argv, returncode: int, stdout: str, stderr: str) -> None:
+        self.argv = tuple(argv)
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+def capture(
+    argv: Argv,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    input: str | None = None,
+    timeout: float | None = None,
+    check: bool = False,
+    what: str = "",
+) -> Captured:
+    """Run a quick read-only command and collect its output (``check``: fail on non-zero)."""
+    try:
+        child = spawn(
+            argv,
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    except OSError as exc:
+        raise OpsError(f"cannot run {argv[0]}: {exc.strerror or exc}") from None
+    try:
+        out, err = child.communicate(input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stop_group(child)
+        raise OpsError(f"{what or argv[0]}: no answer within {timeout:g}s") from None
+    except BaseException:
+        stop_group(child)
+        raise
+    result = Captured(argv, child.returncode, out, err)
+    if check and not result.ok:
+        from tasks.core.errors import CommandFailed
+
+        raise CommandFailed(argv, child.returncode, err, what=what)
+    return result
+
+
+def stop_group(child: subprocess.Popen[Any], grace: float = 5.0) -> None:
+    """SIGTERM the child's process group, SIGKILL after ``grace`` seconds; reap it."""
+    if child.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, None)):
+        try:
+            os.killpg(child.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            try:
+                child.send_signal(sig)
+            except ProcessLookupError:
+                pass
+        try:
+            child.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def stop_children() -> None:
+    """Stop every non-detached child that :func:`spawn` started and that still runs."""
+    while _children:
+        child = _children.pop()
+        stop_group(child, grace=2.0)
+
+
+def require_tools(tools: Mapping[str, str]) -> None:
+    """Fail with one line for the first missing tool: ``{binary: how to install it}``."""
+    for binary, hint in tools.items():
+        if shutil.which(binary) is None:
+            raise OpsError(f"{binary!r} not found on PATH: {hint}")
+
+
+def python() -> str:
+    """The Python running ``inv`` (for tools run as ``python -m``)."""
+    return sys.executable
