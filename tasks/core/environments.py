@@ -9,7 +9,6 @@ renderers quote them as YAML strings (``namespace: "null"``, never ``namespace: 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -106,9 +105,33 @@ SCHEMA = Map(
 )
 
 
-@dataclass(frozen=True)
 class Environment:
-    """One environment, as resolved from the config and the command line."""
+    """One environment, as resolved from the config and the command line (read-only).
+
+    A plain class rather than a dataclass: this module is imported by every ``inv`` start (the
+    schema above), and generating a dataclass costs about a millisecond.
+    """
+
+    __slots__ = (
+        "name", "namespace", "kube_context", "release", "values_file", "confirm", "databases",
+        "backup_encrypt",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        name: str,
+        namespace: str,
+        kube_context: str,
+        release: str,
+        values_file: Path | None,
+        confirm: bool,
+        databases: Mapping[str, Settings] | None = None,
+        backup_encrypt: bool = False,
+    ) -> None:
+        values = (name, namespace, kube_context, release, values_file, confirm,
+                  dict(databases or {}), backup_encrypt)  # fmt: skip
+        for slot, value in zip(self.__slots__, values):
+            object.__setattr__(self, slot, value)
 
     name: str
     namespace: str
@@ -116,8 +139,24 @@ class Environment:
     release: str
     values_file: Path | None
     confirm: bool
-    databases: Mapping[str, Settings] = field(default_factory=dict)
-    backup_encrypt: bool = False
+    databases: Mapping[str, Settings]
+    backup_encrypt: bool
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        raise AttributeError(f"Environment is read-only ({key})")
+
+    def _fields(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, slot) for slot in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Environment) and self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.namespace, self.kube_context, self.release))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{slot}={getattr(self, slot)!r}" for slot in self.__slots__)
+        return f"Environment({args})"
 
     @property
     def is_production(self) -> bool:

@@ -25,7 +25,7 @@ from tasks.core.errors import ConfigError
 # Topic name -> schema; filled by the root collection (tasks.py) through :func:`register`.
 TOPICS: dict[str, Section] = {}
 
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_DURATION = r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$"
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_LABEL_DESC = (
@@ -100,7 +100,7 @@ class Str(Kind):
         secret_env: bool = False,
     ) -> None:
         super().__init__(default, help, secret_env=secret_env)
-        self.pattern = re.compile(pattern) if pattern else None
+        self.pattern = pattern  # compiled on first use (inv --list builds every schema)
         self.desc = desc
         self.empty = empty
         self.max_len = max_len
@@ -109,7 +109,7 @@ class Str(Kind):
         if self.desc:
             return self.desc
         if self.pattern is not None:
-            return f"text matching {self.pattern.pattern}"
+            return f"text matching {self.pattern}"
         return "text" if self.empty else "non-empty text"
 
     def check(self, value: Any, where: Where) -> str:
@@ -121,7 +121,7 @@ class Str(Kind):
             raise where.fail(value, self.describe())
         if self.max_len is not None and len(value) > self.max_len:
             raise where.fail(value, f"{self.describe()} (at most {self.max_len} characters)")
-        if self.pattern is not None and not self.pattern.match(value):
+        if self.pattern is not None and not re.match(self.pattern, value):
             raise where.fail(value, self.describe())
         return value
 
@@ -287,7 +287,7 @@ class Duration(Kind):
         return f"a duration like 90s, 10m or 1h30m, at least {self.min_seconds}s"
 
     def check(self, value: Any, where: Where) -> int:
-        match = _DURATION.match(value) if isinstance(value, str) and value else None
+        match = re.match(_DURATION, value) if isinstance(value, str) and value else None
         if match is None:
             raise where.fail(value, self.describe())
         hours, minutes, seconds = (int(g or 0) for g in match.groups())
@@ -448,13 +448,11 @@ class Map(Kind):
     ) -> None:
         super().__init__(dict(default or {}), help)
         self.item = item
-        self.key_pattern = re.compile(key_pattern) if key_pattern else None
+        self.key_pattern = key_pattern
         self.key_desc = key_desc
 
     def defaults(self) -> dict[str, Any]:
-        import copy
-
-        return copy.deepcopy(self.default)
+        return _fresh(self.default)
 
     def describe(self) -> str:
         return f"a mapping of names to {self.item.describe()}"
@@ -467,7 +465,7 @@ class Map(Kind):
         result = {}
         for key, item in value.items():
             if not isinstance(key, str) or (
-                self.key_pattern is not None and not self.key_pattern.match(key)
+                self.key_pattern is not None and not re.match(self.key_pattern, key)
             ):
                 raise where.fail(key, f"a key that is {self.key_desc or 'text'}")
             result[key] = self.item.check(item, where.child(key))
@@ -475,6 +473,15 @@ class Map(Kind):
 
     def parse(self, text: str, where: Where) -> Any:
         raise where.fail(text, self.describe() + " (set it in a config file)")
+
+
+def _fresh(value: Any) -> Any:
+    """A copy of plain nested data (dicts, lists, scalars), cheaper than ``copy.deepcopy``."""
+    if isinstance(value, dict):
+        return {k: _fresh(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_fresh(v) for v in value]
+    return value
 
 
 class Anything(Kind):
