@@ -48,7 +48,7 @@ def test_unknown_environment(ctx: Context) -> None:
         resolve_environment(ctx, "prod")
     assert err.value.code == 1
     assert err.value.message == (
-        "--env: unknown environment 'prod'; valid: development, production, staging"
+        "--env: 'prod' is not valid; valid: development, production, staging"
     )
 
 
@@ -60,7 +60,7 @@ def test_unknown_environment(ctx: Context) -> None:
 def test_bad_namespace_flag(ctx: Context, bad: str) -> None:
     with fails_with() as err:
         resolve_environment(ctx, "staging", bad)
-    assert err.value.message.startswith(f"--namespace: {bad!r} is not a valid Kubernetes namespace")
+    assert err.value.message.startswith(f"--namespace: {bad!r} is not valid; valid: a DNS-1123 label")
     assert "\n" not in err.value.message
 
 
@@ -69,7 +69,7 @@ def test_bad_namespace_in_config(ctx: Context) -> None:
     with fails_with() as err:
         resolve_environment(ctx, "staging")
     assert err.value.message.startswith(
-        "environments.staging.namespace: 'Bad_NS' is not a valid Kubernetes"
+        "environments.staging.namespace: 'Bad_NS' is not valid; valid: a DNS-1123 label"
     )
 
 
@@ -82,12 +82,12 @@ def test_missing_required_key(ctx: Context) -> None:
     )
 
 
-def test_missing_path(ctx: Context) -> None:
+def test_missing_path(ctx: Context, repo: Path) -> None:
     ctx.config.environments.staging.values_file = "kubernetes/nope.yaml"
     with fails_with() as err:
         resolve_environment(ctx, "staging", require=("values_file",))
-    assert err.value.message.startswith(
-        "environments.staging.values_file: path 'kubernetes/nope.yaml' does not exist"
+    assert err.value.message == (
+        f"environments.staging.values_file: {repo}/kubernetes/nope.yaml does not exist"
     )
 
 
@@ -102,9 +102,33 @@ def test_confirm_must_be_boolean(ctx: Context) -> None:
     with fails_with() as err:
         resolve_environment(ctx, "staging")
     assert err.value.message == (
-        "environments.staging.confirm: 'yes' is not a boolean; valid: true, false"
+        "environments.staging.confirm: 'yes' is not valid; valid: true or false"
     )
 
 
 def test_validate_namespace_accepts_63_chars() -> None:
     assert validate_namespace("a" * 63, source="--namespace") == "a" * 63
+
+
+@pytest.mark.parametrize("namespace", ["null", "123", "yes", "0x1f", "1e3", "true"])
+def test_yaml_ambiguous_namespaces_stay_strings(ctx: Context, namespace: str) -> None:
+    """Valid DNS labels that YAML would read as null/int/bool/float: always text, quoted."""
+    import yaml
+
+    from tasks.core.environments import yaml_string
+
+    resolved = resolve_environment(ctx, "staging", namespace)
+    assert resolved.namespace == namespace
+    assert yaml.safe_load(f"namespace: {yaml_string(resolved.namespace)}") == {
+        "namespace": namespace
+    }
+
+
+@pytest.mark.parametrize(
+    "release", ["Flowlet", "flow_let", "-flowlet", "flowlet.", "a" * 54, ""],
+    ids=["uppercase", "underscore", "leading-dash", "trailing-dot", "too-long", "empty"],
+)
+def test_release_names_follow_helm(ctx: Context, release: str) -> None:
+    ctx.config.environments.staging.release = release
+    with fails_with(match=r"^environments\.staging\.release: .* is not valid; valid: a Helm"):
+        resolve_environment(ctx, "staging")

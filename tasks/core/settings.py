@@ -541,6 +541,8 @@ def kind_at(keypath: Sequence[str]) -> Kind | None:
 def origin_of(config: Any, keypath: Sequence[str]) -> str:
     """Where the value at ``keypath`` was set: ``-f FILE``, ``INVOKE_X``, a config file; or ""."""
     layers = (
+        ("_modifications", None, None),  # set by code at run time: no file to name
+        ("_overrides", None, None),
         ("_runtime", "_runtime_path", "-f "),
         ("_env", None, ""),
         ("_project", "_project_path", ""),
@@ -554,6 +556,8 @@ def origin_of(config: Any, keypath: Sequence[str]) -> str:
                 break
             data = data[key]
         else:
+            if label is None:
+                return ""
             if path_attr is None:
                 return "INVOKE_" + "_".join(keypath).upper()
             return label + str(getattr(config, path_attr, "") or attr.strip("_"))
