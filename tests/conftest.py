@@ -238,13 +238,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def need(*binaries: str) -> None:
-    """Skip unless ``binaries`` are installed (.ci/run installs them all, so CI never skips)."""
-    missing = [b for b in binaries if shutil.which(b) is None]
+def need(*binaries: str, why: str = "") -> None:
+    """Skip unless ``binaries`` (names on PATH, or paths) are installed -- the one place for
+    "skip locally, fail in CI": .ci/run sets CI=true and installs them all, so CI never skips."""
+    missing = [
+        b for b in binaries
+        if not (os.access(b, os.X_OK) if os.sep in b else shutil.which(b) is not None)
+    ]  # fmt: skip
     if missing:
         if os.environ.get("CI"):
-            pytest.fail(f"CI is missing {missing}: .ci/run should have installed them")
-        pytest.skip(f"needs {', '.join(missing)}")
+            pytest.fail(f"CI is missing {missing}: .ci/install should have installed them")
+        pytest.skip(f"needs {', '.join(missing)}" + (f" ({why})" if why else ""))
 
 
 class Failure:

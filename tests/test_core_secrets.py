@@ -32,7 +32,6 @@ def test_a_secret_file_is_readable_by_the_child_it_is_given_to_and_never_on_disk
 
 
 def test_libpq_reads_a_passfile_from_a_secret_file() -> None:
-    pytest.importorskip("psycopg")
     from conftest import need
 
     need("psql")
