@@ -42,9 +42,16 @@ class Server:
 
         if self.started or self.running():
             return
-        self.held.enter_context(
-            locks.hold(self.stack.lock_path, "setup", hint="wait for it, or stop it")
-        )
+        try:
+            self.held.enter_context(
+                locks.hold(self.stack.lock_path, "setup", hint="wait for it, or stop it")
+            )
+        except OSError as exc:
+            raise OpsError(
+                f"setup: database: cannot write {exc.filename or self.stack.run_dir}: "
+                f"{exc.strerror} (the role check starts the server, which needs "
+                f"{self.stack.flowlet_dir})"
+            ) from None
         if self.running():
             return
         if health.port_in_use(self.spec.host, self.spec.port):
@@ -101,7 +108,9 @@ def login_ok(stack: Stack, password: str) -> bool:
 
 def apply_role(c: Context, stack: Stack, password: str) -> None:
     verifier = postgres.scram_verifier(password, os.urandom(16))
-    runner.run(c, postgres.superuser_psql_argv(stack), stdin=postgres.role_script(verifier), hide=True)
+    runner.run(
+        c, postgres.superuser_psql_argv(stack), stdin=postgres.role_script(verifier), hide=True
+    )
     if not login_ok(stack, password):
         raise OpsError(
             f"setup: role {stack.database.user!r} still cannot log in to database "
@@ -110,7 +119,9 @@ def apply_role(c: Context, stack: Stack, password: str) -> None:
         )
 
 
-def steps(c: Context, stack: Stack, password: str, server: Server) -> list[Step | Callable[[], Step]]:
+def steps(
+    c: Context, stack: Stack, password: str, server: Server
+) -> list[Step | Callable[[], Step]]:
     """The cluster step, then the role step (checked lazily: it may need the server up)."""
     db = stack.database
     result: list[Step | Callable[[], Step]] = []

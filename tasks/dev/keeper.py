@@ -91,7 +91,8 @@ class Keeper:
                 "restarts": self.restarts,
                 "policy": self.spec.get("restart", "no"),
                 "max_restarts": int(self.spec.get("max_restarts", 0)),
-                "restart_at": self.restart_at and time.time() + (self.restart_at - time.monotonic()),
+                "restart_at": self.restart_at
+                and time.time() + (self.restart_at - time.monotonic()),
                 "last_exit": self.last_exit,
                 "run_id": self.spec.get("run_id", ""),
             },

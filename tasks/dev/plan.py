@@ -209,9 +209,7 @@ def build_stack(
                 port=raw.port,
                 ready="http" if health else "port",
                 health_url=health,
-                env={
-                    k: expand(v, variables, source=f"{key}.env.{k}") for k, v in raw.env.items()
-                },
+                env={k: expand(v, variables, source=f"{key}.env.{k}") for k, v in raw.env.items()},
                 env_file_keys=tuple(raw.env_file_keys),
                 after=tuple(raw.after),
                 restart=raw.restart,

@@ -298,7 +298,11 @@ def stop_targets(targets: Sequence[Target], grace: float, reap: Any = None) -> l
                 os.kill(target.record.keeper.pid, signal.SIGTERM)
             except ProcessLookupError:
                 keeper_alive = False
-        if not keeper_alive and target.child is not None and target.child.pid in target.live_groups():
+        if (
+            not keeper_alive
+            and target.child is not None
+            and target.child.pid in target.live_groups()
+        ):
             signal_group(target.child.pid, target.stop_signal)
         deadline = time.monotonic() + grace
         while target.live_groups() and time.monotonic() < deadline:

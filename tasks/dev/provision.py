@@ -106,7 +106,10 @@ def env_step(c: Context, stack: Stack, template: Path) -> tuple[Step, dict[str, 
         )
     loose = existing is not None and (path.stat().st_mode & 0o777) != 0o600
     if existing is not None and not added and not loose:
-        return Step(path.name, detail="up to date (no key missing; values left as they are)"), values
+        return (
+            Step(path.name, detail="up to date (no key missing; values left as they are)"),
+            values,
+        )
     what = f"add {', '.join(added)}" if added else "set mode 0600"
     if existing is None:
         what = f"create from {template.name} with generated secrets (mode 0600)"

@@ -48,7 +48,11 @@ def process_state(
         return "stale (pid reused)", str(record.pid), 0.0
     if keeper == "gone":
         if phase == "failed":
-            return f"failed: {ended(state)}, gave up after {state.get('restarts', 0)} restarts", pid, 0
+            return (
+                f"failed: {ended(state)}, gave up after {state.get('restarts', 0)} restarts",
+                pid,
+                0,
+            )
         if phase == "exited":
             return ended(state), pid, 0.0
         if phase == "stopped":

@@ -260,10 +260,16 @@ def stop(c: Context, *, name: str | None) -> None:
         procs.remove_record(stack.run_dir, target.record.name)
     for target in gone:
         state = target.record.keeper.state()
-        why = f"pid {target.record.pid} now belongs to another process" if state == "reused" else "gone"
+        why = (
+            f"pid {target.record.pid} now belongs to another process"
+            if state == "reused"
+            else "gone"
+        )
         say(f"dev.stop: {target.record.name}: removed stale pid file ({why})")
     if live:
-        shown = ", ".join(f"{t.record.name} (pid {t.child.pid if t.child else t.record.pid})" for t in live)
+        shown = ", ".join(
+            f"{t.record.name} (pid {t.child.pid if t.child else t.record.pid})" for t in live
+        )
         say(f"dev.stop: stopped {shown}")
     if killed:
         say(f"dev.stop: {', '.join(killed)} did not stop within {stack.stop_grace:g}s: killed")
@@ -299,14 +305,18 @@ def restart(c: Context, *, name: str | None) -> None:
             if moved and state.get("state") == "running" and health.check(spec)[0]:
                 break
             if state.get("state") in launch.FINAL_STATES or not live[n].keeper.alive():
-                raise OpsError(f"dev.restart: {n} {launch.how_it_ended(state)}; log: {stack.log_path(n)}")
+                raise OpsError(
+                    f"dev.restart: {n} {launch.how_it_ended(state)}; log: {stack.log_path(n)}"
+                )
             if time.monotonic() - began > stack.ready_timeout:
                 raise OpsError(
                     f"dev.restart: {n} not ready within {stack.ready_timeout:g}s after the "
                     f"restart; log: {stack.log_path(n)}"
                 )
             time.sleep(0.05)
-        say(f"dev.restart: {n} restarted in {time.monotonic() - began:.1f}s (pid {child_pid(state)})")
+        say(
+            f"dev.restart: {n} restarted in {time.monotonic() - began:.1f}s (pid {child_pid(state)})"
+        )
     for n in missing:
         say(f"dev.restart: {n} was not running: starting it")
         start(c, detach=True, name=n)

@@ -31,6 +31,15 @@ PROCESS_NAME = r"^[a-z][a-z0-9_-]{0,30}$"
 PROCESS_DESC = "a process name (lowercase letters, digits, '-', '_'; at most 31 characters)"
 RESTART_POLICIES = ("no", "on-failure", "always")
 
+class RestartPolicy(Choice):
+    """``no``, ``on-failure`` or ``always``; YAML reads an unquoted ``no`` as false: so does this."""
+
+    __slots__ = ()
+
+    def check(self, value: Any, where: Any) -> str:
+        return super().check("no" if value is False else value, where)
+
+
 PROCESS = Section(
     {
         "command": List([], Str(empty=False), "argv (placeholders expanded)", min_items=1),
@@ -57,7 +66,7 @@ PROCESS = Section(
         "env_file_keys": List(
             [], EnvName(empty=False), "keys of dev.env_file this process receives (only these)"
         ),
-        "restart": Choice("no", RESTART_POLICIES, "when it exits: no, on-failure or always"),
+        "restart": RestartPolicy("no", RESTART_POLICIES, "when it exits: no, on-failure or always"),
         "max_restarts": Int(3, "restarts in a row before giving up", minimum=0, maximum=1000),
         "backoff": Float(1.0, "seconds before the first restart (doubles, at most 30)", above=0),
     },
@@ -70,7 +79,9 @@ def _after_graph(processes: dict[str, Any]) -> None:
     names = {DB_NAME, *processes}
     for name, spec in processes.items():
         if name == DB_NAME:
-            raise ConfigError(f"dev.processes.{name}: the name {DB_NAME!r} is reserved for the database")
+            raise ConfigError(
+                f"dev.processes.{name}: the name {DB_NAME!r} is reserved for the database"
+            )
         for dep in spec.after:
             if dep not in names:
                 valid = ", ".join(sorted(names))
