@@ -235,16 +235,22 @@ def build_stack(
     )
 
 
-def load_stack(c: Any) -> Stack:
-    """The stack of the current config (``dev`` settings + the development environment)."""
+def load_stack(c: Any, *, name: str | None = None) -> Stack:
+    """The stack of the current config (``dev`` settings + the development environment's
+    databases); ``name`` (a ``--name`` flag) must name one of its processes."""
     import pwd
     import sys
 
-    from tasks.core.environments import resolve_environment
     from tasks.core.settings import load, project_root
 
     dev = load(c, "dev")
-    environment = resolve_environment(c, "development")
+    valid = [DB_NAME, *dev.processes]
+    if name is not None and name not in valid:
+        raise ConfigError(f"--name: {name!r} is not valid; valid: {', '.join(valid)}")
+    environments = load(c, "environments")
+    if "development" not in environments:
+        raise ConfigError("environments.development: missing (the local stack's database)")
+    databases = environments["development"].databases
     pg_user = dev.postgres_user if os.geteuid() == 0 else None
     if pg_user is not None:
         try:
@@ -256,20 +262,13 @@ def load_stack(c: Any) -> Stack:
             ) from None
     return build_stack(
         dev,
-        environment.databases,
+        databases,
         root=project_root(c),
         python=sys.executable,
         pg_user=pg_user,
         current_user=pwd.getpwuid(os.geteuid()).pw_name,
         pg_bin_dir=find_postgres_bin_dir(dev.postgres_bin_dir),
     )
-
-
-def check_name(stack: Stack, name: str | None, flag: str = "--name") -> str | None:
-    """``--name`` must name a process of the stack (one line naming the valid ones)."""
-    if name is not None and name not in stack.names():
-        raise ConfigError(f"{flag}: {name!r} is not valid; valid: {', '.join(stack.names())}")
-    return name
 
 
 def with_dependencies(stack: Stack, names: Iterable[str]) -> list[str]:

@@ -16,7 +16,7 @@ from typing import Any
 from invoke import Context
 
 from tasks.core import runner
-from tasks.core.errors import OpsError
+from tasks.core.errors import ConfigError, OpsError
 from tasks.core.steps import Step
 from tasks.dev import postgres
 from tasks.dev.plan import Stack, load_stack
@@ -159,6 +159,8 @@ def check_writable(paths: list[Path]) -> None:
     """Every directory setup is about to write in can be written (EROFS, EACCES: one line)."""
     for path in paths:
         target = nearest_existing(path if path.is_dir() else path.parent)
+        if not target.is_dir():
+            raise OpsError(f"setup: cannot write {path}: {target} is not a directory")
         if not os.access(target, os.W_OK):
             import errno
 
@@ -177,7 +179,9 @@ def setup_development(c: Context) -> None:
     stack = load_stack(c)
     cfg = load(c, "setup")
     frontend: Path = cfg.frontend_dir
-    check_prerequisites(stack, frontend)
+    for key in ("backend_requirements", "env_template"):
+        if not cfg[key].is_file():
+            raise ConfigError(f"setup.{key}: {cfg[key]} does not exist")
     env, values = env_step(c, stack, cfg.env_template)
     npm, stamp_only = frontend_step(c, frontend, stack.state_dir / "npm-lock.sha256")
     steps: list[Step | Callable[[], Step]] = [backend_step(c, cfg.backend_requirements)]
@@ -192,6 +196,7 @@ def setup_development(c: Context) -> None:
     writes += [frontend / "node_modules"] if npm and npm.data else []
     if not runner.is_dry(c):
         check_writable(writes)
+    check_prerequisites(stack, frontend)
     changed = 0
     try:
         for item in steps:

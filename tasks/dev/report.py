@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from invoke import Context
@@ -107,28 +108,30 @@ def status(c: Context) -> None:
         raise OpsError(f"dev.status: not up: {', '.join(down)}")
 
 
-def log_names(stack: Stack) -> list[str]:
-    names = stack.names()
-    found = sorted(p.stem for p in stack.log_dir.glob("*.log")) if stack.log_dir.is_dir() else []
-    return names + [n for n in found if n not in names]
+def log_names(log_dir: Path, configured: list[str]) -> list[str]:
+    found = sorted(p.stem for p in log_dir.glob("*.log")) if log_dir.is_dir() else []
+    return configured + [n for n in found if n not in configured]
 
 
 def logs(c: Context, *, name: str | None, follow: bool, lines: int | None) -> None:
     """Body of ``dev.logs`` (documented on the task)."""
     from tasks.core.errors import ConfigError
+    from tasks.core.settings import load
     from tasks.dev import logfiles
+    from tasks.dev.settings import DB_NAME
 
-    stack = load_stack(c)
-    names = log_names(stack)
+    dev = load(c, "dev")  # no database target needed: only the log directory
+    log_dir: Path = dev.flowlet_dir / "logs"
+    names = log_names(log_dir, [DB_NAME, *dev.processes])
     if name is not None and name not in names:
         raise ConfigError(f"--name: {name!r} is not valid; valid: {', '.join(names)}")
     selected = [name] if name is not None else names
-    count = stack.log_lines if lines is None else lines
+    count = dev.log_lines if lines is None else lines
     width = max(len(n) for n in selected)
-    follower = logfiles.LogFollower({n: stack.log_path(n) for n in selected})
+    follower = logfiles.LogFollower({n: log_dir / f"{n}.log" for n in selected})
     try:
         for item in selected:
-            path = stack.log_path(item)
+            path = log_dir / f"{item}.log"
             if not path.exists():
                 print(f"{item.ljust(width)} | (no log yet: {path})")
             for line in logfiles.tail_lines(path, count):

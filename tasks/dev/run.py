@@ -101,10 +101,7 @@ def preflight(c: Context, stack: Stack, names: list[str]) -> None:
 
 def start(c: Context, *, detach: bool, name: str | None) -> None:
     """Body of ``dev.start`` (documented on the task)."""
-    stack = load_stack(c)
-    from tasks.dev.plan import check_name
-
-    check_name(stack, name)
+    stack = load_stack(c, name=name)
     wanted = with_dependencies(stack, [name] if name else stack.names())
     if runner.is_dry(c):
         for item in wanted:
@@ -232,10 +229,7 @@ def child_pid(state: Mapping[str, Any]) -> str:
 
 def stop(c: Context, *, name: str | None) -> None:
     """Body of ``dev.stop`` (documented on the task)."""
-    from tasks.dev.plan import check_name, stop_order
-
-    stack = load_stack(c)
-    check_name(stack, name)
+    stack = load_stack(c, name=name)
     records = {r.name: r for r in procs.read_records(stack.run_dir)}
     if name is not None:
         records = {k: v for k, v in records.items() if k == name}
@@ -280,10 +274,9 @@ def restart(c: Context, *, name: str | None) -> None:
     import signal
 
     from tasks.dev import health
-    from tasks.dev.plan import check_name, start_order
+    from tasks.dev.plan import start_order
 
-    stack = load_stack(c)
-    check_name(stack, name)
+    stack = load_stack(c, name=name)
     names = [name] if name else start_order(stack)
     live, _ = live_records(stack)
     missing = [n for n in names if n not in live]
