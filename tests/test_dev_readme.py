@@ -53,7 +53,9 @@ def rows(status: str) -> dict[str, str]:
     return {line.split()[0]: line.split()[3] for line in status.splitlines()[1:] if line.split()}
 
 
-@readme(FIRST)
+@readme(
+    "python3 -m pip install -e '.[dev]' && inv setup --env development && inv dev.start --detach"
+)
 def test_the_first_command_in_a_fresh_venv(readme_project: DevProject) -> None:
     project = readme_project
     venv = project.root / ".venv"
