@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import REPO, ROOT_NS, run_task
+from conftest import REPO, ROOT_NS, run_task, start_inv
 
 from tasks.dev import procs
 from tasks.dev.settings import SCHEMA as DEV_SCHEMA
@@ -278,17 +278,15 @@ def test_start_before_setup_says_what_to_run(
     assert err.count("\n") == 1
 
 
+@pytest.mark.signals
 def test_logs_follow_prints_new_lines_until_ctrl_c(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     log_dir = tmp_path / ".flowlet" / "logs"
     log_dir.mkdir(parents=True)
     log = log_dir / "backend.log"
     log.write_text("old line\n")
-    proc = subprocess.Popen(
-        ["inv", "--search-root", str(REPO), "-f", str(config), "dev.logs", "-n", "backend", "-f"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc = start_inv(
+        ["--search-root", str(REPO), "-f", str(config), "dev.logs", "-n", "backend", "-f"]
     )
     assert proc.stdout is not None
     assert proc.stdout.readline() == "backend | old line\n"

@@ -327,6 +327,7 @@ def test_a_held_client_connection_does_not_slow_dev_stop(stack_project: DevProje
     assert "automatic recovery" not in current and "not properly shut down" not in current
 
 
+@pytest.mark.signals
 def test_logs_rotate_and_follow_across_rotation(stack_project: DevProject) -> None:
     project = stack_project
     chatty = (

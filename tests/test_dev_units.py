@@ -346,8 +346,8 @@ def test_node_modules_current(
 
 
 def stack_of(processes: dict[str, dict[str, object]] | None = None) -> plan.Stack:
-    from tasks.core.settings import Where
     from tasks.core.environments import DATABASE
+    from tasks.core.settings import Where
     from tasks.dev.settings import SCHEMA
 
     raw = SCHEMA.defaults()

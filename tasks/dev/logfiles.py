@@ -15,6 +15,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 MARKER = "--- "
 
@@ -111,7 +112,7 @@ class _Followed:
 
     def __init__(self, path: Path, from_end: bool) -> None:
         self.path = path
-        self.handle = None
+        self.handle: BinaryIO | None = None
         self.inode = 0
         self.partial = b""
         self._open(seek_end=from_end)

@@ -49,8 +49,8 @@ def backend_step(c: Context, requirements: Path) -> Step:
     unmet = unmet_requirements(requirement_lines(requirements.read_text(encoding="utf-8")))
     if not unmet:
         return Step("backend dependencies", detail=f"{requirements.name} already satisfied")
-    argv = (runner.python(), "-m", "pip", "install", "--disable-pip-version-check", "-q")
-    argv += ("-r", str(requirements))
+    argv: tuple[str, ...] = (runner.python(), "-m", "pip", "install", "-q")
+    argv += ("--disable-pip-version-check", "-r", str(requirements))
     return Step(
         "backend dependencies",
         argv,

@@ -73,7 +73,7 @@ def process_state(
 def status_rows(stack: Stack) -> list[tuple[str, ...]]:
     records = {r.name: r for r in procs.read_records(stack.run_dir)}
     specs = {s.name: s for s in stack.processes}
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for name in [*specs, *(n for n in records if n not in specs)]:
         spec, record = specs.get(name), records.get(name)
         state = procs.read_state(stack.run_dir, name) if record else {}

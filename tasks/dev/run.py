@@ -308,7 +308,8 @@ def restart(c: Context, *, name: str | None) -> None:
                 )
             time.sleep(0.05)
         say(
-            f"dev.restart: {n} restarted in {time.monotonic() - began:.1f}s (pid {child_pid(state)})"
+            f"dev.restart: {n} restarted in {time.monotonic() - began:.1f}s "
+            f"(pid {child_pid(state)})"
         )
     for n in missing:
         say(f"dev.restart: {n} was not running: starting it")

@@ -31,8 +31,9 @@ PROCESS_NAME = r"^[a-z][a-z0-9_-]{0,30}$"
 PROCESS_DESC = "a process name (lowercase letters, digits, '-', '_'; at most 31 characters)"
 RESTART_POLICIES = ("no", "on-failure", "always")
 
+
 class RestartPolicy(Choice):
-    """``no``, ``on-failure`` or ``always``; YAML reads an unquoted ``no`` as false: so does this."""
+    """``no``, ``on-failure`` or ``always`` (YAML reads an unquoted ``no`` as false: so do we)."""
 
     __slots__ = ()
 
