@@ -174,16 +174,16 @@ def target_of(stack: Stack, record: procs.Record) -> procs.Target:
 
 def stop_started(stack: Stack, started: Mapping[str, Started]) -> list[str]:
     """Stop what :func:`start_processes` started (dependents first) and drop the records."""
-    from tasks.dev.plan import stop_order
-
-    order = stop_order(stack, list(started))
-    targets = [target_of(stack, started[n].record) for n in order]
+    from tasks.dev.plan import stop_waves
 
     def reap() -> None:
         for item in started.values():
             item.keeper.poll()
 
-    killed = procs.stop_targets(targets, stack.stop_grace, reap)
+    killed = []
+    for wave in stop_waves(stack, list(started)):
+        targets = [target_of(stack, started[n].record) for n in wave]
+        killed += procs.stop_targets(targets, stack.stop_grace, reap)
     for item in started.values():
         try:
             item.keeper.wait(timeout=5)

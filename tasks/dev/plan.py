@@ -301,7 +301,21 @@ def start_order(stack: Stack) -> list[str]:
 
 def stop_order(stack: Stack, names: Sequence[str]) -> list[str]:
     """``names`` with dependents first (the reverse of the start order)."""
-    return [n for n in reversed(start_order(stack)) if n in names]
+    return [n for w in stop_waves(stack, names) for n in w]
+
+
+def stop_waves(stack: Stack, names: Sequence[str]) -> list[list[str]]:
+    """``names`` in waves that stop together: each after every process that needs it
+    (frontend and backend, then db). Names not in the config stop in the first wave."""
+    known = set(stack.names())
+    waves = [[n for n in names if n not in known]]
+    left = [n for n in reversed(start_order(stack)) if n in names]
+    while left:
+        wave = [n for n in left if not any(n in stack.spec(m).after for m in left)]
+        wave = wave or left[:1]
+        waves.append(wave)
+        left = [n for n in left if n not in wave]
+    return [w for w in waves if w]
 
 
 def process_env(

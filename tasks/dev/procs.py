@@ -278,19 +278,23 @@ class Target:
     def ours(self) -> list[Identity]:
         return [self.record.keeper, *([self.child] if self.child else [])]
 
-    def live_groups(self) -> list[int]:
-        scanned = scan_groups(self.groups())
-        return [g for g, members in scanned.items() if group_is_ours(g, self.ours(), members)]
+    def live_groups(self, scanned: Mapping[int, list[ProcStat]] | None = None) -> list[int]:
+        """Its process groups that still have members of ours (one /proc pass if not given)."""
+        if scanned is None:
+            scanned = scan_groups(self.groups())
+        ours = self.ours()
+        return [g for g in self.groups() if group_is_ours(g, ours, scanned.get(g, []))]
 
 
 def stop_targets(targets: Sequence[Target], grace: float, reap: Any = None) -> list[str]:
-    """Stop each target gracefully, in order; SIGKILL what is left after ``grace`` seconds.
+    """Stop ``targets`` together (one wave); SIGKILL what is left after ``grace`` seconds.
 
     A live keeper is asked (SIGTERM) to stop its process with that process's own stop signal
     (SIGINT for PostgreSQL: fast shutdown); a process whose keeper is gone gets its stop signal
     directly. Returns the names that had to be killed. ``reap`` polls our own children.
     """
-    killed = []
+    pgids = [g for t in targets for g in t.groups()]
+    scanned = scan_groups(pgids)
     for target in targets:
         keeper_alive = target.record.keeper.alive()
         if keeper_alive:
@@ -298,29 +302,30 @@ def stop_targets(targets: Sequence[Target], grace: float, reap: Any = None) -> l
                 os.kill(target.record.keeper.pid, signal.SIGTERM)
             except ProcessLookupError:
                 keeper_alive = False
-        if (
-            not keeper_alive
-            and target.child is not None
-            and target.child.pid in target.live_groups()
-        ):
-            signal_group(target.child.pid, target.stop_signal)
-        deadline = time.monotonic() + grace
-        while target.live_groups() and time.monotonic() < deadline:
-            if reap is not None:
-                reap()
-            time.sleep(0.05)
-        left = target.live_groups()
-        if left:
-            killed.append(target.record.name)
-            for pgid in left:
-                signal_group(pgid, signal.SIGKILL)
-            deadline = time.monotonic() + 5
-            while group_members_any(left) and time.monotonic() < deadline:
-                if reap is not None:
-                    reap()
-                time.sleep(0.05)
+        child = target.child
+        if not keeper_alive and child is not None and child.pid in target.live_groups(scanned):
+            signal_group(child.pid, target.stop_signal)
+    deadline = time.monotonic() + grace
+    while True:
+        scanned = scan_groups(pgids)
+        alive = [t for t in targets if t.live_groups(scanned)]
+        if not alive or time.monotonic() >= deadline:
+            break
         if reap is not None:
             reap()
+        time.sleep(0.05)
+    killed = []
+    for target in alive:
+        killed.append(target.record.name)
+        for pgid in target.live_groups(scanned):
+            signal_group(pgid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while alive and group_members_any(pgids) and time.monotonic() < deadline:
+        if reap is not None:
+            reap()
+        time.sleep(0.05)
+    if reap is not None:
+        reap()
     return killed
 
 

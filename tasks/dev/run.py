@@ -206,7 +206,7 @@ def supervise(stack: Stack, started: dict[str, launch.Started], tick: Any) -> No
                 item.done = "stopped by inv dev.stop"
             state, data = launch.keeper_outcome(stack, item)
             now = (state, int(data.get("restarts", 0)))
-            if not item.done and seen.get(name) not in (None, now) and state == "running":
+            if not item.done and seen.get(name, ("running", 0)) != now and state == "running":
                 say(f"dev.start: {name} restarted (restart {now[1]}, pid {child_pid(data)})")
             seen[name] = now
             if item.keeper.poll() is None and not item.done:
@@ -249,7 +249,12 @@ def stop(c: Context, *, name: str | None) -> None:
             live.append(target)
         else:
             gone.append(target)
-    killed = procs.stop_targets(live, stack.stop_grace)
+    from tasks.dev.plan import stop_waves
+
+    killed = []
+    by_name = {t.record.name: t for t in live}
+    for wave in stop_waves(stack, list(by_name)):
+        killed += procs.stop_targets([by_name[n] for n in wave], stack.stop_grace)
     for target in targets:
         procs.remove_record(stack.run_dir, target.record.name)
     for target in gone:
