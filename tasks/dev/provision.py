@@ -8,7 +8,6 @@ are checked: a read-only checkout is one line naming the path, not a traceback.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -208,10 +207,7 @@ def setup_development(c: Context) -> None:
                 changed += 1
         if stamp_only is not None and not runner.is_dry(c):
             run_action(Step("npm stamp", data=lambda: write_stamp(stamp_only, frontend)))
-    except KeyboardInterrupt:
-        print("setup: interrupted; stopping what it started", file=sys.stderr, flush=True)
-        raise
-    finally:
+    finally:  # also on Ctrl-C: the temporary database server is stopped
         server.close()
     if changed == 0:
         print("setup: nothing changed: the development environment is already set up")
