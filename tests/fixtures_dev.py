@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from conftest import free_port, run_inv, start_inv
 
-from tasks.dev import procs
+from tasks.dev import pidfiles, procs
 
 REPO = Path(__file__).resolve().parent.parent
 COPIED = ("tasks", "tasks.py", "invoke.yaml", ".env.template", "examples", "pyproject.toml")
@@ -98,11 +98,11 @@ class DevProject:
     def run_dir(self) -> Path:
         return self.root / ".flowlet" / "run"
 
-    def records(self) -> list[procs.Record]:
-        return procs.read_records(self.run_dir)
+    def records(self) -> list[pidfiles.Record]:
+        return pidfiles.read_records(self.run_dir)
 
     def state(self, name: str) -> dict[str, Any]:
-        return procs.read_state(self.run_dir, name)
+        return pidfiles.read_state(self.run_dir, name)
 
     def leftovers(self) -> list[int]:
         return project_pids(self.root)

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from conftest import REPO, ROOT_NS, run_task, start_inv
 
-from tasks.dev import procs
+from tasks.dev import pidfiles, procs
 from tasks.dev.settings import SCHEMA as DEV_SCHEMA
 
 MY_TASKS = ["setup", "dev.start", "dev.stop", "dev.restart", "dev.status", "dev.logs"]
@@ -226,12 +226,12 @@ def test_stale_pid_files_are_reported_and_removed_without_signalling(
         me = procs.Identity.of(bystander.pid)
         assert me is not None
         dead = procs.Identity(gone.pid, 1, "/usr/bin/true")
-        procs.write_record(run_dir, procs.Record("backend", dead, 8000, 0.0, "r"))
+        pidfiles.write_record(run_dir, pidfiles.Record("backend", dead, 8000, 0.0, "r"))
         # the pid now leads someone else's group: same pid, another start time
         reused = procs.Identity(bystander.pid, me.start_ticks - 1, me.exe)
-        procs.write_record(run_dir, procs.Record("frontend", reused, 3000, 0.0, "r"))
-        procs.write_json(
-            procs.state_path(run_dir, "frontend"),
+        pidfiles.write_record(run_dir, pidfiles.Record("frontend", reused, 3000, 0.0, "r"))
+        pidfiles.write_json(
+            pidfiles.state_path(run_dir, "frontend"),
             {"keeper": bystander.pid, "child": reused.__dict__, "state": "running"},
         )
 
@@ -251,7 +251,7 @@ def test_stale_pid_files_are_reported_and_removed_without_signalling(
             "another process)" in out
         )
         assert bystander.poll() is None, "a reused pid's group must never be signalled"
-        assert procs.read_records(run_dir) == []
+        assert pidfiles.read_records(run_dir) == []
     finally:
         bystander.kill()
         bystander.wait()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.dev import deps, envfile, health, logfiles, plan, postgres, procs
+from tasks.dev import deps, envfile, health, logfiles, order, pidfiles, plan, postgres, procs
 from tasks.dev.report import render_table
 
 TEMPLATE = """# comment kept
@@ -112,7 +112,7 @@ def test_a_group_is_ours_only_with_a_member_we_started() -> None:
         leader.wait()
 
 
-RECORD = procs.Record(
+RECORD = pidfiles.Record(
     name="backend",
     keeper=procs.Identity(4242, 987654, "/usr/bin/python3"),
     port=8000,
@@ -122,15 +122,15 @@ RECORD = procs.Record(
 
 
 def test_record_roundtrip_and_bad_files(tmp_path: Path) -> None:
-    procs.write_record(tmp_path, RECORD)
+    pidfiles.write_record(tmp_path, RECORD)
     (tmp_path / "broken.json").write_text("{not json")
     (tmp_path / "old.json").write_text('{"name": "x", "pid": 1, "pgid": 1}')  # an old version
-    procs.write_json(procs.state_path(tmp_path, "backend"), {"state": "running"})
-    assert procs.read_records(tmp_path) == [RECORD]
+    pidfiles.write_json(pidfiles.state_path(tmp_path, "backend"), {"state": "running"})
+    assert pidfiles.read_records(tmp_path) == [RECORD]
     assert not (tmp_path / "broken.json").exists() and not (tmp_path / "old.json").exists()
     assert json.loads((tmp_path / "backend.json").read_text())["keeper"]["start_ticks"] == 987654
     assert oct((tmp_path / "backend.json").stat().st_mode & 0o777) == "0o600"
-    procs.remove_record(tmp_path, "backend")
+    pidfiles.remove_record(tmp_path, "backend")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -379,10 +379,10 @@ def test_stack_from_the_defaults() -> None:
     assert backend.cwd == Path("/project/examples/backend") and backend.after == ("db",)
     assert frontend.env["FLOWLET_BACKEND_URL"] == "http://127.0.0.1:8000"
     assert backend.env["FLOWLET_DB_DSN"] == "host=127.0.0.1 port=5433 dbname=f user=f"
-    assert plan.start_order(stack) == ["db", "backend", "frontend"]
-    assert plan.stop_order(stack, ["db", "frontend", "backend"]) == ["frontend", "backend", "db"]
-    assert plan.with_dependencies(stack, ["backend"]) == ["db", "backend"]
-    assert plan.with_dependencies(stack, ["frontend"]) == ["frontend"]
+    assert order.start_order(stack) == ["db", "backend", "frontend"]
+    assert order.stop_order(stack, ["db", "frontend", "backend"]) == ["frontend", "backend", "db"]
+    assert order.with_dependencies(stack, ["backend"]) == ["db", "backend"]
+    assert order.with_dependencies(stack, ["frontend"]) == ["frontend"]
 
 
 def test_each_process_gets_only_its_env_file_keys() -> None:

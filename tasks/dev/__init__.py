@@ -46,9 +46,9 @@ def stop(c: Context, name: str | None = None) -> None:
     killed. Stale pid files are removed; a process group is signalled only when its members are
     ours (start time and executable checked).
     """
-    from tasks.dev import run
+    from tasks.dev import control
 
-    run.stop(c, name=name)
+    control.stop(c, name=name)
 
 
 @task(help={"name": "restart only this process (default: all, in start order)"})
@@ -58,9 +58,9 @@ def restart(c: Context, name: str | None = None) -> None:
     A running process is restarted by its keeper with the current config and .env.local; one
     that does not run is started (as dev.start --detach --name NAME would).
     """
-    from tasks.dev import run
+    from tasks.dev import control
 
-    run.restart(c, name=name)
+    control.restart(c, name=name)
 
 
 @task

@@ -17,7 +17,7 @@ from invoke import Context
 from tasks.core import locks, runner
 from tasks.core.errors import OpsError
 from tasks.core.steps import Step
-from tasks.dev import launch, logfiles, postgres, procs
+from tasks.dev import launch, logfiles, pidfiles, postgres
 from tasks.dev.plan import Stack
 from tasks.dev.settings import DB_NAME
 
@@ -32,7 +32,7 @@ class Server:
         self.spec = stack.spec(DB_NAME)
 
     def running(self) -> bool:
-        for record in procs.read_records(self.stack.run_dir):
+        for record in pidfiles.read_records(self.stack.run_dir):
             if record.name == DB_NAME and record.keeper.alive():
                 return True
         return False

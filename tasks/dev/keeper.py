@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.core import runner
-from tasks.dev import logfiles, procs
+from tasks.dev import logfiles, pidfiles, procs
 
 BACKOFF_MAX = 30.0
 RESET_AFTER = 60.0
@@ -80,8 +80,8 @@ class Keeper:
 
     # -- the state file -----------------------------------------------------------------
     def save(self) -> None:
-        procs.write_json(
-            procs.state_path(self.run_dir, self.name),
+        pidfiles.write_json(
+            pidfiles.state_path(self.run_dir, self.name),
             {
                 "name": self.name,
                 "state": self.state,
@@ -232,7 +232,7 @@ class Keeper:
 
     def load_next_spec(self) -> None:
         path = self.run_dir / f"{self.name}.next.json"
-        data = procs.read_json(path)
+        data = pidfiles.read_json(path)
         path.unlink(missing_ok=True)
         if data:
             self.spec.update(data)

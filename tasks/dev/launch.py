@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.core import runner
-from tasks.dev import health, procs
+from tasks.dev import health, pidfiles, procs
 from tasks.dev.plan import ProcessSpec, Stack, readiness
 
 CODE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding the tasks package
@@ -37,7 +37,7 @@ class StartFailure(Exception):
 class Started:
     spec: ProcessSpec
     keeper: subprocess.Popen[bytes]
-    record: procs.Record
+    record: pidfiles.Record
     began: float
     ready: bool = False
     done: str = ""  # why it no longer runs (supervisor)
@@ -70,7 +70,7 @@ def keeper_spec(
 def spawn_keeper(
     stack: Stack, spec: ProcessSpec, env: Mapping[str, str], run_id: str, *, detach: bool
 ) -> Started:
-    procs.remove_record(stack.run_dir, spec.name)
+    pidfiles.remove_record(stack.run_dir, spec.name)
     keeper = runner.spawn(
         [runner.python(), "-m", "tasks.dev.keeper"],
         env={"PYTHONPATH": str(CODE_ROOT)},
@@ -83,8 +83,8 @@ def spawn_keeper(
     )
     assert keeper.stdin is not None  # nosec B101: stdin=PIPE
     identity = procs.Identity.of(keeper.pid) or procs.Identity(keeper.pid, 0, "")
-    record = procs.Record(spec.name, identity, spec.port, time.time(), run_id)
-    procs.write_record(stack.run_dir, record)
+    record = pidfiles.Record(spec.name, identity, spec.port, time.time(), run_id)
+    pidfiles.write_record(stack.run_dir, record)
     try:
         keeper.stdin.write(json.dumps(keeper_spec(stack, spec, env, run_id)).encode())
         keeper.stdin.close()
@@ -95,7 +95,7 @@ def spawn_keeper(
 
 def keeper_outcome(stack: Stack, item: Started) -> tuple[str, dict[str, Any]]:
     """(state, state file) of a started keeper; ``gone`` when it died without saying why."""
-    state = procs.read_state(stack.run_dir, item.spec.name)
+    state = pidfiles.read_state(stack.run_dir, item.spec.name)
     if state.get("keeper") != item.keeper.pid:
         state = {}
     if item.keeper.poll() is not None and state.get("state") not in FINAL_STATES:
@@ -162,11 +162,11 @@ def start_processes(
             time.sleep(0.05)
 
 
-def target_of(stack: Stack, record: procs.Record) -> procs.Target:
+def target_of(stack: Stack, record: pidfiles.Record) -> procs.Target:
     import signal as signals
 
-    state = procs.read_state(stack.run_dir, record.name)
-    child = procs.child_of(state) if state.get("keeper") == record.keeper.pid else None
+    state = pidfiles.read_state(stack.run_dir, record.name)
+    child = pidfiles.child_of(state) if state.get("keeper") == record.keeper.pid else None
     known = {s.name: s for s in stack.processes}
     stop_signal = known[record.name].stop_signal if record.name in known else signals.SIGTERM
     return procs.Target(record, child, int(stop_signal))
@@ -174,7 +174,7 @@ def target_of(stack: Stack, record: procs.Record) -> procs.Target:
 
 def stop_started(stack: Stack, started: Mapping[str, Started]) -> list[str]:
     """Stop what :func:`start_processes` started (dependents first) and drop the records."""
-    from tasks.dev.plan import stop_waves
+    from tasks.dev.order import stop_waves
 
     def reap() -> None:
         for item in started.values():
@@ -190,5 +190,5 @@ def stop_started(stack: Stack, started: Mapping[str, Started]) -> list[str]:
         except subprocess.TimeoutExpired:
             item.keeper.kill()
             item.keeper.wait()
-        procs.remove_record(stack.run_dir, item.spec.name)
+        pidfiles.remove_record(stack.run_dir, item.spec.name)
     return killed

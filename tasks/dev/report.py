@@ -16,7 +16,7 @@ from typing import Any
 from invoke import Context
 
 from tasks.core.errors import OpsError
-from tasks.dev import procs
+from tasks.dev import pidfiles, procs
 from tasks.dev.plan import ProcessSpec, Stack, load_stack
 
 STATUS_HEADER = ("NAME", "PID", "PORT", "STATE", "RESTARTS", "UPTIME")
@@ -32,7 +32,7 @@ def ended(state: Mapping[str, Any]) -> str:
 
 
 def process_state(
-    spec: ProcessSpec | None, record: procs.Record | None, state: Mapping[str, Any]
+    spec: ProcessSpec | None, record: pidfiles.Record | None, state: Mapping[str, Any]
 ) -> tuple[str, str, float]:
     """(state text, pid shown, uptime seconds) of one process."""
     from tasks.dev import health
@@ -42,7 +42,7 @@ def process_state(
     keeper = record.keeper.state()
     if state.get("keeper") != record.keeper.pid:
         state = {}
-    child = procs.child_of(state)
+    child = pidfiles.child_of(state)
     pid = str(child.pid) if child else str(record.pid)
     phase = state.get("state", "")
     if keeper == "reused":
@@ -71,12 +71,12 @@ def process_state(
 
 
 def status_rows(stack: Stack) -> list[tuple[str, ...]]:
-    records = {r.name: r for r in procs.read_records(stack.run_dir)}
+    records = {r.name: r for r in pidfiles.read_records(stack.run_dir)}
     specs = {s.name: s for s in stack.processes}
     rows: list[tuple[str, ...]] = []
     for name in [*specs, *(n for n in records if n not in specs)]:
         spec, record = specs.get(name), records.get(name)
-        state = procs.read_state(stack.run_dir, name) if record else {}
+        state = pidfiles.read_state(stack.run_dir, name) if record else {}
         text, pid, uptime = process_state(spec, record, state)
         port = spec.port if spec else (record.port if record else 0)
         restarts = str(state.get("restarts", 0)) if record else "-"

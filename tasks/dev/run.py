@@ -19,8 +19,9 @@ from invoke import Context
 
 from tasks.core import locks, runner
 from tasks.core.errors import OpsError
-from tasks.dev import launch, logfiles, procs
-from tasks.dev.plan import Stack, load_stack, process_env, stop_order, where, with_dependencies
+from tasks.dev import launch, logfiles, pidfiles, procs
+from tasks.dev.order import stop_order, with_dependencies
+from tasks.dev.plan import Stack, load_stack, process_env, where
 
 
 def say(text: str, *, err: bool = False) -> None:
@@ -56,10 +57,10 @@ def writable(stack: Stack) -> None:
             ) from None
 
 
-def live_records(stack: Stack) -> tuple[dict[str, procs.Record], list[str]]:
+def live_records(stack: Stack) -> tuple[dict[str, pidfiles.Record], list[str]]:
     """Records whose keeper runs, and notes about stale ones (removed; groups verified ours)."""
     live, notes = {}, []
-    for record in procs.read_records(stack.run_dir):
+    for record in pidfiles.read_records(stack.run_dir):
         state = record.keeper.state()
         if state == "running":
             live[record.name] = record
@@ -68,7 +69,7 @@ def live_records(stack: Stack) -> tuple[dict[str, procs.Record], list[str]]:
         if target.child is not None and target.live_groups():
             procs.stop_targets([target], stack.stop_grace)
             notes.append(f"{record.name}: stopped a process left by an earlier run")
-        procs.remove_record(stack.run_dir, record.name)
+        pidfiles.remove_record(stack.run_dir, record.name)
         why = f"pid {record.pid} now belongs to another process" if state == "reused" else "gone"
         notes.append(f"{record.name}: removed stale pid file ({why})")
     return live, notes
@@ -140,7 +141,7 @@ def launch_and_supervise(
             follower.poll(lambda line: say(line.rstrip("\n")))
 
     def on_ready(item: launch.Started, elapsed: float) -> None:
-        child = procs.child_of(procs.read_state(stack.run_dir, item.spec.name))
+        child = pidfiles.child_of(pidfiles.read_state(stack.run_dir, item.spec.name))
         pid = child.pid if child else item.keeper.pid
         say(f"dev.start: {item.spec.name} ready in {elapsed:.1f}s (pid {pid}, {where(item.spec)})")
 
@@ -202,7 +203,7 @@ def supervise(stack: Stack, started: dict[str, launch.Started], tick: Any) -> No
         for name, item in started.items():
             if item.done:
                 continue
-            if not procs.record_path(stack.run_dir, name).exists():
+            if not pidfiles.record_path(stack.run_dir, name).exists():
                 item.done = "stopped by inv dev.stop"
             state, data = launch.keeper_outcome(stack, item)
             now = (state, int(data.get("restarts", 0)))
@@ -223,99 +224,5 @@ def supervise(stack: Stack, started: dict[str, launch.Started], tick: Any) -> No
 
 
 def child_pid(state: Mapping[str, Any]) -> str:
-    child = procs.child_of(state)
+    child = pidfiles.child_of(state)
     return str(child.pid) if child else "-"
-
-
-def stop(c: Context, *, name: str | None) -> None:
-    """Body of ``dev.stop`` (documented on the task)."""
-    stack = load_stack(c, name=name)
-    records = {r.name: r for r in procs.read_records(stack.run_dir)}
-    if name is not None:
-        records = {k: v for k, v in records.items() if k == name}
-    if not records:
-        what = name or "anything"
-        say(f"dev.stop: nothing to stop ({what} not recorded in {stack.run_dir})")
-        return
-    order = stop_order(stack, list(records)) + sorted(set(records) - set(stack.names()))
-    targets = [launch.target_of(stack, records[n]) for n in order]
-    if runner.is_dry(c):
-        for t in targets:
-            say(f"dev.stop: would stop {t.record.name} (keeper pid {t.record.pid})")
-        return
-    live, gone = [], []
-    for target in targets:
-        if target.record.keeper.alive() or target.live_groups():
-            live.append(target)
-        else:
-            gone.append(target)
-    from tasks.dev.plan import stop_waves
-
-    killed = []
-    by_name = {t.record.name: t for t in live}
-    for wave in stop_waves(stack, list(by_name)):
-        killed += procs.stop_targets([by_name[n] for n in wave], stack.stop_grace)
-    for target in targets:
-        procs.remove_record(stack.run_dir, target.record.name)
-    for target in gone:
-        state = target.record.keeper.state()
-        why = (
-            f"pid {target.record.pid} now belongs to another process"
-            if state == "reused"
-            else "gone"
-        )
-        say(f"dev.stop: {target.record.name}: removed stale pid file ({why})")
-    if live:
-        shown = ", ".join(
-            f"{t.record.name} (pid {t.child.pid if t.child else t.record.pid})" for t in live
-        )
-        say(f"dev.stop: stopped {shown}")
-    if killed:
-        say(f"dev.stop: {', '.join(killed)} did not stop within {stack.stop_grace:g}s: killed")
-
-
-def restart(c: Context, *, name: str | None) -> None:
-    """Body of ``dev.restart`` (documented on the task)."""
-    import signal
-
-    from tasks.dev import health
-    from tasks.dev.plan import start_order
-
-    stack = load_stack(c, name=name)
-    names = [name] if name else start_order(stack)
-    live, _ = live_records(stack)
-    missing = [n for n in names if n not in live]
-    if runner.is_dry(c):
-        for n in names:
-            say(f"dev.restart: would {'restart' if n in live else 'start'} {n}")
-        return
-    envs = environments(stack, [n for n in names if n in live])
-    for n in [n for n in names if n in live]:
-        spec = stack.spec(n)
-        before = procs.read_state(stack.run_dir, n)
-        payload = launch.keeper_spec(stack, spec, envs[n], live[n].run_id)
-        procs.write_json(stack.run_dir / f"{n}.next.json", payload)
-        os.kill(live[n].pid, signal.SIGUSR1)
-        began = time.monotonic()
-        while True:
-            state = procs.read_state(stack.run_dir, n)
-            moved = state.get("restarts", 0) != before.get("restarts", 0)
-            if moved and state.get("state") == "running" and health.check(spec)[0]:
-                break
-            if state.get("state") in launch.FINAL_STATES or not live[n].keeper.alive():
-                raise OpsError(
-                    f"dev.restart: {n} {launch.how_it_ended(state)}; log: {stack.log_path(n)}"
-                )
-            if time.monotonic() - began > stack.ready_timeout:
-                raise OpsError(
-                    f"dev.restart: {n} not ready within {stack.ready_timeout:g}s after the "
-                    f"restart; log: {stack.log_path(n)}"
-                )
-            time.sleep(0.05)
-        say(
-            f"dev.restart: {n} restarted in {time.monotonic() - began:.1f}s "
-            f"(pid {child_pid(state)})"
-        )
-    for n in missing:
-        say(f"dev.restart: {n} was not running: starting it")
-        start(c, detach=True, name=n)
