@@ -1,8 +1,9 @@
-"""Processes of the local stack in ``/proc``: identities, records, process groups, stopping.
+"""Processes of the local stack in ``/proc``: identities, process groups, stopping.
 
 Each process of the stack runs under a *keeper* (:mod:`tasks.dev.keeper`), its parent, which
 writes its log and its state. ``dev.start`` records the keeper in ``.flowlet/run/NAME.json``;
-the keeper records the process itself (and how it last ended) in ``NAME.state.json``. An
+the keeper records the process itself (and how it last ended) in ``NAME.state.json``
+(:mod:`tasks.dev.pidfiles`). An
 identity is a pid plus what tells it from a later process with the same pid: its start time
 (``/proc/PID/stat`` field 22) and its executable. A process group is signalled only when a
 member is one of ours by identity and no member is older than our group (a stale record whose
