@@ -28,8 +28,8 @@ def stop(c: Context, *, name: str | None) -> None:
     if name is not None:
         records = {k: v for k, v in records.items() if k == name}
     if not records:
-        what = name or "anything"
-        say(f"dev.stop: nothing to stop ({what} not recorded in {stack.run_dir})")
+        what = f"{name} is not recorded" if name else "no pid files"
+        say(f"dev.stop: nothing to stop ({what} in {stack.run_dir})")
         return
     order = stop_order(stack, list(records)) + sorted(set(records) - set(stack.names()))
     targets = [launch.target_of(stack, records[n]) for n in order]
