@@ -14,15 +14,12 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import REPO, fails_with, run_task
-from invoke import Config, Context
+from conftest import REPO, ROOT_NS, run_task, start_inv
 
-from tasks import dev, setup
-from tasks.dev import procs
-from tasks.dev.config import load_stack
+from tasks.dev import pidfiles, procs
 from tasks.dev.settings import SCHEMA as DEV_SCHEMA
 
-MY_TASKS = ["setup", "dev.start", "dev.stop", "dev.status", "dev.logs"]
+MY_TASKS = ["setup", "dev.start", "dev.stop", "dev.restart", "dev.status", "dev.logs"]
 
 
 def inv(*argv: str, env: dict[str, str] | None = None, cwd: Path = REPO) -> Any:
@@ -109,7 +106,7 @@ def test_bad_env_is_one_line_and_exit_1() -> None:
     result = inv("setup", "--env", "nope")
     assert result.returncode == 1
     assert result.stderr == (
-        "--env: unknown environment 'nope'; valid: development, production, staging\n"
+        "--env: 'nope' is not valid; valid: development, production, staging\n"
     )
     assert "Traceback" not in result.stderr
 
@@ -143,7 +140,7 @@ def test_config_file_overrides_config(tmp_path: Path) -> None:
 def test_bad_namespace_flag_is_one_line() -> None:
     result = inv("setup", "--env", "staging", "--namespace", "Team_A")
     assert result.returncode == 1
-    assert result.stderr.startswith("--namespace: 'Team_A' is not a valid Kubernetes namespace")
+    assert result.stderr.startswith("--namespace: 'Team_A' is not valid; valid: a DNS-1123 label")
     assert result.stderr.count("\n") == 1
 
 
@@ -153,7 +150,7 @@ def test_bad_namespace_flag_is_one_line() -> None:
 def write_config(tmp_path: Path, **dev_overrides: Any) -> Path:
     config = yaml.safe_load((REPO / "invoke.yaml").read_text())
     defaults = DEV_SCHEMA.defaults()
-    for name, spec in defaults["processes"].items():
+    for spec in defaults["processes"].values():
         spec["cwd"] = str(REPO / spec["cwd"])
     config["dev"] = {
         "flowlet_dir": str(tmp_path / ".flowlet"),
@@ -178,7 +175,7 @@ def test_missing_node_is_one_line(
     empty = tmp_path / "bin"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
-    code = run_task(setup.ns, ["setup"], config_file=write_config(tmp_path), cwd=tmp_path)
+    code = run_task(ROOT_NS, ["setup"], config_file=write_config(tmp_path), cwd=tmp_path)
     assert code == 1
     assert capsys.readouterr().err == (
         "'node' not found on PATH: install Node.js 20 (apt-get install nodejs)\n"
@@ -190,7 +187,7 @@ def test_missing_initdb_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     empty = tmp_path / "pgbin"
     empty.mkdir()
     config = write_config(tmp_path, postgres_bin_dir=str(empty))
-    code = run_task(setup.ns, ["setup"], config_file=config, cwd=tmp_path)
+    code = run_task(ROOT_NS, ["setup"], config_file=config, cwd=tmp_path)
     assert code == 1
     assert capsys.readouterr().err == (
         f"'initdb' not found in {empty}: install PostgreSQL 15 (apt-get install postgresql) "
@@ -205,7 +202,7 @@ def test_data_dir_the_postgres_user_cannot_reach(
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o700)
     config = write_config(tmp_path, postgres_dir=str(locked / "pg"))
-    code = run_task(setup.ns, ["setup"], config_file=config, cwd=tmp_path)
+    code = run_task(ROOT_NS, ["setup"], config_file=config, cwd=tmp_path)
     assert code == 1
     err = capsys.readouterr().err
     assert re.fullmatch(
@@ -214,50 +211,6 @@ def test_data_dir_the_postgres_user_cannot_reach(
         err,
     ), err
     assert not (tmp_path / ".env.local").exists()
-
-
-def context_for(config_file: Path) -> Context:
-    config = Config(defaults={**Config.global_defaults(), **dev.ns.configuration()})
-    config.set_runtime_path(str(config_file))
-    config.load_runtime()
-    return Context(config=config)
-
-
-@pytest.mark.parametrize(
-    "overrides,message",
-    [
-        (
-            {"processes": {"backend": {"port": "http"}}},
-            "dev.processes.backend.port: 'http' is not a port number (1-65535)",
-        ),
-        (
-            {"processes": {"backend": {"after": ["cache"]}}},
-            "dev.processes.backend.after: unknown process 'cache'; valid: backend, db, frontend",
-        ),
-        (
-            {"processes": {"db": {"command": ["x"], "port": 1}}},
-            "dev.processes.db: the name 'db' is reserved for the database",
-        ),
-        (
-            {"database": "mysql"},
-            "dev.database: 'mysql' is not a development database target; " "valid: postgres",
-        ),
-    ],
-    ids=["bad-port", "unknown-after", "reserved-name", "unknown-database"],
-)
-def test_stack_config_errors(tmp_path: Path, overrides: dict[str, Any], message: str) -> None:
-    config_file = write_config(tmp_path)
-    config = yaml.safe_load(config_file.read_text())
-    for key, value in overrides.items():
-        if isinstance(value, dict):
-            for name, spec in value.items():
-                config["dev"][key].setdefault(name, {}).update(spec)
-        else:
-            config["dev"][key] = value
-    config_file.write_text(yaml.safe_dump(config))
-    with fails_with() as err:
-        load_stack(context_for(config_file))
-    assert err.value.message == message
 
 
 def test_stale_pid_files_are_reported_and_removed_without_signalling(
@@ -270,15 +223,19 @@ def test_stale_pid_files_are_reported_and_removed_without_signalling(
     bystander = subprocess.Popen(["sleep", "30"], start_new_session=True)
     try:
         time.sleep(0.05)
-        stat = procs.read_stat(bystander.pid)
-        assert stat is not None
-        procs.write_record(run_dir, procs.Record("backend", gone.pid, gone.pid, 1, 8000, 0.0))
-        reused = procs.Record(
-            "frontend", bystander.pid, bystander.pid, stat.start_ticks - 1, 3000, 0
+        me = procs.Identity.of(bystander.pid)
+        assert me is not None
+        dead = procs.Identity(gone.pid, 1, "/usr/bin/true")
+        pidfiles.write_record(run_dir, pidfiles.Record("backend", dead, 8000, 0.0, "r"))
+        # the pid now leads someone else's group: same pid, another start time
+        reused = procs.Identity(bystander.pid, me.start_ticks - 1, me.exe)
+        pidfiles.write_record(run_dir, pidfiles.Record("frontend", reused, 3000, 0.0, "r"))
+        pidfiles.write_json(
+            pidfiles.state_path(run_dir, "frontend"),
+            {"keeper": bystander.pid, "child": reused.__dict__, "state": "running"},
         )
-        procs.write_record(run_dir, reused)
 
-        assert run_task(dev.ns, ["status"], config_file=config, cwd=tmp_path) == 1
+        assert run_task(ROOT_NS, ["dev.status"], config_file=config, cwd=tmp_path) == 1
         out, err = capsys.readouterr()
         states = {ln.split()[0]: ln for ln in out.splitlines()[1:]}
         assert "stale (process gone)" in states["backend"]
@@ -286,54 +243,50 @@ def test_stale_pid_files_are_reported_and_removed_without_signalling(
         assert "stopped" in states["db"]
         assert err == "dev.status: not up: db, backend, frontend\n"
 
-        assert run_task(dev.ns, ["stop"], config_file=config, cwd=tmp_path) == 0
+        assert run_task(ROOT_NS, ["dev.stop"], config_file=config, cwd=tmp_path) == 0
         out = capsys.readouterr().out
         assert "dev.stop: backend: removed stale pid file (gone)" in out
         assert (
             f"dev.stop: frontend: removed stale pid file (pid {bystander.pid} now belongs to "
             "another process)" in out
         )
-        assert bystander.poll() is None, "a reused pid must never be signalled"
-        assert procs.read_records(run_dir) == []
+        assert bystander.poll() is None, "a reused pid's group must never be signalled"
+        assert pidfiles.read_records(run_dir) == []
     finally:
         bystander.kill()
         bystander.wait()
 
 
 def test_stop_with_nothing_recorded(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run_task(dev.ns, ["stop"], config_file=write_config(tmp_path), cwd=tmp_path) == 0
+    assert run_task(ROOT_NS, ["dev.stop"], config_file=write_config(tmp_path), cwd=tmp_path) == 0
     assert capsys.readouterr().out.startswith("dev.stop: nothing to stop")
 
 
 def test_logs_unknown_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = write_config(tmp_path)
-    assert run_task(dev.ns, ["logs", "--name", "api"], config_file=config, cwd=tmp_path) == 1
-    assert capsys.readouterr().err == (
-        "dev.logs: unknown process 'api'; valid: db, backend, frontend\n"
-    )
+    assert run_task(ROOT_NS, ["dev.logs", "--name", "api"], config_file=config, cwd=tmp_path) == 1
+    assert capsys.readouterr().err == ("--name: 'api' is not valid; valid: db, backend, frontend\n")
 
 
 def test_start_before_setup_says_what_to_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = write_config(tmp_path)
-    assert run_task(dev.ns, ["start"], config_file=config, cwd=tmp_path) == 1
+    assert run_task(ROOT_NS, ["dev.start"], config_file=config, cwd=tmp_path) == 1
     err = capsys.readouterr().err
     assert err.endswith("is missing; run inv setup --env development first\n")
     assert err.count("\n") == 1
 
 
+@pytest.mark.signals
 def test_logs_follow_prints_new_lines_until_ctrl_c(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     log_dir = tmp_path / ".flowlet" / "logs"
     log_dir.mkdir(parents=True)
     log = log_dir / "backend.log"
     log.write_text("old line\n")
-    proc = subprocess.Popen(
-        ["inv", "--search-root", str(REPO), "-f", str(config), "dev.logs", "-n", "backend", "-f"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc = start_inv(
+        ["--search-root", str(REPO), "-f", str(config), "dev.logs", "-n", "backend", "-f"]
     )
     assert proc.stdout is not None
     assert proc.stdout.readline() == "backend | old line\n"

@@ -1,4 +1,5 @@
-"""Pure parts of setup/dev: env template merge, /proc parsing, stale pids, status table."""
+"""Pure parts of setup/dev: env template merge, /proc parsing, records, the plan (order,
+least-privilege environments), log rotation and following, the ledger's money parsing."""
 
 from __future__ import annotations
 
@@ -6,15 +7,15 @@ import itertools
 import json
 import os
 import shutil
+import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
-from tasks.dev import deps, envfile
-from tasks.dev import logfiles
-from tasks.dev import postgres, procs
-from tasks.dev.report import render_table, status_row
+from tasks.dev import deps, envfile, health, logfiles, order, pidfiles, plan, postgres, procs
+from tasks.dev.report import render_table
 
 TEMPLATE = """# comment kept
 FLOWLET_DB_PASSWORD=@generate@
@@ -87,54 +88,71 @@ def test_read_stat_of_this_process() -> None:
     assert stat is not None and stat.pid == os.getpid() and stat.state in "RS"
 
 
-RECORD = procs.Record(name="backend", pid=4242, pgid=4242, start_ticks=987654, port=8000, started=0)
+def test_identity_tells_a_reused_pid_from_ours() -> None:
+    me = procs.Identity.of(os.getpid())
+    assert me is not None and me.state() == "running" and me.exe
+    assert procs.Identity(me.pid, me.start_ticks - 1, me.exe).state() == "reused"
+    assert procs.Identity(me.pid, me.start_ticks, "/usr/bin/other").state() == "reused"
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    assert procs.Identity(gone.pid, 1, "").state() == "gone"
 
 
-@pytest.mark.parametrize(
-    "stat,expected",
-    [
-        (None, "gone"),
-        (procs.ProcStat(4242, "Z", 4242, 987654), "gone"),
-        (procs.ProcStat(4242, "S", 4242, 111), "reused"),
-        (procs.ProcStat(4242, "S", 4242, 987654), "running"),
-    ],
-    ids=["no-process", "zombie", "pid-reused", "running"],
+def test_a_group_is_ours_only_with_a_member_we_started() -> None:
+    leader = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        time.sleep(0.05)
+        mine = procs.Identity.of(leader.pid)
+        assert procs.group_is_ours(leader.pid, [mine])
+        stranger = procs.Identity(leader.pid, mine.start_ticks - 5, mine.exe)  # type: ignore
+        assert not procs.group_is_ours(leader.pid, [stranger])
+        assert not procs.group_is_ours(leader.pid, [None])
+    finally:
+        leader.kill()
+        leader.wait()
+
+
+RECORD = pidfiles.Record(
+    name="backend",
+    keeper=procs.Identity(4242, 987654, "/usr/bin/python3"),
+    port=8000,
+    started=0.0,
+    run_id="r1",
 )
-def test_record_state(stat: procs.ProcStat | None, expected: str) -> None:
-    assert procs.record_state(RECORD, stat) == expected
 
 
 def test_record_roundtrip_and_bad_files(tmp_path: Path) -> None:
-    procs.write_record(tmp_path, RECORD)
+    pidfiles.write_record(tmp_path, RECORD)
     (tmp_path / "broken.json").write_text("{not json")
-    assert procs.read_records(tmp_path) == [RECORD]
-    assert not (tmp_path / "broken.json").exists()
-    assert json.loads((tmp_path / "backend.json").read_text())["start_ticks"] == 987654
+    (tmp_path / "old.json").write_text('{"name": "x", "pid": 1, "pgid": 1}')  # an old version
+    pidfiles.write_json(pidfiles.state_path(tmp_path, "backend"), {"state": "running"})
+    assert pidfiles.read_records(tmp_path) == [RECORD]
+    assert not (tmp_path / "broken.json").exists() and not (tmp_path / "old.json").exists()
+    assert json.loads((tmp_path / "backend.json").read_text())["keeper"]["start_ticks"] == 987654
+    assert oct((tmp_path / "backend.json").stat().st_mode & 0o777) == "0o600"
+    pidfiles.remove_record(tmp_path, "backend")
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize(
-    "record,state,listening,expected",
+    "code,sig,text",
     [
-        (None, "", False, ("web", "-", "8000", "stopped", "-")),
-        (RECORD, "running", True, ("web", "4242", "8000", "up", "1h01m")),
-        (RECORD, "running", False, ("web", "4242", "8000", "not listening", "1h01m")),
-        (RECORD, "gone", False, ("web", "4242", "8000", "stale (process gone)", "-")),
-        (RECORD, "reused", False, ("web", "4242", "8000", "stale (pid reused)", "-")),
+        (0, None, "exited with code 0"),
+        (3, None, "exited with code 3"),
+        (None, 9, "killed by SIGKILL"),
     ],
-    ids=["stopped", "up", "not-listening", "stale-gone", "stale-reused"],
+    ids=["zero", "code", "signal"],
 )
-def test_status_row(
-    record: procs.Record | None, state: str, listening: bool, expected: tuple[str, ...]
-) -> None:
-    assert status_row("web", 8000, record, state, listening, 3690) == expected
+def test_describe_exit(code: int | None, sig: int | None, text: str) -> None:
+    assert procs.describe_exit(code, sig) == text
 
 
 def test_render_table_aligns_columns() -> None:
-    rows = [("db", "12", "54329", "up", "5s"), ("frontend", "-", "3000", "stopped", "-")]
+    rows = [("db", "12", "54329", "up", "0", "5s"), ("frontend", "-", "3000", "stopped", "-", "-")]
     assert render_table(rows).splitlines() == [
-        "NAME      PID  PORT   STATE    UPTIME",
-        "db        12   54329  up       5s",
-        "frontend  -    3000   stopped  -",
+        "NAME      PID  PORT   STATE    RESTARTS  UPTIME",
+        "db        12   54329  up       0         5s",
+        "frontend  -    3000   stopped  -         -",
     ]
 
 
@@ -160,7 +178,54 @@ def test_uptime_seconds() -> None:
     ids=["auth-request", "starting-up", "other-error", "no-answer"],
 )
 def test_postgres_accepting(answer: bytes, accepting: bool) -> None:
-    assert procs.postgres_accepting(answer) is accepting
+    assert health.postgres_accepting(answer) is accepting
+
+
+def test_rotating_log_rotates_at_line_boundaries_and_keeps_a_few(tmp_path: Path) -> None:
+    path = tmp_path / "web.log"
+    log = logfiles.RotatingLog(path, max_bytes=20, keep=2)
+    for n in range(12):
+        log.write(f"line {n:02d}\n".encode())  # 8 bytes each: two lines fit in 20
+    log.close()
+    assert path.read_text() == "line 10\nline 11\n"
+    assert (tmp_path / "web.log.1").read_text() == "line 08\nline 09\n"
+    assert (tmp_path / "web.log.2").read_text() == "line 06\nline 07\n"
+    assert not (tmp_path / "web.log.3").exists()
+    log = logfiles.RotatingLog(path, max_bytes=20, keep=0)
+    log.write(b"x" * 50)  # one line longer than the limit is split; nothing old is kept
+    log.close()
+    assert all(len(p.read_bytes()) <= 20 for p in tmp_path.glob("web.log*"))
+
+
+def test_run_tail_shows_only_the_current_run(tmp_path: Path) -> None:
+    path = tmp_path / "db.log"
+    old = logfiles.marker("db", logfiles.start_marker_text("r1")).decode()
+    new = logfiles.marker("db", logfiles.start_marker_text("r2")).decode()
+    path.write_text(old + "old error\n" + new + "new line\n")
+    assert logfiles.run_tail(path, "r2", 10) == [new.rstrip(), "new line"]
+    path.write_text("rotated during the run\n")
+    assert logfiles.run_tail(path, "r2", 10) == ["rotated during the run"]
+
+
+def test_log_follower_follows_rotation_and_truncation(tmp_path: Path) -> None:
+    path = tmp_path / "web.log"
+    path.write_text("before\n")
+    follower = logfiles.LogFollower({"web": path})
+    out: list[str] = []
+    with open(path, "a") as handle:
+        handle.write("one\n")
+    path.rename(tmp_path / "web.log.1")
+    with open(tmp_path / "web.log.1", "a") as handle:
+        handle.write("two\n")  # written to the old file after the rename: still shown
+    path.write_text("three\n")
+    follower.poll(out.append)
+    path.write_text("")  # truncated
+    follower.poll(out.append)
+    with open(path, "a") as handle:
+        handle.write("four\n")
+    follower.poll(out.append)
+    follower.close()
+    assert out == ["web | one\n", "web | two\n", "web | three\n", "web | four\n"]
 
 
 def test_log_follower_prefixes_complete_lines(tmp_path: Path) -> None:
@@ -174,6 +239,7 @@ def test_log_follower_prefixes_complete_lines(tmp_path: Path) -> None:
     with open(log, "a") as handle:
         handle.write("o\n")
     follower.poll(out.append)
+    follower.close()
     assert out == ["backend | one\n", "backend | two\n"]
     assert logfiles.tail_lines(log, 2) == ["one", "two"]
 
@@ -274,3 +340,148 @@ def test_node_modules_current(
     if stamped:
         stamp.write_text(deps.lock_digest(lock.encode()))
     assert deps.node_modules_current(tmp_path, stamp)[0] is current
+
+
+# The plan --------------------------------------------------------------------------------
+
+
+def stack_of(processes: dict[str, dict[str, object]] | None = None) -> plan.Stack:
+    from tasks.core.environments import DATABASE
+    from tasks.core.settings import Where
+    from tasks.dev.settings import SCHEMA
+
+    raw = SCHEMA.defaults()
+    if processes is not None:
+        raw["processes"] = processes
+    dev = SCHEMA.check(raw, Where("dev", None, Path("/project")))
+    db = DATABASE.check(
+        {"host": "127.0.0.1", "port": 5433, "name": "f", "user": "f", "password_env": "PW"},
+        Where("db"),
+    )
+    return plan.build_stack(
+        dev,
+        {"postgres": db},
+        root=Path("/project"),
+        python="/usr/bin/python3",
+        pg_user=None,
+        current_user="me",
+        pg_bin_dir="/pg/bin",
+    )
+
+
+def test_stack_from_the_defaults() -> None:
+    stack = stack_of()
+    assert stack.names() == ["db", "backend", "frontend"]
+    db, backend, frontend = stack.processes
+    assert db.argv[:3] == ("/pg/bin/postgres", "-D", "/project/.flowlet/postgres")
+    assert db.stop_signal == 2  # SIGINT: PostgreSQL's fast shutdown
+    assert backend.argv == ("/usr/bin/python3", "-m", "flowlet_backend.app")
+    assert backend.cwd == Path("/project/examples/backend") and backend.after == ("db",)
+    assert frontend.env["FLOWLET_BACKEND_URL"] == "http://127.0.0.1:8000"
+    assert backend.env["FLOWLET_DB_DSN"] == "host=127.0.0.1 port=5433 dbname=f user=f"
+    assert order.start_order(stack) == ["db", "backend", "frontend"]
+    assert order.stop_order(stack, ["db", "frontend", "backend"]) == ["frontend", "backend", "db"]
+    assert order.with_dependencies(stack, ["backend"]) == ["db", "backend"]
+    assert order.with_dependencies(stack, ["frontend"]) == ["frontend"]
+
+
+def test_each_process_gets_only_its_env_file_keys() -> None:
+    stack = stack_of()
+    dotenv = {
+        "FLOWLET_DB_PASSWORD": "pw",
+        "FLOWLET_SESSION_SECRET": "s",
+        "FLOWLET_LOG_LEVEL": "info",
+    }
+    base = {"PATH": "/bin"}
+    backend = plan.process_env(stack.spec("backend"), dotenv, base, stack.env_file)
+    frontend = plan.process_env(stack.spec("frontend"), dotenv, base, stack.env_file)
+    db = plan.process_env(stack.spec("db"), dotenv, base, stack.env_file)
+    assert backend["FLOWLET_DB_PASSWORD"] == "pw" and backend["FLOWLET_SESSION_SECRET"] == "s"
+    assert "FLOWLET_DB_PASSWORD" not in frontend and "FLOWLET_SESSION_SECRET" not in frontend
+    assert frontend["FLOWLET_LOG_LEVEL"] == "info" and frontend["PATH"] == "/bin"
+    assert db == base
+    with pytest.raises(Exception, match=r"env_file_keys: FLOWLET_DB_PASSWORD is not set in"):
+        plan.process_env(stack.spec("backend"), {}, base, stack.env_file)
+
+
+@pytest.mark.parametrize(
+    "processes,message",
+    [
+        (
+            {"a": {"command": ["x"], "after": ["b"]}, "b": {"command": ["x"], "after": ["a"]}},
+            r"^dev\.processes\.a\.after: a cycle \(a -> b -> a\)$",
+        ),
+        (
+            {"a": {"command": ["x"], "after": ["nope"]}},
+            r"^dev\.processes\.a\.after: unknown process 'nope'; valid: a, db$",
+        ),
+        ({"db": {"command": ["x"]}}, r"^dev\.processes\.db: the name 'db' is reserved"),
+        ({"a": {"command": ["{nope}"]}}, r"^dev\.processes\.a\.command: cannot expand '\{nope\}'"),
+    ],
+    ids=["cycle", "unknown-after", "reserved-name", "placeholder"],
+)
+def test_stack_config_errors(processes: dict[str, dict[str, object]], message: str) -> None:
+    from tasks.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        stack_of(processes)
+
+
+# The ledger's money ------------------------------------------------------------------------
+
+
+def ledger() -> object:
+    import importlib
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples" / "backend"))
+    try:
+        return importlib.import_module("flowlet_backend.app")
+    finally:
+        sys.path.pop(0)
+
+
+@pytest.mark.parametrize(
+    "body,cents",
+    [
+        ({"amount": "12.34"}, 1234),
+        ({"amount": "0.5"}, 50),
+        ({"amount": " 7 "}, 700),
+        ({"amount_cents": 99}, 99),
+        ({"amount_cents": "100"}, 100),
+        ({"amount": "9999999999999.99"}, 999999999999999),
+    ],
+    ids=["cents", "one-decimal", "whole", "int-cents", "string-cents", "large-exact"],
+)
+def test_amounts_are_parsed_exactly(body: dict[str, object], cents: int) -> None:
+    assert ledger().parse_amount(body) == cents  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        ({"amount": 12.5}, "JSON number"),
+        ({"amount": "12.345"}, "not an amount"),
+        ({"amount": "-1"}, "not an amount"),
+        ({"amount": "0.00"}, "more than 0.00"),
+        ({"amount_cents": 1.5}, "whole number"),
+        ({"amount_cents": True}, "whole number"),
+        ({}, "not an amount"),
+    ],
+    ids=["float", "three-decimals", "negative", "zero", "float-cents", "bool", "missing"],
+)
+def test_bad_amounts_are_refused(body: dict[str, object], message: str) -> None:
+    app = ledger()
+    with pytest.raises(app.BadRequest, match=message):  # type: ignore[attr-defined]
+        app.parse_amount(body)  # type: ignore[attr-defined]
+
+
+def test_format_cents() -> None:
+    app = ledger()
+    assert [app.format_cents(n) for n in (0, 5, 1234, -5, 10**17)] == [  # type: ignore
+        "0.00",
+        "0.05",
+        "12.34",
+        "-0.05",
+        "1000000000000000.00",
+    ]

@@ -1,4 +1,6 @@
-// Flowlet dev server: serves public/ and src/, proxies /api/* to the backend, answers /healthz.
+// Flowlet dev server: serves public/ (the page; "/" is public/index.html) and src/, proxies
+// /api/* to the backend, answers /healthz. Plain `node server.js`: no npm dependencies at run
+// time. On SIGTERM or SIGINT it stops at once (open keep-alive connections are closed too).
 import { createReadStream, existsSync, statSync } from "node:fs";
 import http from "node:http";
 import path from "node:path";
@@ -36,8 +38,12 @@ function proxy(req, res) {
     },
   );
   upstream.on("error", () => {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
     res.writeHead(502, { "Content-Type": "application/json" });
-    res.end(JSON.stringify({ error: "backend unavailable" }));
+    res.end(JSON.stringify({ error: "the backend is unavailable" }));
   });
   req.pipe(upstream);
 }
@@ -53,7 +59,12 @@ const server = http.createServer((req, res) => {
     proxy(req, res);
     return;
   }
-  const relative = url.pathname === "/" ? "public/index.html" : url.pathname.slice(1);
+  const relative =
+    url.pathname === "/"
+      ? "public/index.html"
+      : url.pathname.startsWith("/src/")
+        ? url.pathname.slice(1)
+        : `public${url.pathname}`;
   const file = path.resolve(root, relative);
   const allowed = [path.join(root, "public"), path.join(root, "src")];
   if (
@@ -73,5 +84,8 @@ server.listen(port, host, () => {
 });
 
 for (const signal of ["SIGTERM", "SIGINT"]) {
-  process.on(signal, () => server.close(() => process.exit(0)));
+  process.on(signal, () => {
+    server.close(() => process.exit(0));
+    server.closeAllConnections();
+  });
 }

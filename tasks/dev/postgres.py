@@ -11,19 +11,19 @@ import os
 import stat
 from pathlib import Path
 
-from tasks.dev.config import LocalStack
+from tasks.dev.plan import Stack
 
 SOCKET_PATH_MAX = 107  # sun_path is 108 bytes including the terminating NUL
 
 
-def as_user(stack: LocalStack, argv: list[str]) -> list[str]:
+def as_user(stack: Stack, argv: list[str]) -> list[str]:
     """Prefix ``argv`` with ``runuser`` when inv runs as root (PostgreSQL refuses root)."""
     if stack.pg_user is None:
         return argv
     return ["runuser", "-u", stack.pg_user, "--", *argv]
 
 
-def initdb_argv(stack: LocalStack) -> list[str]:
+def initdb_argv(stack: Stack) -> list[str]:
     return as_user(
         stack,
         [
@@ -41,7 +41,7 @@ def initdb_argv(stack: LocalStack) -> list[str]:
     )
 
 
-def superuser_psql_argv(stack: LocalStack) -> list[str]:
+def superuser_psql_argv(stack: Stack) -> list[str]:
     """psql as the cluster's superuser over the Unix socket in the data directory (peer auth)."""
     db = stack.database
     return as_user(
@@ -68,8 +68,8 @@ def superuser_psql_argv(stack: LocalStack) -> list[str]:
     )
 
 
-def login_probe_argv(stack: LocalStack) -> list[str]:
-    """psql as the app role over TCP; the password comes from PGPASSWORD in its environment."""
+def login_probe_argv(stack: Stack) -> list[str]:
+    """psql as the app role over TCP; the password comes from PGPASSFILE (an in-memory file)."""
     db = stack.database
     return [
         stack.pg("psql"),
@@ -153,7 +153,7 @@ def system_user_ids(user: str) -> tuple[int, int, set[int]]:
     return entry.pw_uid, entry.pw_gid, gids
 
 
-def check_reachable(stack: LocalStack) -> str | None:
+def check_reachable(stack: Stack) -> str | None:
     """A one-line problem when the server's user cannot reach its data dir or socket path."""
     socket_path = stack.pg_data / f".s.PGSQL.{stack.database.port}"
     if len(str(socket_path)) > SOCKET_PATH_MAX:
@@ -175,7 +175,7 @@ def check_reachable(stack: LocalStack) -> str | None:
     return None
 
 
-def prepare_data_dir(stack: LocalStack) -> None:
+def prepare_data_dir(stack: Stack) -> None:
     """Create the (empty) data dir, mode 0700, owned by the server's system user."""
     stack.pg_data.mkdir(parents=True, exist_ok=True)
     os.chmod(stack.pg_data, 0o700)
@@ -184,5 +184,15 @@ def prepare_data_dir(stack: LocalStack) -> None:
         os.chown(stack.pg_data, uid, gid)
 
 
-def initialized(stack: LocalStack) -> bool:
+def initialized(stack: Stack) -> bool:
     return (stack.pg_data / "PG_VERSION").exists()
+
+
+def pgpass_line(stack: Stack, password: str) -> str:
+    """One .pgpass line for the app role (``:`` and ``\\`` escaped as libpq wants)."""
+    db = stack.database
+
+    def esc(value: object) -> str:
+        return str(value).replace("\\", "\\\\").replace(":", "\\:")
+
+    return ":".join(esc(v) for v in (db.host, db.port, db.name, db.user, password)) + "\n"

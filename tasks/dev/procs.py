@@ -1,24 +1,27 @@
-"""Process groups of the local stack: start, probe, record, stop.
+"""Processes of the local stack in ``/proc``: identities, process groups, stopping.
 
-Each process runs in its own session (so its own process group), writes stdout/stderr to
-``.flowlet/logs/NAME.log`` (no pipe back to inv, so ``--detach`` children outlive inv) and
-is recorded in ``.flowlet/run/NAME.json`` with its pid and start time (``/proc/PID/stat``
-field 22), which tells a live process from a reused pid.
+Each process of the stack runs under a *keeper* (:mod:`tasks.dev.keeper`), its parent, which
+writes its log and its state. ``dev.start`` records the keeper in ``.flowlet/run/NAME.json``;
+the keeper records the process itself (and how it last ended) in ``NAME.state.json``
+(:mod:`tasks.dev.pidfiles`). An
+identity is a pid plus what tells it from a later process with the same pid: its start time
+(``/proc/PID/stat`` field 22) and its executable. A process group is signalled only when a
+member is one of ours by identity and no member is older than our group (a stale record whose
+pid now leads someone else's group is left alone).
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
-import struct
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tasks.dev.config import ProcessSpec
+if TYPE_CHECKING:
+    from tasks.dev import pidfiles
 
 PROC = Path("/proc")
 
@@ -32,15 +35,43 @@ class ProcStat:
 
 
 @dataclass(frozen=True)
-class Record:
-    """What dev.start wrote for one process."""
+class Identity:
+    """A process as we started it: pid, start time in clock ticks, executable."""
 
-    name: str
     pid: int
-    pgid: int
     start_ticks: int
-    port: int
-    started: float
+    exe: str
+
+    @classmethod
+    def of(cls, pid: int) -> Identity | None:
+        stat = read_stat(pid)
+        if stat is None:
+            return None
+        return cls(pid, stat.start_ticks, read_exe(pid))
+
+    @classmethod
+    def from_json(cls, data: Any) -> Identity | None:
+        if not isinstance(data, dict):
+            return None
+        try:
+            return cls(int(data["pid"]), int(data["start_ticks"]), str(data.get("exe", "")))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def state(self) -> str:
+        """``running``, ``gone`` (no such process, or a zombie) or ``reused`` (not ours)."""
+        stat = read_stat(self.pid)
+        if stat is None or stat.state in ("Z", "X"):
+            return "gone"
+        if stat.start_ticks != self.start_ticks:
+            return "reused"
+        exe = read_exe(self.pid)
+        if self.exe and exe and exe != self.exe:
+            return "reused"
+        return "running"
+
+    def alive(self) -> bool:
+        return self.state() == "running"
 
 
 def parse_stat(text: str) -> ProcStat:
@@ -58,28 +89,57 @@ def parse_stat(text: str) -> ProcStat:
 def read_stat(pid: int, proc: Path = PROC) -> ProcStat | None:
     try:
         return parse_stat((proc / str(pid) / "stat").read_text())
-    except (FileNotFoundError, ProcessLookupError, ValueError, IndexError):
+    except (OSError, ValueError, IndexError):
         return None
 
 
-def record_state(record: Record, stat: ProcStat | None) -> str:
-    """``running``, ``gone`` (no such process, or a zombie) or ``reused`` (another process)."""
-    if stat is None or stat.state in ("Z", "X"):
-        return "gone"
-    if stat.start_ticks != record.start_ticks:
-        return "reused"
-    return "running"
+def read_exe(pid: int) -> str:
+    try:
+        return os.readlink(PROC / str(pid) / "exe")
+    except OSError:
+        return ""
 
 
-def group_members(pgid: int, proc: Path = PROC) -> list[int]:
-    """Live (non-zombie) processes whose process group is ``pgid``."""
-    members = []
-    for entry in proc.iterdir():
+def scan_groups(pgids: Iterable[int], proc: Path = PROC) -> dict[int, list[ProcStat]]:
+    """Live (non-zombie) members of each process group in ``pgids`` (one pass over /proc)."""
+    found: dict[int, list[ProcStat]] = {g: [] for g in pgids}
+    if not found:
+        return found
+    for entry in os.scandir(proc):
         if entry.name.isdigit():
             stat = read_stat(int(entry.name), proc)
-            if stat and stat.pgrp == pgid and stat.state not in ("Z", "X"):
-                members.append(stat.pid)
-    return members
+            if stat and stat.pgrp in found and stat.state not in ("Z", "X"):
+                found[stat.pgrp].append(stat)
+    return found
+
+
+def group_members(pgid: int, proc: Path = PROC) -> list[ProcStat]:
+    """Live (non-zombie) processes whose process group is ``pgid``."""
+    return scan_groups([pgid], proc)[pgid]
+
+
+def group_is_ours(
+    pgid: int, ours: Iterable[Identity | None], members: list[ProcStat] | None = None
+) -> bool:
+    """True when the group has members, one is ours by identity and none is older than it."""
+    known = [i for i in ours if i is not None]
+    if members is None:
+        members = group_members(pgid)
+    if not members or not known:
+        return False
+    mine = {i.pid: i for i in known}
+    matched = [m for m in members if m.pid in mine and mine[m.pid].alive()]
+    if not matched:
+        return False
+    oldest = min(mine[m.pid].start_ticks for m in matched)
+    return all(m.start_ticks >= oldest for m in members)
+
+
+def signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def uptime_seconds(start_ticks: int, system_uptime: float, clk_tck: int) -> float:
@@ -102,192 +162,85 @@ def format_duration(seconds: float) -> str:
     return f"{secs}s"
 
 
-# Records ---------------------------------------------------------------------------------
-
-
-def write_record(run_dir: Path, record: Record) -> None:
-    import json
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / f".{record.name}.json.tmp"
-    tmp.write_text(json.dumps(asdict(record)) + "\n")
-    tmp.replace(run_dir / f"{record.name}.json")
-
-
-def parse_record(text: str) -> Record:
-    import json
-
-    data: dict[str, Any] = json.loads(text)
-    return Record(
-        name=str(data["name"]),
-        pid=int(data["pid"]),
-        pgid=int(data["pgid"]),
-        start_ticks=int(data["start_ticks"]),
-        port=int(data["port"]),
-        started=float(data["started"]),
-    )
-
-
-def read_records(run_dir: Path) -> list[Record]:
-    """Records under ``run_dir``; unreadable ones are dropped (they are removed, too)."""
-    records = []
-    for path in sorted(run_dir.glob("*.json")) if run_dir.is_dir() else []:
+def describe_exit(code: int | None, sig: int | None) -> str:
+    if sig:
         try:
-            records.append(parse_record(path.read_text()))
-        except (ValueError, KeyError, TypeError):
-            path.unlink(missing_ok=True)
-    return records
+            return f"killed by {signal.Signals(sig).name}"
+        except ValueError:
+            return f"killed by signal {sig}"
+    return f"exited with code {code}"
 
 
-def remove_record(run_dir: Path, name: str) -> None:
-    (run_dir / f"{name}.json").unlink(missing_ok=True)
+# Stopping --------------------------------------------------------------------------------
 
 
-# Probes ----------------------------------------------------------------------------------
+@dataclass
+class Target:
+    """A process to stop: its record, its keeper's and its own identity, its stop signal."""
+
+    record: pidfiles.Record
+    child: Identity | None
+    stop_signal: int
+
+    def groups(self) -> list[int]:
+        pgids = [self.record.keeper.pid]
+        if self.child is not None:
+            pgids.append(self.child.pid)
+        return pgids
+
+    def ours(self) -> list[Identity]:
+        return [self.record.keeper, *([self.child] if self.child else [])]
+
+    def live_groups(self, scanned: Mapping[int, list[ProcStat]] | None = None) -> list[int]:
+        """Its process groups that still have members of ours (one /proc pass if not given)."""
+        if scanned is None:
+            scanned = scan_groups(self.groups())
+        ours = self.ours()
+        return [g for g in self.groups() if group_is_ours(g, ours, scanned.get(g, []))]
 
 
-def port_in_use(host: str, port: int) -> bool:
-    """True when ``host:port`` cannot be bound (something listens there already)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return True
-    return False
+def stop_targets(targets: Sequence[Target], grace: float, reap: Any = None) -> list[str]:
+    """Stop ``targets`` together (one wave); SIGKILL what is left after ``grace`` seconds.
 
-
-def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def http_ok(url: str, timeout: float = 2.0) -> bool:
-    """True when ``GET url`` answers 200."""
-    import urllib.error
-    import urllib.request
-
-    # A local http:// health URL from the project's own config.
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as answer:  # nosec B310
-            return int(answer.status) == 200
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
-
-
-def postgres_message(host: str, port: int, timeout: float = 1.0) -> bytes:
-    """First byte of the server's answer to a startup packet (``b''`` when it cannot connect)."""
-    params = b"user\0flowlet_ready_probe\0database\0postgres\0\0"
-    packet = struct.pack("!ii", 8 + len(params), 196608) + params
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.sendall(packet)
-            return sock.recv(4096)
-    except OSError:
-        return b""
-
-
-def postgres_accepting(answer: bytes) -> bool:
-    """An auth request (R) or any error but 57P03 ("starting up") means it accepts connections."""
-    if answer[:1] == b"R":
-        return True
-    return answer[:1] == b"E" and b"C57P03\0" not in answer
-
-
-def is_ready(spec: ProcessSpec) -> bool:
-    if spec.ready == "postgres":
-        return postgres_accepting(postgres_message(spec.host, spec.port))
-    if spec.ready == "http":
-        return http_ok(spec.health_url)
-    return port_open(spec.host, spec.port)
-
-
-# Start and stop --------------------------------------------------------------------------
-
-
-def spawn(spec: ProcessSpec, env: Mapping[str, str], log_path: Path) -> Any:
-    """Start ``spec`` in a new session, output appended to ``log_path``; returns the Popen."""
-    import subprocess
-
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    extra: dict[str, Any] = {}
-    if spec.user is not None:
-        import pwd
-
-        entry = pwd.getpwnam(spec.user)
-        extra = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
-    with open(log_path, "ab", buffering=0) as log:
-        log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} start {spec.name}\n".encode())
-        return subprocess.Popen(
-            list(spec.argv),
-            cwd=spec.cwd,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            close_fds=True,
-            **extra,
-        )
-
-
-def record_for(spec: ProcessSpec, pid: int) -> Record:
-    stat = read_stat(pid)
-    return Record(
-        name=spec.name,
-        pid=pid,
-        pgid=pid,
-        start_ticks=stat.start_ticks if stat else 0,
-        port=spec.port,
-        started=time.time(),
-    )
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def stop_groups(
-    records: Iterable[Record], grace: float, children: Mapping[int, Any] | None = None
-) -> list[str]:
-    """SIGTERM each live group, wait up to ``grace`` s, then SIGKILL; returns names killed.
-
-    A record whose pid was reused by another process is never signalled. A group whose leader
-    is gone is still swept: the kernel keeps its id reserved while any member lives.
+    A live keeper is asked (SIGTERM) to stop its process with that process's own stop signal
+    (SIGINT for PostgreSQL: fast shutdown); a process whose keeper is gone gets its stop signal
+    directly. Returns the names that had to be killed. ``reap`` polls our own children.
     """
-    children = children or {}
-    targets = []
-    for record in records:
-        if record_state(record, read_stat(record.pid)) == "reused":
-            continue
-        if group_members(record.pgid):
-            targets.append(record)
-            _signal_group(record.pgid, signal.SIGTERM)
+    pgids = [g for t in targets for g in t.groups()]
+    scanned = scan_groups(pgids)
+    for target in targets:
+        keeper_alive = target.record.keeper.alive()
+        if keeper_alive:
+            try:
+                os.kill(target.record.keeper.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                keeper_alive = False
+        child = target.child
+        if not keeper_alive and child is not None and child.pid in target.live_groups(scanned):
+            signal_group(child.pid, target.stop_signal)
     deadline = time.monotonic() + grace
-    alive = list(targets)
-    while alive and time.monotonic() < deadline:
-        for child in children.values():
-            child.poll()
+    while True:
+        scanned = scan_groups(pgids)
+        alive = [t for t in targets if t.live_groups(scanned)]
+        if not alive or time.monotonic() >= deadline:
+            break
+        if reap is not None:
+            reap()
         time.sleep(0.05)
-        alive = [r for r in alive if group_members(r.pgid)]
     killed = []
-    for record in alive:
-        killed.append(record.name)
-        _signal_group(record.pgid, signal.SIGKILL)
+    for target in alive:
+        killed.append(target.record.name)
+        for pgid in target.live_groups(scanned):
+            signal_group(pgid, signal.SIGKILL)
     deadline = time.monotonic() + 5
-    while alive and time.monotonic() < deadline:
+    while alive and group_members_any(pgids) and time.monotonic() < deadline:
+        if reap is not None:
+            reap()
         time.sleep(0.05)
-        alive = [r for r in alive if group_members(r.pgid)]
-    for child in children.values():
-        try:
-            child.wait(timeout=1)
-        except Exception:  # nosec B110
-            pass  # best effort reaping: the group is gone already
+    if reap is not None:
+        reap()
     return killed
+
+
+def group_members_any(pgids: Iterable[int]) -> bool:
+    return any(scan_groups(pgids).values())

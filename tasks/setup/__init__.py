@@ -1,18 +1,17 @@
 """``inv setup``: prepare an environment. ``--env development`` builds the local stack.
 
 For development every step checks first and acts only when needed, so a second run changes
-nothing and says so. Other environments are handed to the deploy collection.
+nothing and says so (tasks/dev/provision.py). Other environments are handed to the deploy
+collection. The implementation modules are imported inside the task: ``inv --list`` stays
+light.
 """
 
 from __future__ import annotations
 
 from invoke import Collection, Context
-from tasks.core.errors import OpsError
 
 from tasks.core.task import task
 
-# The development steps (tasks/dev/development.py) are imported inside the task:
-# ``inv --list`` must stay light.
 
 @task(
     default=True,
@@ -43,13 +42,12 @@ def setup(
 
     environment = resolve_environment(c, env, namespace)
     if environment.name == "development":
-        from tasks.dev.development import setup_development
+        from tasks.dev.provision import setup_development
 
-        try:
-            setup_development(c)
-        except KeyboardInterrupt:
-            raise OpsError("setup: interrupted; the temporary database server was stopped", code=130)
+        setup_development(c)
         return
+    from tasks.core.errors import OpsError
+
     print(
         f"setup: {environment.name}: namespace {environment.namespace}, "
         f"kube context {environment.kube_context or '-'}, release {environment.release}",

@@ -13,7 +13,9 @@ SCHEMA = Section(
             "examples/frontend", "where npm ci runs (when package-lock.json exists)", kind="dir"
         ),
         "env_template": FilePath(
-            ".env.template", "template of .env.local (@generate@ values become secrets)", kind="file"
+            ".env.template",
+            "template of .env.local (@generate@ values become secrets)",
+            kind="file",
         ),
         "dev_start_script": FilePath(
             "dev-start.sh", "the old entry point, now exec inv dev.start", kind="file"

@@ -1,11 +1,17 @@
 """Flowlet example backend: a tiny ledger service over PostgreSQL.
 
 Endpoints:
-  GET  /healthz                 200 when the database answers
+  GET  /healthz                 200 when the database answers, else 503
   GET  /metrics                 Prometheus text format
-  GET  /api/accounts            list accounts with balances
-  POST /api/accounts            {"name": ...} -> new account
-  POST /api/transactions        {"from": id|null, "to": id, "amount_cents": n}
+  GET  /api/accounts            [{"id", "name", "balance_cents", "balance"}]
+  POST /api/accounts            {"name": ...} -> 201 the new account; 409 if the name is taken
+  POST /api/transactions        {"from": id|null, "to": id, "amount": "12.34"} -> 201
+
+Money is never a float: amounts are stored as integer minor units (cents, BIGINT), and the API
+carries them as strings ("balance_cents": "1234", "balance": "12.34"), so no JSON parser on
+the way rounds them. A request amount is a string like "12.34" (or an integer
+"amount_cents"); a JSON number with a fraction is refused. Errors are JSON ``{"error": ...}``
+with a 4xx status naming the field.
 
 Configuration comes from the environment: FLOWLET_DB_DSN (libpq connection string; the
 password comes from PGPASSWORD/PGPASSFILE or FLOWLET_DB_PASSWORD, never the DSN in logs),
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -42,12 +49,16 @@ CREATE INDEX IF NOT EXISTS transactions_to_idx ON transactions (to_account);
 CREATE INDEX IF NOT EXISTS transactions_from_idx ON transactions (from_account);
 """
 
-BALANCES = """
-SELECT a.id, a.name,
-       COALESCE((SELECT sum(amount_cents) FROM transactions WHERE to_account = a.id), 0)
-     - COALESCE((SELECT sum(amount_cents) FROM transactions WHERE from_account = a.id), 0)
-FROM accounts a ORDER BY a.id
+# sum(bigint) is numeric in PostgreSQL: cast back to bigint (exact) before it leaves SQL.
+BALANCE = """
+COALESCE((SELECT sum(amount_cents) FROM transactions WHERE to_account = a.id), 0)::bigint
+- COALESCE((SELECT sum(amount_cents) FROM transactions WHERE from_account = a.id), 0)::bigint
 """
+# Both queries are constant text (BALANCE above), the values travel as parameters.
+BALANCES = f"SELECT a.id, a.name, {BALANCE} FROM accounts a ORDER BY a.id"  # nosec B608
+BALANCE_OF = f"SELECT {BALANCE} FROM accounts a WHERE a.id = %s FOR UPDATE"  # nosec B608
+AMOUNT = re.compile(r"^(0|[1-9][0-9]{0,12})(?:\.([0-9]{1,2}))?$")
+MAX_NAME = 100
 
 # Histogram buckets (seconds) for request latency.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -148,9 +159,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def _body(self) -> dict[str, Any]:
         length = int(self.headers.get("Content-Length") or 0)
-        data = json.loads(self.rfile.read(length) or b"{}")
+        try:
+            data = json.loads(self.rfile.read(length) or b"{}", parse_float=_no_float)
+        except ValueError as exc:
+            raise BadRequest(f"the body is not JSON: {exc}") from None
         if not isinstance(data, dict):
-            raise ValueError("expected a JSON object")
+            raise BadRequest("the body must be a JSON object")
         return data
 
     def _timed(self, route: str, fn: Any) -> None:
@@ -158,10 +172,16 @@ class Handler(BaseHTTPRequestHandler):
         self._status = 500
         try:
             fn()
-        except (ValueError, KeyError, psycopg.errors.DataError) as exc:
-            self._send(400, {"error": str(exc)})
+        except BadRequest as exc:
+            self._send(exc.status, {"error": exc.message})
+        except psycopg.errors.UniqueViolation:
+            self._send(409, {"error": "name: an account with this name exists already"})
+        except psycopg.errors.ForeignKeyViolation:
+            self._send(400, {"error": "no such account"})
+        except psycopg.errors.DataError as exc:
+            self._send(400, {"error": str(exc).splitlines()[0]})
         except psycopg.Error as exc:
-            self._send(503, {"error": type(exc).__name__})
+            self._send(503, {"error": f"database unavailable ({type(exc).__name__})"})
         finally:
             self.metrics.observe(self.command, route, self._status, time.perf_counter() - start)
 
@@ -191,28 +211,103 @@ class Handler(BaseHTTPRequestHandler):
     def _list_accounts(self) -> None:
         with connect() as conn:
             rows = conn.execute(BALANCES).fetchall()
-        self._send(200, [{"id": r[0], "name": r[1], "balance_cents": r[2]} for r in rows])
+        self._send(200, [account_json(r[0], r[1], r[2]) for r in rows])
 
     def _create_account(self) -> None:
-        name = str(self._body()["name"])
+        name = self._body().get("name")
+        if not isinstance(name, str) or not name.strip() or len(name.strip()) > MAX_NAME:
+            raise BadRequest(f"name: give a name of 1 to {MAX_NAME} characters")
         with connect() as conn:
             row = conn.execute(
-                "INSERT INTO accounts (name) VALUES (%s) RETURNING id", (name,)
+                "INSERT INTO accounts (name) VALUES (%s) RETURNING id", (name.strip(),)
             ).fetchone()
         assert row is not None  # nosec B101  # RETURNING always yields a row
-        self._send(201, {"id": row[0], "name": name})
+        self._send(201, account_json(row[0], name.strip(), 0))
 
     def _create_transaction(self) -> None:
         body = self._body()
-        amount = int(body["amount_cents"])
-        with connect() as conn:
+        cents = parse_amount(body)
+        to = account_id(body.get("to"), "to")
+        source = None if body.get("from") in (None, "") else account_id(body.get("from"), "from")
+        if source == to:
+            raise BadRequest("to: must differ from from")
+        with connect() as conn, conn.transaction():
+            if source is not None:
+                row = conn.execute(BALANCE_OF, (source,)).fetchone()
+                if row is None:
+                    raise BadRequest("from: no such account")
+                if int(row[0]) < cents:
+                    raise BadRequest(
+                        f"amount: {format_cents(cents)} is more than the balance of account "
+                        f"{source} ({format_cents(int(row[0]))})",
+                        status=409,
+                    )
             row = conn.execute(
                 "INSERT INTO transactions (from_account, to_account, amount_cents) "
                 "VALUES (%s, %s, %s) RETURNING id",
-                (body.get("from"), int(body["to"]), amount),
+                (source, to, cents),
             ).fetchone()
         assert row is not None  # nosec B101  # RETURNING always yields a row
-        self._send(201, {"id": row[0]})
+        self._send(201, {"id": row[0], "amount_cents": str(cents), "amount": format_cents(cents)})
+
+
+class BadRequest(Exception):
+    """A request the API refuses (400 unless said otherwise), with a message naming the field."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class _Float:
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _no_float(text: str) -> _Float:
+    return _Float(text)
+
+
+def format_cents(cents: int) -> str:
+    """1234 -> "12.34", -5 -> "-0.05" (exact: integer arithmetic only)."""
+    sign = "-" if cents < 0 else ""
+    whole, part = divmod(abs(cents), 100)
+    return f"{sign}{whole}.{part:02d}"
+
+
+def account_json(ident: int, name: str, cents: int) -> dict[str, Any]:
+    return {"id": ident, "name": name, "balance_cents": str(cents), "balance": format_cents(cents)}
+
+
+def parse_amount(body: dict[str, Any]) -> int:
+    """The positive amount in cents: "amount" as a string like "12.34", or integer cents."""
+    if "amount_cents" in body:
+        value = body["amount_cents"]
+        if isinstance(value, str) and value.isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise BadRequest("amount_cents: give a positive whole number of cents")
+        return value
+    value = body.get("amount")
+    if isinstance(value, _Float) or isinstance(value, (int, float)) and not isinstance(value, bool):
+        shown = value.text if isinstance(value, _Float) else value
+        raise BadRequest(f'amount: {shown} is a JSON number; send a string like "12.34"')
+    match = AMOUNT.match(value.strip()) if isinstance(value, str) else None
+    if match is None:
+        raise BadRequest(f"amount: {value!r} is not an amount like 12.34")
+    cents = int(match.group(1)) * 100 + int((match.group(2) or "0").ljust(2, "0"))
+    if cents <= 0:
+        raise BadRequest("amount: must be more than 0.00")
+    return cents
+
+
+def account_id(value: Any, field: str) -> int:
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise BadRequest(f"{field}: choose an account")
+    return value
 
 
 def main() -> int:
@@ -224,7 +319,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     print(f"flowlet-backend listening on http://{host}:{port}", flush=True)
     try:
-        server.serve_forever()
+        server.serve_forever(poll_interval=0.1)
     except KeyboardInterrupt:
         pass
     finally:
