@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import ROOT_NS
 from invoke import Config, Result
-
-from tasks import monitoring
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data" / "monitoring"
@@ -84,10 +83,11 @@ def secret_missing() -> Result:
 
 @pytest.fixture
 def mon_config(tmp_path: Path) -> Callable[..., Config]:
-    """A Config with the monitoring defaults and the project's invoke.yaml (``dry`` optional)."""
+    """A Config with every topic's defaults (registered on the root, as ``inv`` has them) and
+    the project's invoke.yaml; ``dry`` and ``overrides`` optional."""
 
     def make(dry: bool = False, overrides: dict[str, Any] | None = None) -> Config:
-        config = Config(defaults={**Config.global_defaults(), **monitoring.ns.configuration()})
+        config = Config(defaults={**Config.global_defaults(), **ROOT_NS.configuration()})
         config.set_project_location(str(REPO))
         config.load_project()
         if overrides:
@@ -100,18 +100,20 @@ def mon_config(tmp_path: Path) -> Callable[..., Config]:
 
 @pytest.fixture
 def mon_context(strict_context: type) -> Callable[..., Any]:
-    """A StrictMockContext that also records (command, dry, stdin) and runs per-command hooks."""
+    """A StrictMockContext that also records (command, dry, stdin) in ``calls``, each command's
+    environment in ``envs``, and runs per-command hooks."""
 
     class Recording(strict_context):  # type: ignore[misc, valid-type]
         def __init__(self, config: Config, run: dict[Any, Any], hooks: Any = None) -> None:
             super().__init__(config=config, run=run)
-            self._set(calls=[], hooks=hooks or {})
+            self._set(calls=[], envs=[], hooks=hooks or {})
 
         def run(self, command: str, **kwargs: Any) -> Result:  # type: ignore[override]
             stream = kwargs.get("in_stream")
             dry = bool(kwargs.get("dry", self.config.run.dry))
             stdin = stream.getvalue() if hasattr(stream, "getvalue") else None
             self.calls.append((command, dry, stdin))
+            self.envs.append((command, kwargs.get("env"), kwargs.get("replace_env")))
             result = super().run(command, **kwargs)
             for pattern, hook in self.hooks.items():
                 if re.search(pattern, command) and not dry:
