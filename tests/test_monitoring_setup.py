@@ -14,45 +14,22 @@ from conftest import ROOT_NS, fails_with, run_task
 from fixtures_monitoring import (
     CONTEXTS,
     CRDS,
+    H3,
+    H4,
     HELM_VERSION,
     REPO,
     REPO_LIST,
+    VALUES,
     canned,
     search_answer,
     search_command,
     secret_missing,
+    upgrades,
 )
 from invoke import Result
 
 from tasks import monitoring
 from tasks.monitoring.settings import COMPONENTS
-
-VALUES = REPO / "kubernetes" / "monitoring"
-H4 = ["--rollback-on-failure", "--wait=watcher", "--timeout", "10m"]
-H3 = ["--atomic", "--wait", "--timeout", "10m"]
-
-
-def upgrades(context: str, flags: list[str], namespace: str = "monitoring") -> list[str]:
-    def one(release: str, chart: str, version: str, values: str, extra: str = "") -> str:
-        return (
-            f"helm --kube-context {context} upgrade --install {release} {chart} --version "
-            f"{version} --namespace {namespace} --values {VALUES / values}{extra} "
-            + " ".join(flags)
-        )
-
-    return [
-        one(
-            "kube-prometheus-stack",
-            "prometheus-community/kube-prometheus-stack",
-            "88.5.3",
-            "kube-prometheus-stack.yaml",
-            " --set-string grafana.admin.existingSecret=grafana-admin",
-        ),
-        one("loki", "grafana-community/loki", "18.11.0", "loki.yaml"),
-        one("alloy", "grafana/alloy", "1.11.1", "alloy.yaml"),
-        one("jaeger", "jaegertracing/jaeger", "4.11.1", "jaeger.yaml"),
-    ]
-
 
 SEARCHES = [
     search_command("prometheus-community/kube-prometheus-stack"),

@@ -60,6 +60,11 @@ def check_values_files(c: Context, settings: Settings) -> None:
     components = plan.enabled_components(settings)
     if not components:
         raise ConfigError("monitoring.components: every component is disabled; nothing to install")
+    if not settings.values_dir.is_dir():
+        raw = c.config.monitoring.values_dir
+        raise Where("monitoring.values_dir", c.config).fail(
+            raw, f"an existing directory ({settings.values_dir} does not exist)"
+        )
     for comp in components:
         if not comp.values.is_file():
             where = Where(f"monitoring.components.{comp.key}.values", c.config)
