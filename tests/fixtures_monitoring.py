@@ -836,9 +836,9 @@ with open({log!r}, "a") as log:
     log.write(json.dumps(record) + "\\n")
 if {tool!r} == "kubectl" and "port-forward" in argv:
     local, remote = argv[-1].split(":")
-    print(f"Forwarding from 127.0.0.1:{{local}} -> {{remote}}", flush=True)
     signal.signal(signal.SIGINT, lambda *a: sys.exit(0))  # kubectl: Ctrl-C ends it cleanly
-    signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))  # (set before the line that says
+    print(f"Forwarding from 127.0.0.1:{{local}} -> {{remote}}", flush=True)  # it is ready)
     while True:
         time.sleep(0.05)
 os.execv({real!r}, [{real!r}, *argv])

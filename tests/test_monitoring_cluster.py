@@ -47,6 +47,10 @@ def _tools() -> None:
 REPOS = ("prometheus-community", "grafana-community", "grafana", "jaegertracing")
 RELEASES = ("kube-prometheus-stack", "loki", "alloy", "jaeger")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# A log line of a Go tool (klog): helm's client-go sometimes logs "watch ended with error ...
+# context canceled" when helm stops watching the CRDs it waited for (a race inside client-go:
+# its watch read sees the cancelled context before the watcher is marked done). Not from inv.
+KLOG = re.compile(r"^[IWE]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ \S+:\d+\] ")
 
 
 def environment(tmp_path: Path, recorder: Recorder, **extra: str) -> dict[str, str]:
@@ -86,6 +90,11 @@ SETUP_TITLES = [
     "alloy (grafana/alloy 1.11.1)",
     "jaeger (jaegertracing/jaeger 4.11.1)",
 ]
+
+
+def own_lines(stderr: str) -> list[str]:
+    """What inv itself wrote on stderr (the tools' klog lines left out)."""
+    return [line for line in stderr.splitlines() if not KLOG.match(line)]
 
 
 def progress(stdout: str) -> list[str]:
@@ -164,7 +173,7 @@ def test_setup_staging_installs_the_stack(
     recorder = recording_tools()
     done = run_inv("inv monitoring.setup --env staging", env=environment(tmp_path, recorder))
     assert done.returncode == 0, done.stderr
-    assert done.stderr == ""
+    assert own_lines(done.stderr) == []
     assert progress(done.stdout) == titles()
     assert recorder.argvs() == setup_plan("flowlet-staging", local_chart_repos)
     assert_installed(fake_cluster)
@@ -435,6 +444,7 @@ def forward_and_stop(
     try:
         lines = wait_for_line(child, r"^Forwarding from ")
         (forward,) = [c for c in recorder.calls("kubectl") if "port-forward" in c["argv"]]
+        assert forward["pgid"] != os.getpgid(child.pid)  # its own process group
         os.kill(child.pid, signum)
         out, err = child.communicate(timeout=30)
     finally:
@@ -442,7 +452,6 @@ def forward_and_stop(
             child.kill()
             child.communicate()
     assert not alive(forward["pid"]), "the port-forward outlived inv"
-    assert forward["pgid"] == forward["pid"] != child.pid  # its own process group
     assert "Traceback" not in out + err
     return lines + out.splitlines(), err, child.returncode
 

@@ -119,6 +119,19 @@ def test_setup_updates_only_stale_repositories(mon_config: Any, mon_context: Any
     assert c.commands[-4:] == upgrades("kind-flowlet", H4, namespace="observability")
 
 
+def test_megabytes_on_stdin_reach_the_command_whole_and_at_once() -> None:
+    """setup pipes the chart's CRDs (megabytes) into kubectl through ``c.run``: Invoke reads a
+    non-terminal in_stream one character per 10 ms, which would take hours; the runner's feed
+    hands it 64 kB at a time (the generous timeout only catches the hours)."""
+    from invoke import Context
+
+    from tasks.core.runner import run
+
+    text = "apiVersion: v1\n" * 200_000  # 3 MB, about the size of kube-prometheus-stack's CRDs
+    result = run(Context(), ["wc", "-c"], stdin=text, hide=True, timeout=120)
+    assert result.stdout.strip() == str(len(text))
+
+
 def test_setup_dry_touches_no_cluster(
     mon_config: Any, mon_context: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -191,7 +191,7 @@ def run(
     """
     if stdin is not None:
         kwargs["in_stream"] = Feed(stdin)
-    return c.run(  # type: ignore[no-any-return]
+    return c.run(  # type: ignore[no-any-return, return-value]
         render(argv),
         env=child_env(env, pass_secrets=pass_secrets),
         replace_env=True,
@@ -212,7 +212,7 @@ def probe(
 
     It never reads the user's stdin: a probe is not interactive (``stdin`` text may be fed).
     """
-    return c.run(  # type: ignore[no-any-return]
+    return c.run(  # type: ignore[no-any-return, return-value]
         render(argv),
         dry=False,
         warn=warn,

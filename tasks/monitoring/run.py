@@ -119,7 +119,7 @@ def execute(c: Context, steps: Sequence[Step], target: Target) -> None:
             result = run(c, step.argv, echo=True, hide=hide, in_stream=False)
         else:
             result = run(c, step.argv, stdin=stdin, echo=True, echo_stdin=False, hide=hide)
-        previous = result.stdout if result is not None else ""
+        previous = result.stdout
 
 
 def setup(c: Context, target: Target, *, yes: bool) -> None:
@@ -153,8 +153,8 @@ def uninstall(c: Context, target: Target, *, yes: bool) -> None:
     version = require_kube_tools(c)
     steps = plan.plan_uninstall(target, version)
     releases = ", ".join(comp.release for comp in target.components)
-    confirm(f"Uninstall {releases} from {target.context}/{target.namespace}?", yes=yes,
-            dry=is_dry(c))  # fmt: skip
+    question = f"Uninstall {releases} from {target.context}/{target.namespace}?"
+    confirm(question, yes=yes, dry=is_dry(c))
     execute(c, steps, target)
 
 
@@ -172,8 +172,8 @@ def status(c: Context, target: Target, *, app_namespace: str | None, json: bool)
             argv = kubectl(target.context, "--namespace", ns, "get", what, "-o", "json")
             result = probe(c, argv)
             if result.exited != 0:
-                raise CommandFailed(argv, result.exited, result.stderr,
-                                    what=f"kubectl get {what} -n {ns}")  # fmt: skip
+                what_failed = f"kubectl get {what} -n {ns}"
+                raise CommandFailed(argv, result.exited, result.stderr, what=what_failed)
             lists.append(load_list(result.stdout, f"kubectl get {what} -n {ns}"))
         found = parse_workloads(lists[0], lists[1], now)
         rows += found
