@@ -46,6 +46,8 @@ def _tools() -> None:
 
 REPOS = ("prometheus-community", "grafana-community", "grafana", "jaegertracing")
 RELEASES = ("kube-prometheus-stack", "loki", "alloy", "jaeger")
+PINNED = [("kube-prometheus-stack", "88.5.3"), ("loki", "18.11.0"), ("alloy", "1.11.1"),
+          ("jaeger", "4.11.1")]  # fmt: skip
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # A log line of a Go tool (klog): helm's client-go sometimes logs "watch ended with error ...
 # context canceled" when helm stops watching the CRDs it waited for (a race inside client-go:
@@ -128,7 +130,8 @@ def assert_no_password_leaked(recorder: Recorder, *outputs: str, roots: tuple[Pa
 def assert_installed(
     cluster: FakeCluster, namespace: str = "monitoring", revision: int = 1
 ) -> None:
-    """The stack as the real helm and kubectl left it in the fake cluster."""
+    """The stack as the real helm and kubectl left it in the fake cluster (and as the real
+    ``helm list`` reads it back: every release deployed, at its pinned chart version)."""
     assert namespace in cluster.names("v1", "namespaces")
     secret = cluster.get("v1", "secrets", namespace, "grafana-admin")
     assert secret is not None and secret.get("type", "Opaque") == "Opaque"
@@ -148,6 +151,17 @@ def assert_installed(
         assert stored["metadata"]["labels"]["status"] == "deployed", release
         stand_in = cluster.get("v1", "configmaps", namespace, f"{release}-stand-in")
         assert stand_in is not None, release
+    listed = subprocess.run(
+        ["helm", "--kube-context", "kind-flowlet", "list", "--namespace", namespace, "-o", "json"],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    releases = {
+        r["name"]: (r["chart"], r["status"], r["revision"]) for r in json.loads(listed.stdout)
+    }
+    assert releases == {
+        release: (f"{chart}-{version}", "deployed", str(revision))
+        for release, (chart, version) in zip(RELEASES, PINNED)
+    }
     kps = json.loads(
         cluster.get("v1", "configmaps", namespace, "kube-prometheus-stack-stand-in")["data"][
             "values.json"
