@@ -14,15 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tasks.core.environments import Environment
+from tasks.core.runner import render
 from tasks.core.settings import Settings
 from tasks.core.steps import Step
 from tasks.kube import HelmVersion, helm, kubectl, upgrade_safety_flags
 from tasks.monitoring.settings import COMPONENTS
 
-# Tags of steps the executor treats specially.
-# Grafana's admin Secret: created only if missing, the password fed on stdin at run time.
+# Tags of the steps the executor treats specially: Grafana's admin Secret (created only if
+# missing, the password fed on kubectl's stdin at run time); a step whose stdout only feeds the
+# next step (the CRDs: megabytes of YAML).
 ADMIN_SECRET = "grafana-admin-secret"  # a step tag, not a password  # nosec B105
-OUTPUT_HIDDEN = "output-hidden"  # its stdout feeds the next step (CRDs: megabytes of YAML)
+OUTPUT_HIDDEN = "output-hidden"
 
 
 @dataclass(frozen=True)
@@ -228,8 +230,6 @@ def ui_hint(target: Target, ui: str, port: int) -> str:
     url = f"http://127.0.0.1:{port}/"
     if ui == "jaeger":
         return f"{url}  (Jaeger UI; OTLP: 4317/4318; Ctrl-C stops)"
-    from tasks.core.runner import render
-
     grafana = target.settings.grafana
     secret = kubectl(
         target.context, "--namespace", target.namespace, "get", "secret", grafana.admin_secret
