@@ -470,49 +470,46 @@ def forward_and_stop(
     return lines + out.splitlines(), err, child.returncode
 
 
+KUBECTL = "kubectl --context flowlet-staging --namespace monitoring"
+FORWARDS = {
+    "grafana": (
+        "inv monitoring.grafana --env staging",
+        signal.SIGINT,
+        [
+            f"http://127.0.0.1:3000/  (user admin; password: {KUBECTL} get secret grafana-admin "
+            "-o 'jsonpath={.data.admin-password}' | base64 -d; Ctrl-C stops)",
+            f"{KUBECTL} port-forward svc/kube-prometheus-stack-grafana 3000:80",
+            "Forwarding from 127.0.0.1:3000 -> 80",
+        ],
+    ),
+    "jaeger": (
+        "inv monitoring.jaeger --env staging --port 16687",
+        signal.SIGTERM,
+        [
+            "http://127.0.0.1:16687/  (Jaeger UI; OTLP: 4317/4318; Ctrl-C stops)",
+            f"{KUBECTL} port-forward svc/jaeger 16687:16686",
+            "Forwarding from 127.0.0.1:16687 -> 16686",
+        ],
+    ),
+}
+
+
 @pytest.mark.signals
-@readme("inv monitoring.grafana --env staging")
-def test_grafana_forwards_until_ctrl_c(
-    fake_cluster: FakeCluster, recording_tools: Any, tmp_path: Path
+@readme("inv monitoring.grafana --env staging", "inv monitoring.jaeger --env staging --port 16687")
+@pytest.mark.parametrize("ui", sorted(FORWARDS))
+def test_port_forward_runs_until_a_signal(
+    ui: str, fake_cluster: FakeCluster, recording_tools: Any, tmp_path: Path
 ) -> None:
+    """The URL line, then kubectl port-forward (its own process group) until Ctrl-C (grafana)
+    or SIGTERM (jaeger) reaches inv: kubectl stops with it, exit 130 / 143, one line."""
+    command, signum, shown = FORWARDS[ui]
     recorder = recording_tools()
-    env = environment(tmp_path, recorder)
-    lines, err, code = forward_and_stop(
-        "inv monitoring.grafana --env staging", env, recorder, signal.SIGINT
-    )
-    assert code == 130
-    assert err.splitlines() == ["interrupted (SIGINT): grafana stopped"]
-    kubectl = "kubectl --context flowlet-staging --namespace monitoring"
-    assert [ANSI.sub("", line) for line in lines[:3]] == [
-        f"http://127.0.0.1:3000/  (user admin; password: {kubectl} get secret grafana-admin -o "
-        "'jsonpath={.data.admin-password}' | base64 -d; Ctrl-C stops)",
-        f"{kubectl} port-forward svc/kube-prometheus-stack-grafana 3000:80",
-        "Forwarding from 127.0.0.1:3000 -> 80",
-    ]
-    assert recorder.argvs() == [
-        "kubectl config get-contexts -o name",
-        f"{kubectl} port-forward svc/kube-prometheus-stack-grafana 3000:80",
-    ]
+    lines, err, code = forward_and_stop(command, environment(tmp_path, recorder), recorder, signum)
+    assert code == 128 + signum
+    assert err.splitlines() == [f"interrupted ({signal.Signals(signum).name}): {ui} stopped"]
+    assert [ANSI.sub("", line) for line in lines[:3]] == shown
+    assert recorder.argvs() == ["kubectl config get-contexts -o name", shown[1]]
     assert_no_password_leaked(recorder, *lines, err, roots=())
-
-
-@pytest.mark.signals
-@readme("inv monitoring.jaeger --env staging --port 16687")
-def test_jaeger_forwards_until_sigterm(
-    fake_cluster: FakeCluster, recording_tools: Any, tmp_path: Path
-) -> None:
-    recorder = recording_tools()
-    env = environment(tmp_path, recorder)
-    lines, err, code = forward_and_stop(
-        "inv monitoring.jaeger --env staging --port 16687", env, recorder, signal.SIGTERM
-    )
-    assert code == 143
-    assert err.splitlines() == ["interrupted (SIGTERM): jaeger stopped"]
-    assert lines[0] == "http://127.0.0.1:16687/  (Jaeger UI; OTLP: 4317/4318; Ctrl-C stops)"
-    assert recorder.argvs()[-1] == (
-        "kubectl --context flowlet-staging --namespace monitoring port-forward svc/jaeger "
-        "16687:16686"
-    )
 
 
 @readme("inv monitoring.uninstall --env staging")
