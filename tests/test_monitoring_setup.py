@@ -4,55 +4,32 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import fails_with, run_task
+from conftest import ROOT_NS, fails_with, run_task
 from fixtures_monitoring import (
     CONTEXTS,
     CRDS,
+    H3,
+    H4,
     HELM_VERSION,
     REPO,
     REPO_LIST,
+    VALUES,
     canned,
     search_answer,
     search_command,
     secret_missing,
+    upgrades,
 )
 from invoke import Result
 
 from tasks import monitoring
-
-VALUES = REPO / "kubernetes" / "monitoring"
-H4 = ["--rollback-on-failure", "--wait=watcher", "--timeout", "10m"]
-H3 = ["--atomic", "--wait", "--timeout", "10m"]
-
-
-def upgrades(context: str, flags: list[str], namespace: str = "monitoring") -> list[str]:
-    def one(release: str, chart: str, version: str, values: str, extra: str = "") -> str:
-        return (
-            f"helm --kube-context {context} upgrade --install {release} {chart} --version "
-            f"{version} --namespace {namespace} --values {VALUES / values}{extra} "
-            + " ".join(flags)
-        )
-
-    return [
-        one(
-            "kube-prometheus-stack",
-            "prometheus-community/kube-prometheus-stack",
-            "88.5.3",
-            "kube-prometheus-stack.yaml",
-            " --set-string grafana.admin.existingSecret=grafana-admin",
-        ),
-        one("loki", "grafana-community/loki", "18.11.0", "loki.yaml"),
-        one("alloy", "grafana/alloy", "1.11.1", "alloy.yaml"),
-        one("jaeger", "jaegertracing/jaeger", "4.11.1", "jaeger.yaml"),
-    ]
-
+from tasks.monitoring.settings import COMPONENTS
 
 SEARCHES = [
     search_command("prometheus-community/kube-prometheus-stack"),
@@ -86,16 +63,9 @@ def test_setup_helm4_up_to_date_machine(mon_config: Any, mon_context: Any) -> No
 def test_setup_helm3_fresh_machine(
     mon_config: Any, mon_context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """No repositories yet: add all four (no update needed); Secret created; Helm 3 flags."""
+    """No repositories yet: add all four (no update needed); Secret created with the password
+    on kubectl's stdin (not on argv, not in any child's environment); Helm 3 flags."""
     monkeypatch.setenv("GRAFANA_ADMIN_PASSWORD", "s3cr3t-Pa55")
-    seen: dict[str, Any] = {}
-
-    def inspect(command: str) -> None:
-        path = re.search(r"admin-password=(\S+)", command).group(1)  # type: ignore[union-attr]
-        seen["path"] = path
-        seen["mode"] = stat.S_IMODE(os.stat(path).st_mode)
-        seen["content"] = Path(path).read_text()
-
     answers = canned(
         "v3.18.0",
         {
@@ -103,9 +73,13 @@ def test_setup_helm3_fresh_machine(
             re.compile(r"kubectl .* get secret grafana-admin -o name"): secret_missing(),
         },
     )
-    c = mon_context(mon_config(), answers, hooks={"create secret": inspect})
+    c = mon_context(mon_config(), answers)
     monitoring.setup(c, context="kind-flowlet")
     ctx = "kind-flowlet"
+    create = (
+        f"kubectl --context {ctx} --namespace monitoring create secret generic grafana-admin "
+        "--from-literal=admin-user=admin --from-file=admin-password=/dev/stdin"
+    )
     assert c.commands == [
         CONTEXTS,
         HELM_VERSION,
@@ -116,17 +90,19 @@ def test_setup_helm3_fresh_machine(
         "helm repo add jaegertracing https://jaegertracing.github.io/helm-charts",
         f"kubectl --context {ctx} apply -f -",
         f"kubectl --context {ctx} --namespace monitoring get secret grafana-admin -o name",
-        (
-            f"kubectl --context {ctx} --namespace monitoring create secret generic grafana-admin "
-            f"--from-literal=admin-user=admin --from-file=admin-password={seen['path']}"
-        ),
+        create,
         "helm show crds prometheus-community/kube-prometheus-stack --version 88.5.3",
         f"kubectl --context {ctx} apply --server-side --force-conflicts -f -",
         *upgrades(ctx, H3),
     ]
-    assert seen["mode"] == 0o600 and seen["content"] == "s3cr3t-Pa55"
-    assert not Path(seen["path"]).exists(), "the password file must be removed"
+    stdin = {cmd: data for cmd, _, data in c.calls}
+    assert stdin[create] == "s3cr3t-Pa55"
+    assert [cmd for cmd, _, data in c.calls if data and "s3cr3t" in data] == [create]
     assert not any("s3cr3t" in cmd for cmd in c.commands)
+    for command, env, replace in c.envs:  # every child: an explicit environment, no password
+        assert replace is True and env is not None, command
+        assert "GRAFANA_ADMIN_PASSWORD" not in env, command
+        assert not any("s3cr3t" in value for value in env.values()), command
 
 
 def test_setup_updates_only_stale_repositories(mon_config: Any, mon_context: Any) -> None:
@@ -143,6 +119,19 @@ def test_setup_updates_only_stale_repositories(mon_config: Any, mon_context: Any
     assert c.commands[-4:] == upgrades("kind-flowlet", H4, namespace="observability")
 
 
+def test_megabytes_on_stdin_reach_the_command_whole_and_at_once() -> None:
+    """setup pipes the chart's CRDs (megabytes) into kubectl through ``c.run``: Invoke reads a
+    non-terminal in_stream one character per 10 ms, which would take hours; the runner's feed
+    hands it 64 kB at a time (the generous timeout only catches the hours)."""
+    from invoke import Context
+
+    from tasks.core.runner import run
+
+    text = "apiVersion: v1\n" * 200_000  # 3 MB, about the size of kube-prometheus-stack's CRDs
+    result = run(Context(), ["wc", "-c"], stdin=text, hide=True, timeout=120)
+    assert result.stdout.strip() == str(len(text))
+
+
 def test_setup_dry_touches_no_cluster(
     mon_config: Any, mon_context: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -153,11 +142,12 @@ def test_setup_dry_touches_no_cluster(
         if "--context" in command or "--kube-context" in command or "repo add" in command:
             assert dry, f"ran under --dry: {command}"
     assert not any("get secret" in command for command, _, _ in c.calls)
-    out = capsys.readouterr().out
+    out = capsys.readouterr().out.splitlines()
     assert (
-        "==> Prometheus Operator CRDs of prometheus-community/kube-prometheus-stack 88.5.3" in out
+        "==> 7. Prometheus Operator CRDs of prometheus-community/kube-prometheus-stack 88.5.3"
+        in out
     )
-    assert "$GRAFANA_ADMIN_PASSWORD is not set" in out
+    assert "    (--dry: $GRAFANA_ADMIN_PASSWORD is not set; needed if it is missing)" in out
     assert c.commands[-4:] == upgrades("flowlet-production", H4)
 
 
@@ -233,35 +223,36 @@ def test_setup_without_prometheus_needs_no_secret_or_crds(
     assert not any("secret" in cmd or "crds" in cmd for cmd in c.commands)
 
 
-def test_setup_ctrl_c_exits_130_and_removes_the_password_file(
-    mon_config: Any, mon_context: Any, monkeypatch: pytest.MonkeyPatch
+def test_setup_ctrl_c_while_creating_the_secret_exits_130(
+    mon_config: Any, mon_context: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("GRAFANA_ADMIN_PASSWORD", "pw")
-    paths: list[str] = []
+    """Ctrl-C in the middle: exit 130, nothing after it runs, and no file ever held the
+    password (it only went to kubectl's stdin)."""
+    monkeypatch.setenv("GRAFANA_ADMIN_PASSWORD", "pw-in-memory-only")
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
 
     def interrupt(command: str) -> None:
-        paths.append(command.rsplit("=", 1)[1])
         raise KeyboardInterrupt
 
     answers = canned(overrides={re.compile(r"kubectl .* get secret .*"): secret_missing()})
     c = mon_context(mon_config(), answers, hooks={"create secret": interrupt})
-    with fails_with() as err:
+    with fails_with(match=r"^interrupted \(SIGINT\): setup stopped$", code=130):
         monitoring.setup(c, context="kind-flowlet")
-    assert err.value.code == 130
-    assert paths and not Path(paths[0]).exists()
+    assert "create secret generic" in c.commands[-1]
+    assert c.calls[-1][2] == "pw-in-memory-only"  # on stdin
+    assert not any("pw-in-memory-only" in p.read_text(errors="replace")
+                   for p in tmp_path.rglob("*") if p.is_file())  # fmt: skip
 
 
 def test_failed_helm_upgrade_keeps_its_exit_code(mon_config: Any, mon_context: Any) -> None:
-    from invoke.exceptions import UnexpectedExit
-
     failed = Result(stdout="", stderr="Error: UPGRADE FAILED: timed out", exited=3)
     answers = canned(
         overrides={re.compile(r"helm --kube-context \S+ upgrade --install loki .*"): failed}
     )
     c = mon_context(mon_config(), answers)
-    with pytest.raises(UnexpectedExit) as err:
+    with fails_with(match=r"^helm failed \(exit 3\)$", code=3):
         monitoring.setup(c, context="kind-flowlet")
-    assert err.value.result.exited == 3
+    assert c.commands[-1].startswith("helm --kube-context kind-flowlet upgrade --install loki ")
     assert "upgrade --install alloy" not in " ".join(c.commands)
 
 
@@ -271,8 +262,8 @@ def test_failed_helm_upgrade_keeps_its_exit_code(mon_config: Any, mon_context: A
         (
             {"monitoring": {"components": {"loki": {"version": "^18.0"}}}},
             (
-                "monitoring.components.loki.version: '^18.0' is not valid; expected an exact chart "
-                "version like 1.2.3 (ranges are not allowed: versions are pinned)"
+                "monitoring.components.loki.version: '^18.0' is not valid; valid: an exact chart "
+                "version like 1.2.3 (ranges are not allowed: pinned)"
             ),
         ),
         (
@@ -284,36 +275,54 @@ def test_failed_helm_upgrade_keeps_its_exit_code(mon_config: Any, mon_context: A
         ),
         (
             {"monitoring": {"components": {"alloy": {"enabled": "yes"}}}},
-            "monitoring.components.alloy.enabled: 'yes' is not a boolean; valid: true, false",
+            "monitoring.components.alloy.enabled: 'yes' is not valid; valid: true or false",
         ),
         (
             {"monitoring": {"timeout": "ten minutes"}},
-            "monitoring.timeout: 'ten minutes' is not valid; expected a duration like 10m",
+            (
+                "monitoring.timeout: 'ten minutes' is not valid; valid: a duration like 90s, 10m "
+                "or 1h30m, at least 1s"
+            ),
         ),
         (
             {"monitoring": {"components": {"loki": {"values": "missing.yaml"}}}},
             (
-                "monitoring.components.loki.values: path 'kubernetes/monitoring/missing.yaml' does "
-                "not exist"
+                "monitoring.components.loki.values: 'missing.yaml' is not valid; valid: a file in "
+                f"monitoring.values_dir ({VALUES / 'missing.yaml'} does not exist)"
             ),
         ),
+        (
+            {"monitoring": {"components": {k: {"enabled": False} for k in COMPONENTS}}},
+            "monitoring.components: every component is disabled; nothing to install",
+        ),
     ],
-    ids=["version-range", "unknown-repo", "enabled-not-bool", "bad-timeout", "missing-values"],
+    ids=[
+        "version-range",
+        "unknown-repo",
+        "enabled-not-bool",
+        "bad-timeout",
+        "missing-values",
+        "all-disabled",
+    ],
 )
 def test_setup_config_errors(
     mon_config: Any, mon_context: Any, overrides: dict[str, Any], message: str
 ) -> None:
+    """Bad config is one exact line, exit 1, before any command runs (not even a probe)."""
     c = mon_context(mon_config(overrides=overrides), canned())
-    with fails_with() as err:
+    with fails_with(code=1) as err:
         monitoring.setup(c, context="kind-flowlet")
-    assert err.value.message.startswith(message)
+    assert err.value.message == message
     assert c.commands == []
 
 
 def test_bad_mon_namespace_from_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
-    code = run_task(monitoring.ns, ["setup", "--mon-namespace", "Bad_NS"], cwd=REPO)
+    code = run_task(ROOT_NS, ["monitoring.setup", "--mon-namespace", "Bad_NS"], cwd=REPO)
     assert code == 1
-    assert capsys.readouterr().err.startswith("--mon-namespace: 'Bad_NS' is not a valid Kubernetes")
+    assert capsys.readouterr().err.splitlines() == [
+        "--mon-namespace: 'Bad_NS' is not valid; valid: a DNS-1123 label: lowercase letters, "
+        "digits and '-', starting and ending with a letter or digit, at most 63 characters"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -383,8 +392,25 @@ def test_jaeger_port_forward_and_ctrl_c(mon_config: Any, mon_context: Any) -> No
 
 def test_port_forward_rejects_a_bad_port(mon_config: Any, mon_context: Any) -> None:
     c = mon_context(mon_config(), canned())
-    with fails_with(match=r"^--port: 70000 is not valid; valid: 1-65535$"):
+    with fails_with(match=r"^--port: 70000 is not valid; valid: a port number \(1-65535\)$"):
         monitoring.jaeger(c, context="kind-flowlet", port=70000)
+    assert c.commands == []
+
+
+@pytest.mark.parametrize("task", ["grafana", "jaeger"])
+@pytest.mark.parametrize(
+    "port,shown",
+    [("abc", "'abc'"), ("70000", "70000"), ("0", "0"), ("-1", "-1"), ("3000.5", "'3000.5'"),
+     ("", "''")],
+)  # fmt: skip
+def test_port_flag_is_text_converted_by_the_schema(
+    task: str, port: str, shown: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--port abc`` is one line naming --port and the value, exit 1, no traceback."""
+    code = run_task(ROOT_NS, [f"monitoring.{task}", "--port", port], cwd=REPO)
+    err = capsys.readouterr().err.splitlines()
+    assert code == 1
+    assert err == [f"--port: {shown} is not valid; valid: a port number (1-65535)"]
 
 
 @pytest.mark.slow

@@ -224,6 +224,8 @@ def test_status_kubectl_failure_keeps_its_exit_code(mon_config: Any, mon_context
 
 def test_status_rejects_a_bad_app_namespace(mon_config: Any, mon_context: Any) -> None:
     c = mon_context(mon_config(), canned())
-    with fails_with(match="^--app-namespace: 'Team A' is not a valid Kubernetes"):
+    with fails_with(
+        match=r"^--app-namespace: 'Team A' is not valid; valid: a DNS-1123 label", code=1
+    ):
         monitoring.status(c, env="staging", app_namespace="Team A")
     assert c.commands == []

@@ -4,15 +4,21 @@
 workloads; ``uninstall`` removes the releases; ``grafana`` / ``jaeger`` port-forward the UIs.
 Every kubectl/helm call is pinned to the environment's kube context (see tasks/kube.py).
 
-Modules: ``defaults`` (config defaults), ``config`` (settings), ``plan`` (pure step builders),
-``workloads`` (parsers of kubectl output), ``flows`` (the task bodies, imported inside the tasks).
+Each task is defined once, here. Tasks with the same flags are built from one function per
+family (:func:`_change_task`: setup, uninstall; :func:`_ui_task`: grafana, jaeger). Modules:
+``settings`` (the schema: every default, and the flag kinds), ``plan`` (pure step builders),
+``repos`` (chart repositories), ``workloads`` (parsers of kubectl output), ``run`` (executes
+the plans; imported inside the tasks, so ``inv --list`` stays light).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from invoke import Collection, Context
 
 from tasks.core.task import task
+from tasks.monitoring.settings import SCHEMA, TARGET_FLAGS, namespace
 
 TARGET_HELP = {
     "env": "environment from invoke.yaml (development, staging, production); default development",
@@ -21,29 +27,71 @@ TARGET_HELP = {
 }
 
 
-@task(
-    help={
-        **TARGET_HELP,
-        "yes": "do not ask for confirmation (environments with confirm: true, e.g. production)",
-    }
-)
-def setup(
-    c: Context,
-    env: str | None = None,
-    context: str | None = None,
-    mon_namespace: str | None = None,
-    yes: bool = False,
-) -> None:
+def _change_task(action: str, doc: str, yes_help: str) -> Any:
+    """``monitoring.<action>`` (setup, uninstall): the shared flags plus ``--yes``."""
+
+    def body(
+        c: Context,
+        env: str | None = None,
+        context: str | None = None,
+        mon_namespace: str | None = None,
+        yes: bool = False,
+    ) -> None:
+        from tasks.monitoring import run
+
+        where = run.target(c, env, context, mon_namespace, install=action == "setup")
+        run.ACTIONS[action](c, where, yes=yes)
+
+    body.__doc__ = doc
+    return task(name=action, help={**TARGET_HELP, "yes": yes_help}, flags=TARGET_FLAGS)(body)
+
+
+def _ui_task(ui: str, doc: str) -> Any:
+    """``monitoring.<ui>`` (grafana, jaeger): the shared flags plus ``--port``."""
+    key = f"monitoring.local_ports.{ui}"
+    port_help = f"local port (default: {key}, {SCHEMA.defaults()['local_ports'][ui]})"
+
+    def body(
+        c: Context,
+        env: str | None = None,
+        context: str | None = None,
+        mon_namespace: str | None = None,
+        port: int | None = None,
+    ) -> None:
+        from tasks.monitoring import run
+
+        run.port_forward(c, run.target(c, env, context, mon_namespace, ui=ui), ui, port)
+
+    body.__doc__ = doc
+    flags = {**TARGET_FLAGS, "port": key}
+    return task(name=ui, help={**TARGET_HELP, "port": port_help}, flags=flags)(body)
+
+
+setup = _change_task(
+    "setup",
     """Install or upgrade the monitoring stack (pinned charts; idempotent).
 
     Adds/refreshes only the chart repositories that need it, creates the namespace and Grafana's
-    admin Secret (from $GRAFANA_ADMIN_PASSWORD, only if missing), applies the Prometheus Operator
-    CRDs server-side, then `helm upgrade --install`s each enabled component with rollback on
-    failure. Under `inv --dry` every step is printed and nothing touches the cluster.
-    """
-    from tasks.monitoring import flows
+    admin Secret (from $GRAFANA_ADMIN_PASSWORD on kubectl's stdin, only if missing), applies the
+    Prometheus Operator CRDs server-side, then `helm upgrade --install`s each enabled component
+    with rollback on failure. Under `inv --dry` every step is printed and nothing touches the
+    cluster.
+    """,
+    "do not ask for confirmation (environments with confirm: true, e.g. production)",
+)
 
-    flows.setup(c, env, context, mon_namespace, yes)
+uninstall = _change_task(
+    "uninstall",
+    """Uninstall the monitoring stack's Helm releases (asks first).
+
+    Keeps the namespace, the Grafana admin Secret and the Prometheus Operator CRDs (deleting the
+    CRDs would delete every ServiceMonitor and PrometheusRule in the cluster).
+    """,
+    "do not ask for confirmation",
+)
+
+grafana = _ui_task("grafana", "Port-forward Grafana to localhost and print its URL.")
+jaeger = _ui_task("jaeger", "Port-forward the Jaeger UI to localhost and print its URL.")
 
 
 @task(
@@ -51,7 +99,8 @@ def setup(
         **TARGET_HELP,
         "app_namespace": "namespace of the app (default: environments.<env>.namespace)",
         "json": "print a JSON document instead of the table",
-    }
+    },
+    flags={**TARGET_FLAGS, "app_namespace": namespace()},
 )
 def status(
     c: Context,
@@ -66,55 +115,10 @@ def status(
     One row per Deployment/StatefulSet/DaemonSet: ready/desired, container restarts of its pods,
     age. A namespace without workloads also counts as not ready.
     """
-    from tasks.monitoring import flows
+    from tasks.monitoring import run
 
-    flows.status(c, env, context, app_namespace, mon_namespace, json)
-
-
-@task(help={**TARGET_HELP, "yes": "do not ask for confirmation"})
-def uninstall(
-    c: Context,
-    env: str | None = None,
-    context: str | None = None,
-    mon_namespace: str | None = None,
-    yes: bool = False,
-) -> None:
-    """Uninstall the monitoring stack's Helm releases (asks first).
-
-    Keeps the namespace, the Grafana admin Secret and the Prometheus Operator CRDs (deleting the
-    CRDs would delete every ServiceMonitor and PrometheusRule in the cluster).
-    """
-    from tasks.monitoring import flows
-
-    flows.uninstall(c, env, context, mon_namespace, yes)
-
-
-@task(help={**TARGET_HELP, "port": "local port (default 3000)"})
-def grafana(
-    c: Context,
-    env: str | None = None,
-    context: str | None = None,
-    mon_namespace: str | None = None,
-    port: int = 3000,
-) -> None:
-    """Port-forward Grafana to localhost and print its URL."""
-    from tasks.monitoring import flows
-
-    flows.grafana(c, env, context, mon_namespace, port)
-
-
-@task(help={**TARGET_HELP, "port": "local port (default 16686)"})
-def jaeger(
-    c: Context,
-    env: str | None = None,
-    context: str | None = None,
-    mon_namespace: str | None = None,
-    port: int = 16686,
-) -> None:
-    """Port-forward the Jaeger UI to localhost and print its URL."""
-    from tasks.monitoring import flows
-
-    flows.jaeger(c, env, context, mon_namespace, port)
+    where = run.target(c, env, context, mon_namespace)
+    run.status(c, where, app_namespace=app_namespace, json=json)
 
 
 ns = Collection("monitoring", setup, status, uninstall, grafana, jaeger)

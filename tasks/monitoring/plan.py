@@ -1,111 +1,134 @@
-"""Pure planners for ``monitoring.setup`` / ``monitoring.uninstall`` and the probe parsers they use.
+"""Pure planners for the monitoring tasks: (validated settings, target, flags) -> steps / argv.
 
-A plan is a list of :class:`Step`; the tasks print and execute it, ``--dry`` prints it, and the
-tests assert it. Nothing here runs a command.
+A plan is a list of :class:`tasks.core.steps.Step`; :mod:`tasks.monitoring.run` executes it,
+``--dry`` prints it, and the tests assert it. Nothing here runs a command or reads a secret.
+The parsers of ``helm repo list`` / ``helm search repo`` live in :mod:`tasks.monitoring.repos`,
+those of ``kubectl get`` in :mod:`tasks.monitoring.workloads`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from tasks.core.errors import OpsError
-
+from tasks.core.environments import Environment
+from tasks.core.runner import render
+from tasks.core.settings import Settings
+from tasks.core.steps import Step
 from tasks.kube import HelmVersion, helm, kubectl, upgrade_safety_flags
-from tasks.monitoring.config import Component, MonitoringSettings
+from tasks.monitoring.settings import COMPONENTS
 
-# Placeholder (not a password) in the Secret step's argv, replaced at run time by the path of
-# a 0600 temp file.
-PASSWORD_FILE = "{password_file}"  # nosec B105
+# Tags of the steps the executor treats specially: Grafana's admin Secret (created only if
+# missing, the password fed on kubectl's stdin at run time); a step whose stdout only feeds the
+# next step (the CRDs: megabytes of YAML).
+ADMIN_SECRET = "grafana-admin-secret"  # a step tag, not a password  # nosec B105
+OUTPUT_HIDDEN = "output-hidden"
 
 
 @dataclass(frozen=True)
-class Step:
-    """One command of a plan.
+class Component:
+    """One Helm release of the monitoring stack (an enabled ``monitoring.components`` entry)."""
 
-    ``stdin`` is fed to the command (a manifest, never a secret); ``pipe_from_previous`` feeds it
-    the previous step's stdout instead (``helm show crds`` -> ``kubectl apply -f -``);
-    ``only_if_secret_missing`` marks the Grafana admin Secret step (skipped if it exists).
-    """
+    key: str
+    release: str
+    repo: str
+    repo_url: str
+    chart: str
+    version: str
+    values: Path
 
-    title: str
-    argv: tuple[str, ...]
-    stdin: str | None = None
-    pipe_from_previous: bool = False
-    only_if_secret_missing: bool = False
-
-
-def parse_repo_list(text: str) -> dict[str, str]:
-    """Parse ``helm repo list -o json`` (``[{"name": ..., "url": ...}]``) into ``{name: url}``."""
-    try:
-        rows = json.loads(text or "[]")
-    except json.JSONDecodeError as exc:
-        raise OpsError(f"helm repo list: cannot parse its JSON output ({exc.msg})") from None
-    return {str(row["name"]): str(row["url"]) for row in rows or []}
+    @property
+    def chart_ref(self) -> str:
+        return f"{self.repo}/{self.chart}"
 
 
-def chart_in_index(text: str, chart_ref: str, version: str) -> bool:
-    """True if ``helm search repo <chart_ref> --version <v> -o json`` lists exactly that chart."""
-    try:
-        rows = json.loads(text or "[]")
-    except json.JSONDecodeError:
-        return False
-    return any(r.get("name") == chart_ref and r.get("version") == version for r in rows or [])
+@dataclass(frozen=True)
+class Target:
+    """Where a monitoring task acts: the settings, the environment, its guarded kube context
+    and the monitoring namespace (``--mon-namespace`` or ``monitoring.namespace``)."""
+
+    settings: Settings
+    environment: Environment
+    context: str
+    namespace: str
+
+    @property
+    def components(self) -> tuple[Component, ...]:
+        return enabled_components(self.settings)
+
+    def release(self, key: str) -> str:
+        return str(self.settings.components[key].release)
 
 
-def search_argv(component: Component) -> list[str]:
-    return [
-        "helm",
-        "search",
-        "repo",
-        component.chart_ref,
-        "--version",
-        component.version,
-        "-o",
-        "json",
-    ]
-
-
-def plan_repos(
-    components: Sequence[Component], present: Mapping[str, str], cached: set[str]
-) -> list[Step]:
-    """``helm repo add`` for missing repositories, ``helm repo update`` only for stale ones.
-
-    ``present`` is the parsed ``helm repo list``; ``cached`` the chart refs whose pinned version
-    the local index already has. A repository present under another URL is an error (we would
-    install someone else's chart under the configured name).
-    """
-    steps: list[Step] = []
-    stale: list[str] = []
-    for repo, url in dict.fromkeys((c.repo, c.repo_url) for c in components):
-        if repo not in present:
-            steps.append(Step(f"add chart repository {repo}", ("helm", "repo", "add", repo, url)))
-        elif present[repo].rstrip("/") != url.rstrip("/"):
-            raise OpsError(
-                f"monitoring.repos.{repo}: helm already has repository {repo!r} at "
-                f"{present[repo]}, not {url}; remove it (helm repo remove {repo}) or rename it"
-            )
-    for component in components:
-        if component.repo in present and component.chart_ref not in cached:
-            stale.append(component.repo)
-    if stale:
-        names = list(dict.fromkeys(stale))
-        steps.append(
-            Step(f"refresh index of {', '.join(names)}", ("helm", "repo", "update", *names))
+def enabled_components(settings: Settings) -> tuple[Component, ...]:
+    """The enabled components, in install order, with their values file paths."""
+    values_dir: Path = settings.values_dir
+    return tuple(
+        Component(
+            key=key,
+            release=entry.release,
+            repo=entry.repo,
+            repo_url=settings.repos[entry.repo],
+            chart=entry.chart,
+            version=entry.version,
+            values=values_dir / entry["values"],  # not .values: a dict method
         )
-    return steps
+        for key, entry in ((k, settings.components[k]) for k in COMPONENTS)
+        if entry.enabled
+    )
+
+
+def helm_duration(seconds: int) -> str:
+    """Seconds as Helm's ``--timeout`` spelling: 600 -> ``10m``, 5400 -> ``1h30m``, 90 ->
+    ``1m30s``."""
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = "".join(f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if n)
+    return text or "0s"
 
 
 def namespace_manifest(namespace: str) -> str:
     return json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
 
 
-def plan_setup(
-    settings: MonitoringSettings, context: str, version: HelmVersion, repo_steps: Sequence[Step]
-) -> list[Step]:
+def secret_probe_argv(target: Target) -> list[str]:
+    """``kubectl get secret`` of Grafana's admin Secret (does it exist?)."""
+    name = target.settings.grafana.admin_secret
+    return kubectl(target.context, "--namespace", target.namespace, "get", "secret", name) + [
+        "-o",
+        "name",
+    ]
+
+
+def admin_secret_step(target: Target) -> Step:
+    """Create Grafana's admin Secret; the password is fed on kubectl's stdin, never on argv."""
+    grafana = target.settings.grafana
+    return Step(
+        f"Grafana admin Secret {target.namespace}/{grafana.admin_secret} "
+        f"(created from ${grafana.password_env} if missing)",
+        tuple(
+            kubectl(
+                target.context,
+                "--namespace",
+                target.namespace,
+                "create",
+                "secret",
+                "generic",
+                grafana.admin_secret,
+                f"--from-literal=admin-user={grafana.admin_user}",
+                "--from-file=admin-password=/dev/stdin",
+            )
+        ),
+        detail=f"the password: ${grafana.password_env}, on kubectl's stdin (kept if it exists)",
+        tags=frozenset({ADMIN_SECRET}),
+    )
+
+
+def plan_setup(target: Target, version: HelmVersion, repo_steps: Sequence[Step]) -> list[Step]:
     """Every step of ``monitoring.setup`` after the repositories are known."""
-    ns = settings.namespace
+    ns, context = target.namespace, target.context
     steps = list(repo_steps)
     steps.append(
         Step(
@@ -114,34 +137,17 @@ def plan_setup(
             stdin=namespace_manifest(ns),
         )
     )
-    kps = settings.component("kube_prometheus_stack")
+    components = target.components
+    kps = next((comp for comp in components if comp.key == "kube_prometheus_stack"), None)
     if kps is not None:
-        steps.append(
-            Step(
-                f"Grafana admin Secret {ns}/{settings.admin_secret} "
-                f"(created from ${settings.password_env} if missing)",
-                tuple(
-                    kubectl(
-                        context,
-                        "--namespace",
-                        ns,
-                        "create",
-                        "secret",
-                        "generic",
-                        settings.admin_secret,
-                        f"--from-literal=admin-user={settings.admin_user}",
-                        f"--from-file=admin-password={PASSWORD_FILE}",
-                    )
-                ),
-                only_if_secret_missing=True,
-            )
-        )
+        steps.append(admin_secret_step(target))
         # Helm installs CRDs on first install only and never upgrades them: apply the pinned
         # chart's CRDs server-side first (too large for client-side apply's annotation).
         steps.append(
             Step(
                 f"Prometheus Operator CRDs of {kps.chart_ref} {kps.version}",
                 ("helm", "show", "crds", kps.chart_ref, "--version", kps.version),
+                tags=frozenset({OUTPUT_HIDDEN}),
             )
         )
         steps.append(
@@ -151,28 +157,28 @@ def plan_setup(
                 pipe_from_previous=True,
             )
         )
-    for component in settings.components:
-        extra: list[str] = []
-        if component.key == "kube_prometheus_stack":
-            extra = ["--set-string", f"grafana.admin.existingSecret={settings.admin_secret}"]
+    timeout = helm_duration(target.settings.timeout)
+    secret = target.settings.grafana.admin_secret
+    for comp in components:
+        extra = []
+        if comp.key == "kube_prometheus_stack":
+            extra = ["--set-string", f"grafana.admin.existingSecret={secret}"]
         argv = helm(
             context,
             "upgrade",
             "--install",
-            component.release,
-            component.chart_ref,
+            comp.release,
+            comp.chart_ref,
             "--version",
-            component.version,
+            comp.version,
             "--namespace",
             ns,
             "--values",
-            str(component.values),
+            str(comp.values),
             *extra,
-            *upgrade_safety_flags(version, settings.timeout),
+            *upgrade_safety_flags(version, timeout),
         )
-        steps.append(
-            Step(f"{component.release} ({component.chart_ref} {component.version})", tuple(argv))
-        )
+        steps.append(Step(f"{comp.release} ({comp.chart_ref} {comp.version})", tuple(argv)))
     return steps
 
 
@@ -182,25 +188,51 @@ def uninstall_wait_flags(version: HelmVersion, timeout: str) -> list[str]:
     return ["--ignore-not-found", wait, "--timeout", timeout]
 
 
-def plan_uninstall(settings: MonitoringSettings, context: str, version: HelmVersion) -> list[Step]:
+def plan_uninstall(target: Target, version: HelmVersion) -> list[Step]:
     """``helm uninstall`` of every enabled release, in reverse install order.
 
     The namespace, the Grafana admin Secret and the Prometheus Operator CRDs are kept: deleting
     CRDs deletes every ServiceMonitor/PrometheusRule in the cluster, including the apps' own.
     """
+    flags = uninstall_wait_flags(version, helm_duration(target.settings.timeout))
     return [
         Step(
-            f"uninstall {component.release}",
+            f"uninstall {comp.release}",
             tuple(
-                helm(
-                    context,
-                    "uninstall",
-                    component.release,
-                    "--namespace",
-                    settings.namespace,
-                    *uninstall_wait_flags(version, settings.timeout),
-                )
+                helm(target.context, "uninstall", comp.release, "--namespace", target.namespace)
+                + flags
             ),
         )
-        for component in reversed(settings.components)
+        for comp in reversed(target.components)
     ]
+
+
+def chart_fullname(release: str, chart: str) -> str:
+    """Helm's conventional ``<chart>.fullname``: the release name if it contains the chart name."""
+    return release if chart in release else f"{release}-{chart}"
+
+
+# What each UI task forwards: (component key, chart whose Service it is, remote port).
+UIS = {"grafana": ("kube_prometheus_stack", "grafana", 80), "jaeger": ("jaeger", "jaeger", 16686)}
+
+
+def port_forward_argv(target: Target, ui: str, port: int) -> list[str]:
+    """``kubectl port-forward svc/<service> <port>:<remote>`` for one UI."""
+    key, chart, remote = UIS[ui]
+    service = chart_fullname(target.release(key), chart)
+    return kubectl(
+        target.context, "--namespace", target.namespace, "port-forward", f"svc/{service}"
+    ) + [f"{port}:{remote}"]
+
+
+def ui_hint(target: Target, ui: str, port: int) -> str:
+    """The line printed before forwarding: the URL and how to log in."""
+    url = f"http://127.0.0.1:{port}/"
+    if ui == "jaeger":
+        return f"{url}  (Jaeger UI; OTLP: 4317/4318; Ctrl-C stops)"
+    grafana = target.settings.grafana
+    secret = kubectl(
+        target.context, "--namespace", target.namespace, "get", "secret", grafana.admin_secret
+    )
+    password = render([*secret, "-o", "jsonpath={.data.admin-password}"]) + " | base64 -d"
+    return f"{url}  (user {grafana.admin_user}; password: {password}; Ctrl-C stops)"

@@ -1,13 +1,21 @@
 """The ``monitoring`` config key: pinned charts, repositories, per-component switches.
 
-Chart versions current when this was written (2026-08 chart indexes); bump them here (or
-override in invoke.yaml), never float them. Loki's OSS chart moved to grafana-community in
-2026-03; Alloy's chart stays in Grafana's repository; Jaeger chart 4.x runs Jaeger v2.
+This schema is the only place the monitoring defaults are written (invoke.yaml holds only what
+a project changes). Chart versions current when this was written (2026-08 chart indexes); bump
+them here (or override in invoke.yaml), never float them. Loki's OSS chart moved to
+grafana-community in 2026-03; Alloy's chart stays in Grafana's repository; Jaeger chart 4.x
+runs Jaeger v2.
+
+It also holds the kinds of the monitoring flags (``--mon-namespace``, ``--app-namespace``,
+``--context``, ``--port``), so a flag and a config key are checked by the same rules.
 """
 
 from __future__ import annotations
 
-from tasks.core.environments import namespace_kind, release_kind
+from typing import Any
+
+from tasks.core.environments import CONTEXT, release_kind
+from tasks.core.errors import ConfigError
 from tasks.core.settings import (
     DNS_LABEL,
     DNS_LABEL_DESC,
@@ -16,8 +24,10 @@ from tasks.core.settings import (
     EnvName,
     FilePath,
     Map,
+    Port,
     Section,
     Str,
+    Where,
 )
 
 # Install order: the Prometheus Operator CRDs (from kube-prometheus-stack) first, Loki before the
@@ -25,43 +35,70 @@ from tasks.core.settings import (
 COMPONENTS = ("kube_prometheus_stack", "loki", "alloy", "jaeger")
 VERSION = r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$"
 REPO_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# Helm: a chart name is lowercase letters, digits and '-' (what `helm create` accepts).
+CHART_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# A values file name inside values_dir: no directory part, no leading dot or dash.
+VALUES_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\.ya?ml$"
+# Grafana user names: printable, no spaces (the Secret key's value, given on kubectl's argv).
+USER_NAME = r"^[A-Za-z0-9_.@-]+$"
+
+
+def namespace(default: str = "", help: str = "") -> Str:
+    """A Kubernetes namespace or object name (a DNS-1123 label), never empty."""
+    return Str(default, help, pattern=DNS_LABEL, desc=DNS_LABEL_DESC, max_len=63, empty=False)
+
+
+# The kinds of the flags every monitoring task shares (converted before the body runs).
+CONTEXT_FLAG = Str(
+    pattern=CONTEXT, desc="a kube context name (no spaces, not starting with '-')", empty=False
+)
+TARGET_FLAGS: dict[str, Any] = {"context": CONTEXT_FLAG, "mon_namespace": namespace()}
 
 
 def component(release: str, repo: str, chart: str, version: str, values: str) -> Section:
+    def text(default: str, help: str, pattern: str, desc: str) -> Str:
+        return Str(default, help, pattern=pattern, desc=desc, empty=False)
+
     return Section(
         {
             "enabled": Bool(True, "install this component"),
             "release": release_kind(release, "Helm release name"),
-            "repo": Str(repo, "repository name (a key of monitoring.repos)", empty=False),
-            "chart": Str(chart, "chart name", empty=False),
-            "version": Str(
+            "repo": text(repo, "repository name", REPO_NAME, "a key of monitoring.repos"),
+            "chart": text(chart, "chart name", CHART_NAME, "a chart name (a-z, 0-9, '-')"),
+            "version": text(
                 version,
                 "exact chart version",
-                pattern=VERSION,
-                desc="an exact chart version like 1.2.3 (ranges are not allowed: pinned)",
+                VERSION,
+                "an exact chart version like 1.2.3 (ranges are not allowed: pinned)",
             ),
-            "values": Str(values, "values file name in values_dir", empty=False),
+            "values": text(
+                values,
+                "values file name in values_dir",
+                VALUES_NAME,
+                "a .yaml file name in monitoring.values_dir (no directory part)",
+            ),
         }
     )
 
 
-def _check_monitoring(settings: object, where: object) -> None:
-    from tasks.core.errors import ConfigError
-
-    repos = settings.repos  # type: ignore[attr-defined]
-    for key, entry in settings.components.items():  # type: ignore[attr-defined]
+def _check_monitoring(settings: Any, where: Where) -> None:
+    """Rules across keys: an enabled component's repository must be configured."""
+    repos = settings.repos
+    for key, entry in settings.components.items():
         if entry.enabled and entry.repo not in repos:
             valid = ", ".join(sorted(repos)) or "(none configured)"
             raise ConfigError(
-                f"monitoring.components.{key}.repo: {entry.repo!r} is not in monitoring.repos; "
-                f"valid: {valid}"
+                f"{where.child('components').name}.{key}.repo: {entry.repo!r} is not in "
+                f"monitoring.repos; valid: {valid}"
             )
 
 
 SCHEMA = Section(
     {
-        "namespace": namespace_kind("monitoring", "namespace of the stack"),
-        "values_dir": FilePath("kubernetes/monitoring", "directory of the values files", kind="dir"),
+        "namespace": namespace("monitoring", "namespace of the stack"),
+        "values_dir": FilePath(
+            "kubernetes/monitoring", "directory of the values files", kind="dir"
+        ),
         "timeout": Duration("10m", "Helm --timeout per release", min_seconds=1),
         "repos": Map(
             Str(pattern=r"^(https?|oci)://\S+$", desc="a chart repository URL"),
@@ -78,27 +115,39 @@ SCHEMA = Section(
         "components": Section(
             {
                 "kube_prometheus_stack": component(
-                    "kube-prometheus-stack", "prometheus-community", "kube-prometheus-stack",
-                    "88.5.3", "kube-prometheus-stack.yaml",
+                    "kube-prometheus-stack",
+                    "prometheus-community",
+                    "kube-prometheus-stack",
+                    "88.5.3",
+                    "kube-prometheus-stack.yaml",
                 ),
                 "loki": component("loki", "grafana-community", "loki", "18.11.0", "loki.yaml"),
                 "alloy": component("alloy", "grafana", "alloy", "1.11.1", "alloy.yaml"),
                 "jaeger": component("jaeger", "jaegertracing", "jaeger", "4.11.1", "jaeger.yaml"),
             }
-        ),  # fmt: skip
+        ),
         "grafana": Section(
             {
-                "admin_secret": Str(
-                    "grafana-admin", "Grafana admin Secret name", pattern=DNS_LABEL,  # nosec B106
-                    desc=DNS_LABEL_DESC,
-                ),  # fmt: skip
-                "admin_user": Str("admin", "Grafana admin user", empty=False),
+                "admin_secret": namespace("grafana-admin", "Grafana admin Secret name"),
+                "admin_user": Str(
+                    "admin",
+                    "Grafana admin user",
+                    pattern=USER_NAME,
+                    desc="a user name (letters, digits, '_', '.', '@', '-')",
+                    empty=False,
+                ),
                 "password_env": EnvName(
-                    "GRAFANA_ADMIN_PASSWORD",  # nosec B106
+                    "GRAFANA_ADMIN_PASSWORD",
                     "variable the admin password is read from",
                     empty=False,
                     secret_env=True,
                 ),
+            }
+        ),
+        "local_ports": Section(
+            {
+                "grafana": Port(3000, "local port of monitoring.grafana"),
+                "jaeger": Port(16686, "local port of monitoring.jaeger"),
             }
         ),
     },
