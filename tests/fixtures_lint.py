@@ -117,13 +117,14 @@ def lint_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LintProject
     for key, value in GIT_ENV.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("VIRTUAL_ENV", raising=False)
-    monkeypatch.delenv("PRE_COMMIT_FROM_REF", raising=False)
+    for name in ("PRE_COMMIT_FROM_REF", "PRE_COMMIT_TO_REF", "PRE_COMMIT", "SKIP"):
+        monkeypatch.delenv(name, raising=False)
     project = LintProject(tmp_path / "proj")
     project.write("tasks.py", TASKS_PY)
     project.write("invoke.yaml", INVOKE_YAML)
     project.write("pyproject.toml", PYPROJECT)
     project.write(".flake8", FLAKE8)
-    project.write(".gitignore", "node_modules\n__pycache__\n.ruff_cache\n")
+    project.write(".gitignore", "node_modules\n__pycache__\n.ruff_cache\n.flowlet\n")
     project.write("app/ok.py", CLEAN_PY)
     project.write("bin/tool", SCRIPT_PY)
     project.write("web/eslint.config.js", ESLINT_CONFIG)

@@ -3,11 +3,11 @@
 As ESLint's and Ruff's caches do, a result is keyed by the file's path and content and by the
 tool's *fingerprint*: its name and arguments, its installed version (the tool's script, the
 packages beside it, ``node_modules/.package-lock.json``, ``node``) and the content of the
-configuration files where it runs (:data:`tasks.lint.tools.PYTHON_CONFIGS` at the top of the
-tree, :data:`~tasks.lint.tools.JS_CONFIGS` in the frontend; for isort and Ruff also the names
-at the top of the tree and of ``src/``, by which they tell first-party imports). A warm run
-re-runs a tool only on the files whose key it has not seen, and prints the others' findings
-from the cache, exactly as the tool printed them. Errors (a crash, a file a tool could not
+configuration files it reads where it runs (``Tool.configs``: at the top of the tree for the
+Python tools, in the frontend for ESLint and Prettier; of pyproject.toml only the tool's own
+table; for isort and Ruff also the names at the top of the tree and of ``src/``, by which they
+tell first-party imports). A warm run re-runs a tool only on the files whose key it has not
+seen, and prints the others' findings from the cache, exactly as the tool printed them. Errors (a crash, a file a tool could not
 read) are never kept. One JSON file; a cache that cannot be read or written only costs time.
 """
 
@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from tasks.lint.findings import FileResult
-from tasks.lint.tools import ERROR, JS_CONFIGS, PYTHON_CONFIGS, Tool
+from tasks.lint.tools import ERROR, Tool
 
 VERSION = 1
 MAX_ENTRIES = 50000  # the oldest go first
@@ -102,13 +102,30 @@ class ResultCache:
             digest = hashlib.sha256()
             binary, *rest = memo[1]
             parts: list[object] = [VERSION, tool.name, rest, installed(tool, str(binary))]
-            for name in PYTHON_CONFIGS if tool.side == "python" else JS_CONFIGS:
-                digest.update(name.encode() + b"\0" + (self._digest(cwd / name) or "-").encode())
+            for name in tool.configs:
+                content = self._config(cwd / name, tool.name)
+                digest.update(name.encode() + b"\0" + (content or "-").encode())
             if tool.name in LAYOUT_TOOLS:
                 parts += [_listing(tree_root), _listing(tree_root / "src")]
             digest.update(json.dumps(parts).encode())
             self._fingerprints[memo] = digest.hexdigest()
         return self._fingerprints[memo]
+
+    def _config(self, path: Path, tool: str) -> str | None:
+        """A config file's digest; of pyproject.toml, only what ``tool`` reads there."""
+        if path.name != "pyproject.toml":
+            return self._digest(path)
+        try:
+            import tomllib
+
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (ImportError, OSError, ValueError):  # Python 3.10, or a broken file: all of it
+            return self._digest(path)
+        section = {"ruff-check": "ruff", "ruff-format": "ruff"}.get(tool, tool)
+        wanted = [data.get("tool", {}).get(section), data.get("project", {}).get("requires-python")]
+        return hashlib.sha256(json.dumps(wanted, sort_keys=True, default=str).encode()).hexdigest()
 
     def _digest(self, path: Path) -> str | None:
         if path not in self._digests:

@@ -16,20 +16,26 @@ SIDES = ("python", "js")
 # Results of one tool run (and of one file).
 OK, FINDINGS, ERROR = "ok", "findings", "error"
 
-# Configuration files a tool may read, by side: hashed into the cache key, and copied from a
-# commit into its snapshot.
-PYTHON_CONFIGS = (
-    ".flake8", "setup.cfg", "tox.ini", "pyproject.toml", ".isort.cfg", ".editorconfig",
-    ".bandit", "ruff.toml", ".ruff.toml",
-)  # fmt: skip
-JS_CONFIGS = (
+# The configuration files each tool reads where it runs (the top of the tree for the Python
+# tools, the frontend for ESLint and Prettier): hashed into its cache key, and copied from a
+# commit into its snapshot. In pyproject.toml only the tool's own table counts (and
+# project.requires-python, from which Black and Ruff infer the target version).
+FLAKE8_CONFIGS = (".flake8", "setup.cfg", "tox.ini")
+ISORT_CONFIGS = (".isort.cfg", "pyproject.toml", "setup.cfg", "tox.ini", ".editorconfig")
+BANDIT_CONFIGS = ("pyproject.toml", ".bandit")
+RUFF_CONFIGS = ("pyproject.toml", "ruff.toml", ".ruff.toml")
+ESLINT_CONFIGS = (
     "eslint.config.js", "eslint.config.mjs", "eslint.config.cjs", "eslint.config.ts",
-    "eslint.config.mts", "eslint.config.cts", "package.json", ".prettierrc", ".prettierrc.json",
-    ".prettierrc.yaml", ".prettierrc.yml", ".prettierrc.json5", ".prettierrc.js",
-    ".prettierrc.mjs", ".prettierrc.cjs", ".prettierrc.toml", "prettier.config.js",
-    "prettier.config.mjs", "prettier.config.cjs", ".prettierignore", ".editorconfig",
-    ".gitignore",
+    "eslint.config.mts", "eslint.config.cts", "package.json",
 )  # fmt: skip
+PRETTIER_CONFIGS = (
+    "package.json", ".prettierrc", ".prettierrc.json", ".prettierrc.yaml", ".prettierrc.yml",
+    ".prettierrc.json5", ".prettierrc.js", ".prettierrc.mjs", ".prettierrc.cjs",
+    ".prettierrc.toml", "prettier.config.js", "prettier.config.mjs", "prettier.config.cjs",
+    ".prettierignore", ".editorconfig", ".gitignore",
+)  # fmt: skip
+PYTHON_CONFIGS = tuple(dict.fromkeys(FLAKE8_CONFIGS + ISORT_CONFIGS + BANDIT_CONFIGS + RUFF_CONFIGS))
+JS_CONFIGS = tuple(dict.fromkeys(ESLINT_CONFIGS + PRETTIER_CONFIGS))
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,7 @@ class Tool:
     fix: tuple[str, ...] | None  # None: the tool reports only, fix by hand
     files: str  # which file list it gets: "python", "bandit", "eslint" or "prettier"
     parser: str  # the findings parser of its check output
+    configs: tuple[str, ...] = ()  # the config files it reads (see above)
     findings_codes: frozenset[int] = frozenset({1})
     weight: int = 1  # expected cost: heavier tools start first
     hint: str = ""  # how to fix findings when the tool has no fixer
@@ -54,7 +61,7 @@ def python_tools(engine: str, *, bandit_config: str | None, ruff_select: str) ->
     bandit = Tool(
         name="bandit", side="python", binary="bandit", package="bandit",
         check=("-q", "-f", "json", *(("-c", bandit_config) if bandit_config else ())), fix=None,
-        files="bandit", parser="bandit", weight=4,
+        files="bandit", parser="bandit", configs=BANDIT_CONFIGS, weight=4,
         hint="fix by hand, or '# nosec BXXX' with a reason",
     )  # fmt: skip
     if engine == "ruff":
@@ -64,21 +71,24 @@ def python_tools(engine: str, *, bandit_config: str | None, ruff_select: str) ->
             Tool(name="ruff-check", side="python", binary="ruff", package="ruff",
                  check=("check", "--no-cache", "--output-format", "concise", *select),
                  fix=("check", "--no-cache", "--fix", "--quiet", *select), files="python",
-                 parser="ruff-check"),
+                 parser="ruff-check", configs=RUFF_CONFIGS),
             Tool(name="ruff-format", side="python", binary="ruff", package="ruff",
                  check=("format", "--no-cache", "--check", "--output-format", "concise"),
-                 fix=("format", "--no-cache", "--quiet"), files="python", parser="ruff-format"),
+                 fix=("format", "--no-cache", "--quiet"), files="python", parser="ruff-format",
+                 configs=RUFF_CONFIGS),
         ]  # fmt: skip
     return [
         bandit,
         Tool(name="flake8", side="python", binary="flake8", package="flake8",
-             check=("--format=default",), fix=None, files="python", parser="flake8", weight=3,
+             check=("--format=default",), fix=None, files="python", parser="flake8",
+             configs=FLAKE8_CONFIGS, weight=3,
              hint="fix by hand (flake8 reports only)"),
         Tool(name="black", side="python", binary="black", package="black", check=("--check",),
-             fix=("--quiet",), files="python", parser="black", findings_codes=frozenset({1}),
+             fix=("--quiet",), files="python", parser="black", configs=("pyproject.toml",),
              weight=2),
         Tool(name="isort", side="python", binary="isort", package="isort",
-             check=("--check-only",), fix=("--quiet",), files="python", parser="isort"),
+             check=("--check-only",), fix=("--quiet",), files="python", parser="isort",
+             configs=ISORT_CONFIGS),
     ]  # fmt: skip
 
 
@@ -87,10 +97,10 @@ def js_tools() -> list[Tool]:
     return [
         Tool(name="eslint", side="js", binary="eslint", package="eslint",
              check=("--format", "json"), fix=("--fix", "--format", "json"), files="eslint",
-             parser="eslint", weight=3),
+             parser="eslint", configs=ESLINT_CONFIGS, weight=3),
         Tool(name="prettier", side="js", binary="prettier", package="prettier",
              check=("--list-different",), fix=("--write", "--log-level", "warn"),
-             files="prettier", parser="prettier", weight=2),
+             files="prettier", parser="prettier", configs=PRETTIER_CONFIGS, weight=2),
     ]  # fmt: skip
 
 
