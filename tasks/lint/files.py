@@ -125,8 +125,9 @@ def layout(config: Any, cfg: Any, project: Path, sides: Sequence[str]) -> Layout
     js_paths = resolve("js_paths") if "js" in sides else ()
     frontend = normal(cfg.frontend)
     if js_paths and not frontend.is_dir():
+        raw = config.get("lint", {}).get("frontend", str(cfg.frontend)) if config else frontend
         raise Where("lint.frontend", config, project).fail(
-            str(cfg.frontend), f"an existing directory (ESLint and Prettier run there); "
+            raw, f"an existing directory (ESLint and Prettier run there); "
             f"{frontend} does not exist"
         )  # fmt: skip
     for path in js_paths:

@@ -46,7 +46,7 @@ CASES = [
     case("lint.js", config="lint: {js_paths: [/nonexistent/web]}\n", expect=r"^lint\.js_paths: '/nonexistent/web' " + PATH, id="lint-js-paths-absolute-missing"),
     case("lint.js", config="lint: {js_paths: [tasks]}\n", expect=r"^lint\.js_paths: 'tasks' is outside lint\.frontend 'examples/frontend'", id="lint-js-paths-outside-frontend"),
     case("lint.js", config="lint: {frontend: tasks.py}\n", expect=r"^lint\.frontend: 'tasks\.py' is not valid \(set in -f .*\); .*tasks\.py is not a directory$", id="lint-frontend-is-a-file"),
-    case("lint.js", config="lint: {frontend: no-such-frontend, js_paths: [no-such-frontend]}\n", expect=r"^lint\.js_paths: 'no-such-frontend' " + PATH, id="lint-frontend-missing"),
+    case("lint.js", config="lint: {frontend: no-such-frontend}\n", expect=r"^lint\.frontend: 'no-such-frontend' is not valid \(set in -f .*\); valid: an existing directory .*does not exist$", id="lint-frontend-missing"),
     case("lint", config="lint: {cache_dir: README.md}\n", expect=r"^lint\.cache_dir: 'README\.md' is not valid \(set in -f .*\); .*README\.md is not a directory$", id="lint-cache-dir-is-a-file"),
     case("lint", config="lint: {skip: [pylint]}\n", expect=r"^lint\.skip\.0: 'pylint' is not valid.*; valid: bandit, black", id="lint-skip-key-unknown"),
     case("lint", config="lint: {skip: flake8}\n", expect=r"^lint\.skip: 'flake8' is not valid \(set in -f .*\); valid: a list of", id="lint-skip-key-not-a-list"),
