@@ -53,15 +53,15 @@ def test_ruff_engine_replaces_flake8_isort_black() -> None:
     assert names == ["bandit", "eslint", "prettier", "ruff-check", "ruff-format"]
 
 
-def test_check_plan_is_read_only_heaviest_first_and_files_follow_a_double_dash() -> None:
+def test_check_plan_is_read_only_costliest_first_and_files_follow_a_double_dash() -> None:
     chains = plan.plan_check(steps())
     assert all(len(chain) == 1 for chain in chains)
-    assert [chain[0].argv() for chain in chains] == [
+    assert [chain[0].argv() for chain in chains] == [  # no files on disk: by start-up cost
+        ("eslint", "--format", "json", "--", "src/x.js"),
+        ("prettier", "--list-different", "--", "src/x.js", "src/r.md"),
+        ("black", "--check", "--", "app/a.py"),
         ("bandit", "-q", "-f", "json", "--", "app/a.py"),
         ("flake8", "--format=default", "--", "app/a.py"),
-        ("eslint", "--format", "json", "--", "src/x.js"),
-        ("black", "--check", "--", "app/a.py"),
-        ("prettier", "--list-different", "--", "src/x.js", "src/r.md"),
         ("isort", "--check-only", "--", "app/a.py"),
     ]
     js = [chain[0] for chain in chains if chain[0].tool.side == "js"]
@@ -74,12 +74,8 @@ def test_check_plan_skips_tools_without_files() -> None:
     chosen = all_tools()
     binaries = {t.name: t.binary for t in chosen}
     planned = plan.steps_for(only_python, chosen, "check", layout_of(ROOT), binaries, ())
-    assert [c[0].tool.name for c in plan.plan_check(planned)] == [
-        "bandit",
-        "flake8",
-        "black",
-        "isort",
-    ]
+    names = [c[0].tool.name for c in plan.plan_check(planned)]
+    assert names == ["black", "bandit", "flake8", "isort"]
 
 
 @pytest.mark.parametrize(
@@ -367,3 +363,16 @@ def test_hook_script_reads_refs_and_carries_the_marker() -> None:
     assert "cd \"$(git rev-parse --show-toplevel)\"/'sub dir'" in script
     assert 'toplevel)" || exit 1' in hook.hook_script("/venv/bin/python", ".")
     assert 'exec "$PYTHON" -m invoke lint --pre-push "$1"' in script
+
+
+def test_the_costliest_step_goes_first(tmp_path: Path) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "big.py").write_text("x = 1\n" * 20000)  # 117 KB of Python
+    (tmp_path / "web").mkdir()
+    (tmp_path / "web" / "a.js").write_text("")
+    target = Target(Tree(tmp_path, tmp_path), python=("app/big.py",), js=("web/a.js",))
+    chosen = all_tools()
+    binaries = {t.name: t.binary for t in chosen}
+    planned = plan.steps_for(target, chosen, "check", layout_of(tmp_path), binaries, ())
+    order = [c[0].tool.name for c in plan.plan_check(planned)]
+    assert order[0] == "flake8" and order[-1] == "isort"

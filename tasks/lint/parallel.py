@@ -141,19 +141,36 @@ class Executor:
         return outcomes
 
     def run(self, chains: Sequence[Sequence[Step]]) -> list[Outcome]:
-        """All chains, at most ``jobs`` at a time; outcomes in plan order."""
+        """All chains, at most ``jobs`` at a time, the most work first (what the cache does
+        not answer); blocks and outcomes in plan order."""
         self._blocks, self._printed = {}, 0
         firsts = [sum(len(c) for c in chains[:i]) for i in range(len(chains))]
+        order = sorted(range(len(chains)), key=lambda i: -self._work(chains[i]))
         pool = ThreadPoolExecutor(max_workers=min(self.jobs, max(1, len(chains))))
         try:
-            futures = [pool.submit(self.run_chain, c, f) for c, f in zip(chains, firsts)]
-            results = [f.result() for f in futures]
+            futures = {i: pool.submit(self.run_chain, chains[i], firsts[i]) for i in order}
+            results = [futures[i].result() for i in range(len(chains))]
         except KeyboardInterrupt as exc:
             self.stop(int(getattr(exc, "signum", signal.SIGINT)))
             pool.shutdown(wait=True, cancel_futures=True)
             raise
         pool.shutdown(wait=True)
         return [outcome for chain in results for outcome in chain]
+
+    def _work(self, chain: Sequence[Step]) -> float:
+        total = 0.0
+        for step in chain:
+            if step.mode == "check":
+                todo = [n for n in step.files if self._lookup(step, n) is None]
+                total += step.estimate(todo) if todo else 0.0
+            else:
+                total += step.estimate()
+        return total
+
+    def _lookup(self, step: Step, name: str) -> FileResult | None:
+        cache = self.cache
+        fingerprint = cache.fingerprint(step.tool, step.argv(()), step.cwd, step.tree_root)
+        return cache.get(cache.key(fingerprint, step.cwd, name))
 
     def running(self) -> int:
         """How many tool processes are running now."""

@@ -33,10 +33,20 @@ class Step:
     files: tuple[str, ...]
     display: tuple[str, ...]  # the files' names in the output, in the same order
     suffix: str = ""  # which tree, when there are several (" [feature]")
+    kilobytes: tuple[float, ...] = ()  # the files' sizes, in the same order (for estimate)
 
     @property
     def label(self) -> str:
         return self.tool.name + (" --fix" if self.mode == "fix" else "") + self.suffix
+
+    def estimate(self, files: Sequence[str] | None = None) -> float:
+        """Expected CPU seconds on ``files`` (all: None): the tool's start plus its input."""
+        start, per_kb = self.tool.cost
+        if files is None:
+            return start + per_kb * sum(self.kilobytes)
+        chosen = set(files)
+        size = sum(kb for name, kb in zip(self.files, self.kilobytes) if name in chosen)
+        return start + per_kb * size
 
     def argv(self, files: Sequence[str] | None = None) -> tuple[str, ...]:
         chosen = self.files if files is None else tuple(files)
@@ -84,14 +94,24 @@ def steps_for(
             continue
         cwd, files, display = tool_files(tool, target, layout, bandit_excludes)
         if files:
-            binary = binaries[tool.name]
-            steps.append(Step(tool, mode, binary, cwd, target.tree.root, files, display, suffix))
+            binary, sizes = binaries[tool.name], tuple(_kilobytes(cwd / f) for f in files)
+            steps.append(
+                Step(tool, mode, binary, cwd, target.tree.root, files, display, suffix, sizes)
+            )
     return steps
 
 
+def _kilobytes(path: Path) -> float:
+    try:
+        return path.stat().st_size / 1024
+    except OSError:
+        return 0.0
+
+
 def plan_check(steps: Sequence[Step]) -> list[list[Step]]:
-    """One single-step chain per step, heaviest tools first (they run in parallel)."""
-    return [[s] for s in sorted(steps, key=lambda s: -s.tool.weight)]
+    """One single-step chain per step, the most expensive first (they run in parallel: the
+    longest first is what keeps both CPUs busy to the end)."""
+    return [[s] for s in sorted(steps, key=lambda s: (-s.estimate(), s.label))]
 
 
 def plan_fix(steps: Sequence[Step]) -> list[list[Step]]:

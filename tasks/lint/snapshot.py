@@ -62,6 +62,10 @@ def build(
     """Write commit ``sha`` of ``repo`` (its ``changed`` files, or all: None) under
     ``base_dir`` and select what ``sides`` lint there (``strict``: every configured path of
     the repository must match a file of the commit)."""
+    if changed is not None:
+        changed = [p for p in changed if not skipped(p) and _lintable(layout, repo / p, sides)]
+        if not changed:  # nothing of the push is ours to lint: no snapshot at all
+            return Target(Tree(base_dir, repo, label))
     entries = [e for e in git.tree_entries(repo, sha) if e.kind == "blob"]
     by_path = {e.path: e for e in entries if e.mode in REGULAR}
     pool = by_path if changed is None else {p: by_path[p] for p in changed if p in by_path}

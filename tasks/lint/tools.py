@@ -34,7 +34,9 @@ PRETTIER_CONFIGS = (
     ".prettierrc.toml", "prettier.config.js", "prettier.config.mjs", "prettier.config.cjs",
     ".prettierignore", ".editorconfig", ".gitignore",
 )  # fmt: skip
-PYTHON_CONFIGS = tuple(dict.fromkeys(FLAKE8_CONFIGS + ISORT_CONFIGS + BANDIT_CONFIGS + RUFF_CONFIGS))
+PYTHON_CONFIGS = tuple(
+    dict.fromkeys(FLAKE8_CONFIGS + ISORT_CONFIGS + BANDIT_CONFIGS + RUFF_CONFIGS)
+)
 JS_CONFIGS = tuple(dict.fromkeys(ESLINT_CONFIGS + PRETTIER_CONFIGS))
 
 
@@ -52,7 +54,7 @@ class Tool:
     parser: str  # the findings parser of its check output
     configs: tuple[str, ...] = ()  # the config files it reads (see above)
     findings_codes: frozenset[int] = frozenset({1})
-    weight: int = 1  # expected cost: heavier tools start first
+    cost: tuple[float, float] = (0.2, 0.002)  # CPU seconds: to start, per KB of input
     hint: str = ""  # how to fix findings when the tool has no fixer
 
 
@@ -61,7 +63,7 @@ def python_tools(engine: str, *, bandit_config: str | None, ruff_select: str) ->
     bandit = Tool(
         name="bandit", side="python", binary="bandit", package="bandit",
         check=("-q", "-f", "json", *(("-c", bandit_config) if bandit_config else ())), fix=None,
-        files="bandit", parser="bandit", configs=BANDIT_CONFIGS, weight=4,
+        files="bandit", parser="bandit", configs=BANDIT_CONFIGS, cost=(0.3, 0.002),
         hint="fix by hand, or '# nosec BXXX' with a reason",
     )  # fmt: skip
     if engine == "ruff":
@@ -71,24 +73,24 @@ def python_tools(engine: str, *, bandit_config: str | None, ruff_select: str) ->
             Tool(name="ruff-check", side="python", binary="ruff", package="ruff",
                  check=("check", "--no-cache", "--output-format", "concise", *select),
                  fix=("check", "--no-cache", "--fix", "--quiet", *select), files="python",
-                 parser="ruff-check", configs=RUFF_CONFIGS),
+                 parser="ruff-check", configs=RUFF_CONFIGS, cost=(0.02, 0.0005)),
             Tool(name="ruff-format", side="python", binary="ruff", package="ruff",
                  check=("format", "--no-cache", "--check", "--output-format", "concise"),
                  fix=("format", "--no-cache", "--quiet"), files="python", parser="ruff-format",
-                 configs=RUFF_CONFIGS),
+                 configs=RUFF_CONFIGS, cost=(0.02, 0.0005)),
         ]  # fmt: skip
     return [
         bandit,
         Tool(name="flake8", side="python", binary="flake8", package="flake8",
              check=("--format=default",), fix=None, files="python", parser="flake8",
-             configs=FLAKE8_CONFIGS, weight=3,
+             configs=FLAKE8_CONFIGS, cost=(0.25, 0.004),
              hint="fix by hand (flake8 reports only)"),
         Tool(name="black", side="python", binary="black", package="black", check=("--check",),
              fix=("--quiet",), files="python", parser="black", configs=("pyproject.toml",),
-             weight=2),
+             cost=(0.35, 0.003)),
         Tool(name="isort", side="python", binary="isort", package="isort",
              check=("--check-only",), fix=("--quiet",), files="python", parser="isort",
-             configs=ISORT_CONFIGS),
+             configs=ISORT_CONFIGS, cost=(0.15, 0.001)),
     ]  # fmt: skip
 
 
@@ -97,10 +99,11 @@ def js_tools() -> list[Tool]:
     return [
         Tool(name="eslint", side="js", binary="eslint", package="eslint",
              check=("--format", "json"), fix=("--fix", "--format", "json"), files="eslint",
-             parser="eslint", configs=ESLINT_CONFIGS, weight=3),
+             parser="eslint", configs=ESLINT_CONFIGS, cost=(0.7, 0.025)),
         Tool(name="prettier", side="js", binary="prettier", package="prettier",
              check=("--list-different",), fix=("--write", "--log-level", "warn"),
-             files="prettier", parser="prettier", configs=PRETTIER_CONFIGS, weight=2),
+             files="prettier", parser="prettier", configs=PRETTIER_CONFIGS,
+             cost=(0.4, 0.025)),
     ]  # fmt: skip
 
 
