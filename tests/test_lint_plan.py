@@ -78,16 +78,19 @@ def test_check_plan_skips_tools_without_files() -> None:
     assert names == ["black", "bandit", "flake8", "isort"]
 
 
+ESLINT_FIX = ("eslint", "--fix", "--format", "json", "--", "src/x.js")
+PRETTIER_WRITE = ("prettier", "--write", "--log-level", "warn", "--", "src/x.js", "src/r.md")
+RUFF_CHECK_FIX = ("ruff", "check", "--no-cache", "--fix", "--quiet", "--select", "E,F", "--",
+                  "app/a.py")  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "engine,expected",
     [
-        ("default", [[("isort", "--quiet", "--", "app/a.py"), ("black", "--quiet", "--", "app/a.py")],
-                     [("eslint", "--fix", "--format", "json", "--", "src/x.js"),
-                      ("prettier", "--write", "--log-level", "warn", "--", "src/x.js", "src/r.md")]]),
-        ("ruff", [[("ruff", "check", "--no-cache", "--fix", "--quiet", "--select", "E,F", "--",
-                    "app/a.py"), ("ruff", "format", "--no-cache", "--quiet", "--", "app/a.py")],
-                  [("eslint", "--fix", "--format", "json", "--", "src/x.js"),
-                   ("prettier", "--write", "--log-level", "warn", "--", "src/x.js", "src/r.md")]]),
+        ("default", [[("isort", "--quiet", "--", "app/a.py"),
+                      ("black", "--quiet", "--", "app/a.py")], [ESLINT_FIX, PRETTIER_WRITE]]),
+        ("ruff", [[RUFF_CHECK_FIX, ("ruff", "format", "--no-cache", "--quiet", "--", "app/a.py")],
+                  [ESLINT_FIX, PRETTIER_WRITE]]),
     ],
     ids=["isort-before-black", "ruff-check-before-format"],
 )  # fmt: skip

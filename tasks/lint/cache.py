@@ -7,8 +7,9 @@ configuration files it reads where it runs (``Tool.configs``: at the top of the 
 Python tools, in the frontend for ESLint and Prettier; of pyproject.toml only the tool's own
 table; for isort and Ruff also the names at the top of the tree and of ``src/``, by which they
 tell first-party imports). A warm run re-runs a tool only on the files whose key it has not
-seen, and prints the others' findings from the cache, exactly as the tool printed them. Errors (a crash, a file a tool could not
-read) are never kept. One JSON file; a cache that cannot be read or written only costs time.
+seen, and prints the others' findings from the cache, exactly as the tool printed them. Errors
+(a crash, a file a tool could not read) are never kept. One JSON file; a cache that cannot be
+read or written only costs time.
 """
 
 from __future__ import annotations
