@@ -92,10 +92,8 @@ class Executor:
     def _check(self, step: Step) -> Outcome:
         """A check: cached files from the cache, the others from the tool, split per file."""
         start = time.perf_counter()
-        cache = self.cache
-        fingerprint = cache.fingerprint(step.tool, step.argv(()), step.cwd, step.tree_root)
-        keys = {name: cache.key(fingerprint, step.cwd, name) for name in step.files}
-        results = {n: r for n, k in keys.items() if (r := cache.get(k)) is not None}
+        keys = self._keys(step)
+        results = {n: r for n, k in keys.items() if (r := self.cache.get(k)) is not None}
         todo = [n for n in step.files if n not in results]
         code: int | None = None
         other: list[str] = []
@@ -110,7 +108,7 @@ class Executor:
                 results.update(parsed.files)
                 other = parsed.other
                 if not other:
-                    cache.put({keys[n]: parsed.files[n] for n in todo})
+                    self.cache.put({keys[n]: parsed.files[n] for n in todo})
             else:
                 other = (stdout + stderr).rstrip("\n").splitlines() or [f"(no output; exit {code})"]
                 results.update({n: FileResult(ERROR) for n in todo})
@@ -161,16 +159,20 @@ class Executor:
         total = 0.0
         for step in chain:
             if step.mode == "check":
-                todo = [n for n in step.files if self._lookup(step, n) is None]
+                keys = self._keys(step)
+                todo = [n for n in step.files if self.cache.get(keys[n]) is None]
                 total += step.estimate(todo) if todo else 0.0
             else:
                 total += step.estimate()
         return total
 
-    def _lookup(self, step: Step, name: str) -> FileResult | None:
+    def _keys(self, step: Step) -> dict[str, str | None]:
+        """The cache key of each file of ``step`` (None: no cache, or an unreadable file)."""
         cache = self.cache
+        if not cache.enabled:
+            return dict.fromkeys(step.files)
         fingerprint = cache.fingerprint(step.tool, step.argv(()), step.cwd, step.tree_root)
-        return cache.get(cache.key(fingerprint, step.cwd, name))
+        return {name: cache.key(fingerprint, step.cwd, name) for name in step.files}
 
     def running(self) -> int:
         """How many tool processes are running now."""
