@@ -379,3 +379,16 @@ def test_the_costliest_step_goes_first(tmp_path: Path) -> None:
     planned = plan.steps_for(target, chosen, "check", layout_of(tmp_path), binaries, ())
     order = [c[0].tool.name for c in plan.plan_check(planned)]
     assert order[0] == "flake8" and order[-1] == "isort"
+
+
+def test_bandit_log_warnings_go_with_their_file() -> None:
+    report = json.dumps({"errors": [], "results": []})
+    err = (
+        "[tester]\tWARNING\tnosec encountered (B608), but no failed test on file ./a.py:7\n"
+        "[manager]\tWARNING\tTest in comment: argv is not a test name or id, ignoring\n"
+    )
+    parsed = collector_parse("bandit", ["a.py"], report, err)
+    assert parsed.files["a.py"] == FileResult(
+        "ok", (f"{PATH}:7: warning: nosec encountered (B608), but no failed test",)
+    )
+    assert parsed.other == []  # nothing left over: the results can be cached

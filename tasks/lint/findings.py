@@ -164,6 +164,10 @@ def isort(out: _Collector, stdout: str, stderr: str) -> None:
             out.other.append(line)
 
 
+_BANDIT_LOG = re.compile(r"^\[\w+\]\s+WARNING\s+(.*)$")
+_BANDIT_ON_FILE = re.compile(r",? on file (.+):(\d+)$")
+
+
 def bandit(out: _Collector, stdout: str, stderr: str) -> None:
     report = json.loads(stdout)  # ValueError: not a report (the caller: a crash)
     for error in report.get("errors", []):
@@ -184,7 +188,17 @@ def bandit(out: _Collector, stdout: str, stderr: str) -> None:
             out.other.append(f"{item.get('filename')}:{where}: {text}")
         else:
             out.add(name, FINDINGS, f"{PATH}:{where}: {text}")
-    out.other.extend(_keep(stderr.splitlines(), re.compile(r"^$")))
+    for line in _keep(stderr.splitlines(), re.compile(r"^$")):
+        log = _BANDIT_LOG.match(line)
+        where = _BANDIT_ON_FILE.search(log.group(1)) if log else None
+        name = out.name_of(where.group(1)) if where else None
+        if log and where and name is not None:  # "nosec encountered ... on file ./x.py:12"
+            text = log.group(1)[: where.start()]
+            out.add(name, OK, f"{PATH}:{where.group(2)}: warning: {text}")
+        elif log and log.group(1).startswith("Test in comment: "):
+            continue  # prose after "# nosec" that names no test: says no file, changes nothing
+        else:
+            out.other.append(line)
 
 
 _RUFF_SUMMARY = re.compile(
