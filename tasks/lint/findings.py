@@ -190,11 +190,11 @@ def bandit(out: _Collector, stdout: str, stderr: str) -> None:
             out.add(name, FINDINGS, f"{PATH}:{where}: {text}")
     for line in _keep(stderr.splitlines(), re.compile(r"^$")):
         log = _BANDIT_LOG.match(line)
-        where = _BANDIT_ON_FILE.search(log.group(1)) if log else None
-        name = out.name_of(where.group(1)) if where else None
-        if log and where and name is not None:  # "nosec encountered ... on file ./x.py:12"
-            text = log.group(1)[: where.start()]
-            out.add(name, OK, f"{PATH}:{where.group(2)}: warning: {text}")
+        on_file = _BANDIT_ON_FILE.search(log.group(1)) if log else None
+        name = out.name_of(on_file.group(1)) if on_file else None
+        if log and on_file and name is not None:  # "nosec encountered ... on file ./x.py:12"
+            text = log.group(1)[: on_file.start()]
+            out.add(name, OK, f"{PATH}:{on_file.group(2)}: warning: {text}")
         elif log and log.group(1).startswith("Test in comment: "):
             continue  # prose after "# nosec" that names no test: says no file, changes nothing
         else:
