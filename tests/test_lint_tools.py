@@ -336,7 +336,7 @@ def test_skipped_tools_are_shown(
     assert "── bandit" not in out and rows["flake8"]["result"] == "ok"
 
 
-def test_eslint_ignores_are_reported_not_linted(
+def test_a_file_an_eslint_ignores_pattern_matches_is_an_error_too(
     lint_project: LintProject, capsys: pytest.CaptureFixture
 ) -> None:
     config = lint_project.root / "web" / "eslint.config.js"
@@ -344,11 +344,14 @@ def test_eslint_ignores_are_reported_not_linted(
     config.write_text(text)
     lint_project.write("web/vendor/lib.js", "var x = 1\n")
     lint_project.write("web/.prettierignore", "vendor\n")
-    assert inv(lint_project, "lint.js") == 0
+    assert inv(lint_project, "lint.js") == 2
     out = capsys.readouterr().out
     assert (
-        "web/vendor/lib.js: not linted: an `ignores` pattern of eslint.config.js matches it" in out
-    )
+        "web/vendor/lib.js: error: ESLint's config ignores this file (an `ignores` pattern of "
+        "eslint.config.js), so nothing checked it: remove the pattern, or leave the file out of "
+        "lint.js_paths"
+    ) in out
+    assert summary_rows(out)["eslint"] == (3, "error")
 
 
 def other_repo(root: Path) -> Path:

@@ -229,7 +229,10 @@ ESLINT_EXTERNAL = (
     "error: ESLint cannot lint this file: it is outside the directory of its eslint.config.js "
     "(lint.frontend); move it there or leave it out of lint.js_paths"
 )
-ESLINT_IGNORED = "not linted: an `ignores` pattern of eslint.config.js matches it"
+ESLINT_IGNORED = (
+    "error: ESLint's config ignores this file (an `ignores` pattern of eslint.config.js), so "
+    "nothing checked it: remove the pattern, or leave the file out of lint.js_paths"
+)
 
 
 def eslint(out: _Collector, stdout: str, stderr: str) -> None:
@@ -248,7 +251,7 @@ def eslint(out: _Collector, stdout: str, stderr: str) -> None:
                 elif "outside of base path" in text:
                     status, line = ERROR, f"{PATH}: {ESLINT_EXTERNAL}"
                 else:
-                    status, line = OK, f"{PATH}: {ESLINT_IGNORED}"
+                    status, line = ERROR, f"{PATH}: {ESLINT_IGNORED}"
             else:
                 kind = "error" if severity == 2 else "warning"
                 rule = f" ({message['ruleId']})" if message.get("ruleId") else ""
