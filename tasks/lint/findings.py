@@ -196,7 +196,7 @@ def bandit(out: _Collector, stdout: str, stderr: str) -> None:
             text = log.group(1)[: on_file.start()]
             out.add(name, OK, f"{PATH}:{on_file.group(2)}: warning: {text}")
         elif log and log.group(1).startswith("Test in comment: "):
-            continue  # prose after "# nosec" that names no test: says no file, changes nothing
+            continue  # words after a nosec marker that name no test: no file named, nothing changes
         else:
             out.other.append(line)
 
