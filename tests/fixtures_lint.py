@@ -12,20 +12,26 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT_NS, need
+from tests.conftest import need
 
 REPO = Path(__file__).resolve().parent.parent
 NODE_MODULES = REPO / "examples" / "frontend" / "node_modules"
 
-TASKS_PY = f"""import os
-
-from invoke import Collection
+TASKS_PY = f"""from invoke import Collection
 
 __path__ = [{str(REPO / "tasks")!r}]
 
-from tasks import lint  # noqa: E402
+from tasks.core import configload  # noqa: E402
 
-ns = ROOT_NS
+configload.install()
+
+from tasks import lint  # noqa: E402
+from tasks.core.runner import Local  # noqa: E402
+from tasks.core.settings import register  # noqa: E402
+from tasks.lint import settings  # noqa: E402
+
+ns = Collection(lint.ns)
+ns.configure({{"runners": {{"local": Local}}, **register({{"lint": settings.SCHEMA}})}})
 """
 INVOKE_YAML = """lint:
   python_paths: [app, bin]
@@ -111,13 +117,14 @@ def lint_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LintProject
     for key, value in GIT_ENV.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("VIRTUAL_ENV", raising=False)
-    monkeypatch.delenv("PRE_COMMIT_FROM_REF", raising=False)
+    for name in ("PRE_COMMIT_FROM_REF", "PRE_COMMIT_TO_REF", "PRE_COMMIT", "SKIP"):
+        monkeypatch.delenv(name, raising=False)
     project = LintProject(tmp_path / "proj")
     project.write("tasks.py", TASKS_PY)
     project.write("invoke.yaml", INVOKE_YAML)
     project.write("pyproject.toml", PYPROJECT)
     project.write(".flake8", FLAKE8)
-    project.write(".gitignore", "node_modules\n__pycache__\n.ruff_cache\n")
+    project.write(".gitignore", "node_modules\n__pycache__\n.ruff_cache\n.flowlet\n")
     project.write("app/ok.py", CLEAN_PY)
     project.write("bin/tool", SCRIPT_PY)
     project.write("web/eslint.config.js", ESLINT_CONFIG)
@@ -141,15 +148,31 @@ def lint_repo(lint_project: LintProject, tmp_path: Path) -> LintProject:
     return project
 
 
-def summary_rows(output: str) -> dict[str, tuple[int, str]]:
-    """``{tool: (files, result)}`` from the summary table at the end of ``inv lint`` output."""
+def summary_table(output: str) -> dict[str, dict[str, str]]:
+    """``{tool: {"files", "cached", "seconds", "result", "fix"}}`` from the summary table at
+    the end of ``inv lint`` output."""
     lines = output.splitlines()
-    starts = [i for i, line in enumerate(lines) if line.split()[:2] == ["tool", "files"]]
+    starts = [i for i, line in enumerate(lines) if line.split()[:3] == ["tool", "files", "cached"]]
     assert starts, f"no summary table in:\n{output}"
     rows = {}
     for line in lines[starts[-1] + 1 :]:
         if not line.strip():
             break
-        cells = [cell for cell in line.split("  ") if cell.strip()]
-        rows[cells[0].strip()] = (int(cells[1]), cells[3].strip())
+        cells = [cell.strip() for cell in line.split("  ") if cell.strip()]
+        names = ("files", "cached", "seconds", "result", "fix")
+        rows[cells[0]] = dict(zip(names, cells[1:] + [""]))
     return rows
+
+
+def summary_rows(output: str) -> dict[str, tuple[int, str]]:
+    """``{tool: (files, result)}`` of the summary table (skipped tools: files -1)."""
+    return {
+        tool: (int(row["files"]) if row["files"] != "-" else -1, row["result"])
+        for tool, row in summary_table(output).items()
+    }
+
+
+def blocks(output: str) -> str:
+    """The tools' blocks: everything before the summary table (what must not differ between a
+    warm and a cold run)."""
+    return output[: output.rindex("\ntool ")]

@@ -1,111 +1,169 @@
-"""Remembering clean files for Flake8 and Bandit, as ESLint's and Prettier's ``--cache`` do.
+"""The result cache: what each tool said about each file, findings included.
 
-Both analyse one file at a time, so a file whose content (and path) last passed under the
-same tool, arguments, configuration and installed packages passes again: it is not re-run.
-Only clean results are remembered; findings and errors are re-checked every time. Black
-keeps its own cache; isort is not cached (it classifies imports by looking at the disk).
+As ESLint's and Ruff's caches do, a result is keyed by the file's path and content and by the
+tool's *fingerprint*: its name and arguments, its installed version (the tool's script, the
+packages beside it, ``node_modules/.package-lock.json``, ``node``) and the content of the
+configuration files it reads where it runs (``Tool.configs``: at the top of the tree for the
+Python tools, in the frontend for ESLint and Prettier; of pyproject.toml only the tool's own
+table; for isort and Ruff also the names at the top of the tree and of ``src/``, by which they
+tell first-party imports). A warm run re-runs a tool only on the files whose key it has not
+seen, and prints the others' findings from the cache, exactly as the tool printed them. Errors
+(a crash, a file a tool could not read) are never kept. One JSON file; a cache that cannot be
+read or written only costs time.
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
-from collections.abc import Sequence
-from dataclasses import replace
+import shutil
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from tasks.lint.execute import Outcome
-from tasks.lint.tools import OK, Step
+from tasks.lint.findings import FileResult
+from tasks.lint.tools import ERROR, Tool
 
-CACHED_TOOLS = frozenset({"flake8", "bandit"})
-CONFIG_FILES = (".flake8", "setup.cfg", "tox.ini", "pyproject.toml", ".bandit")
-MAX_ENTRIES = 20000  # per tool; the oldest go first
-
-
-def fingerprint(step: Step) -> str:
-    """What a clean result depends on besides the file: tool, arguments, configuration files,
-    and the installed tool and packages (mtimes of the script, bin/ and site-packages)."""
-    digest = hashlib.sha256()
-    args = step.argv[: len(step.argv) - len(step.files)]
-    digest.update(json.dumps([step.tool.name, list(args)]).encode())
-    for name in CONFIG_FILES:
-        path = step.cwd / name
-        if path.is_file():
-            digest.update(name.encode() + b"\0" + path.read_bytes())
-    binary = Path(step.argv[0])
-    for path in (binary, binary.parent, *binary.parent.parent.glob("lib/python*/site-packages")):
-        try:
-            stat = path.stat()
-        except OSError:
-            continue
-        digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    return digest.hexdigest()
+VERSION = 1
+MAX_ENTRIES = 50000  # the oldest go first
+LAYOUT_TOOLS = frozenset({"isort", "ruff-check"})
 
 
-def file_key(cwd: Path, rel: str) -> str | None:
+def _stat(path: str | Path) -> str:
     try:
-        content = (cwd / rel).read_bytes()
+        real = os.path.realpath(path)
+        info = os.stat(real)
     except OSError:
-        return None
-    return hashlib.sha256(rel.encode() + b"\0" + content).hexdigest()
+        return f"{path}:-"
+    return f"{real}:{info.st_size}:{info.st_mtime_ns}"
 
 
-class CleanCache:
-    """``{tool: {"fingerprint": ..., "clean": [file keys]}}`` in one JSON file."""
+def _listing(directory: Path) -> list[str]:
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    from tasks.lint.files import SKIPPED_DIRS
 
-    def __init__(self, path: Path) -> None:
+    return sorted(
+        n for n in names
+        if not n.startswith(".") and n not in SKIPPED_DIRS
+        and (n.endswith((".py", ".pyi")) or (directory / n).is_dir())
+    )  # fmt: skip
+
+
+def installed(tool: Tool, binary: str) -> list[str]:
+    """What says which version of ``tool`` runs (stats of files that change on upgrade)."""
+    parts = [_stat(binary)]
+    real = Path(os.path.realpath(binary))
+    if tool.side == "python":
+        for site in sorted(
+            glob.glob(str(real.parent.parent / "lib" / "python*" / "site-packages"))
+        ):
+            parts.append(_stat(site))
+    else:
+        modules = next((p for p in real.parents if p.name == "node_modules"), None)
+        if modules is not None:
+            parts.append(_stat(modules / ".package-lock.json"))
+        parts.append(_stat(shutil.which("node") or "node"))
+    return parts
+
+
+class ResultCache:
+    """``{key: [status, lines]}`` in one JSON file; :meth:`save` merges what this run added."""
+
+    def __init__(self, path: Path | None) -> None:
         self.path = path
+        self.entries: dict[str, list[object]] = {}
+        self.added: dict[str, list[object]] = {}
+        self._fingerprints: dict[tuple[object, ...], str] = {}
+        self._digests: dict[Path, str | None] = {}
+        if path is not None:
+            self.entries = self._load(path)
+
+    @staticmethod
+    def _load(path: Path) -> dict[str, list[object]]:
         try:
-            self.data: dict[str, dict] = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            self.data = {}
-        if not isinstance(self.data, dict):
-            self.data = {}
-        self._fingerprints: dict[Step, str] = {}
-        self._keys: dict[Step, list[str | None]] = {}  # content when planned, not after the run
+            return {}
+        if not isinstance(data, dict) or data.get("version") != VERSION:
+            return {}
+        entries = data.get("entries")
+        return entries if isinstance(entries, dict) else {}
 
-    def _clean(self, step: Step) -> dict[str, None]:
-        fp = self._fingerprints.setdefault(step, fingerprint(step))
-        entry = self.data.get(step.tool.name)
-        if not isinstance(entry, dict) or entry.get("fingerprint") != fp:
-            entry = self.data[step.tool.name] = {"fingerprint": fp, "clean": []}
-        return dict.fromkeys(entry["clean"])
+    @property
+    def enabled(self) -> bool:
+        return self.path is not None
 
-    def reduce(self, step: Step) -> Step:
-        """``step`` without the files known clean (``cached`` counts them)."""
-        if step.mode != "check" or step.tool.name not in CACHED_TOOLS:
-            return step
-        clean = self._clean(step)
-        keys = {f: file_key(step.cwd, f) for f in step.files}
-        todo = tuple(f for f in step.files if keys[f] is None or keys[f] not in clean)
-        args = step.argv[: len(step.argv) - len(step.files)]
-        reduced = replace(step, argv=(*args, *todo), files=todo, cached=len(step.files) - len(todo))
-        self._fingerprints[reduced] = self._fingerprints[step]
-        self._keys[reduced] = [keys[f] for f in todo]
-        return reduced
+    def fingerprint(self, tool: Tool, args: Iterable[str], cwd: Path, tree_root: Path) -> str:
+        memo = (tool.name, tuple(args), cwd, tree_root)
+        if memo not in self._fingerprints:
+            digest = hashlib.sha256()
+            binary, *rest = memo[1]
+            parts: list[object] = [VERSION, tool.name, rest, installed(tool, str(binary))]
+            for name in tool.configs:
+                content = self._config(cwd / name, tool.name)
+                digest.update(name.encode() + b"\0" + (content or "-").encode())
+            if tool.name in LAYOUT_TOOLS:
+                parts += [_listing(tree_root), _listing(tree_root / "src")]
+            digest.update(json.dumps(parts).encode())
+            self._fingerprints[memo] = digest.hexdigest()
+        return self._fingerprints[memo]
 
-    def record(self, outcomes: Sequence[Outcome]) -> None:
-        """Remember the files of clean check runs, then save (best effort)."""
-        changed = False
-        for outcome in outcomes:
-            step = outcome.step
-            if step.mode != "check" or step.tool.name not in CACHED_TOOLS or outcome.result != OK:
-                continue
-            clean = self._clean(step)
-            keys = self._keys.get(step, [])
-            clean.update(dict.fromkeys(k for k in keys if k is not None))
-            entry = self.data[step.tool.name]
-            entry["clean"] = list(clean)[-MAX_ENTRIES:]
-            changed = True
-        if changed:
-            self.save()
+    def _config(self, path: Path, tool: str) -> str | None:
+        """A config file's digest; of pyproject.toml, only what ``tool`` reads there."""
+        if path.name != "pyproject.toml":
+            return self._digest(path)
+        try:
+            import tomllib
+
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (ImportError, OSError, ValueError):  # Python 3.10, or a broken file: all of it
+            return self._digest(path)
+        section = {"ruff-check": "ruff", "ruff-format": "ruff"}.get(tool, tool)
+        wanted = [data.get("tool", {}).get(section), data.get("project", {}).get("requires-python")]
+        return hashlib.sha256(json.dumps(wanted, sort_keys=True, default=str).encode()).hexdigest()
+
+    def _digest(self, path: Path) -> str | None:
+        if path not in self._digests:
+            try:
+                self._digests[path] = hashlib.sha256(path.read_bytes()).hexdigest()
+            except OSError:
+                self._digests[path] = None
+        return self._digests[path]
+
+    def key(self, fingerprint: str, cwd: Path, name: str) -> str | None:
+        content = self._digest(cwd / name)
+        if content is None:
+            return None
+        return hashlib.sha256(f"{fingerprint}\0{name}\0{content}".encode()).hexdigest()
+
+    def get(self, key: str | None) -> FileResult | None:
+        if key is None:
+            return None
+        return FileResult.from_json(self.entries.get(key))
+
+    def put(self, results: Mapping[str | None, FileResult]) -> None:
+        for key, result in results.items():
+            if key is not None and result.status != ERROR:
+                self.added[key] = self.entries[key] = result.to_json()
 
     def save(self) -> None:
+        """Merge this run's results into the file (atomically; another run may have saved)."""
+        if self.path is None or not self.added:
+            return
         try:
+            entries = self._load(self.path)
+            entries.update(self.added)
+            if len(entries) > MAX_ENTRIES:
+                entries = dict(list(entries.items())[-MAX_ENTRIES:])
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(self.data), encoding="utf-8")
+            tmp.write_text(json.dumps({"version": VERSION, "entries": entries}), encoding="utf-8")
             tmp.replace(self.path)
         except OSError:
-            pass  # a cache that cannot be written only costs time
+            pass

@@ -1,48 +1,50 @@
-"""Which files to lint: the configured paths, or only the changed ones (git).
+"""Which files to lint, and where they are: the configured paths, checked, and the trees.
+
+Paths are absolute or relative to the project root (``../`` works). Each configured path
+belongs to a *tree*: the git repository holding it (its top level), else the project root (or
+the path itself when it lies outside). The Python tools run at the top of the tree and read
+its configuration; ESLint and Prettier run in ``lint.frontend``. A :class:`Tree` is either the
+working tree itself or a snapshot of a commit in a private directory (``root``), with
+``origin`` the repository directory its files are reported under.
 
 Discovery is plain ``os.walk`` with pruned vendor/cache directories; a file without a suffix
-counts as Python when its first line is a Python shebang (``bench/`` scripts). Changed files
-come from git: the merge base with the upstream (or ``--base``) against the working tree, plus
-untracked files; or, in a pre-push hook, the commits each pushed ref adds to the remote.
+counts as Python when its first line is a Python shebang (``bench/`` scripts).
 """
 
 from __future__ import annotations
 
 import os
-import subprocess  # nosec B404  # git with argv lists, never a shell
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from tasks.core.errors import OpsError
-
-from tasks.core import runner
-from tasks.lint.tools import FileSet
+from tasks.core.errors import ConfigError
+from tasks.core.settings import Where, origin_of
 
 PYTHON_SUFFIXES = frozenset({".py", ".pyi"})
 ESLINT_SUFFIXES = frozenset({".js", ".mjs", ".cjs", ".jsx", ".ts", ".mts", ".cts", ".tsx"})
 PRETTIER_SUFFIXES = ESLINT_SUFFIXES | {".json", ".css", ".scss", ".html", ".md", ".yaml", ".yml"}
 SKIPPED_DIRS = frozenset(
     {
-        ".git",
-        "node_modules",
-        "__pycache__",
-        ".venv",
-        "venv",
-        ".tox",
-        ".nox",
-        "build",
-        "dist",
-        ".flowlet",
-        ".mypy_cache",
-        ".pytest_cache",
-        ".ruff_cache",
-        ".tools",
-        ".eggs",
+        ".git", "node_modules", "__pycache__", ".venv", "venv", ".tox", ".nox", "build", "dist",
+        ".flowlet", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".tools", ".eggs",
     }
-)
+)  # fmt: skip
 SKIPPED_FILES = frozenset({"package-lock.json", "npm-shrinkwrap.json"})
-ZERO_SHA = "0" * 40
+
+
+def normal(path: Path | str) -> Path:
+    """Absolute and normalised (``..`` resolved by name, symlinks kept)."""
+    return Path(os.path.normpath(os.path.abspath(path)))
+
+
+def repo_root(path: Path) -> Path | None:
+    """The top level of the git work tree holding ``path`` (a ``.git`` dir or file), if any."""
+    for candidate in (path, *path.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return None
 
 
 def is_python(path: Path) -> bool:
@@ -59,177 +61,165 @@ def is_python(path: Path) -> bool:
     return first.startswith(b"#!") and b"python" in first
 
 
-def walk(root: Path, paths: Sequence[str]) -> list[str]:
-    """Every file under ``paths`` (relative to ``root``), skipping :data:`SKIPPED_DIRS`."""
-    found: list[str] = []
-    for entry in paths:
-        start = root / entry
-        if start.is_file():
-            found.append(os.path.relpath(start, root))
-            continue
-        for dirpath, dirnames, filenames in os.walk(start):
-            dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIRS)
-            rel = os.path.relpath(dirpath, root)
-            found.extend(os.path.normpath(os.path.join(rel, name)) for name in sorted(filenames))
-    return found
-
-
-def under(path: str, prefixes: Sequence[str]) -> bool:
+def under(path: Path, prefixes: Iterable[Path]) -> bool:
     """True if ``path`` is one of ``prefixes`` or inside one of them."""
-    for prefix in prefixes:
-        prefix = os.path.normpath(prefix)
-        if prefix == "." or path == prefix or path.startswith(prefix + os.sep):
-            return True
-    return False
+    return any(path == p or p in path.parents for p in prefixes)
 
 
-def skipped(path: str) -> bool:
-    parts = Path(path).parts
+def skipped(rel: str) -> bool:
+    parts = Path(rel).parts
     return any(part in SKIPPED_DIRS for part in parts[:-1]) or parts[-1] in SKIPPED_FILES
-
-
-def bandit_excluded(path: str, excludes: Sequence[str]) -> bool:
-    """Bandit's ``exclude_dirs``: a path component, or a path prefix."""
-    parts = Path(path).parts
-    return any(e in parts or under(path, [e]) for e in excludes)
 
 
 @dataclass(frozen=True)
 class Layout:
-    """Where things are: paths relative to ``root`` as configured under ``lint:``."""
+    """The checked configuration: absolute paths per side, the frontend, the project root."""
 
-    root: Path
-    python_paths: tuple[str, ...]
-    js_paths: tuple[str, ...]
-    frontend: str
-    bandit_excludes: tuple[str, ...] = ()
+    project: Path
+    python_paths: tuple[Path, ...]
+    js_paths: tuple[Path, ...]
+    frontend: Path
+    values: dict[Path, tuple[str, str]]  # path -> (key, value as configured), for messages
+    config: Any = None  # the invoke Config (where a value was set)
 
+    def display(self, path: Path) -> str:
+        """How a file is named in the output: relative to the project root when inside it."""
+        if under(path, [self.project]):
+            return os.path.relpath(path, self.project)
+        return str(path)
 
-def select_files(layout: Layout, candidates: Iterable[str], sides: Sequence[str]) -> FileSet:
-    """Sort ``candidates`` (root-relative) into the file lists each tool gets."""
-    python: list[str] = []
-    eslint: list[str] = []
-    prettier: list[str] = []
-    root = layout.root
-    for path in sorted(set(os.path.normpath(p) for p in candidates)):
-        if skipped(path) or not (root / path).is_file():
-            continue
-        if "python" in sides and under(path, layout.python_paths) and is_python(root / path):
-            python.append(path)
-        if "js" in sides and under(path, layout.js_paths) and under(path, [layout.frontend]):
-            js = os.path.relpath(path, layout.frontend)
-            suffix = Path(path).suffix
-            if suffix in ESLINT_SUFFIXES:
-                eslint.append(js)
-            if suffix in PRETTIER_SUFFIXES:
-                prettier.append(js)
-    bandit = [p for p in python if not bandit_excluded(p, layout.bandit_excludes)]
-    return FileSet(tuple(python), tuple(bandit), tuple(eslint), tuple(prettier))
+    def origin_of(self, path: Path) -> Path:
+        """The tree a configured path belongs to (see the module docstring)."""
+        top = repo_root(path)
+        if top is not None:
+            return top
+        if under(path, [self.project]):
+            return self.project
+        return path if path.is_dir() else path.parent
 
-
-def all_files(layout: Layout, sides: Sequence[str]) -> FileSet:
-    paths = [
-        *(layout.python_paths if "python" in sides else ()),
-        *(layout.js_paths if "js" in sides else ()),
-    ]
-    return select_files(layout, walk(layout.root, paths), sides)
+    def fail(self, path: Path, problem: str) -> ConfigError:
+        key, value = self.values[path]
+        origin = origin_of(self.config, ["lint", key]) if self.config is not None else ""
+        where = f" (set in {origin})" if origin else ""
+        return ConfigError(f"lint.{key}: {value!r} {problem}{where}")
 
 
-def git(root: Path, argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
-    """A read-only git query in ``root`` (runs under ``--dry`` too: its answer is the plan).
+def layout(config: Any, cfg: Any, project: Path, sides: Sequence[str]) -> Layout:
+    """Resolve and check ``lint.python_paths`` / ``js_paths`` / ``frontend`` for ``sides``."""
+    values: dict[Path, tuple[str, str]] = {}
 
-    Plain subprocess rather than ``c.run``: a pre-push hook pays for every millisecond, and
-    these never need a terminal, echo or stdin (the hook's stdin carries the pushed refs).
-    """
-    return subprocess.run(  # nosec B603 B607  # fixed git argv
-        ["git", "-C", str(root), *argv],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    def resolve(key: str) -> tuple[Path, ...]:
+        paths = []
+        for value in getattr(cfg, key):
+            path = normal(project / os.path.expanduser(value))
+            if not path.exists():
+                valid = "an existing file or directory (relative paths: to the project root)"
+                raise Where(f"lint.{key}", config, project).fail(
+                    value, f"{valid}; {path} does not exist"
+                )
+            values.setdefault(path, (key, value))
+            paths.append(path)
+        return tuple(paths)
 
-
-def git_lines(root: Path, argv: Sequence[str], what: str, *, sep: str = "\n") -> list[str]:
-    """Output lines of a git query; fail with one line naming ``what`` if git fails.
-
-    Path listings use ``-z`` and ``sep="\0"``: no quoting of unusual file names.
-    """
-    result = git(root, argv)
-    if result.returncode:
-        detail = (result.stderr or result.stdout).strip().splitlines()
-        reason = detail[-1] if detail else f"exit {result.returncode}"
-        raise OpsError(f"{what}: git {runner.render(argv)} failed: {reason}")
-    return [line for line in result.stdout.split(sep) if line.strip()]
-
-
-def changed_files(root: Path, base: str) -> list[str]:
-    """Files changed between the merge base of ``base`` (else ``$PRE_COMMIT_FROM_REF``, else
-    the upstream) and the working tree, plus untracked files; root-relative."""
-    # pre-commit's pre-push stage passes what the push brings in PRE_COMMIT_FROM_REF.
-    ref = base or os.environ.get("PRE_COMMIT_FROM_REF", "")
-    if not ref:
-        upstream = git(root, ["rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{u}"])
-        if upstream.returncode:
-            raise OpsError("--changed: the current branch has no upstream; pass --base REF")
-        ref = upstream.stdout.strip()
-    merge_base = git_lines(root, ["merge-base", ref, "HEAD"], f"--base {ref}")
-    diff = ["diff", "-z", "--name-only", "--relative", "--diff-filter=d", merge_base[0]]
-    changed = git_lines(root, diff, "--changed", sep="\0")
-    untracked = ["ls-files", "-z", "--others", "--exclude-standard"]
-    return changed + git_lines(root, untracked, "--changed", sep="\0")
+    python_paths = resolve("python_paths") if "python" in sides else ()
+    js_paths = resolve("js_paths") if "js" in sides else ()
+    frontend = normal(cfg.frontend)
+    if js_paths and not frontend.is_dir():
+        raw = config.get("lint", {}).get("frontend", str(cfg.frontend)) if config else frontend
+        raise Where("lint.frontend", config, project).fail(
+            raw, f"an existing directory (ESLint and Prettier run there); "
+            f"{frontend} does not exist"
+        )  # fmt: skip
+    for path in js_paths:
+        if not under(path, [frontend]):
+            raise ConfigError(
+                f"lint.js_paths: {values[path][1]!r} is outside lint.frontend "
+                f"{os.path.relpath(frontend, project)!r}; ESLint and Prettier run there"
+            )
+    return Layout(project, python_paths, js_paths, frontend, values, config)
 
 
 @dataclass(frozen=True)
-class PushedRef:
-    """One line git passes to a pre-push hook on stdin."""
+class Tree:
+    """Where linted content lives: a working tree (``root == origin``) or a commit's snapshot."""
 
-    local_ref: str
-    local_sha: str
-    remote_ref: str
-    remote_sha: str
+    root: Path  # the files are here (tools run here)
+    origin: Path  # the repository directory they belong to (display names come from here)
+    label: str = ""  # "" for the working tree; the commit (or pushed ref) of a snapshot
+
+    def frontend(self, layout: Layout) -> Path:
+        """``lint.frontend`` inside this tree."""
+        return self.root / os.path.relpath(layout.frontend, self.origin)
 
 
-def parse_pre_push(text: str) -> list[PushedRef]:
-    """``<local ref> <local sha> <remote ref> <remote sha>`` lines; deletions are dropped."""
-    refs = []
-    for line in text.splitlines():
-        fields = line.split()
-        if not fields:
+@dataclass(frozen=True)
+class Target:
+    """Files of one tree to lint, relative to its root, per side."""
+
+    tree: Tree
+    python: tuple[str, ...] = ()
+    js: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.python or self.js)
+
+
+def walk(start: Path) -> list[Path]:
+    """Every file under ``start`` (or ``start`` itself), skipping :data:`SKIPPED_DIRS`."""
+    if not start.is_dir():
+        return [start]
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(start):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIRS)
+        found.extend(Path(dirpath) / name for name in sorted(filenames))
+    return found
+
+
+def side_of(layout: Layout, path: Path, content: Path, sides: Sequence[str]) -> list[str]:
+    """Which sides lint ``path`` (its content is at ``content``: a snapshot may differ)."""
+    found = []
+    if "python" in sides and under(path, layout.python_paths) and is_python(content):
+        found.append("python")
+    if (
+        "js" in sides
+        and path.suffix in PRETTIER_SUFFIXES
+        and under(path, layout.js_paths)
+        and under(path, [layout.frontend])
+    ):
+        found.append("js")
+    return found
+
+
+def select(layout: Layout, tree: Tree, rels: Iterable[str], sides: Sequence[str]) -> Target:
+    """The files among ``rels`` (relative to the tree) that ``sides`` lint."""
+    python: list[str] = []
+    js: list[str] = []
+    for rel in sorted(set(os.path.normpath(r) for r in rels)):
+        content = tree.root / rel
+        if skipped(rel) or content.is_symlink() or not content.is_file():
             continue
-        if len(fields) != 4:
-            raise OpsError(
-                f"--pre-push: expected '<local ref> <local sha> <remote ref> <remote sha>' "
-                f"on stdin, got {line!r}"
-            )
-        ref = PushedRef(*fields)
-        if ref.local_sha.strip("0"):
-            refs.append(ref)
-    return refs
+        chosen = side_of(layout, tree.origin / rel, content, sides)
+        if "python" in chosen:
+            python.append(rel)
+        if "js" in chosen:
+            js.append(rel)
+    return Target(tree, tuple(python), tuple(js))
 
 
-def pushed_files(root: Path, remote: str, refs: Sequence[PushedRef]) -> list[str] | None:
-    """Files the pushed commits change (root-relative), or None: lint everything (the push
-    brings root commits, i.e. a first push to an empty remote).
-
-    An update diffs the remote tip against the pushed tip (from their merge base); a new
-    branch (or a remote tip we do not have) diffs the parent of its oldest commit that no
-    branch of ``remote`` contains, as pre-commit does.
-    """
-    files: list[str] = []
-    for ref in refs:
-        remote_tip = ref.remote_sha.strip("0") and ref.remote_sha
-        if remote_tip and not git(root, ["cat-file", "-e", f"{remote_tip}^{{commit}}"]).returncode:
-            span = f"{remote_tip}...{ref.local_sha}"
-        else:
-            new = ["rev-list", "--topo-order", "--reverse", ref.local_sha, "--not"]
-            own = git_lines(root, [*new, f"--remotes={remote}"], "--pre-push")
-            if not own:
-                continue  # nothing the remote lacks
-            parent = git(root, ["rev-parse", "--verify", "-q", f"{own[0]}^"])
-            if parent.returncode:
-                return None
-            span = f"{parent.stdout.strip()}...{ref.local_sha}"
-        diff = ["diff", "-z", "--name-only", "--relative", "--diff-filter=d", span]
-        files.extend(git_lines(root, diff, "--pre-push", sep="\0"))
-    return files
+def discover(layout: Layout, sides: Sequence[str]) -> list[Target]:
+    """Every file of the configured paths, one target per tree; a configured path that holds
+    no file its side lints is an error (a typo must not pass as "nothing to lint")."""
+    by_origin: dict[Path, list[str]] = {}
+    for side, paths in (("python", layout.python_paths), ("js", layout.js_paths)):
+        if side not in sides:
+            continue
+        for path in paths:
+            origin = layout.origin_of(path)
+            found = [f for f in walk(path) if side in side_of(layout, f, f, (side,))]
+            if not found:
+                what = "Python" if side == "python" else "JS/TS (or Prettier)"
+                raise layout.fail(path, f"matches no {what} file")
+            rels = by_origin.setdefault(origin, [])
+            rels.extend(os.path.relpath(f, origin) for f in found)
+    return [select(layout, Tree(origin, origin), rels, sides) for origin, rels in by_origin.items()]

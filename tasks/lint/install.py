@@ -14,7 +14,10 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from tasks.core import runner
+from tasks.core.errors import OpsError
 from tasks.lint.tools import Tool
 
 LIBRARY_PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
@@ -82,3 +85,29 @@ def plan_npm_install(frontend: Path) -> list[str]:
     """``npm ci`` when a lockfile pins the tree, else ``npm install``; run in ``frontend``."""
     verb = "ci" if (frontend / "package-lock.json").is_file() else "install"
     return ["npm", verb, "--no-audit", "--no-fund", "--no-update-notifier"]
+
+
+def ensure_tools(
+    c: Any, chosen: Sequence[Tool], env: PythonEnv, frontend: Path, project: Path
+) -> None:
+    """Install missing tools (pinned), saying what; nothing happens when all are present."""
+    absent = missing(chosen, env, frontend)
+    python_side = [t for t in absent if t.side == "python"]
+    if python_side:
+        argv = plan_pip_install(python_side, find_pins(project), env)
+        names = ", ".join(sorted({t.package for t in python_side}))
+        print(f"lint: {names} missing from {env.bin_dir}: installing: {runner.render(argv)}")
+        runner.run(c, argv, warn=True, in_stream=False)
+    if any(t.side == "js" for t in absent):
+        if not (frontend / "package.json").is_file():
+            raise OpsError(
+                f"lint.frontend: no package.json in {frontend} to install ESLint/Prettier"
+            )
+        argv = plan_npm_install(frontend)
+        names = ", ".join(t.package for t in absent if t.side == "js")
+        print(
+            f"lint: {names} missing from {frontend}/node_modules: installing: "
+            f"{runner.render(argv)} (in {frontend})"
+        )
+        with c.cd(str(frontend)):
+            runner.run(c, argv, warn=True, in_stream=False)

@@ -1,22 +1,43 @@
-"""The linters: what each one is, the argv it gets, and what its exit code means.
+"""The linters: what each one is, the arguments it gets, and what its exit code means.
 
-Pure functions only: :func:`python_tools` / :func:`js_tools` define the tools,
-:func:`plan_check` / :func:`plan_fix` turn tools and files into :class:`Step` chains (what
-``--dry`` prints and what the tests assert), :func:`classify` turns an exit code into a result.
+Pure definitions only. Every check runs in a machine-readable mode (``--format=default``,
+JSON, ``--list-different`` ...) so that :mod:`tasks.lint.findings` can split its output per
+file: that is what lets the result cache keep findings, and what lets a snapshot of a commit
+be reported with the repository's paths. File names always follow ``--`` (a file named
+``--list-different.md`` is a file, not an option).
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-ENGINES = ("default", "ruff")
 SIDES = ("python", "js")
 
-# Results of one tool run.
+# Results of one tool run (and of one file).
 OK, FINDINGS, ERROR = "ok", "findings", "error"
+
+# The configuration files each tool reads where it runs (the top of the tree for the Python
+# tools, the frontend for ESLint and Prettier): hashed into its cache key, and copied from a
+# commit into its snapshot. In pyproject.toml only the tool's own table counts (and
+# project.requires-python, from which Black and Ruff infer the target version).
+FLAKE8_CONFIGS = (".flake8", "setup.cfg", "tox.ini")
+ISORT_CONFIGS = (".isort.cfg", "pyproject.toml", "setup.cfg", "tox.ini", ".editorconfig")
+BANDIT_CONFIGS = ("pyproject.toml", ".bandit")
+RUFF_CONFIGS = ("pyproject.toml", "ruff.toml", ".ruff.toml")
+ESLINT_CONFIGS = (
+    "eslint.config.js", "eslint.config.mjs", "eslint.config.cjs", "eslint.config.ts",
+    "eslint.config.mts", "eslint.config.cts", "package.json",
+)  # fmt: skip
+PRETTIER_CONFIGS = (
+    "package.json", ".prettierrc", ".prettierrc.json", ".prettierrc.yaml", ".prettierrc.yml",
+    ".prettierrc.json5", ".prettierrc.js", ".prettierrc.mjs", ".prettierrc.cjs",
+    ".prettierrc.toml", "prettier.config.js", "prettier.config.mjs", "prettier.config.cjs",
+    ".prettierignore", ".editorconfig", ".gitignore",
+)  # fmt: skip
+PYTHON_CONFIGS = tuple(
+    dict.fromkeys(FLAKE8_CONFIGS + ISORT_CONFIGS + BANDIT_CONFIGS + RUFF_CONFIGS)
+)
+JS_CONFIGS = tuple(dict.fromkeys(ESLINT_CONFIGS + PRETTIER_CONFIGS))
 
 
 @dataclass(frozen=True)
@@ -30,8 +51,10 @@ class Tool:
     check: tuple[str, ...]
     fix: tuple[str, ...] | None  # None: the tool reports only, fix by hand
     files: str  # which file list it gets: "python", "bandit", "eslint" or "prettier"
+    parser: str  # the findings parser of its check output
+    configs: tuple[str, ...] = ()  # the config files it reads (see above)
     findings_codes: frozenset[int] = frozenset({1})
-    weight: int = 1  # expected cost: heavier tools start first
+    cost: tuple[float, float] = (0.2, 0.002)  # CPU seconds: to start, per KB of input
     hint: str = ""  # how to fix findings when the tool has no fixer
 
 
@@ -39,47 +62,48 @@ def python_tools(engine: str, *, bandit_config: str | None, ruff_select: str) ->
     """The Python tools of ``engine`` (Bandit in both: Ruff's S rules are not Bandit)."""
     bandit = Tool(
         name="bandit", side="python", binary="bandit", package="bandit",
-        check=("-q", *(("-c", bandit_config) if bandit_config else ())), fix=None,
-        files="bandit", weight=4, hint="fix by hand, or '# nosec BXXX' with a reason",
+        check=("-q", "-f", "json", *(("-c", bandit_config) if bandit_config else ())), fix=None,
+        files="bandit", parser="bandit", configs=BANDIT_CONFIGS, cost=(0.3, 0.002),
+        hint="fix by hand, or '# nosec BXXX' with a reason",
     )  # fmt: skip
     if engine == "ruff":
         select = ("--select", ruff_select) if ruff_select else ()
         return [
             bandit,
             Tool(name="ruff-check", side="python", binary="ruff", package="ruff",
-                 check=("check", *select), fix=("check", "--fix", *select), files="python"),
+                 check=("check", "--no-cache", "--output-format", "concise", *select),
+                 fix=("check", "--no-cache", "--fix", "--quiet", *select), files="python",
+                 parser="ruff-check", configs=RUFF_CONFIGS, cost=(0.02, 0.0005)),
             Tool(name="ruff-format", side="python", binary="ruff", package="ruff",
-                 check=("format", "--check"), fix=("format",), files="python"),
+                 check=("format", "--no-cache", "--check", "--output-format", "concise"),
+                 fix=("format", "--no-cache", "--quiet"), files="python", parser="ruff-format",
+                 configs=RUFF_CONFIGS, cost=(0.02, 0.0005)),
         ]  # fmt: skip
     return [
         bandit,
-        Tool(name="flake8", side="python", binary="flake8", package="flake8", check=(),
-             fix=None, files="python", weight=3, hint="fix by hand (flake8 reports only)"),
+        Tool(name="flake8", side="python", binary="flake8", package="flake8",
+             check=("--format=default",), fix=None, files="python", parser="flake8",
+             configs=FLAKE8_CONFIGS, cost=(0.25, 0.004),
+             hint="fix by hand (flake8 reports only)"),
         Tool(name="black", side="python", binary="black", package="black", check=("--check",),
-             fix=("--quiet",), files="python", weight=2),
+             fix=("--quiet",), files="python", parser="black", configs=("pyproject.toml",),
+             cost=(0.35, 0.003)),
         Tool(name="isort", side="python", binary="isort", package="isort",
-             check=("--check-only",), fix=("--quiet",), files="python"),
+             check=("--check-only",), fix=("--quiet",), files="python", parser="isort",
+             configs=ISORT_CONFIGS, cost=(0.15, 0.001)),
     ]  # fmt: skip
 
 
-def js_tools(cache_dir: Path | None = None) -> list[Tool]:
-    """ESLint and Prettier, from the frontend's node_modules (exit 2 = crash for both).
-
-    With ``cache_dir`` both keep their caches there (keyed by file content and config, so a
-    re-run only re-checks what changed): the biggest saving on a pre-push.
-    """
-    eslint_cache: tuple[str, ...] = ()
-    prettier_cache: tuple[str, ...] = ()
-    if cache_dir is not None:
-        eslint_cache = ("--cache", "--cache-location", f"{cache_dir / 'eslint'}{os.sep}")
-        prettier_cache = ("--cache", "--cache-location", str(cache_dir / "prettier.json"))
+def js_tools() -> list[Tool]:
+    """ESLint and Prettier, from the frontend's node_modules (exit 2 = crash for both)."""
     return [
         Tool(name="eslint", side="js", binary="eslint", package="eslint",
-             check=("--no-warn-ignored", *eslint_cache),
-             fix=("--fix", "--no-warn-ignored", *eslint_cache), files="eslint", weight=3),
+             check=("--format", "json"), fix=("--fix", "--format", "json"), files="eslint",
+             parser="eslint", configs=ESLINT_CONFIGS, cost=(0.7, 0.025)),
         Tool(name="prettier", side="js", binary="prettier", package="prettier",
-             check=("--check", *prettier_cache),
-             fix=("--write", "--log-level", "warn", *prettier_cache), files="prettier", weight=2),
+             check=("--list-different",), fix=("--write", "--log-level", "warn"),
+             files="prettier", parser="prettier", configs=PRETTIER_CONFIGS,
+             cost=(0.4, 0.025)),
     ]  # fmt: skip
 
 
@@ -88,69 +112,11 @@ def js_tools(cache_dir: Path | None = None) -> list[Tool]:
 FIX_ORDER = ("isort", "black", "ruff-check", "ruff-format", "eslint", "prettier")
 
 
-@dataclass(frozen=True)
-class Step:
-    """One command: a tool in check or fix mode on files, run in ``cwd``."""
-
-    tool: Tool
-    mode: str  # "check" or "fix"
-    argv: tuple[str, ...]
-    cwd: Path
-    files: tuple[str, ...]
-    cached: int = 0  # files left out because they were clean last time (cache.CleanCache)
-
-    @property
-    def label(self) -> str:
-        return self.tool.name if self.mode == "check" else f"{self.tool.name} --fix"
-
-
-@dataclass(frozen=True)
-class FileSet:
-    """Files per tool input, relative to the project root (JS ones to the frontend dir)."""
-
-    python: tuple[str, ...] = ()
-    bandit: tuple[str, ...] = ()
-    eslint: tuple[str, ...] = ()
-    prettier: tuple[str, ...] = ()
-
-    def for_tool(self, tool: Tool) -> tuple[str, ...]:
-        return tuple(getattr(self, tool.files))
-
-    @property
-    def empty(self) -> bool:
-        return not (self.python or self.bandit or self.eslint or self.prettier)
-
-
-def step(tool: Tool, mode: str, files: FileSet, binary: str, cwd: Path) -> Step:
+def argv(tool: Tool, mode: str, binary: str, files: tuple[str, ...]) -> tuple[str, ...]:
+    """``binary <check or fix arguments> -- <files>``."""
     args = tool.check if mode == "check" else tool.fix
-    assert args is not None  # nosec B101  # plan_fix passes fixers only
-    chosen = files.for_tool(tool)
-    return Step(tool, mode, (binary, *args, *chosen), cwd, chosen)
-
-
-def plan_check(
-    tools: Sequence[Tool], files: FileSet, binaries: dict[str, str], cwds: dict[str, Path]
-) -> list[list[Step]]:
-    """One single-step chain per tool that has files, heaviest first (they run in parallel)."""
-    chains = [
-        [step(t, "check", files, binaries[t.name], cwds[t.side])]
-        for t in sorted(tools, key=lambda t: -t.weight)
-        if files.for_tool(t)
-    ]
-    return chains
-
-
-def plan_fix(
-    tools: Sequence[Tool], files: FileSet, binaries: dict[str, str], cwds: dict[str, Path]
-) -> list[list[Step]]:
-    """One chain per side: its fixers in :data:`FIX_ORDER`, one after another."""
-    chains: list[list[Step]] = []
-    for side in SIDES:
-        fixers = [t for t in tools if t.side == side and t.fix is not None and files.for_tool(t)]
-        fixers.sort(key=lambda t: FIX_ORDER.index(t.name))
-        if fixers:
-            chains.append([step(t, "fix", files, binaries[t.name], cwds[side]) for t in fixers])
-    return chains
+    assert args is not None  # nosec B101  # fix plans take fixers only
+    return (binary, *args, "--", *files)
 
 
 def classify(tool: Tool, returncode: int | None, stderr: str) -> str:
