@@ -280,9 +280,9 @@ def fails_with(match: str | None = None, *, code: int | None = None) -> Iterator
     else:
         pytest.fail(f"did not fail (expected {match!r})")
     if match is not None:
-        assert re.search(match, failure.value.message), (
-            f"{failure.value.message!r} does not match {match!r}"
-        )
+        assert re.search(
+            match, failure.value.message
+        ), f"{failure.value.message!r} does not match {match!r}"
     if code is not None:
         assert failure.value.code == code, failure.value.message
 

@@ -87,7 +87,11 @@ def _gone(pid: int, timeout: float = 10.0) -> bool:
 @pytest.mark.signals
 @pytest.mark.parametrize(
     "sig,code,name",
-    [(signal.SIGINT, 130, "SIGINT"), (signal.SIGTERM, 143, "SIGTERM"), (signal.SIGHUP, 129, "SIGHUP")],
+    [
+        (signal.SIGINT, 130, "SIGINT"),
+        (signal.SIGTERM, 143, "SIGTERM"),
+        (signal.SIGHUP, 129, "SIGHUP"),
+    ],
     ids=["sigint", "sigterm", "sighup"],
 )
 def test_signals_run_cleanups_stop_children_and_exit_128_plus_n(
@@ -119,3 +123,14 @@ def test_kill_9_of_inv_takes_its_children_along(scratch: Path, tmp_path: Path) -
     child.kill()
     child.communicate(timeout=30)
     assert _gone(spawned) and _gone(via_invoke), "a child outlived inv after kill -9"
+
+
+def test_a_closed_stdout_ends_quietly(scratch: Path) -> None:
+    """`inv ... | head`: no traceback, no message; the SIGPIPE convention (141)."""
+    result = run_inv(
+        'inv chatter | head -1; echo "status ${PIPESTATUS[0]}"',
+        cwd=scratch,
+        env={"FLOWLET_REPO": str(REPO)},
+    )
+    assert result.stdout == "line 0\nstatus 141\n"
+    assert result.stderr == ""

@@ -57,17 +57,14 @@ def test_children_start_with_default_signals_even_if_we_ignore_sigint() -> None:
 
 @pytest.mark.signals
 def test_a_child_dies_with_its_parent_even_on_kill_9() -> None:
-    parent_code = textwrap.dedent(
-        """
+    parent_code = textwrap.dedent("""
         import sys, time
         sys.path.insert(0, %r)
         from tasks.core import runner
         child = runner.spawn(["sleep", "60"])
         print(child.pid, flush=True)
         time.sleep(60)
-        """
-        % os.getcwd()
-    )
+        """ % os.getcwd())
     parent = subprocess.Popen(  # nosec B603
         [sys.executable, "-c", parent_code], stdout=subprocess.PIPE, text=True
     )

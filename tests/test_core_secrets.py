@@ -101,7 +101,9 @@ def test_a_second_holder_is_refused_naming_the_first_and_kill_9_frees_the_lock(
 ) -> None:
     path = tmp_path / "run" / "dev.lock"
     code = HOLDER.format(repo=os.getcwd(), path=str(path))
-    first = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)  # nosec
+    first = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True
+    )  # nosec
     assert first.stdout is not None and first.stdout.readline() == "held\n"
     try:
         with pytest.raises(Refused) as refused:
@@ -123,8 +125,12 @@ def test_a_second_holder_is_refused_naming_the_first_and_kill_9_frees_the_lock(
 
 def test_a_waiting_holder_gets_the_lock_when_it_is_released(tmp_path: Path) -> None:
     path = tmp_path / "fix.lock"
-    code = HOLDER.format(repo=os.getcwd(), path=str(path)).replace("time.sleep(60)", "time.sleep(0.5)")
-    first = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)  # nosec
+    code = HOLDER.format(repo=os.getcwd(), path=str(path)).replace(
+        "time.sleep(60)", "time.sleep(0.5)"
+    )
+    first = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True
+    )  # nosec
     assert first.stdout is not None and first.stdout.readline() == "held\n"
     started = time.monotonic()
     with locks.hold(path, "lint --fix", wait=30):

@@ -50,7 +50,11 @@ BAD = [
     (Str(), None, "k: None is not valid; valid: text (quote numbers and words like yes)"),
     (Str(empty=False), "", "k: '' is not valid; valid: non-empty text"),
     (Str(max_len=3), "abcd", "k: 'abcd' is not valid; valid: text (at most 3 characters)"),
-    (EnvName(), "A-B", "k: 'A-B' is not valid; valid: an environment variable name (letters, digits, '_')"),
+    (
+        EnvName(),
+        "A-B",
+        "k: 'A-B' is not valid; valid: an environment variable name (letters, digits, '_')",
+    ),
     (Choice("gzip", ("gzip", "zstd")), "lz4", "k: 'lz4' is not valid; valid: gzip, zstd"),
     (Bool(False), "yes", "k: 'yes' is not valid; valid: true or false"),
     (Int(0, minimum=0, maximum=19), 20, "k: 20 is not valid; valid: an integer from 0 to 19"),
@@ -59,18 +63,32 @@ BAD = [
     (Port(1), 0, "k: 0 is not valid; valid: a port number (1-65535)"),
     (Float(1.0, above=0), 0, "k: 0 is not valid; valid: a number > 0"),
     (Float(1.0, above=0), float("nan"), "k: nan is not valid; valid: a number > 0"),
-    (Duration("10m", min_seconds=60), "30s", "k: '30s' is not valid; valid: a duration like 90s, 10m or 1h30m, at least 60s"),
-    (Duration("10m"), "10 minutes", "k: '10 minutes' is not valid; valid: a duration like 90s, 10m or 1h30m, at least 1s"),
+    (
+        Duration("10m", min_seconds=60),
+        "30s",
+        "k: '30s' is not valid; valid: a duration like 90s, 10m or 1h30m, at least 60s",
+    ),
+    (
+        Duration("10m"),
+        "10 minutes",
+        "k: '10 minutes' is not valid; valid: a duration like 90s, 10m or 1h30m, at least 1s",
+    ),
     (List([], min_items=1), [], "k: [] is not valid; valid: a list (at least 1) of text"),
     (List([]), "a", "k: 'a' is not valid; valid: a list of text"),
     (List([], Int(0)), [1, "x"], "k.1: 'x' is not valid; valid: an integer"),
-    (Map(Int(0), key_pattern=r"^[a-z]+$", key_desc="lowercase"), {"A": 1}, "k: 'A' is not valid; valid: a key that is lowercase"),
+    (
+        Map(Int(0), key_pattern=r"^[a-z]+$", key_desc="lowercase"),
+        {"A": 1},
+        "k: 'A' is not valid; valid: a key that is lowercase",
+    ),
     (Section({"a": Int(0)}), {"b": 1}, "k.b: unknown key; valid keys: a"),
     (Section({"a": Int(0)}), [1], "k: [1] is not valid; valid: a mapping with keys a"),
 ]
 
 
-@pytest.mark.parametrize("kind,value,message", BAD, ids=[m.split(": ", 1)[1][:30] for _, _, m in BAD])
+@pytest.mark.parametrize(
+    "kind,value,message", BAD, ids=[m.split(": ", 1)[1][:30] for _, _, m in BAD]
+)
 def test_bad_values_are_one_line_naming_key_value_and_what_is_valid(
     kind: object, value: object, message: str
 ) -> None:
@@ -98,11 +116,19 @@ def test_text_from_flags_and_variables_parses(kind: object, text: str, typed: ob
 @pytest.mark.parametrize(
     "kind,text,message",
     [
-        (Bool(False), "maybe", "--x: 'maybe' is not valid; valid: one of true, yes, on, 1, false, no, off, 0"),
+        (
+            Bool(False),
+            "maybe",
+            "--x: 'maybe' is not valid; valid: one of true, yes, on, 1, false, no, off, 0",
+        ),
         (Int(0), "0x1f", "--x: '0x1f' is not valid; valid: an integer"),
         (Int(0), "1e3", "--x: '1e3' is not valid; valid: an integer"),
         (Float(0.0), "soon", "--x: 'soon' is not valid; valid: a number"),
-        (List([], Int(0)), "[1,", "--x: '[1,' is not valid; valid: a list of an integer (a JSON list, or a,b,c)"),
+        (
+            List([], Int(0)),
+            "[1,",
+            "--x: '[1,' is not valid; valid: a list of an integer (a JSON list, or a,b,c)",
+        ),
     ],
 )
 def test_bad_text_is_one_line(kind: object, text: str, message: str) -> None:
@@ -142,7 +168,9 @@ def test_section_checks_defaults_and_cross_key_rules() -> None:
 def test_flag_converts_by_schema_key_or_kind_and_keeps_none() -> None:
     assert flag("backup.level", "9", "--level") == 9
     assert flag(Int(0), None, "--level") is None
-    with pytest.raises(ConfigError, match=r"^--level: 'x' is not valid; valid: an integer from 0 to 19$"):
+    with pytest.raises(
+        ConfigError, match=r"^--level: 'x' is not valid; valid: an integer from 0 to 19$"
+    ):
         flag("backup.level", "x", "--level")
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import fails_with
 from invoke import Config, Context
 
 from tasks.core.environments import resolve_environment, validate_namespace
-from conftest import fails_with
 
 
 @pytest.fixture
@@ -60,7 +60,9 @@ def test_unknown_environment(ctx: Context) -> None:
 def test_bad_namespace_flag(ctx: Context, bad: str) -> None:
     with fails_with() as err:
         resolve_environment(ctx, "staging", bad)
-    assert err.value.message.startswith(f"--namespace: {bad!r} is not valid; valid: a DNS-1123 label")
+    assert err.value.message.startswith(
+        f"--namespace: {bad!r} is not valid; valid: a DNS-1123 label"
+    )
     assert "\n" not in err.value.message
 
 
@@ -125,7 +127,8 @@ def test_yaml_ambiguous_namespaces_stay_strings(ctx: Context, namespace: str) ->
 
 
 @pytest.mark.parametrize(
-    "release", ["Flowlet", "flow_let", "-flowlet", "flowlet.", "a" * 54, ""],
+    "release",
+    ["Flowlet", "flow_let", "-flowlet", "flowlet.", "a" * 54, ""],
     ids=["uppercase", "underscore", "leading-dash", "trailing-dot", "too-long", "empty"],
 )
 def test_release_names_follow_helm(ctx: Context, release: str) -> None:

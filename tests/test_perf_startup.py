@@ -28,7 +28,10 @@ ALLOWED = {
     *(f"tasks.{t}" for t in TOPICS),
     *(f"tasks.{t}.settings" for t in TOPICS),
     "tasks.core",
-    *(f"tasks.core.{m}" for m in ("errors", "settings", "task", "configload", "environments", "runner")),
+    *(
+        f"tasks.core.{m}"
+        for m in ("errors", "settings", "task", "configload", "environments", "runner")
+    ),
 }
 
 

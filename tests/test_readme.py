@@ -55,7 +55,8 @@ def test_the_two_first_commands_are_install_and_run_and_install_and_test() -> No
     blocks = [b for b in text.split("```sh\n")[1:3]]
     first, second = (b.split("```")[0].strip() for b in blocks)
     assert first == (
-        "python3 -m pip install -e '.[dev]' && inv setup --env development && inv dev.start --detach"
+        "python3 -m pip install -e '.[dev]' && inv setup --env development"
+        " && inv dev.start --detach"
     )
     assert second == "bash .ci/install && python3 -m pytest"
     ci = (REPO / ".ci" / "run").read_text()

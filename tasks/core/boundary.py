@@ -12,6 +12,7 @@ success                         nothing                                 0
 :class:`OpsError`               its one line                            its ``code`` (1)
 a failed ``c.run`` command      ``<tool> failed (exit N): <last line>`` N
 Ctrl-C / SIGTERM / SIGHUP       ``interrupted (SIGINT): <task>``        130/143/129
+stdout closed (``| head``)      nothing                                 141
 ``invoke.Exit``                 its message (Invoke prints it)          its code
 anything else (a bug)           ``internal error in <task>: ...``       3
 ==============================  ======================================  ===========
@@ -119,6 +120,10 @@ def guarded(task_name: str, c: Any, body: Callable[[], Any]) -> Any:
                 code = 128 + signum
             except Exit:
                 raise
+            except BrokenPipeError:  # `inv ... | head`: the reader is gone; stop quietly
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                code = 128 + signal.SIGPIPE
             except Exception as exc:
                 if os.environ.get("FLOWLET_TRACEBACK"):
                     raise

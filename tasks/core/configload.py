@@ -36,9 +36,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from invoke.config import Config
+from invoke.config import AmbiguousMergeError, Config
 from invoke.env import Environment
-from invoke.config import AmbiguousMergeError
 from invoke.exceptions import AmbiguousEnvVar, Exit, UncastableEnvVar
 
 _INSTALLED: dict[str, Any] = {}

@@ -35,9 +35,10 @@ def holder_record(operation: str) -> dict[str, Any]:
 def describe_holder(record: dict[str, Any]) -> str:
     if not record:
         return "another process (it has not recorded itself yet)"
+    command = record.get("command") or record.get("operation", "?")
     return (
-        f"{record.get('user', '?')} pid {record.get('pid', '?')} "
-        f"({record.get('command') or record.get('operation', '?')}) since {record.get('since', '?')}"
+        f"{record.get('user', '?')} pid {record.get('pid', '?')} ({command}) "
+        f"since {record.get('since', '?')}"
     )
 
 

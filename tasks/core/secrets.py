@@ -120,7 +120,9 @@ def sweep() -> list[Path]:
             shutil.rmtree(entry.path, ignore_errors=True)
             removed.append(Path(entry.path))
     try:  # left by versions before the per-run directory (they held pgpass / my.cnf)
-        legacy = [e for e in os.scandir(tempfile.gettempdir()) if e.name.startswith("flowlet-backup-")]
+        legacy = [
+            e for e in os.scandir(tempfile.gettempdir()) if e.name.startswith("flowlet-backup-")
+        ]
     except OSError:
         legacy = []
     for entry in legacy:

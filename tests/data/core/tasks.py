@@ -53,5 +53,12 @@ def hold(c, marker="", group=False):
     time.sleep(120)
 
 
-ns = Collection(refuse, crash, command, count, hold)
+@task
+def chatter(c):
+    """Print more than a pipe holds (for `| head`)."""
+    for n in range(200000):
+        print(f"line {n}")
+
+
+ns = Collection(refuse, crash, command, count, hold, chatter)
 ns.configure({"runners": {"local": runner.Local}})
