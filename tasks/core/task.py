@@ -25,11 +25,14 @@ class OpsTask(Task):  # type: ignore[type-arg]
         super().__init__(body, *args, **kwargs)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> OpsTask:
-        """A shallow copy: a task does not change once defined (Invoke deep-copies every task of
-        every sub-collection at each start, which made ``inv --list`` slower)."""
+        """A copy sharing what never changes (Invoke deep-copies every task of every
+        sub-collection at each start, which made ``inv --list`` slower). ``help`` is copied: Invoke
+        pops its entries when it builds the task's arguments."""
         import copy
 
-        return copy.copy(self)
+        new = copy.copy(self)
+        new.help = dict(self.help)
+        return new
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         from tasks.core.boundary import guarded
