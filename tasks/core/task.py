@@ -25,14 +25,20 @@ class OpsTask(Task):  # type: ignore[type-arg]
         super().__init__(body, *args, **kwargs)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> OpsTask:
-        """A copy sharing what never changes (Invoke deep-copies every task of every
-        sub-collection at each start, which made ``inv --list`` slower). ``help`` is copied: Invoke
-        pops its entries when it builds the task's arguments."""
+        """A shallow copy: a task does not change once defined (Invoke deep-copies every task of
+        every sub-collection at each start, which made ``inv --list`` slower)."""
         import copy
 
-        new = copy.copy(self)
-        new.help = dict(self.help)
-        return new
+        return copy.copy(self)
+
+    def get_arguments(self, ignore_unknown_help: bool | None = None) -> Any:
+        """Invoke's arguments, leaving ``help`` intact (Invoke pops its entries as it goes, so a
+        second parse in the same process -- in-process tests, shared copies -- lost them)."""
+        saved = dict(self.help)
+        try:
+            return super().get_arguments(ignore_unknown_help=ignore_unknown_help)
+        finally:
+            self.help = saved
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         from tasks.core.boundary import guarded
