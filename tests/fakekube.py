@@ -704,6 +704,7 @@ class FakeKube:
         self.bodies: list[tuple[str, str]] = []  # (METHOD path, body) of writes
         self.stopping = threading.Event()
         self.kubeconfig: Any = None  # set by the fixture that writes one
+        self.failures: dict[str, int] = {}  # "METHOD path" -> HTTP status to answer with
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -781,6 +782,10 @@ class FakeKube:
                 self.store.objects[key]["metadata"]["resourceVersion"] = self.store.next_revision()
                 self.store.record("MODIFIED", key, self.store.objects[key])
 
+    def fail(self, request: str, code: int) -> None:
+        """Answer ``request`` ("GET /api/v1/...") with an error status from now on."""
+        self.failures[request] = code
+
     def writes(self) -> list[str]:
         return [r for r in self.requests if not r.startswith("GET ")]
 
@@ -824,6 +829,11 @@ class FakeKube:
                 if self.command != "GET":
                     fake.bodies.append((f"{self.command} {url.path}", data.decode("utf-8", "replace")))
                 try:
+                    failure = fake.failures.get(f"{self.command} {url.path}")
+                    if failure:
+                        reasons = {403: "Forbidden", 500: "InternalError", 503: "ServiceUnavailable"}
+                        raise ApiError(failure, reasons.get(failure, "Unknown"),
+                                       f"the fake API server was told to fail {self.command} {url.path}")  # fmt: skip
                     self.route(url.path, query, data)
                 except ApiError as err:
                     self.reply(err.code, err.status())

@@ -15,13 +15,14 @@ from typing import Any
 import pytest
 import yaml
 from conftest import ROOT_NS, run_task
-from fixtures_deploy import CHART, ENVIRONMENTS, MANIFESTS, REPO, FakeAPI, helm_binary, run_helm
+from fixtures_deploy import CHART, ENVIRONMENTS, MANIFESTS, REPO, helm_binary, run_helm
+from fakekube import FakeKube
 from invoke import Collection
 
 from tasks import deploy as deploy_collection
 from tasks.deploy.settings import SCHEMA as DEPLOY_SCHEMA
 from tasks.deploy.plan import ChartInputs, Target, template_argv
-from tasks.deploy.config import load_manifests
+from tasks.deploy.manifests import load_manifests
 from tasks.deploy.validate import load_objects, validate_objects
 
 pytestmark = pytest.mark.slow
@@ -214,7 +215,7 @@ def test_helm4_install_dry_run_client(env: str) -> None:
 
 @pytest.mark.parametrize("env", ENVS)
 def test_helm3_install_dry_run_client(
-    env: str, fake_apiserver: FakeAPI, monkeypatch: pytest.MonkeyPatch
+    env: str, fake_apiserver: FakeKube, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Helm 3 needs a reachable API server even for --dry-run=client (helm/helm#13144): give
     it a read-only fake one. OpenAPI validation is off (the fake serves no OpenAPI documents;

@@ -552,13 +552,15 @@ def test_signal_during_upgrade_exits_143_is_audited_and_unlocks(
             return result
 
     c = Stopped(config=deploy_config, run={**cluster_answers("staging"), CATCH_ALL: ""})
-    with fails_with(r"^interrupted \(SIGTERM\): helm upgrade was asked to stop and has exited; check "
-                    r"inv deploy.status --env=staging$", code=143):  # fmt: skip
+    with fails_with(r"^interrupted \(SIGTERM\): helm upgrade was asked to stop and has exited; the "
+                    r"release is at revision 2: deployed \(Upgrade complete\); check inv "
+                    r"deploy.status --env=staging$", code=143):  # fmt: skip
         deploy_collection.deploy(c, env="staging", diff=False)
     upgrade = next(i for i, cmd in enumerate(c.commands) if " upgrade " in cmd)
-    assert c.commands[upgrade + 1 :] == [  # no rollout check, no history read: just the lock
+    assert c.commands[upgrade + 1 :] == [  # what helm left, then no rollout check: the lock
+        "helm --kube-context flowlet-staging history flowlet --namespace flowlet-staging --max 1 --output json",
         "kubectl --context flowlet-staging delete --raw /apis/coordination.k8s.io/v1/namespaces/"
-        f"flowlet-staging/leases/{LEASE} --filename -"
+        f"flowlet-staging/leases/{LEASE} --filename -",
     ]
     record = json.loads(Path(deploy_config.deploy.audit_log).read_text())
     assert (record["result"], record["revision"]) == ("interrupted", None)

@@ -244,7 +244,11 @@ class DeployLock:
 
     def acquire(self) -> None:
         """Take the lock (or a stale one over); refuse naming the holder when it is live."""
-        created = run(self.c, create_argv(self.target), stdin=self.manifest(), hide=True, warn=True)
+        try:
+            created = run(self.c, create_argv(self.target), stdin=self.manifest(), hide=True, warn=True)
+        except KeyboardInterrupt:  # kubectl may have created it before it stopped
+            self._remove_if_ours()
+            raise
         if is_dry(self.c):
             Progress.note("(dry run: the lock is not taken)")
             return
@@ -286,6 +290,14 @@ class DeployLock:
             raise OpsError(f"reading the deploy lock failed (exit {got.exited}): {last_line(got.stderr)}",
                            code=got.exited)  # fmt: skip
         return parse_lease(got.stdout)
+
+    def _remove_if_ours(self) -> None:
+        try:
+            state = self.read()
+            if state is not None and state.identity == self.holder.identity:
+                run(self.c, delete_argv(self.target), stdin=delete_body(state.resource_version), hide=True, warn=True)
+        except (OpsError, KeyboardInterrupt):
+            pass  # it goes stale on its own
 
     def _took(self, text: str, how: str) -> None:
         self.resource_version = parse_lease(text).resource_version

@@ -143,14 +143,27 @@ def run_helm(c: Context, argv: list[str], target: Target, action: str, version: 
         result = run(c, argv, warn=True)
     except KeyboardInterrupt as exc:
         signum = int(getattr(exc, "signum", signal.SIGINT))
-        raise Interrupted(signum, f"helm {action} was asked to stop and has exited; check "
-                          f"inv deploy.status --env={target.environment}") from None  # fmt: skip
+        raise Interrupted(signum, f"helm {action} was asked to stop and has exited"
+                          + release_now(c, target)
+                          + f"; check inv deploy.status --env={target.environment}") from None  # fmt: skip
     if result.exited != 0:
         message = helmout.explain_failure(
             action, result.exited, result.stderr, release=target.release,
             namespace=target.namespace, env=target.environment, helm_major=version.major,
         )  # fmt: skip
         raise OpsError(message, code=result.exited)
+
+
+def release_now(c: Context, target: Target) -> str:
+    """``; the release is at revision N: STATUS (DESCRIPTION)`` after an interrupted helm, or ""."""
+    try:
+        history = read_history(c, target, 1)
+    except (OpsError, KeyboardInterrupt):
+        return ""
+    if not history:
+        return ""
+    latest = history[-1]
+    return f"; the release is at revision {latest.revision}: {latest.status} ({latest.description})"
 
 
 def verify_rollout(c: Context, target: Target, settings: Settings, timeout_seconds: int) -> None:
@@ -318,8 +331,11 @@ class Deploy(Operation):
             return
         if got.exited != 0:
             if "NotFound" in got.stderr or "not found" in got.stderr:
+                how = (f"inv setup --env {t.environment}" if t.environment in ("staging", "production")
+                       else f"kubectl --context {t.context} --namespace {t.namespace} create secret "
+                       f"generic {name} --from-env-file=FILE")  # fmt: skip
                 raise Refused(f"secret/{name} does not exist in {t.namespace}: the backend cannot "
-                              f"start without it; create it with inv setup --env {t.environment}")  # fmt: skip
+                              f"start without it; create it with {how}")  # fmt: skip
             raise OpsError(f"kubectl get secret {name} failed (exit {got.exited}): {last_line(got.stderr)}",
                            code=got.exited)  # fmt: skip
         self.checksum = secrets.data_digest(secrets.data_of(got.stdout, what=f"secret/{name}"))
