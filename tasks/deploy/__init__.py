@@ -95,12 +95,12 @@ def setup_cluster(
     from tasks.deploy import run
 
     tag = flag("deploy.image_tag", image_tag, "--image-tag")
+    settings = run.checked(load(c, "deploy"))
     if environment.values_file is None or not environment.values_file.is_file():
         from tasks.core.errors import ConfigError
 
         key = environment.key("values_file")
         raise ConfigError(f"{key}: missing or not a file: {environment.values_file or '(not set)'}")
-    settings = load(c, "deploy")
     options = run.options(settings, "setup", image_tag=tag, yes=yes, allow_dirty=allow_dirty)
     run.deploy(c, environment, settings, options)
 
@@ -283,7 +283,7 @@ def render(
     from tasks.core.settings import load
     from tasks.deploy import run, show
 
-    settings = load(c, "deploy")
+    settings = run.checked(load(c, "deploy"))
     options = run.options(settings, "render", image_tag=image_tag, image_digest=image_digest)
     show.render(c, settings, options, env=env, output=output)
 
@@ -297,7 +297,7 @@ def lint(c: Context, env: str | None = None) -> None:
     from tasks.core.settings import load
     from tasks.deploy import run, show
 
-    settings = load(c, "deploy")
+    settings = run.checked(load(c, "deploy"))
     show.lint(c, settings, run.options(settings, "lint"), env=env)
 
 

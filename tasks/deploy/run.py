@@ -391,6 +391,10 @@ class Deploy(Operation):
 def deploy(c: Context, environment: Environment, settings: Settings, options: Options) -> None:
     """``inv deploy`` (``options.operation == "deploy"``) and ``inv setup --env staging|production``
     (``"setup"``: the app Secret is applied too)."""
+    if options.operation == "setup":  # where the Secret's values come from: checked first
+        from tasks.deploy.secrets import secret_source
+
+        secret_source(settings.secret, environment.name, project_root(c))
     steps = plan.deploy_steps(options, Target(environment.name, environment.namespace, "", environment.release),
                               secret_name=settings.secret.name, lease=lease_name(environment.release))  # fmt: skip
     Deploy(c, environment, settings, options).steps(steps)
@@ -401,7 +405,17 @@ def resolve(c: Context, env: str | None, namespace: str | None) -> tuple[Environ
     from tasks.core.environments import resolve_environment
     from tasks.core.settings import load
 
-    return resolve_environment(c, env, namespace, require=("values_file",)), load(c, "deploy")
+    environment = resolve_environment(c, env, namespace, require=("values_file",))
+    return environment, checked(load(c, "deploy"))
+
+
+def checked(settings: Settings) -> Settings:
+    """``deploy.*`` paths that must exist before anything runs: the chart and the manifests."""
+    for key, what in (("chart", "the Helm chart"), ("manifests", "the namespace manifests")):
+        path = settings[key]
+        if path is None or not path.is_dir():
+            raise ConfigError(f"deploy.{key}: {str(path)!r} is not valid; valid: an existing directory ({what})")
+    return settings
 
 
 def options(
