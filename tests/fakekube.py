@@ -66,19 +66,35 @@ RESOURCES = [
     Resource("apps/v1", "replicasets", "ReplicaSet", True, ("rs",), ("status", "scale")),
     Resource("networking.k8s.io/v1", "ingresses", "Ingress", True, ("ing",), ("status",)),
     Resource("networking.k8s.io/v1", "networkpolicies", "NetworkPolicy", True, ("netpol",)),
-    Resource("policy/v1", "poddisruptionbudgets", "PodDisruptionBudget", True, ("pdb",), ("status",)),
-    Resource("autoscaling/v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", True, ("hpa",), ("status",)),
+    Resource(
+        "policy/v1", "poddisruptionbudgets", "PodDisruptionBudget", True, ("pdb",), ("status",)
+    ),
+    Resource(
+        "autoscaling/v2",
+        "horizontalpodautoscalers",
+        "HorizontalPodAutoscaler",
+        True,
+        ("hpa",),
+        ("status",),
+    ),
     Resource("coordination.k8s.io/v1", "leases", "Lease"),
     Resource("monitoring.coreos.com/v1", "servicemonitors", "ServiceMonitor", True, ("smon",)),
     Resource("monitoring.coreos.com/v1", "prometheusrules", "PrometheusRule", True, ("promrule",)),
-]  # fmt: skip
+]
 BY_PATH = {(r.group_version, r.plural): r for r in RESOURCES}
 # Fields the server owns: never part of a field manager's set.
 SERVER_FIELDS = {"apiVersion", "kind", "status"}
 SERVER_METADATA = {
-    "name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp",
-    "managedFields", "selfLink", "deletionTimestamp",
-}  # fmt: skip
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "managedFields",
+    "selfLink",
+    "deletionTimestamp",
+}
 
 
 def now() -> str:
@@ -92,15 +108,20 @@ class ApiError(Exception):
 
     def status(self) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": self.message, "reason": self.reason, "code": self.code,
-        }  # fmt: skip
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        }
         if self.details:
             body["details"] = self.details
         return body
 
 
-# -- field paths (server-side apply) ----------------------------------------------------------
+# -- field paths (server-side apply) --------------------------------------------------------------
 
 
 def _named_list(value: Any) -> bool:
@@ -141,7 +162,9 @@ def get_path(obj: Any, path: tuple[str, ...]) -> Any:
     for key in path:
         if key.startswith("["):
             name = key[len('[name="') : -2]
-            obj = next((i for i in obj or [] if isinstance(i, dict) and i.get("name") == name), None)
+            obj = next(
+                (i for i in obj or [] if isinstance(i, dict) and i.get("name") == name), None
+            )
         elif isinstance(obj, dict):
             obj = obj.get(key)
         else:
@@ -200,7 +223,7 @@ def remove_path(obj: dict[str, Any], path: tuple[str, ...]) -> None:
         parent[:] = [i for i in parent if not (isinstance(i, dict) and i.get("name") == name)]
 
 
-# -- label and field selectors -----------------------------------------------------------------
+# -- label and field selectors --------------------------------------------------------------------
 
 
 def _split_selector(text: str) -> list[str]:
@@ -250,7 +273,7 @@ def matches_fields(obj: dict[str, Any], selector: str) -> bool:
     return True
 
 
-# -- the store -----------------------------------------------------------------------------------
+# -- the store ------------------------------------------------------------------------------------
 
 Key = tuple[str, str, str, str]  # group version, plural, namespace ("" for cluster), name
 
@@ -279,32 +302,59 @@ class Store:
 
     # writes ------------------------------------------------------------------------------
 
-    def create(self, resource: Resource, namespace: str, obj: dict[str, Any], manager: str) -> dict[str, Any]:
+    def create(
+        self, resource: Resource, namespace: str, obj: dict[str, Any], manager: str
+    ) -> dict[str, Any]:
         with self.lock:
             name = (obj.get("metadata") or {}).get("name") or ""
             if not name and (obj.get("metadata") or {}).get("generateName"):
-                name = obj["metadata"]["generateName"] + hashlib.sha1(str(time.time()).encode()).hexdigest()[:5]
+                name = (
+                    obj["metadata"]["generateName"]
+                    + hashlib.sha1(str(time.time()).encode()).hexdigest()[:5]
+                )
             if not name:
-                raise ApiError(422, "Invalid", f"{resource.kind} is invalid: metadata.name: Required value")
-            key = (resource.group_version, resource.plural, namespace if resource.namespaced else "", name)
+                raise ApiError(
+                    422, "Invalid", f"{resource.kind} is invalid: metadata.name: Required value"
+                )
+            key = (
+                resource.group_version,
+                resource.plural,
+                namespace if resource.namespaced else "",
+                name,
+            )
             if resource.namespaced and ("v1", "namespaces", "", namespace) not in self.objects:
-                raise ApiError(404, "NotFound", f'namespaces "{namespace}" not found',
-                               {"name": namespace, "kind": "namespaces"})  # fmt: skip
+                raise ApiError(
+                    404,
+                    "NotFound",
+                    f'namespaces "{namespace}" not found',
+                    {"name": namespace, "kind": "namespaces"},
+                )
             if key in self.objects:
                 group = resource.group_version.rpartition("/")[0]
                 plural = f"{resource.plural}.{group}" if group else resource.plural
-                raise ApiError(409, "AlreadyExists", f'{plural} "{name}" already exists',
-                               {"name": name, "group": group, "kind": resource.plural})  # fmt: skip
+                raise ApiError(
+                    409,
+                    "AlreadyExists",
+                    f'{plural} "{name}" already exists',
+                    {"name": name, "group": group, "kind": resource.plural},
+                )
             stored = copy.deepcopy(obj)
             meta = stored.setdefault("metadata", {})
-            meta.update(name=name, uid=hashlib.md5(f"{key}{time.time()}".encode()).hexdigest(),
-                        resourceVersion=self.next_revision(), creationTimestamp=now(), generation=1)  # fmt: skip
+            meta.update(
+                name=name,
+                uid=hashlib.md5(f"{key}{time.time()}".encode()).hexdigest(),
+                resourceVersion=self.next_revision(),
+                creationTimestamp=now(),
+                generation=1,
+            )
             if resource.namespaced:
                 meta["namespace"] = namespace
             stored["apiVersion"], stored["kind"] = resource.group_version, resource.kind
             self.defaults(resource, stored)
             self.objects[key] = stored
-            self.own(key, (manager, "Update", resource.group_version, ""), set(owned_leaves(stored)))
+            self.own(
+                key, (manager, "Update", resource.group_version, ""), set(owned_leaves(stored))
+            )
             self.reconcile(resource, key)
             self.record("ADDED", key, self.objects[key])
             return self.objects[key]
@@ -332,8 +382,15 @@ class Store:
         for other in [m for m, owned in managers.items() if not owned]:
             del managers[other]
 
-    def replace(self, resource: Resource, key: Key, obj: dict[str, Any], manager: str,
-                subresource: str = "", check_version: bool = True) -> dict[str, Any]:  # fmt: skip
+    def replace(
+        self,
+        resource: Resource,
+        key: Key,
+        obj: dict[str, Any],
+        manager: str,
+        subresource: str = "",
+        check_version: bool = True,
+    ) -> dict[str, Any]:
         with self.lock:
             current = self.objects.get(key)
             if current is None:
@@ -341,13 +398,17 @@ class Store:
             wanted = (obj.get("metadata") or {}).get("resourceVersion")
             if check_version and wanted and wanted != current["metadata"]["resourceVersion"]:
                 raise ApiError(
-                    409, "Conflict",
+                    409,
+                    "Conflict",
                     f'Operation cannot be fulfilled on {self.qualified(resource)} "{key[3]}": the '
                     "object has been modified; please apply your changes to the latest version "
                     "and try again",
-                    {"name": key[3], "group": resource.group_version.rpartition("/")[0],
-                     "kind": resource.plural},
-                )  # fmt: skip
+                    {
+                        "name": key[3],
+                        "group": resource.group_version.rpartition("/")[0],
+                        "kind": resource.plural,
+                    },
+                )
             new = copy.deepcopy(obj)
             meta = new.setdefault("metadata", {})
             for field in ("name", "uid", "creationTimestamp", "namespace", "generation"):
@@ -365,7 +426,9 @@ class Store:
             self.own(key, (manager, "Update", resource.group_version, subresource), changed)
             return self.store(resource, key, current, new)
 
-    def store(self, resource: Resource, key: Key, current: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    def store(
+        self, resource: Resource, key: Key, current: dict[str, Any], new: dict[str, Any]
+    ) -> dict[str, Any]:
         spec_changed = current.get("spec") != new.get("spec")
         new["metadata"]["generation"] = current["metadata"].get("generation", 1) + spec_changed
         if new == current and not spec_changed:
@@ -376,11 +439,23 @@ class Store:
         self.record("MODIFIED", key, self.objects[key])
         return self.objects[key]
 
-    def apply(self, resource: Resource, namespace: str, name: str, patch: dict[str, Any],
-              manager: str, force: bool) -> dict[str, Any]:  # fmt: skip
+    def apply(
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        patch: dict[str, Any],
+        manager: str,
+        force: bool,
+    ) -> dict[str, Any]:
         """Server-side apply by ``manager``: conflicts with other managers unless ``force``."""
         with self.lock:
-            key = (resource.group_version, resource.plural, namespace if resource.namespaced else "", name)
+            key = (
+                resource.group_version,
+                resource.plural,
+                namespace if resource.namespaced else "",
+                name,
+            )
             applied = owned_leaves(patch)
             entry = (manager, "Apply", "", "")
             current = self.objects.get(key)
@@ -417,11 +492,19 @@ class Store:
                 text += f" with subresource {json.dumps(subresource)}"
             return f"{text} using {api_version}" if operation == "Update" else text
 
-        causes = [{"type": "FieldManagerConflict", "message": f"conflict with {show(m)}",
-                   "field": path_text(p)} for m, p in conflicts]  # fmt: skip
+        causes = [
+            {
+                "type": "FieldManagerConflict",
+                "message": f"conflict with {show(m)}",
+                "field": path_text(p),
+            }
+            for m, p in conflicts
+        ]
         if len(conflicts) == 1:
-            (manager, path), = conflicts
-            message = f"Apply failed with 1 conflict: conflict with {show(manager)}: {path_text(path)}"
+            ((manager, path),) = conflicts
+            message = (
+                f"Apply failed with 1 conflict: conflict with {show(manager)}: {path_text(path)}"
+            )
         else:
             lines = []
             for manager in sorted({m for m, _ in conflicts}):
@@ -439,20 +522,24 @@ class Store:
                 wanted = preconditions.get(field)
                 if wanted and wanted != current["metadata"].get(field):
                     raise ApiError(
-                        409, "Conflict",
+                        409,
+                        "Conflict",
                         f"Operation cannot be fulfilled on {self.qualified(resource)} "
                         f'"{key[3]}": Precondition failed: {field[0].upper()}{field[1:]} in '
                         f"precondition: {wanted}, {field[0].upper()}{field[1:]} in object meta: "
                         f"{current['metadata'].get(field)}",
-                    )  # fmt: skip
+                    )
             del self.objects[key]
             self.managers.pop(key, None)
             current = copy.deepcopy(current)
             current["metadata"]["resourceVersion"] = self.next_revision()
             self.record("DELETED", key, current)
             if resource.kind == "Deployment":  # garbage collection of its ReplicaSets
-                for rs_key in [k for k in self.objects if k[1] == "replicasets" and k[2] == key[2]
-                               and k[3].startswith(key[3] + "-")]:  # fmt: skip
+                for rs_key in [
+                    k
+                    for k in self.objects
+                    if k[1] == "replicasets" and k[2] == key[2] and k[3].startswith(key[3] + "-")
+                ]:
                     self.objects.pop(rs_key)
             return current
 
@@ -461,9 +548,16 @@ class Store:
         return f"{resource.plural}.{group}" if group else resource.plural
 
     def not_found(self, resource: Resource, key: Key) -> ApiError:
-        return ApiError(404, "NotFound", f'{self.qualified(resource)} "{key[3]}" not found',
-                        {"name": key[3], "group": resource.group_version.rpartition("/")[0],
-                         "kind": resource.plural})  # fmt: skip
+        return ApiError(
+            404,
+            "NotFound",
+            f'{self.qualified(resource)} "{key[3]}" not found',
+            {
+                "name": key[3],
+                "group": resource.group_version.rpartition("/")[0],
+                "kind": resource.plural,
+            },
+        )
 
     # the "controllers" ---------------------------------------------------------------------
 
@@ -474,12 +568,22 @@ class Store:
         elif resource.kind == "PodDisruptionBudget":
             minimum = (obj.get("spec") or {}).get("minAvailable", 1)
             healthy = minimum if isinstance(minimum, int) else 1
-            obj["status"] = {"observedGeneration": obj["metadata"]["generation"],
-                             "currentHealthy": healthy, "desiredHealthy": healthy,
-                             "disruptionsAllowed": 0, "expectedPods": healthy,
-                             "conditions": [{"type": "DisruptionAllowed", "status": "False",
-                                             "reason": "InsufficientPods",
-                                             "lastTransitionTime": now(), "message": ""}]}  # fmt: skip
+            obj["status"] = {
+                "observedGeneration": obj["metadata"]["generation"],
+                "currentHealthy": healthy,
+                "desiredHealthy": healthy,
+                "disruptionsAllowed": 0,
+                "expectedPods": healthy,
+                "conditions": [
+                    {
+                        "type": "DisruptionAllowed",
+                        "status": "False",
+                        "reason": "InsufficientPods",
+                        "lastTransitionTime": now(),
+                        "message": "",
+                    }
+                ],
+            }
 
     def roll_out(self, key: Key, deployment: dict[str, Any]) -> None:
         spec = deployment.get("spec") or {}
@@ -495,46 +599,87 @@ class Store:
         selector = copy.deepcopy(spec.get("selector") or {})
         selector.setdefault("matchLabels", {})["pod-template-hash"] = digest
         labels = dict(template["metadata"]["labels"])
-        for other in [k for k in self.objects if k[1] == "replicasets" and k[2] == namespace
-                      and k[3].startswith(name + "-") and k != rs_key]:  # fmt: skip
+        for other in [
+            k
+            for k in self.objects
+            if k[1] == "replicasets"
+            and k[2] == namespace
+            and k[3].startswith(name + "-")
+            and k != rs_key
+        ]:
             self.objects[other]["spec"]["replicas"] = 0
             self.objects[other]["status"] = {"replicas": 0, "observedGeneration": 1}
         self.objects[rs_key] = {
-            "apiVersion": "apps/v1", "kind": "ReplicaSet",
-            "metadata": {"name": rs_name, "namespace": namespace, "labels": labels,
-                         "uid": f"rs-{digest}", "resourceVersion": self.next_revision(),
-                         "generation": 1, "creationTimestamp": now(),
-                         "annotations": {"deployment.kubernetes.io/revision": "1"},
-                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment",
-                                              "name": name, "uid": deployment["metadata"]["uid"],
-                                              "controller": True, "blockOwnerDeletion": True}]},
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {
+                "name": rs_name,
+                "namespace": namespace,
+                "labels": labels,
+                "uid": f"rs-{digest}",
+                "resourceVersion": self.next_revision(),
+                "generation": 1,
+                "creationTimestamp": now(),
+                "annotations": {"deployment.kubernetes.io/revision": "1"},
+                "ownerReferences": [
+                    {
+                        "apiVersion": "apps/v1",
+                        "kind": "Deployment",
+                        "name": name,
+                        "uid": deployment["metadata"]["uid"],
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
+            },
             "spec": {"replicas": replicas, "selector": selector, "template": template},
-            "status": {"replicas": replicas, "fullyLabeledReplicas": replicas,
-                       "readyReplicas": ready, "availableReplicas": ready,
-                       "observedGeneration": 1},
-        }  # fmt: skip
+            "status": {
+                "replicas": replicas,
+                "fullyLabeledReplicas": replicas,
+                "readyReplicas": ready,
+                "availableReplicas": ready,
+                "observedGeneration": 1,
+            },
+        }
         progressing = (
-            {"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated",
-             "message": f'ReplicaSet "{rs_name}" is progressing.'}
-            if held else
-            {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable",
-             "message": f'ReplicaSet "{rs_name}" has successfully progressed.'}
-        )  # fmt: skip
-        available = {"type": "Available", "status": "False" if held else "True",
-                     "reason": "MinimumReplicasUnavailable" if held else "MinimumReplicasAvailable",
-                     "message": "Deployment does not have minimum availability." if held
-                     else "Deployment has minimum availability."}  # fmt: skip
+            {
+                "type": "Progressing",
+                "status": "True",
+                "reason": "ReplicaSetUpdated",
+                "message": f'ReplicaSet "{rs_name}" is progressing.',
+            }
+            if held
+            else {
+                "type": "Progressing",
+                "status": "True",
+                "reason": "NewReplicaSetAvailable",
+                "message": f'ReplicaSet "{rs_name}" has successfully progressed.',
+            }
+        )
+        available = {
+            "type": "Available",
+            "status": "False" if held else "True",
+            "reason": "MinimumReplicasUnavailable" if held else "MinimumReplicasAvailable",
+            "message": (
+                "Deployment does not have minimum availability."
+                if held
+                else "Deployment has minimum availability."
+            ),
+        }
         for condition in (progressing, available):
             condition.update(lastUpdateTime=now(), lastTransitionTime=now())
         deployment["status"] = {
             "observedGeneration": deployment["metadata"]["generation"],
-            "replicas": replicas, "updatedReplicas": replicas, "readyReplicas": ready,
-            "availableReplicas": ready, "unavailableReplicas": replicas - ready,
+            "replicas": replicas,
+            "updatedReplicas": replicas,
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "unavailableReplicas": replicas - ready,
             "conditions": [available, progressing],
-        }  # fmt: skip
+        }
 
 
-# -- protobuf request bodies (client-go's typed clients: Helm's release Secrets) ----------------
+# -- protobuf request bodies (client-go's typed clients: Helm's release Secrets) ------------------
 
 
 def _varint(data: bytes, i: int) -> tuple[int, int]:
@@ -594,7 +739,9 @@ def decode_protobuf(data: bytes) -> dict[str, Any]:
                     meta[names[field]] = item.decode()
                 elif field in (11, 12):
                     key, text = _map_entry(item)
-                    meta.setdefault("labels" if field == 11 else "annotations", {})[key] = text.decode()
+                    meta.setdefault("labels" if field == 11 else "annotations", {})[
+                        key
+                    ] = text.decode()
         elif number == 2 and kind == "Secret":
             key, raw = _map_entry(value)
             secret["data"][key] = base64.b64encode(raw).decode()
@@ -611,16 +758,27 @@ def decode_body(content_type: str, data: bytes) -> dict[str, Any]:
     return json.loads(data or b"{}")  # type: ignore[no-any-return]
 
 
-# -- the HTTP server -------------------------------------------------------------------------------
+# -- the HTTP server ------------------------------------------------------------------------------
 
 
 def discovery(path: str) -> dict[str, Any] | None:
     if path == "/version":
-        return {"major": "1", "minor": "33", "gitVersion": "v1.33.0", "platform": "linux/amd64",
-                "goVersion": "go1.24.0", "compiler": "gc"}  # fmt: skip
+        return {
+            "major": "1",
+            "minor": "33",
+            "gitVersion": "v1.33.0",
+            "platform": "linux/amd64",
+            "goVersion": "go1.24.0",
+            "compiler": "gc",
+        }
     if path == "/api":
-        return {"kind": "APIVersions", "versions": ["v1"],
-                "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]}  # fmt: skip
+        return {
+            "kind": "APIVersions",
+            "versions": ["v1"],
+            "serverAddressByClientCIDRs": [
+                {"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}
+            ],
+        }
     if path == "/apis":
         groups = []
         for gv in dict.fromkeys(r.group_version for r in RESOURCES if "/" in r.group_version):
@@ -635,14 +793,33 @@ def discovery(path: str) -> dict[str, Any] | None:
     verbs = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
     resources = []
     for r in found:
-        resources.append({"name": r.plural, "singularName": r.kind.lower(), "namespaced": r.namespaced,
-                          "kind": r.kind, "verbs": verbs, "shortNames": list(r.short)})  # fmt: skip
+        resources.append(
+            {
+                "name": r.plural,
+                "singularName": r.kind.lower(),
+                "namespaced": r.namespaced,
+                "kind": r.kind,
+                "verbs": verbs,
+                "shortNames": list(r.short),
+            }
+        )
         for sub in r.subresources:
             kind = "Scale" if sub == "scale" else r.kind
-            resources.append({"name": f"{r.plural}/{sub}", "singularName": "", "namespaced": r.namespaced,
-                              "kind": kind, "verbs": ["get", "patch", "update"]})  # fmt: skip
-    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version,
-            "resources": resources}  # fmt: skip
+            resources.append(
+                {
+                    "name": f"{r.plural}/{sub}",
+                    "singularName": "",
+                    "namespaced": r.namespaced,
+                    "kind": kind,
+                    "verbs": ["get", "patch", "update"],
+                }
+            )
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": group_version,
+        "resources": resources,
+    }
 
 
 def openapi(path: str) -> dict[str, Any] | None:
@@ -659,17 +836,31 @@ def openapi(path: str) -> dict[str, Any] | None:
     doc_paths = {}
     for r in (r for r in RESOURCES if r.group_version == gv):
         prefix = f"/{'api' if gv == 'v1' else 'apis'}/{gv}"
-        scope = f"{prefix}/namespaces/{{namespace}}/{r.plural}/{{name}}" if r.namespaced else f"{prefix}/{r.plural}/{{name}}"
+        scope = (
+            f"{prefix}/namespaces/{{namespace}}/{r.plural}/{{name}}"
+            if r.namespaced
+            else f"{prefix}/{r.plural}/{{name}}"
+        )
         doc_paths[scope] = {
             "patch": {
-                "x-kubernetes-group-version-kind": {"group": group, "version": version, "kind": r.kind},
-                "parameters": [{"name": name, "in": "query", "schema": {"type": "string"}}
-                               for name in ("dryRun", "fieldManager", "fieldValidation", "force")],
+                "x-kubernetes-group-version-kind": {
+                    "group": group,
+                    "version": version,
+                    "kind": r.kind,
+                },
+                "parameters": [
+                    {"name": name, "in": "query", "schema": {"type": "string"}}
+                    for name in ("dryRun", "fieldManager", "fieldValidation", "force")
+                ],
                 "responses": {"200": {"description": "OK"}},
             }
-        }  # fmt: skip
-    return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.33.0"},
-            "paths": doc_paths, "components": {"schemas": {}}}  # fmt: skip
+        }
+    return {
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": "v1.33.0"},
+        "paths": doc_paths,
+        "components": {"schemas": {}},
+    }
 
 
 def parse_path(path: str) -> tuple[Resource, str, str, str] | None:
@@ -740,7 +931,12 @@ class FakeKube:
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         resource = next(r for r in RESOURCES if r.kind == kind)
-        key = (resource.group_version, resource.plural, namespace if resource.namespaced else "", name)
+        key = (
+            resource.group_version,
+            resource.plural,
+            namespace if resource.namespaced else "",
+            name,
+        )
         with self.store.lock:
             found = self.store.objects.get(key)
             return copy.deepcopy(found) if found is not None else None
@@ -748,10 +944,15 @@ class FakeKube:
     def names(self, kind: str, namespace: str) -> list[str]:
         resource = next(r for r in RESOURCES if r.kind == kind)
         with self.store.lock:
-            return sorted(k[3] for k in self.store.objects
-                          if k[:2] == (resource.group_version, resource.plural) and k[2] == namespace)  # fmt: skip
+            return sorted(
+                k[3]
+                for k in self.store.objects
+                if k[:2] == (resource.group_version, resource.plural) and k[2] == namespace
+            )
 
-    def edit(self, kind: str, namespace: str, name: str, patch: dict[str, Any], manager: str) -> None:
+    def edit(
+        self, kind: str, namespace: str, name: str, patch: dict[str, Any], manager: str
+    ) -> None:
         """Change an object as another client would (``kubectl edit``: an Update manager)."""
         resource = next(r for r in RESOURCES if r.kind == kind)
         key = (resource.group_version, resource.plural, namespace, name)
@@ -769,13 +970,17 @@ class FakeKube:
         resource = next(r for r in RESOURCES if r.kind == kind)
         key = (resource.group_version, resource.plural, namespace, name)
         with self.store.lock:
-            return {m[0]: sorted(path_text(p) for p in owned)
-                    for m, owned in self.store.managers.get(key, {}).items()}  # fmt: skip
+            return {
+                m[0]: sorted(path_text(p) for p in owned)
+                for m, owned in self.store.managers.get(key, {}).items()
+            }
 
     def hold_rollout(self, namespace: str, name: str, held: bool = True) -> None:
         """Keep a Deployment's pods unready (a rollout that does not finish) or let it finish."""
         with self.store.lock:
-            (self.store.held_rollouts.add if held else self.store.held_rollouts.discard)((namespace, name))
+            (self.store.held_rollouts.add if held else self.store.held_rollouts.discard)(
+                (namespace, name)
+            )
             key = ("apps/v1", "deployments", namespace, name)
             if key in self.store.objects:
                 self.store.roll_out(key, self.store.objects[key])
@@ -827,13 +1032,22 @@ class FakeKube:
                 fake.requests.append(f"{self.command} {url.path}")
                 data = self.body()
                 if self.command != "GET":
-                    fake.bodies.append((f"{self.command} {url.path}", data.decode("utf-8", "replace")))
+                    fake.bodies.append(
+                        (f"{self.command} {url.path}", data.decode("utf-8", "replace"))
+                    )
                 try:
                     failure = fake.failures.get(f"{self.command} {url.path}")
                     if failure:
-                        reasons = {403: "Forbidden", 500: "InternalError", 503: "ServiceUnavailable"}
-                        raise ApiError(failure, reasons.get(failure, "Unknown"),
-                                       f"the fake API server was told to fail {self.command} {url.path}")  # fmt: skip
+                        reasons = {
+                            403: "Forbidden",
+                            500: "InternalError",
+                            503: "ServiceUnavailable",
+                        }
+                        raise ApiError(
+                            failure,
+                            reasons.get(failure, "Unknown"),
+                            f"the fake API server was told to fail {self.command} {url.path}",
+                        )
                     self.route(url.path, query, data)
                 except ApiError as err:
                     self.reply(err.code, err.status())
@@ -854,9 +1068,16 @@ class FakeKube:
                         return
                 parsed = parse_path(path)
                 if parsed is None:
-                    raise ApiError(404, "NotFound", "the server could not find the requested resource")
+                    raise ApiError(
+                        404, "NotFound", "the server could not find the requested resource"
+                    )
                 resource, namespace, name, sub = parsed
-                key = (resource.group_version, resource.plural, namespace if resource.namespaced else "", name)
+                key = (
+                    resource.group_version,
+                    resource.plural,
+                    namespace if resource.namespaced else "",
+                    name,
+                )
                 store = fake.store
                 if self.command == "GET" and not name:
                     if query.get("watch") in ("true", "1"):
@@ -887,28 +1108,43 @@ class FakeKube:
                     self.reply(200, self.scale(result) if sub == "scale" else result)
                     return
                 if self.command == "DELETE":
-                    try:  # JSON DeleteOptions (preconditions); client-go's protobuf ones are ignored
+                    # JSON DeleteOptions (preconditions); client-go's protobuf ones are ignored
+                    try:
                         options = decode_body(content_type, data) if data.strip() else {}
                     except ApiError:
                         options = {}
                     deleted = store.delete(resource, key, options.get("preconditions") or {})
-                    self.reply(200, deleted if resource.kind != "Lease" else
-                               {"kind": "Status", "apiVersion": "v1", "status": "Success",
-                                "details": {"name": name, "kind": resource.plural}})  # fmt: skip
+                    self.reply(
+                        200,
+                        (
+                            deleted
+                            if resource.kind != "Lease"
+                            else {
+                                "kind": "Status",
+                                "apiVersion": "v1",
+                                "status": "Success",
+                                "details": {"name": name, "kind": resource.plural},
+                            }
+                        ),
+                    )
                     return
                 if self.command == "PATCH":
                     self.patch(resource, key, sub, query, data)
                     return
                 raise ApiError(405, "MethodNotAllowed", f"{self.command} is not supported")
 
-            def patch(self, resource: Resource, key: Key, sub: str, query: dict[str, str], data: bytes) -> None:
+            def patch(
+                self, resource: Resource, key: Key, sub: str, query: dict[str, str], data: bytes
+            ) -> None:
                 store = fake.store
                 kind = (self.headers.get("Content-Type") or "").split(";")[0]
                 if kind == "application/apply-patch+yaml":
                     patch = yaml.safe_load(data.decode()) or {}
                     manager = query.get("fieldManager")
                     if not manager:
-                        raise ApiError(422, "Invalid", "PATCH: fieldManager is required for apply patch")
+                        raise ApiError(
+                            422, "Invalid", "PATCH: fieldManager is required for apply patch"
+                        )
                     force = query.get("force") in ("true", "1")
                     if query.get("dryRun"):
                         self.reply(200, patch)
@@ -921,29 +1157,48 @@ class FakeKube:
                     if current is None:
                         raise store.not_found(resource, key)
                     if kind == "application/json-patch+json":
-                        raise ApiError(415, "UnsupportedMediaType", "json patch is not supported here")
+                        raise ApiError(
+                            415, "UnsupportedMediaType", "json patch is not supported here"
+                        )
                     base = self.scale(current) if sub == "scale" else current
-                    new = merge(base, patch, strategic=kind == "application/strategic-merge-patch+json")
+                    new = merge(
+                        base, patch, strategic=kind == "application/strategic-merge-patch+json"
+                    )
                     if sub == "scale":
                         new = self.unscale(key, new)
                     if query.get("dryRun"):
                         self.reply(200, new)
                         return
-                    result = store.replace(resource, key, new, self.manager(query), sub,
-                                           check_version=False)  # fmt: skip
+                    result = store.replace(
+                        resource, key, new, self.manager(query), sub, check_version=False
+                    )
                     self.reply(200, self.scale(result) if sub == "scale" else result)
 
             def scale(self, obj: dict[str, Any]) -> dict[str, Any]:
                 meta = obj["metadata"]
-                return {"apiVersion": "autoscaling/v1", "kind": "Scale",
-                        "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion",
-                                                           "creationTimestamp") if k in meta},
-                        "spec": {"replicas": obj["spec"].get("replicas", 1)},
-                        "status": {"replicas": obj.get("status", {}).get("replicas", 0)}}  # fmt: skip
+                return {
+                    "apiVersion": "autoscaling/v1",
+                    "kind": "Scale",
+                    "metadata": {
+                        k: meta[k]
+                        for k in (
+                            "name",
+                            "namespace",
+                            "uid",
+                            "resourceVersion",
+                            "creationTimestamp",
+                        )
+                        if k in meta
+                    },
+                    "spec": {"replicas": obj["spec"].get("replicas", 1)},
+                    "status": {"replicas": obj.get("status", {}).get("replicas", 0)},
+                }
 
             def unscale(self, key: Key, scale: dict[str, Any]) -> dict[str, Any]:
                 new = copy.deepcopy(fake.store.objects[key])
-                new["spec"]["replicas"] = (scale.get("spec") or {}).get("replicas", new["spec"].get("replicas"))
+                new["spec"]["replicas"] = (scale.get("spec") or {}).get(
+                    "replicas", new["spec"].get("replicas")
+                )
                 return new
 
             def client_gone(self) -> bool:
@@ -961,22 +1216,39 @@ class FakeKube:
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
                 self.wfile.flush()
 
-            def listing(self, resource: Resource, namespace: str, query: dict[str, str]) -> dict[str, Any]:
+            def listing(
+                self, resource: Resource, namespace: str, query: dict[str, str]
+            ) -> dict[str, Any]:
                 with fake.store.lock:
-                    items = [copy.deepcopy(o) for k, o in sorted(fake.store.objects.items())
-                             if self.selected(k, o, resource, namespace, query)]  # fmt: skip
+                    items = [
+                        copy.deepcopy(o)
+                        for k, o in sorted(fake.store.objects.items())
+                        if self.selected(k, o, resource, namespace, query)
+                    ]
                     version = str(fake.store.revision)
-                return {"kind": f"{resource.kind}List", "apiVersion": resource.group_version,
-                        "metadata": {"resourceVersion": version}, "items": items}  # fmt: skip
+                return {
+                    "kind": f"{resource.kind}List",
+                    "apiVersion": resource.group_version,
+                    "metadata": {"resourceVersion": version},
+                    "items": items,
+                }
 
-            def selected(self, key: Key, obj: dict[str, Any], resource: Resource, namespace: str,
-                         query: dict[str, str]) -> bool:  # fmt: skip
+            def selected(
+                self,
+                key: Key,
+                obj: dict[str, Any],
+                resource: Resource,
+                namespace: str,
+                query: dict[str, str],
+            ) -> bool:
                 if key[:2] != (resource.group_version, resource.plural):
                     return False
                 if namespace and key[2] != namespace:
                     return False
                 labels = (obj.get("metadata") or {}).get("labels") or {}
-                if query.get("labelSelector") and not matches_labels(labels, query["labelSelector"]):
+                if query.get("labelSelector") and not matches_labels(
+                    labels, query["labelSelector"]
+                ):
                     return False
                 return not query.get("fieldSelector") or matches_fields(obj, query["fieldSelector"])
 
@@ -992,11 +1264,19 @@ class FakeKube:
                 if query.get("sendInitialEvents") == "true":  # a streaming list ("watch-list")
                     with store.lock:
                         since = store.revision
-                        initial = [("ADDED", copy.deepcopy(o)) for k, o in sorted(store.objects.items())
-                                   if self.selected(k, o, resource, namespace, query)]  # fmt: skip
-                    bookmark = {"kind": resource.kind, "apiVersion": resource.group_version,
-                                "metadata": {"resourceVersion": str(since),
-                                             "annotations": {"k8s.io/initial-events-end": "true"}}}  # fmt: skip
+                        initial = [
+                            ("ADDED", copy.deepcopy(o))
+                            for k, o in sorted(store.objects.items())
+                            if self.selected(k, o, resource, namespace, query)
+                        ]
+                    bookmark = {
+                        "kind": resource.kind,
+                        "apiVersion": resource.group_version,
+                        "metadata": {
+                            "resourceVersion": str(since),
+                            "annotations": {"k8s.io/initial-events-end": "true"},
+                        },
+                    }
                     for kind, obj in [*initial, ("BOOKMARK", bookmark)]:
                         self.send_event(kind, obj)
                 seen = 0  # events before this index are older than ``since``
@@ -1023,7 +1303,7 @@ class FakeKube:
         return Handler
 
 
-# -- Helm's release storage -------------------------------------------------------------------------
+# -- Helm's release storage -----------------------------------------------------------------------
 
 
 def helm_release_secret(release: dict[str, Any]) -> dict[str, Any]:
@@ -1036,12 +1316,16 @@ def helm_release_secret(release: dict[str, Any]) -> dict[str, Any]:
         "metadata": {
             "name": f"sh.helm.release.v1.{name}.v{version}",
             "namespace": release["namespace"],
-            "labels": {"name": name, "owner": "helm", "status": release["info"]["status"],
-                       "version": str(version)},
+            "labels": {
+                "name": name,
+                "owner": "helm",
+                "status": release["info"]["status"],
+                "version": str(version),
+            },
         },
         "type": "helm.sh/release.v1",
         "data": {"release": base64.b64encode(payload.encode()).decode()},
-    }  # fmt: skip
+    }
 
 
 def read_helm_release(secret: dict[str, Any]) -> dict[str, Any]:

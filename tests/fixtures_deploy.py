@@ -64,7 +64,9 @@ def need_tools() -> None:
     need("helm", "kubectl", "git")
 
 
-def kubeconfig_for(path: Path, server: str, contexts: tuple[str, ...] = ("fake", *CONTEXTS)) -> Path:
+def kubeconfig_for(
+    path: Path, server: str, contexts: tuple[str, ...] = ("fake", *CONTEXTS)
+) -> Path:
     path.write_text(
         json.dumps(
             {
@@ -72,7 +74,9 @@ def kubeconfig_for(path: Path, server: str, contexts: tuple[str, ...] = ("fake",
                 "kind": "Config",
                 "clusters": [{"name": "c", "cluster": {"server": server}}],
                 "users": [{"name": "u", "user": {"token": "not-a-real-token"}}],
-                "contexts": [{"name": n, "context": {"cluster": "c", "user": "u"}} for n in contexts],
+                "contexts": [
+                    {"name": n, "context": {"cluster": "c", "user": "u"}} for n in contexts
+                ],
                 "current-context": "kind-flowlet",
             }
         )
@@ -167,8 +171,12 @@ def status_json(revision: int, namespace: str, status: str = "deployed") -> str:
 
 KUBECTL_VERSION = json.dumps({"clientVersion": {"gitVersion": "v1.33.9"}})
 SECRET_JSON = json.dumps(
-    {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "flowlet-app"},
-     "data": {"FLOWLET_DB_PASSWORD": "c2VjcmV0"}}  # fmt: skip
+    {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "flowlet-app"},
+        "data": {"FLOWLET_DB_PASSWORD": "c2VjcmV0"},
+    }
 )
 
 
@@ -177,8 +185,11 @@ def lease_json(namespace: str, resource_version: str = "7") -> str:
         {
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
-            "metadata": {"name": "flowlet-ops-lock-flowlet", "namespace": namespace,
-                         "resourceVersion": resource_version},  # fmt: skip
+            "metadata": {
+                "name": "flowlet-ops-lock-flowlet",
+                "namespace": namespace,
+                "resourceVersion": resource_version,
+            },
             "spec": {"holderIdentity": "alice@host/1", "leaseDurationSeconds": 120},
         }
     )

@@ -15,14 +15,13 @@ from typing import Any
 import pytest
 import yaml
 from conftest import ROOT_NS, run_task
-from fixtures_deploy import CHART, ENVIRONMENTS, MANIFESTS, REPO, helm_binary, run_helm
 from fakekube import FakeKube
-from invoke import Collection
+from fixtures_deploy import CHART, ENVIRONMENTS, MANIFESTS, REPO, helm_binary, run_helm
 
-from tasks import deploy as deploy_collection
-from tasks.deploy.settings import SCHEMA as DEPLOY_SCHEMA
-from tasks.deploy.plan import ChartInputs, Target, template_argv
+from tasks.deploy.commands import template_argv
 from tasks.deploy.manifests import load_manifests
+from tasks.deploy.plan import ChartInputs, Target
+from tasks.deploy.settings import SCHEMA as DEPLOY_SCHEMA
 from tasks.deploy.validate import load_objects, validate_objects
 
 pytestmark = pytest.mark.slow

@@ -15,7 +15,6 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from conftest import readme, run_inv, start_inv
 from fakekube import FakeKube, read_helm_release
 from fixtures_deploy import helm_env, inv_env, release_object, run_helm, store_release
 
-from tasks.deploy import helmout, secrets
+from tasks.deploy import diffs, helmout, secrets
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +32,9 @@ LEASE = "flowlet-ops-lock-flowlet"
 MAJORS = pytest.mark.parametrize("major", [4, 3], ids=["helm4", "helm3"])
 
 
-def inv(project: Path, cluster: FakeKube, command: str, *, major: int = 4, **env: str) -> subprocess.CompletedProcess[str]:
+def inv(
+    project: Path, cluster: FakeKube, command: str, *, major: int = 4, **env: str
+) -> subprocess.CompletedProcess[str]:
     return run_inv(command, cwd=project, env=inv_env(cluster.kubeconfig, major, **env))
 
 
@@ -63,86 +64,122 @@ def assert_lines(actual: list[str], expected: list[Any]) -> None:
     for number, (line, want) in enumerate(zip(actual, flat), start=1):
         ok = want.fullmatch(line) if isinstance(want, re.Pattern) else line == want
         assert ok, f"line {number}: {line!r} does not match {want!r}"
-    assert len(actual) == len(flat), f"{len(actual)} lines, expected {len(flat)}: {actual[len(flat):]}"
+    assert len(actual) == len(
+        flat
+    ), f"{len(actual)} lines, expected {len(flat)}: {actual[len(flat):]}"
 
 
 def helm_block(major: int, revision: int, *, installing: bool) -> list[Any]:
-    first = ['Release "flowlet" does not exist. Installing it now.'] if installing else [
-        'Release "flowlet" has been upgraded. Happy Helming!']  # fmt: skip
+    first = (
+        ['Release "flowlet" does not exist. Installing it now.']
+        if installing
+        else ['Release "flowlet" has been upgraded. Happy Helming!']
+    )
     return first + [
         "NAME: flowlet",
         re.compile(r"LAST DEPLOYED: \w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}"),
         f"NAMESPACE: {NS}",
         "STATUS: deployed",
         f"REVISION: {revision}",
-        *([re.compile(r"DESCRIPTION: flowlet-ops deploy env=staging git=[0-9a-f]{40} user=\S+ at=\S+Z")]
-          if major == 4 else []),  # Helm 3 does not print the description
+        *(
+            [
+                re.compile(
+                    r"DESCRIPTION: flowlet-ops deploy env=staging git=[0-9a-f]{40} user=\S+ at=\S+Z"
+                )
+            ]
+            if major == 4
+            else []
+        ),  # Helm 3 does not print the description
         "TEST SUITE: None",
         "NOTES:",
         f"Flowlet 0.1.0 is deployed as release flowlet in namespace {NS}.",
         "Backend:  flowlet-backend (port 8000: /healthz, /metrics)",
         "Frontend: flowlet-frontend at https://staging.flowlet.example.com/",
-    ]  # fmt: skip
+    ]
 
 
 @MAJORS
 def test_setup_staging_end_to_end(major: int, project: Path, cluster: FakeKube) -> None:
     """``inv setup --env staging``: every step, the whole output, what ends up in the cluster."""
     password = "correct-horse-battery-staple"
-    result = inv(project, cluster, "inv setup --env staging", major=major, FLOWLET_DB_PASSWORD=password)
+    result = inv(
+        project, cluster, "inv setup --env staging", major=major, FLOWLET_DB_PASSWORD=password
+    )
     assert (result.returncode, result.stderr) == (0, "")
-    rendered = run_helm(major, "template", "flowlet", str(project / "kubernetes/flowlet-chart"),
-                        "--namespace", NS, "--values", str(project / "kubernetes/flowlet-chart/values-staging.yaml"),
-                        "--set-string", "existingSecret=flowlet-app", "--set", "progressDeadlineSeconds=480",
-                        "--set-string", f"secretChecksum={'0' * 64}").stdout  # fmt: skip
+    rendered = run_helm(
+        major,
+        "template",
+        "flowlet",
+        str(project / "kubernetes/flowlet-chart"),
+        "--namespace",
+        NS,
+        "--values",
+        str(project / "kubernetes/flowlet-chart/values-staging.yaml"),
+        "--set-string",
+        "existingSecret=flowlet-app",
+        "--set",
+        "progressDeadlineSeconds=480",
+        "--set-string",
+        f"secretChecksum={'0' * 64}",
+    ).stdout
     data = {"FLOWLET_DB_PASSWORD": base64.b64encode(password.encode()).decode()}
     digest = secrets.data_digest(data)
-    diff = helmout.manifest_diff("", rendered.replace("0" * 64, digest)).splitlines()
+    diff = diffs.manifest_diff("", rendered.replace("0" * 64, digest)).splitlines()
     safety = "--rollback-on-failure --wait=watcher" if major == 4 else "--atomic --wait"
-    assert_lines(result.stdout.splitlines(), [
-        f"setup: staging: namespace {NS}, kube context flowlet-staging, release flowlet",
-        "==> 1. prerequisites: kubectl and helm",
-        re.compile(rf"    kubectl v1\.33\.\d+; helm v{'4.1.4' if major == 4 else '3.18.0'} \(Helm {major}: "
-                   + re.escape(safety) + r"\)"),
-        "==> 2. context guard",
-        "    kube context flowlet-staging (from environments.staging.kube_context), passed explicitly "
-        "to every kubectl/helm call",
-        "==> 3. guards: git tree and confirmation",
-        re.compile(r"    git [0-9a-f]{40} \(clean\); confirmation not required"),
-        "==> 4. secret flowlet-app: digest of its data (rendered from deploy.secret)",
-        f"    from environment variables FLOWLET_DB_PASSWORD: sha256 {digest[:12]}... (the backend's "
-        "pods roll when it changes)",
-        "==> 5. diff against the deployed release",
-        "    helm-diff plugin not installed: comparing helm template with helm get manifest",
-        diff,
-        "==> 6. confirmation",
-        "    not required for staging",
-        f"==> 7. namespace {NS}: manifests",
-        f"    Namespace, ResourceQuota, LimitRange, NetworkPolicy for namespace {NS} (server-side apply)",
-        f"namespace/{NS} serverside-applied",
-        "resourcequota/flowlet-quota serverside-applied",
-        "limitrange/flowlet-limits serverside-applied",
-        "networkpolicy.networking.k8s.io/default-deny-all serverside-applied",
-        f"==> 8. deploy lock: lease {LEASE} in {NS}",
-        re.compile(r"    taken: \S+@\S+/\d+ \(setup\), renewed every 40s, stale after 120s"),
-        f"==> 9. release state: flowlet in {NS}",
-        "    not installed yet",
-        "==> 10. secret flowlet-app: server-side apply",
-        f"    secret/flowlet-app applied in {NS} (owned by flowlet-ops)",
-        "==> 11. helm upgrade --install",
-        helm_block(major, 1, installing=True),
-        "==> 12. rollout verification",
-        'deployment "flowlet-backend" successfully rolled out',
-        'deployment "flowlet-frontend" successfully rolled out',
-        "==> 13. audit record",
-        f"    succeeded: revision 1 recorded in {project}/.flowlet/deploy-audit.jsonl",
-        "==> 14. deploy lock: release",
-        "    released",
-    ])  # fmt: skip
+    assert_lines(
+        result.stdout.splitlines(),
+        [
+            f"setup: staging: namespace {NS}, kube context flowlet-staging, release flowlet",
+            "==> 1. prerequisites: kubectl and helm",
+            re.compile(
+                rf"    kubectl v1\.33\.\d+; helm v{'4.1.4' if major == 4 else '3.18.0'} \(Helm "
+                rf"{major}: " + re.escape(safety) + r"\)"
+            ),
+            "==> 2. context guard",
+            "    kube context flowlet-staging (from environments.staging.kube_context), passed "
+            "explicitly "
+            "to every kubectl/helm call",
+            "==> 3. guards: git tree and confirmation",
+            re.compile(r"    git [0-9a-f]{40} \(clean\); confirmation not required"),
+            "==> 4. secret flowlet-app: digest of its data (rendered from deploy.secret)",
+            f"    from environment variables FLOWLET_DB_PASSWORD: sha256 {digest[:12]}... (the "
+            f"backend's "
+            "pods roll when it changes)",
+            "==> 5. diff against the deployed release",
+            "    helm-diff plugin not installed: comparing helm template with helm get manifest",
+            diff,
+            "==> 6. confirmation",
+            "    not required for staging",
+            f"==> 7. namespace {NS}: manifests",
+            f"    Namespace, ResourceQuota, LimitRange, NetworkPolicy for namespace {NS} "
+            f"(server-side apply)",
+            f"namespace/{NS} serverside-applied",
+            "resourcequota/flowlet-quota serverside-applied",
+            "limitrange/flowlet-limits serverside-applied",
+            "networkpolicy.networking.k8s.io/default-deny-all serverside-applied",
+            f"==> 8. deploy lock: lease {LEASE} in {NS}",
+            re.compile(r"    taken: \S+@\S+/\d+ \(setup\), renewed every 40s, stale after 120s"),
+            f"==> 9. release state: flowlet in {NS}",
+            "    not installed yet",
+            "==> 10. secret flowlet-app: server-side apply",
+            f"    secret/flowlet-app applied in {NS} (owned by flowlet-ops)",
+            "==> 11. helm upgrade --install",
+            helm_block(major, 1, installing=True),
+            "==> 12. rollout verification",
+            'deployment "flowlet-backend" successfully rolled out',
+            'deployment "flowlet-frontend" successfully rolled out',
+            "==> 13. audit record",
+            f"    succeeded: revision 1 recorded in {project}/.flowlet/deploy-audit.jsonl",
+            "==> 14. deploy lock: release",
+            "    released",
+        ],
+    )
     assert password not in result.stdout + result.stderr
     secret = template(cluster, "Secret", "flowlet-app")
     assert secret["data"] == data
-    assert cluster.managers("Secret", NS, "flowlet-app") == {"flowlet-ops": [".data.FLOWLET_DB_PASSWORD"]}
+    assert cluster.managers("Secret", NS, "flowlet-app") == {
+        "flowlet-ops": [".data.FLOWLET_DB_PASSWORD"]
+    }
     backend = template(cluster, "Deployment", "flowlet-backend")["spec"]["template"]
     assert backend["metadata"]["annotations"]["checksum/secret"] == digest
     assert release(cluster, 1)["info"]["status"] == "deployed"
@@ -161,57 +198,99 @@ def test_dry_setup_production_touches_no_cluster(project: Path, cluster: FakeKub
     out = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout)  # Invoke echoes --dry commands in bold
     steps = re.findall(r"^==> \d+\. (.*)$", out, flags=re.MULTILINE)
     assert steps == [
-        "prerequisites: kubectl and helm", "context guard", "guards: git tree and confirmation",
+        "prerequisites: kubectl and helm",
+        "context guard",
+        "guards: git tree and confirmation",
         "secret flowlet-app: digest of its data (rendered from deploy.secret)",
-        "diff against the deployed release", "confirmation", "namespace flowlet-prod: manifests",
-        f"deploy lock: lease {LEASE} in flowlet-prod", "release state: flowlet in flowlet-prod",
-        "secret flowlet-app: server-side apply", "helm upgrade --install", "rollout verification",
-        "audit record", "deploy lock: release",
-    ]  # fmt: skip
+        "diff against the deployed release",
+        "confirmation",
+        "namespace flowlet-prod: manifests",
+        f"deploy lock: lease {LEASE} in flowlet-prod",
+        "release state: flowlet in flowlet-prod",
+        "secret flowlet-app: server-side apply",
+        "helm upgrade --install",
+        "rollout verification",
+        "audit record",
+        "deploy lock: release",
+    ]
     for command in (
         "kubectl --context flowlet-production --namespace flowlet-prod create secret generic "
         "flowlet-app --from-env-file=/dev/stdin --dry-run=client --output yaml",
-        "kubectl --context flowlet-production --namespace flowlet-prod create --filename - --output json",
+        "kubectl --context flowlet-production --namespace flowlet-prod create --filename - "
+        "--output json",
         "kubectl --context flowlet-production --namespace flowlet-prod apply --server-side "
         "--force-conflicts --field-manager=flowlet-ops --filename -",
         "kubectl --context flowlet-production delete --raw /apis/coordination.k8s.io/v1/namespaces/"
         f"flowlet-prod/leases/{LEASE} --filename -",
     ):
         assert command in out.splitlines()
-    assert "    (dry run: would ask) Set up and deploy flowlet in production (namespace flowlet-prod, " \
-           "context flowlet-production)?" in out.splitlines()  # fmt: skip
-    assert "(dry run: the values from environment variables FLOWLET_DB_PASSWORD are not read)" in out
+    assert (
+        "    (dry run: would ask) Set up and deploy flowlet in production (namespace flowlet-prod, "
+        "context flowlet-production)?" in out.splitlines()
+    )
+    assert (
+        "(dry run: the values from environment variables FLOWLET_DB_PASSWORD are not read)" in out
+    )
     assert not (project / ".flowlet").exists()
 
 
 @MAJORS
-def test_a_changed_secret_rolls_the_backend_and_nothing_else(major: int, project: Path, cluster: FakeKube) -> None:
-    assert inv(project, cluster, "inv setup --env staging", major=major, FLOWLET_DB_PASSWORD="one").returncode == 0
+def test_a_changed_secret_rolls_the_backend_and_nothing_else(
+    major: int, project: Path, cluster: FakeKube
+) -> None:
+    assert (
+        inv(
+            project, cluster, "inv setup --env staging", major=major, FLOWLET_DB_PASSWORD="one"
+        ).returncode
+        == 0
+    )
     first = template(cluster, "Deployment", "flowlet-backend")
     frontend = template(cluster, "Deployment", "flowlet-frontend")
     # an unchanged Secret: deploy (digest read from the cluster) and setup leave both templates
     assert inv(project, cluster, "inv deploy --env=staging --no-diff", major=major).returncode == 0
-    assert inv(project, cluster, "inv setup --env staging", major=major, FLOWLET_DB_PASSWORD="one").returncode == 0
+    assert (
+        inv(
+            project, cluster, "inv setup --env staging", major=major, FLOWLET_DB_PASSWORD="one"
+        ).returncode
+        == 0
+    )
     assert template(cluster, "Deployment", "flowlet-backend")["spec"] == first["spec"]
     # one changed value: the backend's pod template changes, the frontend's does not
-    assert inv(project, cluster, "inv setup --env staging", major=major, FLOWLET_DB_PASSWORD="two").returncode == 0
+    assert (
+        inv(
+            project, cluster, "inv setup --env staging", major=major, FLOWLET_DB_PASSWORD="two"
+        ).returncode
+        == 0
+    )
     second = template(cluster, "Deployment", "flowlet-backend")
     assert second["metadata"]["generation"] == first["metadata"]["generation"] + 1
     assert second["spec"]["template"]["metadata"]["annotations"]["checksum/secret"] != (
-        first["spec"]["template"]["metadata"]["annotations"]["checksum/secret"])  # fmt: skip
+        first["spec"]["template"]["metadata"]["annotations"]["checksum/secret"]
+    )
     assert template(cluster, "Deployment", "flowlet-frontend")["spec"] == frontend["spec"]
-    assert base64.b64decode(template(cluster, "Secret", "flowlet-app")["data"]["FLOWLET_DB_PASSWORD"]) == b"two"
+    assert (
+        base64.b64decode(template(cluster, "Secret", "flowlet-app")["data"]["FLOWLET_DB_PASSWORD"])
+        == b"two"
+    )
 
 
 def test_the_secret_is_taken_back_from_a_hand_edit(project: Path, cluster: FakeKube) -> None:
     """Someone edited the app Secret with plain kubectl (another field manager): setup still
     applies it (--force-conflicts for the Secret this toolkit owns) and owns it again."""
-    assert inv(project, cluster, "inv setup --env staging", FLOWLET_DB_PASSWORD="one").returncode == 0
-    cluster.edit("Secret", NS, "flowlet-app", {"data": {"FLOWLET_DB_PASSWORD": "aGFuZA=="}}, "kubectl-edit")
-    assert cluster.managers("Secret", NS, "flowlet-app") == {"kubectl-edit": [".data.FLOWLET_DB_PASSWORD"]}
+    assert (
+        inv(project, cluster, "inv setup --env staging", FLOWLET_DB_PASSWORD="one").returncode == 0
+    )
+    cluster.edit(
+        "Secret", NS, "flowlet-app", {"data": {"FLOWLET_DB_PASSWORD": "aGFuZA=="}}, "kubectl-edit"
+    )
+    assert cluster.managers("Secret", NS, "flowlet-app") == {
+        "kubectl-edit": [".data.FLOWLET_DB_PASSWORD"]
+    }
     result = inv(project, cluster, "inv setup --env staging", FLOWLET_DB_PASSWORD="one")
     assert result.returncode == 0, result.stderr
-    assert cluster.managers("Secret", NS, "flowlet-app") == {"flowlet-ops": [".data.FLOWLET_DB_PASSWORD"]}
+    assert cluster.managers("Secret", NS, "flowlet-app") == {
+        "flowlet-ops": [".data.FLOWLET_DB_PASSWORD"]
+    }
     assert template(cluster, "Secret", "flowlet-app")["data"]["FLOWLET_DB_PASSWORD"] == "b25l"
 
 
@@ -220,9 +299,22 @@ def test_helm4_conflict_is_explained_and_forced(project: Path, cluster: FakeKube
     conflicts: one line names the field manager and the field and what to do;
     ``--force-conflicts`` takes the field back."""
     assert inv(project, cluster, "inv setup --env staging", FLOWLET_DB_PASSWORD="x").returncode == 0
-    scale = subprocess.run(["kubectl", "--context", "flowlet-staging", "--namespace", NS, "scale",
-                            "deployment/flowlet-backend", "--replicas=3"], env=helm_env(4),
-                           capture_output=True, text=True, timeout=60)  # fmt: skip
+    scale = subprocess.run(
+        [
+            "kubectl",
+            "--context",
+            "flowlet-staging",
+            "--namespace",
+            NS,
+            "scale",
+            "deployment/flowlet-backend",
+            "--replicas=3",
+        ],
+        env=helm_env(4),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert scale.returncode == 0, scale.stderr
     result = inv(project, cluster, "inv deploy --env=staging --no-diff")
     assert result.returncode == 1
@@ -240,13 +332,25 @@ def test_helm4_conflict_is_explained_and_forced(project: Path, cluster: FakeKube
     assert "kubectl" not in cluster.managers("Deployment", NS, "flowlet-backend")
 
 
-def test_helm3_has_no_conflicts_and_refuses_force_conflicts(project: Path, cluster: FakeKube) -> None:
-    assert inv(project, cluster, "inv setup --env staging", major=3, FLOWLET_DB_PASSWORD="x").returncode == 0
+def test_helm3_has_no_conflicts_and_refuses_force_conflicts(
+    project: Path, cluster: FakeKube
+) -> None:
+    assert (
+        inv(
+            project, cluster, "inv setup --env staging", major=3, FLOWLET_DB_PASSWORD="x"
+        ).returncode
+        == 0
+    )
     cluster.edit("Deployment", NS, "flowlet-backend", {"spec": {"replicas": 3}}, "kubectl-edit")
     result = inv(project, cluster, "inv deploy --env=staging --no-diff --force-conflicts", major=3)
-    assert (result.returncode, error_line(result)) == (1, (
-        "--force-conflicts: needs Helm 4 (server-side apply); helm v3.18.0 applies client-side, "
-        "where there are no field-manager conflicts to force"))  # fmt: skip
+    assert (result.returncode, error_line(result)) == (
+        1,
+        (
+            "--force-conflicts: needs Helm 4 (server-side apply); helm v3.18.0 applies "
+            "client-side, "
+            "where there are no field-manager conflicts to force"
+        ),
+    )
     assert inv(project, cluster, "inv deploy --env=staging --no-diff", major=3).returncode == 0
     assert template(cluster, "Deployment", "flowlet-backend")["spec"]["replicas"] == 2
 
@@ -271,8 +375,12 @@ def test_two_deploys_started_together(project: Path, cluster: FakeKube) -> None:
     assert inv(project, cluster, "inv setup --env staging", FLOWLET_DB_PASSWORD="x").returncode == 0
     cluster.hold_rollout(NS, "flowlet-backend")  # the winner waits in helm --wait, holding the lock
     env = inv_env(cluster.kubeconfig)
-    first, second = (start_inv(["deploy", "--env=staging", "--no-diff", f"--image-tag=t{i}"], cwd=project, env=env)
-                     for i in (1, 2))  # fmt: skip
+    first, second = (
+        start_inv(
+            ["deploy", "--env=staging", "--no-diff", f"--image-tag=t{i}"], cwd=project, env=env
+        )
+        for i in (1, 2)
+    )
     pids = {first.pid: first, second.pid: second}
     deadline = time.monotonic() + 120
     loser = None
@@ -288,59 +396,98 @@ def test_two_deploys_started_together(project: Path, cluster: FakeKube) -> None:
         rf"{winner.pid} \(inv deploy --env=staging --no-diff --image-tag=t\d, git [0-9a-f]{{12}}\) "
         r"since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ, renewed \d+s ago; wait for it to finish; if that "
         r"process is gone it goes stale at \S+Z \(deploy.lock_stale_after\), or remove it with inv "
-        r"deploy.unlock --env=staging\n", err)  # fmt: skip
+        r"deploy.unlock --env=staging\n",
+        err,
+    )
     assert "helm --kube-context" not in out and "==> 8. release state" not in out
     cluster.hold_rollout(NS, "flowlet-backend", held=False)
     out, err = winner.communicate(timeout=300)
     assert winner.returncode == 0, err
     assert "==> 12. deploy lock: release\n    released\n" in out
     assert cluster.get("Lease", NS, LEASE) is None
-    records = [json.loads(line) for line in (project / ".flowlet/deploy-audit.jsonl").read_text().splitlines()]
-    assert [r["result"] for r in records] == ["succeeded", "succeeded"], "a refused lock is not an operation"
+    records = [
+        json.loads(line)
+        for line in (project / ".flowlet/deploy-audit.jsonl").read_text().splitlines()
+    ]
+    assert [r["result"] for r in records] == [
+        "succeeded",
+        "succeeded",
+    ], "a refused lock is not an operation"
 
 
-def test_kill_9_leaves_a_stale_lock_that_the_timeout_or_unlock_frees(project: Path, cluster: FakeKube) -> None:
+def test_kill_9_leaves_a_stale_lock_that_the_timeout_or_unlock_frees(
+    project: Path, cluster: FakeKube
+) -> None:
     assert inv(project, cluster, "inv setup --env staging", FLOWLET_DB_PASSWORD="x").returncode == 0
     cluster.hold_rollout(NS, "flowlet-backend")
     env = {**inv_env(cluster.kubeconfig), "INVOKE_DEPLOY_LOCK_STALE_AFTER": "12s"}
     before = backend_writes(cluster)
-    victim = start_inv(["deploy", "--env=staging", "--no-diff", "--image-tag=killed"], cwd=project, env=env)
+    victim = start_inv(
+        ["deploy", "--env=staging", "--no-diff", "--image-tag=killed"], cwd=project, env=env
+    )
     started_upgrade(cluster, before)
-    children = [int(p) for p in Path(f"/proc/{victim.pid}/task/{victim.pid}/children").read_text().split()]
+    children = [
+        int(p) for p in Path(f"/proc/{victim.pid}/task/{victim.pid}/children").read_text().split()
+    ]
     os.kill(victim.pid, signal.SIGKILL)
     victim.communicate()
     for child in children:  # helm died with inv (PR_SET_PDEATHSIG): nothing left running
         deadline = time.monotonic() + 10
-        while Path(f"/proc/{child}").exists() and Path(f"/proc/{child}/stat").read_text().split()[2] != "Z":
+        while (
+            Path(f"/proc/{child}").exists()
+            and Path(f"/proc/{child}/stat").read_text().split()[2] != "Z"
+        ):
             assert time.monotonic() < deadline, f"child {child} outlived inv"
             time.sleep(0.05)
     lease = cluster.get("Lease", NS, LEASE)
     assert lease is not None and lease["spec"]["holderIdentity"].endswith(f"/{victim.pid}")
     cluster.hold_rollout(NS, "flowlet-backend", held=False)
     # a live-looking lock refuses the next deploy, naming the dead holder
-    refused = inv(project, cluster, "inv deploy --env=staging --no-diff", **{"INVOKE_DEPLOY_LOCK_STALE_AFTER": "12s"})
-    assert refused.returncode == 1 and f"pid {victim.pid} (inv deploy --env=staging" in error_line(refused)
+    refused = inv(
+        project,
+        cluster,
+        "inv deploy --env=staging --no-diff",
+        **{"INVOKE_DEPLOY_LOCK_STALE_AFTER": "12s"},
+    )
+    assert refused.returncode == 1 and f"pid {victim.pid} (inv deploy --env=staging" in error_line(
+        refused
+    )
     # after the stale time without renewal the next deploy takes it over, then finds the
     # upgrade kill -9 left pending and stops before changing anything
     renewed = lease["spec"]["renewTime"]
     idle = time.time() - helmout.parse_time(renewed).timestamp()  # type: ignore[union-attr]
     time.sleep(max(0.0, 13 - idle))
-    taken = inv(project, cluster, "inv deploy --env=staging --no-diff", **{"INVOKE_DEPLOY_LOCK_STALE_AFTER": "12s"})
+    taken = inv(
+        project,
+        cluster,
+        "inv deploy --env=staging --no-diff",
+        **{"INVOKE_DEPLOY_LOCK_STALE_AFTER": "12s"},
+    )
     assert taken.returncode == 1
-    assert re.search(rf"    taken over from a stale lock \(\S+ pid {victim.pid} \(inv deploy --env=staging "
-                     r"--no-diff --image-tag=killed, git [0-9a-f]{12}\) since \S+, renewed 1\ds ago\): ", taken.stdout)  # fmt: skip
+    assert re.search(
+        rf"    taken over from a stale lock \(\S+ pid {victim.pid} \(inv deploy --env=staging "
+        r"--no-diff --image-tag=killed, git [0-9a-f]{12}\) since \S+, renewed 1\ds ago\): ",
+        taken.stdout,
+    )
     assert error_line(taken).startswith(
         "release flowlet in flowlet-staging is stuck in pending-upgrade (revision 2) although no "
-        "flowlet-ops operation holds the deploy lock")
+        "flowlet-ops operation holds the deploy lock"
+    )
     assert cluster.get("Lease", NS, LEASE) is None, "released after the refusal"
     # recover: the pending revision is younger than the deploy timeout -> refused; --force
     young = inv(project, cluster, "inv deploy.recover --env=staging --yes")
     assert young.returncode == 1
-    assert re.fullmatch(r"deploy.recover: revision 2 is pending-upgrade since \S+ \(\d+s old\), younger than the "
-                        r"deploy timeout \(10m00s\): .* pass --force if you know it has ended", error_line(young))  # fmt: skip
+    assert re.fullmatch(
+        r"deploy.recover: revision 2 is pending-upgrade since \S+ \(\d+s old\), younger than the "
+        r"deploy timeout \(10m00s\): .* pass --force if you know it has ended",
+        error_line(young),
+    )
     forced = inv(project, cluster, "inv deploy.recover --env=staging --yes --force")
     assert forced.returncode == 0, forced.stderr
-    assert "revision 2 is pending-upgrade" in forced.stdout and "will roll back to revision 1" in forced.stdout
+    assert (
+        "revision 2 is pending-upgrade" in forced.stdout
+        and "will roll back to revision 1" in forced.stdout
+    )
     assert release(cluster, 3)["info"]["status"] == "deployed"
 
 
@@ -348,15 +495,21 @@ def test_unlock_removes_the_lock_of_a_killed_deploy(project: Path, cluster: Fake
     assert inv(project, cluster, "inv setup --env staging", FLOWLET_DB_PASSWORD="x").returncode == 0
     cluster.hold_rollout(NS, "flowlet-backend")
     before = backend_writes(cluster)
-    victim = start_inv(["deploy", "--env=staging", "--no-diff", "--image-tag=killed"], cwd=project,
-                       env=inv_env(cluster.kubeconfig))  # fmt: skip
+    victim = start_inv(
+        ["deploy", "--env=staging", "--no-diff", "--image-tag=killed"],
+        cwd=project,
+        env=inv_env(cluster.kubeconfig),
+    )
     started_upgrade(cluster, before)
     os.kill(victim.pid, signal.SIGKILL)
     victim.communicate()
     result = inv(project, cluster, "inv deploy.unlock --env=staging --yes")
     assert result.returncode == 0, result.stderr
-    assert re.search(rf"deploy lock of flowlet in flowlet-staging: held by \S+ pid {victim.pid} .* \(holder gone\)",
-                     result.stdout)  # fmt: skip
+    assert re.search(
+        rf"deploy lock of flowlet in flowlet-staging: held by \S+ pid {victim.pid} .* \(holder "
+        rf"gone\)",
+        result.stdout,
+    )
     assert result.stdout.endswith("deploy lock of flowlet in flowlet-staging removed\n")
     assert cluster.get("Lease", NS, LEASE) is None
     again = inv(project, cluster, "inv deploy.unlock --env=staging --yes")
@@ -366,32 +519,60 @@ def test_unlock_removes_the_lock_of_a_killed_deploy(project: Path, cluster: Fake
 def test_unlock_refuses_a_live_lock_without_force(project: Path, cluster: FakeKube) -> None:
     cluster.namespace(NS)
     now = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
-    cluster.put({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                 "metadata": {"name": LEASE, "namespace": NS, "annotations": {"flowlet.io/operation": "deploy"}},
-                 "spec": {"holderIdentity": "bob@ci-runner-7/4242", "leaseDurationSeconds": 120,
-                          "acquireTime": now, "renewTime": now}})  # fmt: skip
+    cluster.put(
+        {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {
+                "name": LEASE,
+                "namespace": NS,
+                "annotations": {"flowlet.io/operation": "deploy"},
+            },
+            "spec": {
+                "holderIdentity": "bob@ci-runner-7/4242",
+                "leaseDurationSeconds": 120,
+                "acquireTime": now,
+                "renewTime": now,
+            },
+        }
+    )
     result = inv(project, cluster, "inv deploy.unlock --env=staging --yes")
     assert result.returncode == 1
-    assert re.fullmatch(r"deploy.unlock: the lock of flowlet in flowlet-staging is live \(renewed \ds ago by "
-                        r"bob@ci-runner-7 pid 4242\); if that process is gone \(kill -9, a lost machine\) "
-                        r"wait until \S+Z or pass --force", error_line(result))  # fmt: skip
+    assert re.fullmatch(
+        r"deploy.unlock: the lock of flowlet in flowlet-staging is live \(renewed \ds ago by "
+        r"bob@ci-runner-7 pid 4242\); if that process is gone \(kill -9, a lost machine\) "
+        r"wait until \S+Z or pass --force",
+        error_line(result),
+    )
     assert cluster.get("Lease", NS, LEASE) is not None
     no_terminal = inv(project, cluster, "inv deploy.unlock --env=staging --force")
-    assert no_terminal.returncode == 1 and "no terminal to confirm on; pass --yes" in error_line(no_terminal)
+    assert no_terminal.returncode == 1 and "no terminal to confirm on; pass --yes" in error_line(
+        no_terminal
+    )
     assert inv(project, cluster, "inv deploy.unlock --env=staging --force --yes").returncode == 0
     assert cluster.get("Lease", NS, LEASE) is None
 
 
 @MAJORS
 @pytest.mark.signals
-def test_sigterm_reaches_helm_which_rolls_back_then_exit_143(major: int, project: Path, cluster: FakeKube) -> None:
+def test_sigterm_reaches_helm_which_rolls_back_then_exit_143(
+    major: int, project: Path, cluster: FakeKube
+) -> None:
     """SIGTERM to inv during the upgrade: forwarded to helm (never SIGKILL), helm cancels and
     rolls back on its own, then inv exits 143, records it, and releases the lock."""
-    assert inv(project, cluster, "inv setup --env staging", major=major, FLOWLET_DB_PASSWORD="x").returncode == 0
+    assert (
+        inv(
+            project, cluster, "inv setup --env staging", major=major, FLOWLET_DB_PASSWORD="x"
+        ).returncode
+        == 0
+    )
     cluster.hold_rollout(NS, "flowlet-backend")
     before = backend_writes(cluster)
-    child = start_inv(["deploy", "--env=staging", "--no-diff", "--image-tag=new"], cwd=project,
-                      env=inv_env(cluster.kubeconfig, major))  # fmt: skip
+    child = start_inv(
+        ["deploy", "--env=staging", "--no-diff", "--image-tag=new"],
+        cwd=project,
+        env=inv_env(cluster.kubeconfig, major),
+    )
     started_upgrade(cluster, before)
     time.sleep(1)
     child.send_signal(signal.SIGTERM)
@@ -415,10 +596,18 @@ def test_status_history_and_the_errors_of_each_query(project: Path, cluster: Fak
     status = inv(project, cluster, "inv deploy.status --env=staging")
     assert status.returncode == 0, status.stderr
     lines = status.stdout.splitlines()
-    assert re.fullmatch(r"flowlet in flowlet-staging: revision 1 deployed; chart flowlet-0.1.0 \(app 0.1.0\); "
-                        r"deployed \S+; flowlet-ops deploy env=staging git=[0-9a-f]{40} user=\S+ at=\S+", lines[1])  # fmt: skip
-    assert "deployment.apps/flowlet-backend" in status.stdout and "poddisruptionbudget.policy/flowlet-frontend" in status.stdout
-    assert inv(project, cluster, "inv deploy --env=staging --no-diff --image-tag=two").returncode == 0
+    assert re.fullmatch(
+        r"flowlet in flowlet-staging: revision 1 deployed; chart flowlet-0.1.0 \(app 0.1.0\); "
+        r"deployed \S+; flowlet-ops deploy env=staging git=[0-9a-f]{40} user=\S+ at=\S+",
+        lines[1],
+    )
+    assert (
+        "deployment.apps/flowlet-backend" in status.stdout
+        and "poddisruptionbudget.policy/flowlet-frontend" in status.stdout
+    )
+    assert (
+        inv(project, cluster, "inv deploy --env=staging --no-diff --image-tag=two").returncode == 0
+    )
     history = inv(project, cluster, "inv deploy.history --env=staging --max=1")
     assert history.returncode == 0
     table = [line.split() for line in history.stdout.splitlines() if not line.startswith("    ")]
@@ -427,27 +616,48 @@ def test_status_history_and_the_errors_of_each_query(project: Path, cluster: Fak
     cluster.fail("GET /apis/policy/v1/namespaces/flowlet-staging/poddisruptionbudgets", 403)
     failed = inv(project, cluster, "inv deploy.status --env=staging")
     assert failed.returncode == 1
-    assert error_line(failed).startswith("kubectl get deployments,pods,hpa,pdb failed (exit 1): Error from server (Forbidden)")
+    assert error_line(failed).startswith(
+        "kubectl get deployments,pods,hpa,pdb failed (exit 1): Error from server (Forbidden)"
+    )
     cluster.fail("GET /api/v1/namespaces/flowlet-staging/secrets", 500)
     failed = inv(project, cluster, "inv deploy.status --env=staging")
     assert failed.returncode == 1
     assert error_line(failed).startswith("helm status failed (exit 1): Error: ")
-    unreachable = run_inv("inv deploy.status --env=staging", cwd=project,
-                          env=inv_env(Path(cluster.kubeconfig).with_name("closed"), 4))  # fmt: skip
+    unreachable = run_inv(
+        "inv deploy.status --env=staging",
+        cwd=project,
+        env=inv_env(Path(cluster.kubeconfig).with_name("closed"), 4),
+    )
     assert unreachable.returncode == 1
-    assert error_line(unreachable).startswith("environments.staging.kube_context: kube context 'flowlet-staging' not found")
+    assert error_line(unreachable).startswith(
+        "environments.staging.kube_context: kube context 'flowlet-staging' not found"
+    )
 
 
 @MAJORS
 def test_rollback_to_a_revision(major: int, project: Path, cluster: FakeKube) -> None:
-    assert inv(project, cluster, "inv setup --env staging", major=major, FLOWLET_DB_PASSWORD="x").returncode == 0
-    assert inv(project, cluster, "inv deploy --env=staging --no-diff --image-tag=second", major=major).returncode == 0
-    image = template(cluster, "Deployment", "flowlet-backend")["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert (
+        inv(
+            project, cluster, "inv setup --env staging", major=major, FLOWLET_DB_PASSWORD="x"
+        ).returncode
+        == 0
+    )
+    assert (
+        inv(
+            project, cluster, "inv deploy --env=staging --no-diff --image-tag=second", major=major
+        ).returncode
+        == 0
+    )
+    image = template(cluster, "Deployment", "flowlet-backend")["spec"]["template"]["spec"][
+        "containers"
+    ][0]["image"]
     assert image == "ghcr.io/flowlet/backend:second"
     result = inv(project, cluster, "inv deploy.rollback --env=staging --revision=1", major=major)
     assert result.returncode == 0, result.stderr
     assert release(cluster, 3)["info"]["description"] == "Rollback to 1"
-    image = template(cluster, "Deployment", "flowlet-backend")["spec"]["template"]["spec"]["containers"][0]["image"]
+    image = template(cluster, "Deployment", "flowlet-backend")["spec"]["template"]["spec"][
+        "containers"
+    ][0]["image"]
     assert image == "ghcr.io/flowlet/backend:0.1.0"
     assert 'deployment "flowlet-frontend" successfully rolled out' in result.stdout
 
@@ -457,16 +667,32 @@ def test_recover_refuses_while_the_lock_is_live(project: Path, cluster: FakeKube
     for revision, status in ((1, "deployed"), (2, "pending-upgrade")):
         store_release(cluster, release_object(revision, status, NS))
     now = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
-    cluster.put({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                 "metadata": {"name": LEASE, "namespace": NS, "annotations": {"flowlet.io/operation": "deploy",
-                              "flowlet.io/command": "inv deploy --env=staging"}},
-                 "spec": {"holderIdentity": "ci@runner-3/77", "leaseDurationSeconds": 120,
-                          "acquireTime": now, "renewTime": now}})  # fmt: skip
+    cluster.put(
+        {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {
+                "name": LEASE,
+                "namespace": NS,
+                "annotations": {
+                    "flowlet.io/operation": "deploy",
+                    "flowlet.io/command": "inv deploy --env=staging",
+                },
+            },
+            "spec": {
+                "holderIdentity": "ci@runner-3/77",
+                "leaseDurationSeconds": 120,
+                "acquireTime": now,
+                "renewTime": now,
+            },
+        }
+    )
     result = inv(project, cluster, "inv deploy.recover --env=staging --yes --force")
     assert result.returncode == 1
     assert error_line(result).startswith(
         "recover: the deploy lock of flowlet in flowlet-staging is held by ci@runner-3 pid 77 "
-        "(inv deploy --env=staging) since ")
+        "(inv deploy --env=staging) since "
+    )
     assert not any("rollback" in r for r in cluster.requests)
 
 
@@ -474,16 +700,23 @@ def test_diff_exit_code(project: Path, cluster: FakeKube) -> None:
     assert inv(project, cluster, "inv setup --env staging", FLOWLET_DB_PASSWORD="x").returncode == 0
     same = inv(project, cluster, "inv deploy.diff --env=staging --exit-code")
     assert (same.returncode, same.stderr) == (0, "")
-    assert same.stdout.endswith("    helm-diff plugin not installed: comparing helm template with helm get manifest\n"
-                                "    no changes\n")  # fmt: skip
+    assert same.stdout.endswith(
+        "    helm-diff plugin not installed: comparing helm template with helm get manifest\n"
+        "    no changes\n"
+    )
     changed = inv(project, cluster, "inv deploy.diff --env=staging --exit-code --image-tag=abc")
     assert (changed.returncode, changed.stderr) == (2, "")
-    assert '-          image: "ghcr.io/flowlet/backend:0.1.0"\n+          image: "ghcr.io/flowlet/backend:abc"\n' in changed.stdout
+    assert (
+        '-          image: "ghcr.io/flowlet/backend:0.1.0"\n'
+        '+          image: "ghcr.io/flowlet/backend:abc"\n' in changed.stdout
+    )
     plain = inv(project, cluster, "inv deploy.diff --env=staging --image-tag=abc")
     assert plain.returncode == 0
     cluster.fail("GET /api/v1/namespaces/flowlet-staging/secrets", 500)
     broken = inv(project, cluster, "inv deploy.diff --env=staging --exit-code")
-    assert broken.returncode == 1 and error_line(broken).startswith("helm get manifest failed (exit 1): Error: ")
+    assert broken.returncode == 1 and error_line(broken).startswith(
+        "helm get manifest failed (exit 1): Error: "
+    )
 
 
 def test_children_never_get_the_password(project: Path, cluster: FakeKube, tmp_path: Path) -> None:
@@ -492,7 +725,9 @@ def test_children_never_get_the_password(project: Path, cluster: FakeKube, tmp_p
     shims = tmp_path / "shims"
     shims.mkdir()
     record = tmp_path / "environments.jsonl"
-    real = {name: Path(helm_env(4)["PATH"].split(os.pathsep)[0]) / name for name in ("helm", "kubectl")}
+    real = {
+        name: Path(helm_env(4)["PATH"].split(os.pathsep)[0]) / name for name in ("helm", "kubectl")
+    }
     for name, binary in real.items():
         shim = shims / name
         shim.write_text(
@@ -512,4 +747,9 @@ def test_children_never_get_the_password(project: Path, cluster: FakeKube, tmp_p
     assert {tuple(c["argv"][:1]) for c in children} >= {("--context",), ("--kube-context",)}
     assert [c["argv"] for c in children if "FLOWLET_DB_PASSWORD" in c["env"]] == []
     assert not any(password in json.dumps(c) for c in children)
-    assert base64.b64decode(template(cluster, "Secret", "flowlet-app")["data"]["FLOWLET_DB_PASSWORD"]).decode() == password
+    assert (
+        base64.b64decode(
+            template(cluster, "Secret", "flowlet-app")["data"]["FLOWLET_DB_PASSWORD"]
+        ).decode()
+        == password
+    )

@@ -74,7 +74,11 @@ def test_allow_dirty_passes_the_guard(project: Path, kubeconfig: Path, capsys: A
     captured = capsys.readouterr()
     assert code != 0
     assert "-dirty (dirty)" in captured.out
-    assert captured.err.strip().splitlines()[-1].startswith("kubectl get secret flowlet-app failed (exit 1)")
+    assert (
+        captured.err.strip()
+        .splitlines()[-1]
+        .startswith("kubectl get secret flowlet-app failed (exit 1)")
+    )
 
 
 @pytest.mark.slow
@@ -87,7 +91,9 @@ def test_no_yes_without_terminal(project: Path, kubeconfig: Path, capsys: Any) -
 
 
 @pytest.mark.slow
-def test_not_a_git_checkout_refused_in_production(project: Path, kubeconfig: Path, capsys: Any) -> None:
+def test_not_a_git_checkout_refused_in_production(
+    project: Path, kubeconfig: Path, capsys: Any
+) -> None:
     shutil.rmtree(project / ".git")
     assert inv(project, "deploy", "--env=production", "--yes") == 1
     assert "production: not a git checkout" in last_error(capsys)
@@ -97,14 +103,30 @@ def test_not_a_git_checkout_refused_in_production(project: Path, kubeconfig: Pat
     "argv,message",
     [
         (["--env=qa"], "--env: 'qa' is not valid; valid: development, production, staging"),
-        (["--timeout=5x"], "--timeout: '5x' is not valid; valid: a duration like 90s, 10m or 1h30m, at least 60s"),
-        (["--timeout=30s"], "--timeout: '30s' is not valid; valid: a duration like 90s, 10m or 1h30m, at least 60s"),
+        (
+            ["--timeout=5x"],
+            "--timeout: '5x' is not valid; valid: a duration like 90s, 10m or 1h30m, at least 60s",
+        ),
+        (
+            ["--timeout=30s"],
+            "--timeout: '30s' is not valid; valid: a duration like 90s, 10m or 1h30m, at least 60s",
+        ),
         (["--image-tag=-bad"], "--image-tag: '-bad' is not valid; valid: an image tag"),
         (["--namespace=Bad_NS"], "--namespace: 'Bad_NS' is not valid; valid: a DNS-1123 label"),
-        (["--image-digest=backend=sha256:xyz"], "--image-digest: 'backend=sha256:xyz' is not valid; valid: COMPONENT=sha256"),
+        (
+            ["--image-digest=backend=sha256:xyz"],
+            "--image-digest: 'backend=sha256:xyz' is not valid; valid: COMPONENT=sha256",
+        ),
     ],
-    ids=["unknown-env", "bad-timeout", "short-timeout", "bad-image-tag", "bad-namespace", "bad-digest"],
-)  # fmt: skip
+    ids=[
+        "unknown-env",
+        "bad-timeout",
+        "short-timeout",
+        "bad-image-tag",
+        "bad-namespace",
+        "bad-digest",
+    ],
+)
 def test_bad_flags(project: Path, argv: list[str], message: str, capsys: Any) -> None:
     assert inv(project, "deploy", *argv) == 1
     assert last_error(capsys).startswith(message)
@@ -135,7 +157,9 @@ def test_pending_release_stops_the_deploy_under_the_lock(
         "--namespace=flowlet-prod"
     )
     assert not any(re.search(r" (upgrade|rollback) ", cmd) for cmd in c.commands)
-    assert c.commands[-1].startswith("kubectl --context flowlet-production delete --raw"), "unlocked"
+    assert c.commands[-1].startswith(
+        "kubectl --context flowlet-production delete --raw"
+    ), "unlocked"
 
 
 def test_unsupported_helm_version(
@@ -189,8 +213,14 @@ def test_dry_run_end_to_end_without_a_cluster(
     assert "kube context flowlet-production (from environments.production.kube_context)" in out
     assert "helm --kube-context flowlet-production upgrade flowlet" in out
     safety = "--rollback-on-failure --wait=watcher" if major == 4 else "--atomic --wait"
-    assert f"--set-string image.tag=abc1234 --set-string secretChecksum=SHA256_OF_THE_SECRET_DATA {safety}" in out
-    assert "kubectl --context flowlet-production --namespace flowlet-prod create --filename - --output json" in out
+    assert (
+        f"--set-string image.tag=abc1234 --set-string secretChecksum=SHA256_OF_THE_SECRET_DATA "
+        f"{safety}" in out
+    )
+    assert (
+        "kubectl --context flowlet-production --namespace flowlet-prod create --filename - "
+        "--output json" in out
+    )
     assert "(dry run: no audit record written to" in out
     assert not (project / ".flowlet").exists()
 

@@ -63,7 +63,31 @@ def test_live_setup_deploy_status_history_rollback(project: Path) -> None:
         audit = (project / ".flowlet" / "deploy-audit.jsonl").read_text()
         assert audit.count('"result": "succeeded"') == 3
     finally:
-        subprocess.run(["helm", "--kube-context", LIVE_CONTEXT, "uninstall", "flowlet", "--namespace",
-                        namespace], check=False, timeout=300, env={**os.environ, "KUBECONFIG": REAL_KUBECONFIG})  # fmt: skip
-        subprocess.run(["kubectl", "--context", LIVE_CONTEXT, "delete", "namespace", namespace, "--wait=false"],
-                       check=False, timeout=120, env={**os.environ, "KUBECONFIG": REAL_KUBECONFIG})  # fmt: skip
+        subprocess.run(
+            [
+                "helm",
+                "--kube-context",
+                LIVE_CONTEXT,
+                "uninstall",
+                "flowlet",
+                "--namespace",
+                namespace,
+            ],
+            check=False,
+            timeout=300,
+            env={**os.environ, "KUBECONFIG": REAL_KUBECONFIG},
+        )
+        subprocess.run(
+            [
+                "kubectl",
+                "--context",
+                LIVE_CONTEXT,
+                "delete",
+                "namespace",
+                namespace,
+                "--wait=false",
+            ],
+            check=False,
+            timeout=120,
+            env={**os.environ, "KUBECONFIG": REAL_KUBECONFIG},
+        )

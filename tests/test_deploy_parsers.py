@@ -6,17 +6,16 @@ import json
 import subprocess
 
 import pytest
+from conftest import fails_with
 from fixtures_deploy import MANIFESTS, SAMPLES, helm_binary, history_json
-from tasks.core.errors import OpsError
 
+from tasks.core.environments import Environment
 from tasks.core.settings import flag
-from tasks.deploy import helmout, lock
+from tasks.deploy import diffs, failures, helmout, lease
 from tasks.deploy.manifests import manifest_params, render_manifests
 from tasks.deploy.plan import Target, describe_change, progress_deadline
 from tasks.deploy.safety import GitState, check_guards, parse_porcelain
 from tasks.deploy.secrets import data_digest
-from tasks.core.environments import Environment
-from conftest import fails_with
 
 
 @pytest.mark.parametrize("major", [4, 3], ids=["helm4", "helm3"])
@@ -126,13 +125,20 @@ def test_parse_real_kubectl_client_version() -> None:
 def test_failing_pods() -> None:
     pods = {
         "items": [
-            {"metadata": {"name": "ok"}, "status": {"phase": "Running", "conditions": [
-                {"type": "Ready", "status": "True"}]}},
-            {"metadata": {"name": "crashing"}, "status": {"phase": "Running", "conditions": [
-                {"type": "Ready", "status": "False"}]}},
+            {
+                "metadata": {"name": "ok"},
+                "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
+            },
+            {
+                "metadata": {"name": "crashing"},
+                "status": {
+                    "phase": "Running",
+                    "conditions": [{"type": "Ready", "status": "False"}],
+                },
+            },
             {"metadata": {"name": "pending"}, "status": {"phase": "Pending"}},
         ]
-    }  # fmt: skip
+    }
     assert helmout.failing_pods(json.dumps(pods)) == ["crashing", "pending"]
     assert helmout.failing_pods("") == []
 
@@ -155,9 +161,13 @@ def test_timeout_flag(value: str, seconds: int) -> None:
     assert flag("deploy.timeout", value, "--timeout") == seconds
 
 
-@pytest.mark.parametrize("value", ["", "10", "5 m", "59s", "abc"], ids=["empty", "no-unit", "space", "too-short", "word"])
+@pytest.mark.parametrize(
+    "value", ["", "10", "5 m", "59s", "abc"], ids=["empty", "no-unit", "space", "too-short", "word"]
+)
 def test_timeout_flag_rejects(value: str) -> None:
-    with fails_with(r"^--timeout: .* is not valid; valid: a duration like 90s, 10m or 1h30m, at least 60s$"):
+    with fails_with(
+        r"^--timeout: .* is not valid; valid: a duration like 90s, 10m or 1h30m, at least 60s$"
+    ):
         flag("deploy.timeout", value, "--timeout")
 
 
@@ -186,7 +196,9 @@ def test_render_manifests_quotes_every_value() -> None:
         '---\n# Source: a.yaml\nkind: A\nq: "3"\nlist:\n  - "staging"\nprice: $5\n'
         '---\n# Source: b.yaml\nkind: B\nmetadata:\n  name: "ns-1"  # the namespace\n'
     )
-    with fails_with(r"^b.yaml:1: unknown placeholder \$\{quota\}; known: environment, namespace, q$"):
+    with fails_with(
+        r"^b.yaml:1: unknown placeholder \$\{quota\}; known: environment, namespace, q$"
+    ):
         render_manifests({"b.yaml": "x: ${quota}"}, values)
     with fails_with(r"^c.yaml:2: \$\{q\} must be a whole YAML value"):
         render_manifests({"c.yaml": "kind: C\nname: team-${q}\n"}, values)
@@ -205,7 +217,9 @@ def test_yaml_ambiguous_namespaces_stay_strings(namespace: str) -> None:
     from tasks.deploy.validate import load_objects
 
     objects = load_objects(load_manifests(MANIFESTS, "staging", namespace))
-    assert [o["metadata"].get("namespace", o["metadata"]["name"]) for o in objects] == [namespace] * 4
+    assert [o["metadata"].get("namespace", o["metadata"]["name"]) for o in objects] == [
+        namespace
+    ] * 4
     assert objects[0]["metadata"]["labels"]["flowlet.io/environment"] == "staging"
     assert objects[1]["spec"]["hard"]["pods"] == "60"
 
@@ -267,7 +281,7 @@ def test_lint_without_kubernetes_validate(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 ONE_CONFLICT = (
-    'Error: UPGRADE FAILED: an error occurred while rolling back the release. original upgrade '
+    "Error: UPGRADE FAILED: an error occurred while rolling back the release. original upgrade "
     "error: conflict occurred while applying object flowlet-staging/flowlet-backend apps/v1, "
     'Kind=Deployment: Apply failed with 1 conflict: conflict with "kubectl" with subresource '
     '"scale" using apps/v1: .spec.replicas: conflict occurred while applying object '
@@ -285,47 +299,82 @@ MANY_CONFLICTS = (
 
 
 def test_parse_conflicts() -> None:
-    (one,) = helmout.parse_conflicts(ONE_CONFLICT)
+    (one,) = failures.parse_conflicts(ONE_CONFLICT)
     assert (one.kind, one.name, one.owners) == (
-        "Deployment", "flowlet-staging/flowlet-backend",
+        "Deployment",
+        "flowlet-staging/flowlet-backend",
         (('"kubectl" with subresource "scale"', (".spec.replicas",)),),
-    )  # fmt: skip
-    (many,) = helmout.parse_conflicts(MANY_CONFLICTS)
+    )
+    (many,) = failures.parse_conflicts(MANY_CONFLICTS)
     assert many.owners == (
-        ('"kubectl-edit"', (".spec.replicas", '.spec.template.spec.containers[name="backend"].image')),
+        (
+            '"kubectl-edit"',
+            (".spec.replicas", '.spec.template.spec.containers[name="backend"].image'),
+        ),
         ('"ops-bot"', (".metadata.labels.team",)),
     )
-    assert helmout.parse_conflicts("Error: UPGRADE FAILED: boom") == []
+    assert failures.parse_conflicts("Error: UPGRADE FAILED: boom") == []
 
 
 @pytest.mark.parametrize(
     "stderr,major,expected",
     [
-        (ONE_CONFLICT, 4,
-         'helm upgrade failed (exit 1) on server-side apply conflicts and its automatic rollback '
-         'failed too: the release is left failed: Deployment flowlet-staging/flowlet-backend: '
-         '.spec.replicas owned by "kubectl" with subresource "scale"; these fields were changed '
-         "outside Helm (kubectl scale/edit/apply): put the change into the chart values if it "
-         "should stay, then run inv deploy --env=staging --force-conflicts to take the fields back"),
-        (MANY_CONFLICTS, 4,
-         "helm upgrade failed (exit 1) on server-side apply conflicts and was rolled back to the "
-         "previous revision: Deployment flowlet-staging/flowlet-backend: .spec.replicas, "
-         '.spec.template.spec.containers[name="backend"].image owned by "kubectl-edit"; '
-         '.metadata.labels.team owned by "ops-bot"; these fields were changed outside Helm '
-         "(kubectl scale/edit/apply): put the change into the chart values if it should stay, "
-         "then run inv deploy --env=staging --force-conflicts to take the fields back"),
-        ("Error: UPGRADE FAILED: another operation (install/upgrade/rollback) is in progress", 3,
-         "helm upgrade refused (exit 1): Helm says another operation (install/upgrade/rollback) is "
-         "in progress on flowlet in flowlet-staging, one that does not hold the deploy lock (helm "
-         "run by hand, another tool, or one that was killed); nothing was changed or rolled back; "
-         "see inv deploy.history --env=staging; once it has ended: inv deploy.recover --env=staging"),
+        (
+            ONE_CONFLICT,
+            4,
+            "helm upgrade failed (exit 1) on server-side apply conflicts and its automatic "
+            "rollback "
+            "failed too: the release is left failed: Deployment flowlet-staging/flowlet-backend: "
+            '.spec.replicas owned by "kubectl" with subresource "scale"; these fields were changed '
+            "outside Helm (kubectl scale/edit/apply): put the change into the chart values if it "
+            "should stay, then run inv deploy --env=staging --force-conflicts to take the fields "
+            "back",
+        ),
+        (
+            MANY_CONFLICTS,
+            4,
+            "helm upgrade failed (exit 1) on server-side apply conflicts and was rolled back to "
+            "the "
+            "previous revision: Deployment flowlet-staging/flowlet-backend: .spec.replicas, "
+            '.spec.template.spec.containers[name="backend"].image owned by "kubectl-edit"; '
+            '.metadata.labels.team owned by "ops-bot"; these fields were changed outside Helm '
+            "(kubectl scale/edit/apply): put the change into the chart values if it should stay, "
+            "then run inv deploy --env=staging --force-conflicts to take the fields back",
+        ),
+        (
+            "Error: UPGRADE FAILED: another operation (install/upgrade/rollback) is in progress",
+            3,
+            "helm upgrade refused (exit 1): Helm says another operation "
+            "(install/upgrade/rollback) is "
+            "in progress on flowlet in flowlet-staging, one that does not hold the deploy lock "
+            "(helm "
+            "run by hand, another tool, or one that was killed); nothing was changed or rolled "
+            "back; "
+            "see inv deploy.history --env=staging; once it has ended: inv deploy.recover "
+            "--env=staging",
+        ),
         ("", 3, "helm upgrade failed (exit 1); see inv deploy.history --env=staging"),
     ],
-    ids=["one-conflict-rollback-failed", "many-conflicts-rolled-back", "another-operation", "silent"],
-)  # fmt: skip
+    ids=[
+        "one-conflict-rollback-failed",
+        "many-conflicts-rolled-back",
+        "another-operation",
+        "silent",
+    ],
+)
 def test_explain_failure(stderr: str, major: int, expected: str) -> None:
-    assert helmout.explain_failure("upgrade", 1, stderr, release="flowlet", namespace="flowlet-staging",
-                                   env="staging", helm_major=major) == expected  # fmt: skip
+    assert (
+        failures.explain_failure(
+            "upgrade",
+            1,
+            stderr,
+            release="flowlet",
+            namespace="flowlet-staging",
+            env="staging",
+            helm_major=major,
+        )
+        == expected
+    )
 
 
 @pytest.mark.parametrize(
@@ -345,7 +394,13 @@ def test_parse_time(text: str, expected: str) -> None:
 
 
 def test_describe_age() -> None:
-    assert [helmout.describe_age(s) for s in (0, 59.9, 60, 185, 7300)] == ["0s", "59s", "1m00s", "3m05s", "2h01m"]
+    assert [helmout.describe_age(s) for s in (0, 59.9, 60, 185, 7300)] == [
+        "0s",
+        "59s",
+        "1m00s",
+        "3m05s",
+        "2h01m",
+    ]
 
 
 def test_fallback_diff_redacts_secret_values() -> None:
@@ -354,15 +409,17 @@ def test_fallback_diff_redacts_secret_values() -> None:
         return f"---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: s\ndata:\n{lines}"
 
     deployed = secret(A="b2xk", B="c2FtZQ==") + "---\nkind: ConfigMap\nmetadata: {name: c}\n"
-    rendered = secret(A="bmV3", B="c2FtZQ==", C="YWRkZWQ=") + "---\nkind: ConfigMap\nmetadata: {name: c}\n"
-    text = helmout.manifest_diff(deployed, rendered)
+    rendered = (
+        secret(A="bmV3", B="c2FtZQ==", C="YWRkZWQ=") + "---\nkind: ConfigMap\nmetadata: {name: c}\n"
+    )
+    text = diffs.manifest_diff(deployed, rendered)
     for value in ("b2xk", "bmV3", "c2FtZQ==", "YWRkZWQ="):
         assert value not in text
     assert "-  A: (redacted)\n+  A: (redacted, changed)\n" in text
     assert "   B: (redacted)\n" in text and "+  C: (redacted, changed)\n" in text
-    shown = helmout.manifest_diff(deployed, rendered, show_secrets=True)
+    shown = diffs.manifest_diff(deployed, rendered, show_secrets=True)
     assert "-  A: b2xk\n+  A: bmV3\n" in shown
-    assert helmout.manifest_diff(deployed, deployed) == ""
+    assert diffs.manifest_diff(deployed, deployed) == ""
 
 
 def test_secret_digest_follows_the_data_only() -> None:
@@ -376,20 +433,33 @@ def test_lease_round_trip_and_staleness() -> None:
     from datetime import datetime, timedelta, timezone
 
     target = Target("staging", "flowlet-staging", "ctx", "flowlet")
-    holder = lock.Holder("alice@ci-7", 4242, "deploy", SHA_LIKE, "inv deploy --env=staging")
+    holder = lease.Holder("alice@ci-7", 4242, "deploy", SHA_LIKE, "inv deploy --env=staging")
     start = datetime(2026, 12, 1, 7, 50, tzinfo=timezone.utc)
-    text = lock.lease_manifest(target, holder, duration=120, acquired=start, renewed=start + timedelta(seconds=30))
-    lease = json.loads(text)
-    assert lease["metadata"]["name"] == "flowlet-ops-lock-flowlet"
-    assert lease["spec"] == {"holderIdentity": "alice@ci-7/4242", "leaseDurationSeconds": 120,
-                             "acquireTime": "2026-12-01T07:50:00.000000Z",
-                             "renewTime": "2026-12-01T07:50:30.000000Z"}  # fmt: skip
-    state = lock.parse_lease(json.dumps({**lease, "metadata": {**lease["metadata"], "resourceVersion": "9"}}))
-    assert (state.user, state.pid, state.operation, state.resource_version) == ("alice@ci-7", 4242, "deploy", "9")
+    text = lease.lease_manifest(
+        target, holder, duration=120, acquired=start, renewed=start + timedelta(seconds=30)
+    )
+    manifest = json.loads(text)
+    assert manifest["metadata"]["name"] == "flowlet-ops-lock-flowlet"
+    assert manifest["spec"] == {
+        "holderIdentity": "alice@ci-7/4242",
+        "leaseDurationSeconds": 120,
+        "acquireTime": "2026-12-01T07:50:00.000000Z",
+        "renewTime": "2026-12-01T07:50:30.000000Z",
+    }
+    state = lease.parse_lease(
+        json.dumps({**manifest, "metadata": {**manifest["metadata"], "resourceVersion": "9"}})
+    )
+    assert (state.user, state.pid, state.operation, state.resource_version) == (
+        "alice@ci-7",
+        4242,
+        "deploy",
+        "9",
+    )
     assert not state.stale(start + timedelta(seconds=150))
     assert state.stale(start + timedelta(seconds=151))
     assert state.describe(start + timedelta(seconds=42)) == (
-        "alice@ci-7 pid 4242 (inv deploy --env=staging, git 0123456789ab) since 2026-12-01T07:50:00Z, "
+        "alice@ci-7 pid 4242 (inv deploy --env=staging, git 0123456789ab) since "
+        "2026-12-01T07:50:00Z, "
         "renewed 12s ago"
     )
     assert state.stale_at() == "2026-12-01T07:52:30Z"

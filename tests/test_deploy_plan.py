@@ -16,12 +16,22 @@ from typing import Any
 
 import pytest
 from conftest import fails_with
-from fixtures_deploy import CHART, ENVIRONMENTS, REPO, SHA, history_json, need_tools
+from fixtures_deploy import (
+    CHART,
+    ENVIRONMENTS,
+    REPO,
+    SECRET_JSON,
+    SHA,
+    history_json,
+    need_tools,
+)
 from invoke import Config, Result
 
 from tasks import deploy as deploy_collection
 from tasks.core.environments import resolve_environment
-from tasks.deploy import plan, run, secrets
+from tasks.deploy import operation, plan
+from tasks.deploy import run as deploy_run
+from tasks.deploy import secrets
 from tasks.deploy.plan import DRY_CHECKSUM, Options, Target
 
 WHEN = "2026-11-27T05:00:00Z"
@@ -33,8 +43,8 @@ LEASE = "flowlet-ops-lock-flowlet"
 @pytest.fixture(autouse=True)
 def _fixed_identity(monkeypatch: pytest.MonkeyPatch) -> None:
     need_tools()
-    monkeypatch.setattr(run, "now", lambda: WHEN)
-    monkeypatch.setattr(run.getpass, "getuser", lambda: "alice")
+    monkeypatch.setattr(operation, "now", lambda: WHEN)
+    monkeypatch.setattr(operation.getpass, "getuser", lambda: "alice")
 
 
 class Recording:
@@ -114,8 +124,10 @@ def expected_deploy(
             f"{safety} --timeout 600s{extra_upgrade} --cleanup-on-fail --history-max 10 "
             f"--description '{description}'"
         ),
-        f"{kubectl} --namespace {namespace} rollout status deployment/flowlet-backend --timeout=600s",
-        f"{kubectl} --namespace {namespace} rollout status deployment/flowlet-frontend --timeout=600s",
+        f"{kubectl} --namespace {namespace} rollout status deployment/flowlet-backend "
+        f"--timeout=600s",
+        f"{kubectl} --namespace {namespace} rollout status deployment/flowlet-frontend "
+        f"--timeout=600s",
         *([] if dry else [f"{helm} history flowlet --namespace {namespace} --max 1 --output json"]),
         f"{kubectl} delete --raw /apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/"
         f"{LEASE} --filename -",
@@ -155,11 +167,21 @@ def test_deploy_plan(
     deploy_collection.deploy(c, env=env, yes=True)
     assert c.commands == expected_deploy(env, major)
     namespace = ENVIRONMENTS[env][0]
-    lease = json.loads(c.stdin[f"kubectl --context {ENVIRONMENTS[env][1]} --namespace {namespace} "
-                               "create --filename - --output json"])  # fmt: skip
+    lease = json.loads(
+        c.stdin[
+            f"kubectl --context {ENVIRONMENTS[env][1]} --namespace {namespace} "
+            "create --filename - --output json"
+        ]
+    )
     assert (lease["kind"], lease["metadata"]["name"], lease["metadata"]["namespace"]) == (
-        "Lease", LEASE, namespace)  # fmt: skip
-    assert lease["spec"]["holderIdentity"].startswith("alice@") or "@" in lease["spec"]["holderIdentity"]
+        "Lease",
+        LEASE,
+        namespace,
+    )
+    assert (
+        lease["spec"]["holderIdentity"].startswith("alice@")
+        or "@" in lease["spec"]["holderIdentity"]
+    )
     assert lease["metadata"]["annotations"]["flowlet.io/git-sha"] == SHA
     out = capsys.readouterr().out
     steps = re.findall(r"^==> \d+\. (.*)$", out, flags=re.MULTILINE)
@@ -202,9 +224,11 @@ def test_the_plan_is_pure_data() -> None:
 
 
 def test_dry_run_touches_no_cluster_and_needs_no_yes(
-    strict_context: type, deploy_config: Config, cluster_answers: Callable[..., dict[Any, Any]],
+    strict_context: type,
+    deploy_config: Config,
+    cluster_answers: Callable[..., dict[Any, Any]],
     capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+) -> None:
     """Under --dry only local probes run; every cluster command (the lock's too) is printed,
     none executed; production without --yes and without a terminal is fine: nothing is asked."""
     deploy_config.run.dry = True
@@ -233,8 +257,9 @@ def test_setup_cluster_plan_keeps_secrets_out(
     secret = "s3cr3t-Value-that-must-never-leak"
     monkeypatch.setenv("FLOWLET_DB_PASSWORD", secret)
     monkeypatch.setenv("TMPDIR", str(tmp_path))
-    c = context_class(strict_context)(config=deploy_config,
-                                      run={**cluster_answers("production", history="[]"), CATCH_ALL: ""})  # fmt: skip
+    c = context_class(strict_context)(
+        config=deploy_config, run={**cluster_answers("production", history="[]"), CATCH_ALL: ""}
+    )
     environment = resolve_environment(c, "production", None, require=("values_file",))
     deploy_collection.setup_cluster(c, environment, yes=True, allow_dirty=False, image_tag=None)
     assert c.commands == expected_deploy("production", 4, setup=True)
@@ -245,7 +270,9 @@ def test_setup_cluster_plan_keeps_secrets_out(
     captured = capsys.readouterr()
     for text in [*c.commands, captured.out, captured.err]:
         assert secret not in text
-    assert not any(secret in p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file())
+    assert not any(
+        secret in p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file()
+    )
     assert "secret/flowlet-app applied in flowlet-prod (owned by flowlet-ops)" in captured.out
     assert json.loads(Path(deploy_config.deploy.audit_log).read_text())["action"] == "setup"
 
@@ -273,20 +300,30 @@ def test_setup_cluster_dry_run_never_reads_values(
 
 @pytest.mark.parametrize("major", [3, 4], ids=["helm3", "helm4"])
 def test_force_conflicts(
-    major: int, strict_context: type, deploy_config: Config,
+    major: int,
+    strict_context: type,
+    deploy_config: Config,
     cluster_answers: Callable[..., dict[Any, Any]],
-) -> None:  # fmt: skip
+) -> None:
     version = "v4.1.4" if major == 4 else "v3.18.0"
     answers = cluster_answers("staging", helm_version=version)
     c = strict_context(config=deploy_config, run={**answers, CATCH_ALL: ""})
     if major == 3:
-        with fails_with(r"^--force-conflicts: needs Helm 4 \(server-side apply\); helm v3\.18\.0 "
-                        "applies client-side", code=1):  # fmt: skip
+        with fails_with(
+            r"^--force-conflicts: needs Helm 4 \(server-side apply\); helm v3\.18\.0 "
+            "applies client-side",
+            code=1,
+        ):
             deploy_collection.deploy(c, env="staging", force_conflicts=True)
-        assert c.commands == ["helm version --template '{{.Version}}'", "kubectl version --client --output json"]
+        assert c.commands == [
+            "helm version --template '{{.Version}}'",
+            "kubectl version --client --output json",
+        ]
         return
     deploy_collection.deploy(c, env="staging", force_conflicts=True, diff=False)
-    assert c.commands == expected_deploy("staging", 4, diff=False, extra_upgrade=" --force-conflicts")
+    assert c.commands == expected_deploy(
+        "staging", 4, diff=False, extra_upgrade=" --force-conflicts"
+    )
 
 
 def test_image_digests_pin_images(
@@ -294,8 +331,9 @@ def test_image_digests_pin_images(
 ) -> None:
     digest = "sha256:" + "b" * 64
     c = strict_context(config=deploy_config, run={**cluster_answers("production"), CATCH_ALL: ""})
-    deploy_collection.deploy(c, env="production", yes=True, diff=False,
-                             image_digest=f"frontend={digest}")  # fmt: skip
+    deploy_collection.deploy(
+        c, env="production", yes=True, diff=False, image_digest=f"frontend={digest}"
+    )
     upgrade = next(cmd for cmd in c.commands if " upgrade " in cmd)
     assert f"--set-string frontend.image.digest={digest} --set-string secretChecksum=" in upgrade
 
@@ -303,10 +341,15 @@ def test_image_digests_pin_images(
 def test_missing_secret_refuses_before_anything_changes(
     strict_context: type, deploy_config: Config, cluster_answers: Callable[..., dict[Any, Any]]
 ) -> None:
-    missing = Result(exited=1, stderr='Error from server (NotFound): secrets "flowlet-app" not found\n')
+    missing = Result(
+        exited=1, stderr='Error from server (NotFound): secrets "flowlet-app" not found\n'
+    )
     c = strict_context(config=deploy_config, run=cluster_answers("staging", secret=missing))
-    with fails_with("^secret/flowlet-app does not exist in flowlet-staging: the backend cannot start "
-                    "without it; create it with inv setup --env staging$", code=1):  # fmt: skip
+    with fails_with(
+        "^secret/flowlet-app does not exist in flowlet-staging: the backend cannot start "
+        "without it; create it with inv setup --env staging$",
+        code=1,
+    ):
         deploy_collection.deploy(c, env="staging")
     assert not any(" apply " in cmd or " create --filename" in cmd for cmd in c.commands)
 
@@ -314,15 +357,18 @@ def test_missing_secret_refuses_before_anything_changes(
 def test_no_diff_and_timeout_and_context_override(
     strict_context: type, deploy_config: Config, cluster_answers: Callable[..., dict[Any, Any]]
 ) -> None:
-    answers = cluster_answers("development", extra={
-        "kubectl --context flowlet-staging --namespace t1 get secret flowlet-app --output json": (
-            cluster_answers("staging")["kubectl --context flowlet-staging --namespace flowlet-staging get "
-                                       "secret flowlet-app --output json"]),
-        "kubectl --context flowlet-staging --namespace t1 create --filename - --output json": "{}",
-    })  # fmt: skip
+    kubectl = "kubectl --context flowlet-staging --namespace t1"
+    answers = cluster_answers(
+        "development",
+        extra={
+            f"{kubectl} get secret flowlet-app --output json": SECRET_JSON,
+            f"{kubectl} create --filename - --output json": "{}",
+        },
+    )
     c = strict_context(config=deploy_config, run={**answers, CATCH_ALL: ""})
-    deploy_collection.deploy(c, env="development", diff=False, timeout="2m", context="flowlet-staging",
-                             namespace="t1")  # fmt: skip
+    deploy_collection.deploy(
+        c, env="development", diff=False, timeout="2m", context="flowlet-staging", namespace="t1"
+    )
     assert "helm plugin list" not in c.commands
     upgrade = next(cmd for cmd in c.commands if " upgrade " in cmd)
     assert upgrade.startswith("helm --kube-context flowlet-staging upgrade flowlet")
@@ -333,29 +379,45 @@ def test_no_diff_and_timeout_and_context_override(
 def test_failed_rollout_shows_events_and_logs(
     strict_context: type, deploy_config: Config, cluster_answers: Callable[..., dict[Any, Any]]
 ) -> None:
-    pods = {"items": [
-        {"metadata": {"name": "flowlet-backend-1"},
-         "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}},
-        {"metadata": {"name": "flowlet-backend-2"},
-         "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}]}},
-    ]}  # fmt: skip
+    pods = {
+        "items": [
+            {
+                "metadata": {"name": "flowlet-backend-1"},
+                "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
+            },
+            {
+                "metadata": {"name": "flowlet-backend-2"},
+                "status": {
+                    "phase": "Running",
+                    "conditions": [{"type": "Ready", "status": "False"}],
+                },
+            },
+        ]
+    }
     kubectl = "kubectl --context flowlet-staging --namespace flowlet-staging"
-    answers = cluster_answers("staging", extra={
-        f"{kubectl} rollout status deployment/flowlet-backend --timeout=600s": Result(
-            exited=1, stderr="error: deployment exceeded its progress deadline"),
-        f"{kubectl} get pods --selector=app.kubernetes.io/instance=flowlet,"
-        "app.kubernetes.io/component=backend --output json": json.dumps(pods),
-    })  # fmt: skip
+    answers = cluster_answers(
+        "staging",
+        extra={
+            f"{kubectl} rollout status deployment/flowlet-backend --timeout=600s": Result(
+                exited=1, stderr="error: deployment exceeded its progress deadline"
+            ),
+            f"{kubectl} get pods --selector=app.kubernetes.io/instance=flowlet,"
+            "app.kubernetes.io/component=backend --output json": json.dumps(pods),
+        },
+    )
     c = strict_context(config=deploy_config, run={**answers, CATCH_ALL: ""})
     with fails_with("rollout of deployment/flowlet-backend did not finish", code=1):
         deploy_collection.deploy(c, env="staging", diff=False)
-    rollout = c.commands.index(f"{kubectl} rollout status deployment/flowlet-backend --timeout=600s")
+    rollout = c.commands.index(
+        f"{kubectl} rollout status deployment/flowlet-backend --timeout=600s"
+    )
     assert c.commands[rollout + 1 :] == [
         f"{kubectl} describe deployment/flowlet-backend",
         f"{kubectl} get pods --selector=app.kubernetes.io/instance=flowlet,"
         "app.kubernetes.io/component=backend --output json",
         f"{kubectl} logs flowlet-backend-2 --all-containers --tail=40 --prefix",
-        "helm --kube-context flowlet-staging history flowlet --namespace flowlet-staging --max 1 --output json",
+        "helm --kube-context flowlet-staging history flowlet --namespace flowlet-staging --max 1 "
+        "--output json",
         "kubectl --context flowlet-staging delete --raw /apis/coordination.k8s.io/v1/namespaces/"
         f"flowlet-staging/leases/{LEASE} --filename -",
     ]
@@ -366,25 +428,38 @@ def test_failed_rollout_shows_events_and_logs(
 @pytest.mark.parametrize(
     "stderr,message",
     [
-        ("Error: UPGRADE FAILED: another operation (install/upgrade/rollback) is in progress\n",
-         r"^helm upgrade refused \(exit 1\): Helm says another operation \(install/upgrade/rollback\) "
-         r"is in progress on flowlet in flowlet-staging, one that does not hold the deploy lock .*"
-         r"nothing was changed or rolled back; see inv deploy.history --env=staging; once it has "
-         r"ended: inv deploy.recover --env=staging$"),
-        ("Error: UPGRADE FAILED: release flowlet failed, and has been rolled back due to "
-         "rollback-on-failure being set: context deadline exceeded\n",
-         r"^helm upgrade failed \(exit 1\) and was rolled back to the previous revision: release "
-         r"flowlet failed, and has been rolled back .*: context deadline exceeded; see inv "
-         r"deploy.history --env=staging$"),
-        ("Error: UPGRADE FAILED: boom\n",
-         r"^helm upgrade failed \(exit 1\): boom; see inv deploy.history --env=staging$"),
+        (
+            "Error: UPGRADE FAILED: another operation (install/upgrade/rollback) is in progress\n",
+            r"^helm upgrade refused \(exit 1\): Helm says another operation "
+            r"\(install/upgrade/rollback\) "
+            r"is in progress on flowlet in flowlet-staging, one that does not hold the deploy "
+            r"lock .*"
+            r"nothing was changed or rolled back; see inv deploy.history --env=staging; once it "
+            r"has "
+            r"ended: inv deploy.recover --env=staging$",
+        ),
+        (
+            "Error: UPGRADE FAILED: release flowlet failed, and has been rolled back due to "
+            "rollback-on-failure being set: context deadline exceeded\n",
+            r"^helm upgrade failed \(exit 1\) and was rolled back to the previous revision: "
+            r"release "
+            r"flowlet failed, and has been rolled back .*: context deadline exceeded; see inv "
+            r"deploy.history --env=staging$",
+        ),
+        (
+            "Error: UPGRADE FAILED: boom\n",
+            r"^helm upgrade failed \(exit 1\): boom; see inv deploy.history --env=staging$",
+        ),
     ],
     ids=["another-operation", "rolled-back", "other"],
-)  # fmt: skip
+)
 def test_failed_upgrade_says_what_helm_did(
-    stderr: str, message: str, strict_context: type, deploy_config: Config,
+    stderr: str,
+    message: str,
+    strict_context: type,
+    deploy_config: Config,
     cluster_answers: Callable[..., dict[Any, Any]],
-) -> None:  # fmt: skip
+) -> None:
     upgrade = re.compile(r"helm --kube-context flowlet-staging upgrade .*")
     answers = cluster_answers("staging", extra={upgrade: Result(exited=1, stderr=stderr)})
     c = strict_context(config=deploy_config, run={**answers, CATCH_ALL: ""})
@@ -414,9 +489,13 @@ def test_failed_upgrade_keeps_helm_exit_code(
 )
 @pytest.mark.parametrize("major", [3, 4], ids=["helm3", "helm4"])
 def test_recover_plan(
-    statuses: tuple[str, ...], expected: list[str], major: int, strict_context: type,
-    deploy_config: Config, cluster_answers: Callable[..., dict[Any, Any]],
-) -> None:  # fmt: skip
+    statuses: tuple[str, ...],
+    expected: list[str],
+    major: int,
+    strict_context: type,
+    deploy_config: Config,
+    cluster_answers: Callable[..., dict[Any, Any]],
+) -> None:
     version = "v4.1.4" if major == 4 else "v3.18.0"
     answers = cluster_answers("production", helm_version=version, history=history_json(*statuses))
     c = strict_context(config=deploy_config, run={**answers, CATCH_ALL: ""})
@@ -424,13 +503,16 @@ def test_recover_plan(
     helm, kubectl = "helm --kube-context flowlet-production", "kubectl --context flowlet-production"
     verb, args = expected
     wait = "--wait=watcher" if major == 4 else "--wait"
-    tail = f"{wait} --timeout 600s" + (" --cleanup-on-fail --history-max 10" if verb == "rollback" else "")
+    tail = f"{wait} --timeout 600s" + (
+        " --cleanup-on-fail --history-max 10" if verb == "rollback" else ""
+    )
     assert c.commands[3:] == [
         f"{kubectl} --namespace flowlet-prod create --filename - --output json",
         f"{helm} history flowlet --namespace flowlet-prod --max 20 --output json",
         f"{helm} {verb} {args} --namespace flowlet-prod {tail}",
         f"{helm} history flowlet --namespace flowlet-prod --max 1 --output json",
-        f"{kubectl} delete --raw /apis/coordination.k8s.io/v1/namespaces/flowlet-prod/leases/{LEASE} "
+        f"{kubectl} delete --raw "
+        f"/apis/coordination.k8s.io/v1/namespaces/flowlet-prod/leases/{LEASE} "
         "--filename -",
     ]
     assert json.loads(Path(deploy_config.deploy.audit_log).read_text())["action"] == "recover"
@@ -443,22 +525,33 @@ def test_recover_refuses_a_young_pending_revision(
 
     young = (datetime.now(timezone.utc) - timedelta(seconds=90)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     history = history_json("deployed", "pending-upgrade", updated=young)
-    c = strict_context(config=deploy_config, run={**cluster_answers("staging", history=history), CATCH_ALL: ""})
-    with fails_with(r"^deploy.recover: revision 2 is pending-upgrade since \S+ \(1m3\ds old\), younger "
-                    r"than the deploy timeout \(10m00s\): the operation that left it may still be "
-                    r"running; wait, or pass --force if you know it has ended$", code=1):  # fmt: skip
+    c = strict_context(
+        config=deploy_config, run={**cluster_answers("staging", history=history), CATCH_ALL: ""}
+    )
+    with fails_with(
+        r"^deploy.recover: revision 2 is pending-upgrade since \S+ \(1m3\ds old\), younger "
+        r"than the deploy timeout \(10m00s\): the operation that left it may still be "
+        r"running; wait, or pass --force if you know it has ended$",
+        code=1,
+    ):
         deploy_collection.recover(c, env="staging", yes=True)
     assert not any(" rollback " in cmd for cmd in c.commands)
-    assert c.commands[-1].startswith("kubectl --context flowlet-staging delete --raw")  # lock released
-    c = strict_context(config=deploy_config, run={**cluster_answers("staging", history=history), CATCH_ALL: ""})
+    assert c.commands[-1].startswith(
+        "kubectl --context flowlet-staging delete --raw"
+    )  # lock released
+    c = strict_context(
+        config=deploy_config, run={**cluster_answers("staging", history=history), CATCH_ALL: ""}
+    )
     deploy_collection.recover(c, env="staging", yes=True, force=True)
     assert any(" rollback flowlet 1 " in cmd for cmd in c.commands)
 
 
 def test_recover_nothing_to_do(
-    strict_context: type, deploy_config: Config, cluster_answers: Callable[..., dict[Any, Any]],
+    strict_context: type,
+    deploy_config: Config,
+    cluster_answers: Callable[..., dict[Any, Any]],
     capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+) -> None:
     answers = cluster_answers("staging", history=history_json("superseded", "deployed"))
     c = strict_context(config=deploy_config, run={**answers, CATCH_ALL: ""})
     deploy_collection.recover(c, env="staging")
@@ -468,11 +561,15 @@ def test_recover_nothing_to_do(
 
 @pytest.mark.parametrize("major", [3, 4], ids=["helm3", "helm4"])
 def test_rollback_plan(
-    major: int, strict_context: type, deploy_config: Config,
+    major: int,
+    strict_context: type,
+    deploy_config: Config,
     cluster_answers: Callable[..., dict[Any, Any]],
-) -> None:  # fmt: skip
+) -> None:
     version = "v4.1.4" if major == 4 else "v3.18.0"
-    answers = cluster_answers("staging", helm_version=version, history=history_json("superseded", "deployed"))
+    answers = cluster_answers(
+        "staging", helm_version=version, history=history_json("superseded", "deployed")
+    )
     c = strict_context(config=deploy_config, run={**answers, CATCH_ALL: ""})
     deploy_collection.rollback(c, env="staging", revision="1")
     wait = "--wait=watcher" if major == 4 else "--wait"
@@ -483,12 +580,16 @@ def test_rollback_plan(
         history,
         f"{kubectl} --namespace flowlet-staging create --filename - --output json",
         history,
-        f"{helm} rollback flowlet 1 --namespace flowlet-staging {wait} --timeout 600s --cleanup-on-fail "
+        f"{helm} rollback flowlet 1 --namespace flowlet-staging {wait} --timeout 600s "
+        f"--cleanup-on-fail "
         "--history-max 10",
-        f"{kubectl} --namespace flowlet-staging rollout status deployment/flowlet-backend --timeout=600s",
-        f"{kubectl} --namespace flowlet-staging rollout status deployment/flowlet-frontend --timeout=600s",
+        f"{kubectl} --namespace flowlet-staging rollout status deployment/flowlet-backend "
+        f"--timeout=600s",
+        f"{kubectl} --namespace flowlet-staging rollout status deployment/flowlet-frontend "
+        f"--timeout=600s",
         f"{helm} history flowlet --namespace flowlet-staging --max 1 --output json",
-        f"{kubectl} delete --raw /apis/coordination.k8s.io/v1/namespaces/flowlet-staging/leases/{LEASE} "
+        f"{kubectl} delete --raw "
+        f"/apis/coordination.k8s.io/v1/namespaces/flowlet-staging/leases/{LEASE} "
         "--filename -",
     ]
 
@@ -496,17 +597,27 @@ def test_rollback_plan(
 @pytest.mark.parametrize(
     "revision,history,message",
     [
-        ("5", history_json("superseded", "deployed"),
-         r"^--revision: 5 is not in the release history; known: 1, 2$"),
-        ("0", Result(exited=1, stderr="Error: release: not found"),
-         r"^release flowlet is not installed in flowlet-staging$"),
+        (
+            "5",
+            history_json("superseded", "deployed"),
+            r"^--revision: 5 is not in the release history; known: 1, 2$",
+        ),
+        (
+            "0",
+            Result(exited=1, stderr="Error: release: not found"),
+            r"^release flowlet is not installed in flowlet-staging$",
+        ),
     ],
     ids=["unknown-revision", "not-installed"],
-)  # fmt: skip
+)
 def test_rollback_refusals(
-    revision: str, history: Any, message: str, strict_context: type, deploy_config: Config,
+    revision: str,
+    history: Any,
+    message: str,
+    strict_context: type,
+    deploy_config: Config,
     cluster_answers: Callable[..., dict[Any, Any]],
-) -> None:  # fmt: skip
+) -> None:
     c = strict_context(config=deploy_config, run=cluster_answers("staging", history=history))
     with fails_with(message, code=1):
         deploy_collection.rollback(c, env="staging", revision=revision)
@@ -524,23 +635,29 @@ def test_production_rollback_needs_yes_without_terminal(
 
 
 def test_ctrl_c_at_the_prompt_exits_130(
-    strict_context: type, deploy_config: Config, cluster_answers: Callable[..., dict[Any, Any]],
+    strict_context: type,
+    deploy_config: Config,
+    cluster_answers: Callable[..., dict[Any, Any]],
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     def interrupted(question: str, *, yes: bool) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(run, "interactive", lambda: True)
-    monkeypatch.setattr(run, "confirm", interrupted)
+    monkeypatch.setattr(deploy_run, "interactive", lambda: True)
+    monkeypatch.setattr(operation, "confirm", interrupted)
     c = strict_context(config=deploy_config, run=cluster_answers("production"))
     with fails_with(r"^interrupted \(SIGINT\): deploy stopped$", code=130):
         deploy_collection.deploy(c, env="production", diff=False)
-    assert not any(" apply " in cmd or " upgrade " in cmd or " create " in cmd for cmd in c.commands)
+    assert not any(
+        " apply " in cmd or " upgrade " in cmd or " create " in cmd for cmd in c.commands
+    )
 
 
 def test_signal_during_upgrade_exits_143_is_audited_and_unlocks(
-    strict_context: type, deploy_config: Config, cluster_answers: Callable[..., dict[Any, Any]],
-) -> None:  # fmt: skip
+    strict_context: type,
+    deploy_config: Config,
+    cluster_answers: Callable[..., dict[Any, Any]],
+) -> None:
     """The runner re-raises SIGTERM after helm exited (it forwarded it to helm's group)."""
     from tasks.core.boundary import Signalled
 
@@ -552,13 +669,17 @@ def test_signal_during_upgrade_exits_143_is_audited_and_unlocks(
             return result
 
     c = Stopped(config=deploy_config, run={**cluster_answers("staging"), CATCH_ALL: ""})
-    with fails_with(r"^interrupted \(SIGTERM\): helm upgrade was asked to stop and has exited; the "
-                    r"release is at revision 2: deployed \(Upgrade complete\); check inv "
-                    r"deploy.status --env=staging$", code=143):  # fmt: skip
+    with fails_with(
+        r"^interrupted \(SIGTERM\): helm upgrade was asked to stop and has exited; the "
+        r"release is at revision 2: deployed \(Upgrade complete\); check inv "
+        r"deploy.status --env=staging$",
+        code=143,
+    ):
         deploy_collection.deploy(c, env="staging", diff=False)
     upgrade = next(i for i, cmd in enumerate(c.commands) if " upgrade " in cmd)
     assert c.commands[upgrade + 1 :] == [  # what helm left, then no rollout check: the lock
-        "helm --kube-context flowlet-staging history flowlet --namespace flowlet-staging --max 1 --output json",
+        "helm --kube-context flowlet-staging history flowlet --namespace flowlet-staging --max 1 "
+        "--output json",
         "kubectl --context flowlet-staging delete --raw /apis/coordination.k8s.io/v1/namespaces/"
         f"flowlet-staging/leases/{LEASE} --filename -",
     ]
@@ -567,17 +688,36 @@ def test_signal_during_upgrade_exits_143_is_audited_and_unlocks(
 
 
 def test_unlock_plan(
-    strict_context: type, deploy_config: Config, cluster_answers: Callable[..., dict[Any, Any]],
+    strict_context: type,
+    deploy_config: Config,
+    cluster_answers: Callable[..., dict[Any, Any]],
     capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+) -> None:
     kubectl = "kubectl --context flowlet-staging"
     get = f"{kubectl} --namespace flowlet-staging get lease {LEASE} --output json"
-    stale = json.loads(cluster_answers("staging")[f"{kubectl} --namespace flowlet-staging create --filename - --output json"])
-    stale["spec"].update(renewTime="2026-01-01T00:00:00.000000Z", acquireTime="2026-01-01T00:00:00.000000Z")
-    c = strict_context(config=deploy_config, run={**cluster_answers("staging"), get: json.dumps(stale), CATCH_ALL: ""})
+    stale = json.loads(
+        cluster_answers("staging")[
+            f"{kubectl} --namespace flowlet-staging create --filename - --output json"
+        ]
+    )
+    stale["spec"].update(
+        renewTime="2026-01-01T00:00:00.000000Z", acquireTime="2026-01-01T00:00:00.000000Z"
+    )
+    c = strict_context(
+        config=deploy_config,
+        run={**cluster_answers("staging"), get: json.dumps(stale), CATCH_ALL: ""},
+    )
     deploy_collection.unlock(c, env="staging", yes=True)
-    assert c.commands[3:] == [get, f"{kubectl} delete --raw /apis/coordination.k8s.io/v1/namespaces/"
-                                   f"flowlet-staging/leases/{LEASE} --filename -"]  # fmt: skip
+    assert c.commands[3:] == [
+        get,
+        f"{kubectl} delete --raw /apis/coordination.k8s.io/v1/namespaces/"
+        f"flowlet-staging/leases/{LEASE} --filename -",
+    ]
     out = capsys.readouterr().out
-    assert "deploy lock of flowlet in flowlet-staging: held by alice@host pid 1 (?) since 2026-01-01T00:00:00Z" in out
-    assert "(stale)" in out and out.rstrip().endswith("deploy lock of flowlet in flowlet-staging removed")
+    assert (
+        "deploy lock of flowlet in flowlet-staging: held by alice@host pid 1 (?) since "
+        "2026-01-01T00:00:00Z" in out
+    )
+    assert "(stale)" in out and out.rstrip().endswith(
+        "deploy lock of flowlet in flowlet-staging removed"
+    )

@@ -16,12 +16,14 @@ from invoke import Config, Context
 
 from tasks.core.runner import probe
 from tasks.core.settings import Settings
-from tasks.deploy.plan import secret_render_argv
+from tasks.deploy.commands import secret_render_argv
 from tasks.deploy.secrets import SecretSource, data_digest, data_of, env_content, secret_source
 
 
 def secret_settings(**values: object) -> Settings:
-    return Settings({"name": "flowlet-app", "env_file": "", "env_vars": ("FLOWLET_DB_PASSWORD",), **values})
+    return Settings(
+        {"name": "flowlet-app", "env_file": "", "env_vars": ("FLOWLET_DB_PASSWORD",), **values}
+    )
 
 
 def test_values_from_variables(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -36,11 +38,14 @@ def test_values_from_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     "variables,message",
     [
         ({}, "deploy.secret.env_vars: environment variable(s) not set: FLOWLET_DB_PASSWORD"),
-        ({"FLOWLET_DB_PASSWORD": "line1\nline2"},
-         "FLOWLET_DB_PASSWORD: multi-line values cannot go in an env file; use deploy.secret.env_file"),
+        (
+            {"FLOWLET_DB_PASSWORD": "line1\nline2"},
+            "FLOWLET_DB_PASSWORD: multi-line values cannot go in an env file; use "
+            "deploy.secret.env_file",
+        ),
     ],
     ids=["missing", "multi-line"],
-)  # fmt: skip
+)
 def test_refusals_name_the_variable_never_the_value(
     variables: dict[str, str], message: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -57,12 +62,16 @@ def test_configured_env_file(tmp_path: Path) -> None:
     env_file.write_text("FLOWLET_DB_PASSWORD=x\n")
     env_file.chmod(0o644)
     settings = secret_settings(env_file=".env.{env}")
-    with fails_with(r"^deploy.secret.env_file: \S+ is readable by group/others \(mode 0644\); run chmod 600"):
+    with fails_with(
+        r"^deploy.secret.env_file: \S+ is readable by group/others \(mode 0644\); run chmod 600"
+    ):
         secret_source(settings, "production", tmp_path)
     env_file.chmod(0o600)
     source = secret_source(settings, "production", tmp_path)
     assert (source.env_file, env_content(source)) == (env_file, "FLOWLET_DB_PASSWORD=x\n")
-    with fails_with(r"^deploy.secret.env_file: '\S+/.env.staging' is not valid; valid: an existing file$"):
+    with fails_with(
+        r"^deploy.secret.env_file: '\S+/.env.staging' is not valid; valid: an existing file$"
+    ):
         secret_source(settings, "staging", tmp_path)
     with fails_with(r"^deploy.secret: set env_file or env_vars"):
         secret_source(secret_settings(env_vars=()), "staging", tmp_path)

@@ -80,11 +80,23 @@ def deploy(
     from tasks.deploy import run
 
     environment, settings = run.resolve(c, env, namespace)
-    run.deploy(c, environment, settings, run.options(
-        settings, "deploy", image_tag=image_tag, image_digest=image_digest,
-        timeout=timeout, context=context, yes=yes, diff=diff, allow_dirty=allow_dirty,
-        force_conflicts=force_conflicts,
-    ))  # fmt: skip
+    run.deploy(
+        c,
+        environment,
+        settings,
+        run.options(
+            settings,
+            "deploy",
+            image_tag=image_tag,
+            image_digest=image_digest,
+            timeout=timeout,
+            context=context,
+            yes=yes,
+            diff=diff,
+            allow_dirty=allow_dirty,
+            force_conflicts=force_conflicts,
+        ),
+    )
 
 
 def setup_cluster(
@@ -131,9 +143,19 @@ def recover(
     from tasks.deploy import recovery, run
 
     environment, settings = run.resolve(c, env, namespace)
-    recovery.recover(c, environment, settings, run.options(
-        settings, "recover", timeout=timeout, context=context, yes=yes, force=force,
-    ))  # fmt: skip
+    recovery.recover(
+        c,
+        environment,
+        settings,
+        run.options(
+            settings,
+            "recover",
+            timeout=timeout,
+            context=context,
+            yes=yes,
+            force=force,
+        ),
+    )
 
 
 @task(
@@ -144,8 +166,10 @@ def recover(
         "timeout": TIMEOUT,
         "force_conflicts": FORCE_CONFLICTS,
     },
-    flags={"revision": Int(0, minimum=0, desc="0 (the previous revision) or a revision >= 1"),
-           "timeout": "deploy.timeout"},  # fmt: skip
+    flags={
+        "revision": Int(0, minimum=0, desc="0 (the previous revision) or a revision >= 1"),
+        "timeout": "deploy.timeout",
+    },
 )
 def rollback(
     c: Context,
@@ -164,10 +188,20 @@ def rollback(
     from tasks.deploy import recovery, run
 
     environment, settings = run.resolve(c, env, namespace)
-    recovery.rollback(c, environment, settings, run.options(
-        settings, "rollback", timeout=timeout, context=context, yes=yes,
-        revision=revision or 0, force_conflicts=force_conflicts,
-    ))  # fmt: skip
+    recovery.rollback(
+        c,
+        environment,
+        settings,
+        run.options(
+            settings,
+            "rollback",
+            timeout=timeout,
+            context=context,
+            yes=yes,
+            revision=revision or 0,
+            force_conflicts=force_conflicts,
+        ),
+    )
 
 
 @task(help={**WHERE, "yes": "do not ask for confirmation", "force": "remove a live lock too"})
@@ -184,12 +218,12 @@ def unlock(
     A live lock (renewed within deploy.lock_stale_after) needs --force. Example: inv
     deploy.unlock --env=staging --yes
     """
-    from tasks.deploy import lock, run
+    from tasks.deploy import lock, operation, run
 
     environment, settings = run.resolve(c, env, namespace)
     options = run.options(settings, "unlock", context=context)
-    run.prerequisites(c, options)
-    target = run.target_for(c, environment, options)
+    operation.prerequisites(c, options)
+    target = operation.target_for(c, environment, options)
     lock.unlock(c, target, env=environment.name, yes=yes, force=force)
 
 
@@ -219,8 +253,9 @@ def diff(
     from tasks.deploy import run, show
 
     environment, settings = run.resolve(c, env, namespace)
-    options = run.options(settings, "diff", image_tag=image_tag, image_digest=image_digest,
-                          context=context)  # fmt: skip
+    options = run.options(
+        settings, "diff", image_tag=image_tag, image_digest=image_digest, context=context
+    )
     show.diff(c, environment, settings, options, exit_code=exit_code, show_secrets=show_secrets)
 
 

@@ -3,7 +3,8 @@
 Formats: ``helm history -o json`` is a list of ``{"revision", "updated", "status", "chart",
 "app_version", "description"}``; ``helm status -o json`` is the release object (``name``,
 ``namespace``, ``version``, ``info.status``, ``chart.metadata``), the same shape in Helm 3 and 4.
-What a failed ``helm upgrade`` printed decides its one-line explanation (:func:`explain_failure`).
+Why a helm operation failed is read in :mod:`tasks.deploy.failures`; the fallback diff is in
+:mod:`tasks.deploy.diffs`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from tasks.core.errors import OpsError, last_line
+from tasks.core.errors import OpsError
 
 PENDING = ("pending-install", "pending-upgrade", "pending-rollback")
 # States a release can be rolled back to: it was live at some point.
@@ -84,7 +85,9 @@ def _load(text: str, what: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
-        raise OpsError(f"{what}: cannot parse JSON output ({err.msg} at line {err.lineno})") from None
+        raise OpsError(
+            f"{what}: cannot parse JSON output ({err.msg} at line {err.lineno})"
+        ) from None
 
 
 def parse_history(text: str) -> list[Revision]:
@@ -215,165 +218,3 @@ def history_table(history: Sequence[Revision]) -> str:
         "  ".join(cell.ljust(widths[i]) if i < 5 else cell for i, cell in enumerate(row)).rstrip()
         for row in rows
     )
-
-
-# -- why helm failed -------------------------------------------------------------------------------
-
-ANOTHER_OPERATION = "another operation (install/upgrade/rollback) is in progress"
-_CONFLICT_OBJECT = re.compile(
-    r"conflict occurred while applying object (?P<object>\S+) (?P<gv>\S+), Kind=(?P<kind>\w+): "
-    r"Apply failed with \d+ conflicts?: (?P<rest>.*?)(?=(?:: )?conflict occurred while applying|$)",
-    re.S,
-)
-_ONE = re.compile(r'^conflict with (?P<manager>"[^"]*"(?: with subresource "[^"]*")?)'
-                  r"(?: using \S+)?: (?P<field>\S+)")  # fmt: skip
-_MANY = re.compile(r'conflicts with (?P<manager>"[^"]*"(?: with subresource "[^"]*")?)'
-                   r"(?: using \S+)?:\n(?P<fields>(?:- \S+\n?)+)")  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Conflict:
-    """One object whose fields another field manager owns (Helm 4 server-side apply)."""
-
-    kind: str
-    name: str  # namespace/name
-    owners: tuple[tuple[str, tuple[str, ...]], ...]  # (manager, fields)
-
-    def describe(self) -> str:
-        owned = "; ".join(f"{', '.join(fields)} owned by {manager}" for manager, fields in self.owners)
-        return f"{self.kind} {self.name}: {owned}"
-
-
-def parse_conflicts(text: str) -> list[Conflict]:
-    """Server-side apply conflicts in helm's error output, one per object (deduplicated)."""
-    found: dict[tuple[str, str], Conflict] = {}
-    for match in _CONFLICT_OBJECT.finditer(text):
-        rest = match.group("rest")
-        owners: list[tuple[str, tuple[str, ...]]] = []
-        one = _ONE.match(rest)
-        if one:
-            owners.append((one.group("manager"), (one.group("field").rstrip(":"),)))
-        for many in _MANY.finditer(rest):
-            fields = tuple(line[2:].strip() for line in many.group("fields").splitlines() if line.strip())
-            owners.append((many.group("manager"), fields))
-        key = (match.group("kind"), match.group("object"))
-        if owners and key not in found:
-            found[key] = Conflict(match.group("kind"), match.group("object"), tuple(owners))
-    return list(found.values())
-
-
-def explain_failure(
-    action: str, code: int, stderr: str, *, release: str, namespace: str, env: str, helm_major: int
-) -> str:
-    """One line saying what happened to a failed helm upgrade/rollback, from helm's own output.
-
-    Only says "rolled back" when helm said so; names the field managers of a server-side
-    apply conflict and what to do; says exactly what "another operation is in progress" means.
-    """
-    text = stderr or ""
-    where = f"{release} in {namespace}"
-    if ANOTHER_OPERATION in text:
-        return (
-            f"helm {action} refused (exit {code}): Helm says another operation (install/upgrade/"
-            f"rollback) is in progress on {where}, one that does not hold the deploy lock (helm run "
-            "by hand, another tool, or one that was killed); nothing was changed or rolled back; "
-            f"see inv deploy.history --env={env}; once it has ended: inv deploy.recover --env={env}"
-        )
-    lowered = text.lower()
-    if "an error occurred while rolling back the release" in lowered:
-        outcome = "and its automatic rollback failed too: the release is left failed"
-    elif "has been rolled back" in lowered:
-        outcome = "and was rolled back to the previous revision"
-    else:
-        outcome = ""
-    conflicts = parse_conflicts(text)
-    if conflicts:
-        owners = " | ".join(c.describe() for c in conflicts)
-        return (
-            f"helm {action} failed (exit {code}) on server-side apply conflicts"
-            + (f" {outcome}" if outcome else "")
-            + f": {owners}; these fields were changed outside Helm (kubectl scale/edit/apply): "
-            "put the change into the chart values if it should stay, then run "
-            f"inv {'deploy' if action == 'upgrade' else 'deploy.rollback'} --env={env} "
-            "--force-conflicts to take the fields back"
-            + ("" if helm_major >= 4 else " (Helm 4)")
-        )
-    reason = _reason(text)
-    return (
-        f"helm {action} failed (exit {code})"
-        + (f" {outcome}" if outcome else "")
-        + (f": {reason}" if reason else "")
-        + f"; see inv deploy.history --env={env}"
-    )
-
-
-def _reason(text: str) -> str:
-    for line in reversed(text.splitlines()):
-        line = line.strip()
-        if line.startswith("Error:"):
-            return re.sub(r"^[A-Z ]+ FAILED: ", "", line.removeprefix("Error:").strip())
-    return last_line(text)
-
-
-# -- the fallback diff (no helm-diff plugin) ------------------------------------------------------
-
-REDACTED = "(redacted)"
-REDACTED_CHANGED = "(redacted, changed)"
-
-
-def _documents(text: str) -> list[str]:
-    return [d.strip() + "\n" for d in re.split(r"(?m)^---\s*$", text) if d.strip()]
-
-
-def redact_secrets(current: str, rendered: str) -> tuple[str, str]:
-    """Both manifests with every Secret's ``data``/``stringData`` value replaced by a marker;
-    a value that differs between the two is marked changed on the new side."""
-    import yaml  # lazy: keep `inv --list` light
-
-    def secrets_of(text: str) -> dict[str, dict[str, Any]]:
-        found = {}
-        for doc in _documents(text):
-            obj = yaml.safe_load(doc)
-            if isinstance(obj, dict) and obj.get("kind") == "Secret":
-                found[str((obj.get("metadata") or {}).get("name"))] = obj
-        return found
-
-    old_secrets = secrets_of(current)
-
-    def redact(text: str, *, new: bool) -> str:
-        out = []
-        for doc in _documents(text):
-            obj = yaml.safe_load(doc)
-            if not (isinstance(obj, dict) and obj.get("kind") == "Secret"):
-                out.append(doc)
-                continue
-            name = str((obj.get("metadata") or {}).get("name"))
-            before = old_secrets.get(name) or {}
-            for field in ("data", "stringData"):
-                values = obj.get(field) or {}
-                old = before.get(field) or {}
-                obj[field] = {
-                    key: REDACTED_CHANGED if new and old.get(key) != value else REDACTED
-                    for key, value in values.items()
-                } or None
-                if obj[field] is None:
-                    obj.pop(field)
-            out.append(yaml.safe_dump(obj, sort_keys=False))
-        return "---\n".join(out)
-
-    return redact(current, new=False), redact(rendered, new=True)
-
-
-def manifest_diff(current: str, rendered: str, *, show_secrets: bool = False) -> str:
-    """Unified diff of the deployed manifest and the one to deploy ("" when equal)."""
-    import difflib
-
-    if not show_secrets:
-        current, rendered = redact_secrets(current, rendered)
-    lines = difflib.unified_diff(
-        current.splitlines(keepends=True),
-        rendered.splitlines(keepends=True),
-        fromfile="deployed (helm get manifest)",
-        tofile="to deploy (helm template)",
-    )
-    return "".join(lines)

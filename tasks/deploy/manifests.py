@@ -36,7 +36,9 @@ def manifest_params(
     block = params.get(environment)
     if not isinstance(block, Mapping):
         valid = ", ".join(sorted(str(k) for k in params)) or "none"
-        raise ConfigError(f"{source}: no parameters for environment {environment!r}; found: {valid}")
+        raise ConfigError(
+            f"{source}: no parameters for environment {environment!r}; found: {valid}"
+        )
     values: dict[str, str] = {}
     for key, value in block.items():
         where = f"{source}: {environment}.{key}"
@@ -60,12 +62,10 @@ def render_manifests(templates: Mapping[str, str], values: Mapping[str, str]) ->
                 lines.append(line)
                 continue
             match = WHOLE_VALUE.match(line)
-            found = PLACEHOLDER.search(line)
-            assert found is not None
             if match is None or len(PLACEHOLDER.findall(line)) > 1:
                 raise ConfigError(
-                    f"{name}:{number}: ${{{found.group(1)}}} must be a whole YAML value "
-                    "(key: ${name} or - ${name}); it is substituted as a quoted string"
+                    f"{name}:{number}: ${{{PLACEHOLDER.findall(line)[0]}}} must be a whole YAML "
+                    "value (key: ${name} or - ${name}); it is substituted as a quoted string"
                 )
             key = match.group("name")
             if key not in values:

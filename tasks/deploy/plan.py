@@ -1,8 +1,8 @@
-"""Pure planning for deploys: what a deploy does (its steps) and every helm/kubectl argv.
+"""Pure planning for deploys: what an operation does (its steps), what it renders (the chart's
+inputs), and the names and descriptions it uses.
 
-Nothing here runs a command. :mod:`tasks.deploy.run` walks these plans; unit tests assert them
-directly. The deploy lock's commands are in :mod:`tasks.deploy.lock`, the manifests renderer
-in :mod:`tasks.deploy.manifests`.
+Nothing here runs a command: :mod:`tasks.deploy.commands` builds every helm/kubectl argv,
+:mod:`tasks.deploy.run` walks the steps; unit tests assert both directly.
 """
 
 from __future__ import annotations
@@ -12,9 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tasks.core.steps import Step
-from tasks.kube import HelmVersion, helm, kubectl, upgrade_safety_flags
 
-# What --dry shows where the Secret's digest would be (it is read or computed when it runs).
 DRY_CHECKSUM = "SHA256_OF_THE_SECRET_DATA"
 
 
@@ -92,9 +90,6 @@ def image_digests(items: tuple[str, ...] | None, configured: Mapping[str, str]) 
     return digests
 
 
-# -- the steps of a deploy ------------------------------------------------------------------------
-
-
 def deploy_steps(options: Options, target: Target, *, secret_name: str, lease: str) -> list[Step]:
     """The steps of ``inv deploy`` (and ``inv setup --env <cluster>``), in order.
 
@@ -129,148 +124,11 @@ def deploy_steps(options: Options, target: Target, *, secret_name: str, lease: s
     ]
 
 
-# -- helm ------------------------------------------------------------------------------------------
-
-
-def history_argv(t: Target, max_revisions: int = 20) -> list[str]:
-    return helm(t.context, "history", t.release, "--namespace", t.namespace,
-                "--max", str(max_revisions), "--output", "json")  # fmt: skip
-
-
-def status_argv(t: Target) -> list[str]:
-    return helm(t.context, "status", t.release, "--namespace", t.namespace, "--output", "json")
-
-
-def get_manifest_argv(t: Target) -> list[str]:
-    return helm(t.context, "get", "manifest", t.release, "--namespace", t.namespace)
-
-
-def template_argv(t: Target, chart: ChartInputs) -> list[str]:
-    """``helm template``: local rendering, no cluster (no context needed, none passed)."""
-    return ["helm", "template", t.release, str(chart.chart), "--namespace", t.namespace,
-            *chart.values_args()]  # fmt: skip
-
-
-def lint_argv(chart: Path, values_file: Path, namespace: str) -> list[str]:
-    return ["helm", "lint", "--strict", str(chart), "--namespace", namespace,
-            "--values", str(values_file)]  # fmt: skip
-
-
-def diff_plugin_argv(t: Target, chart: ChartInputs, *, show_secrets: bool = False) -> list[str]:
-    """``helm diff upgrade`` (the helm-diff plugin), as the upgrade would be run.
-
-    ``--detailed-exitcode``: exit 2 when there are changes. The plugin redacts Secret data
-    unless ``--show-secrets``.
-    """
-    shown = ["--show-secrets"] if show_secrets else []
-    return helm(t.context, "diff", "upgrade", t.release, str(chart.chart), "--namespace",
-                t.namespace, "--allow-unreleased", "--detailed-exitcode", "--context", "5",
-                *shown, *chart.values_args())  # fmt: skip
-
-
-def upgrade_argv(
-    t: Target,
-    chart: ChartInputs,
-    version: HelmVersion,
-    *,
-    history_max: int,
-    description: str,
-    force_conflicts: bool = False,
-) -> list[str]:
-    """``helm upgrade --install`` with rollback on failure, a real wait, timeout and history.
-
-    ``force_conflicts`` (Helm 4: server-side apply) takes over fields another field manager
-    owns (after ``kubectl scale`` / ``kubectl edit``).
-    """
-    forced = ["--force-conflicts"] if force_conflicts else []
-    return helm(t.context, "upgrade", t.release, str(chart.chart), "--install", "--namespace",
-                t.namespace, *chart.values_args(),
-                *upgrade_safety_flags(version, timeout_flag(chart.timeout_seconds)), *forced,
-                "--cleanup-on-fail", "--history-max", str(history_max),
-                "--description", description)  # fmt: skip
-
-
-def wait_flags(version: HelmVersion) -> list[str]:
-    """Wait for readiness on rollback/uninstall, in this Helm major's spelling."""
-    return ["--wait=watcher"] if version.major >= 4 else ["--wait"]
-
-
-def rollback_argv(
-    t: Target,
-    revision: int,
-    version: HelmVersion,
-    *,
-    timeout_seconds: int,
-    history_max: int,
-    force_conflicts: bool = False,
-) -> list[str]:
-    """``helm rollback``; revision 0 means "the previous revision" (Helm's own default)."""
-    revision_args = [str(revision)] if revision > 0 else []
-    forced = ["--force-conflicts"] if force_conflicts else []
-    return helm(t.context, "rollback", t.release, *revision_args, "--namespace", t.namespace,
-                *wait_flags(version), "--timeout", timeout_flag(timeout_seconds), *forced,
-                "--cleanup-on-fail", "--history-max", str(history_max))  # fmt: skip
-
-
-def uninstall_argv(t: Target, version: HelmVersion, *, timeout_seconds: int) -> list[str]:
-    return helm(t.context, "uninstall", t.release, "--namespace", t.namespace,
-                *wait_flags(version), "--timeout", timeout_flag(timeout_seconds))  # fmt: skip
-
-
 def describe_change(*, environment: str, git_sha: str, user: str, when: str) -> str:
     """The release ``--description``: who deployed what from where."""
     return f"flowlet-ops deploy env={environment} git={git_sha} user={user} at={when}"
 
 
-# -- kubectl ---------------------------------------------------------------------------------------
-
-
-def apply_argv(
-    context: str, field_manager: str, namespace: str | None = None, *, force_conflicts: bool = False
-) -> list[str]:
-    """Server-side apply of YAML on stdin: idempotent; conflicts reported unless forced."""
-    ns_args = ["--namespace", namespace] if namespace else []
-    forced = ["--force-conflicts"] if force_conflicts else []
-    return kubectl(context, *ns_args, "apply", "--server-side", *forced,
-                   f"--field-manager={field_manager}", "--filename", "-")  # fmt: skip
-
-
-def secret_render_argv(context: str, namespace: str, name: str) -> list[str]:
-    """Render the Secret client-side from the env-file text on stdin (never on argv)."""
-    return kubectl(context, "--namespace", namespace, "create", "secret", "generic", name,
-                   "--from-env-file=/dev/stdin", "--dry-run=client", "--output", "yaml")  # fmt: skip
-
-
-def secret_get_argv(t: Target, name: str) -> list[str]:
-    return kubectl(t.context, "--namespace", t.namespace, "get", "secret", name,
-                   "--output", "json")  # fmt: skip
-
-
 def deployment_name(release: str, component: str) -> str:
     """The chart names objects ``<release>-<component>`` (see _helpers.tpl)."""
     return f"{release}-{component}"
-
-
-def rollout_argv(t: Target, deployment: str, timeout_seconds: int) -> list[str]:
-    return kubectl(t.context, "--namespace", t.namespace, "rollout", "status",
-                   f"deployment/{deployment}", f"--timeout={timeout_flag(timeout_seconds)}")  # fmt: skip
-
-
-def describe_deployment_argv(t: Target, deployment: str) -> list[str]:
-    return kubectl(t.context, "--namespace", t.namespace, "describe", f"deployment/{deployment}")
-
-
-def pods_argv(t: Target, component: str) -> list[str]:
-    selector = f"app.kubernetes.io/instance={t.release},app.kubernetes.io/component={component}"
-    return kubectl(t.context, "--namespace", t.namespace, "get", "pods",
-                   f"--selector={selector}", "--output", "json")  # fmt: skip
-
-
-def logs_argv(t: Target, pod: str, lines: int) -> list[str]:
-    return kubectl(t.context, "--namespace", t.namespace, "logs", pod, "--all-containers",
-                   f"--tail={lines}", "--prefix")  # fmt: skip
-
-
-def workloads_argv(t: Target) -> list[str]:
-    return kubectl(t.context, "--namespace", t.namespace, "get", "deployments,pods,hpa,pdb",
-                   f"--selector=app.kubernetes.io/instance={t.release}", "--output", "wide")  # fmt: skip

@@ -17,10 +17,10 @@ from tasks.core.prompt import confirm
 from tasks.core.runner import is_dry
 from tasks.core.settings import Settings
 from tasks.core.steps import Step
-from tasks.deploy import helmout, plan
-from tasks.deploy.lock import lease_name
+from tasks.deploy import commands, helmout
+from tasks.deploy.lease import lease_name
+from tasks.deploy.operation import Operation, ask, check_not_stuck, note, read_history, run_helm
 from tasks.deploy.plan import Options
-from tasks.deploy.run import Operation, ask, note, read_history, run_helm
 
 
 def _steps(*middle: tuple[str, str]) -> list[Step]:
@@ -42,40 +42,52 @@ class Rollback(Operation):
         history = read_history(self.c, self.target)
         revision = self.options.revision
         if history == []:
-            raise Refused(f"release {self.target.release} is not installed in {self.target.namespace}")
+            raise Refused(
+                f"release {self.target.release} is not installed in {self.target.namespace}"
+            )
         if history and revision and revision not in {r.revision for r in history}:
             known = ", ".join(str(r.revision) for r in history)
-            raise ConfigError(f"--revision: {revision} is not in the release history; known: {known}")
+            raise ConfigError(
+                f"--revision: {revision} is not in the release history; known: {known}"
+            )
         if history is None:
             note("(dry run: release history not read)")
 
     def step_confirm(self) -> None:
-        to = f"to revision {self.options.revision}" if self.options.revision else "to the previous revision"
+        to = (
+            f"to revision {self.options.revision}"
+            if self.options.revision
+            else "to the previous revision"
+        )
         ask(self.c, self.environment, self.target, yes=self.options.yes, what=f"Roll back ({to})")
 
     def step_state(self) -> None:
-        from tasks.deploy.run import check_not_stuck
-
         check_not_stuck(self.c, self.target, self.options)
 
     def step_rollback(self) -> None:
-        argv = plan.rollback_argv(self.target, self.options.revision, self.version,
-                                  timeout_seconds=self.options.timeout_seconds,
-                                  history_max=self.settings.history_max,
-                                  force_conflicts=self.options.force_conflicts)  # fmt: skip
+        argv = commands.rollback_argv(
+            self.target,
+            self.options.revision,
+            self.version,
+            timeout_seconds=self.options.timeout_seconds,
+            history_max=self.settings.history_max,
+            force_conflicts=self.options.force_conflicts,
+        )
         run_helm(self.c, argv, self.target, "rollback", self.version)
 
 
 def rollback(c: Context, environment: Environment, settings: Settings, options: Options) -> None:
     lease = f"deploy lock: lease {lease_name(environment.release)} in {environment.namespace}"
-    Rollback(c, environment, settings, options).steps(_steps(
-        (f"release history: {environment.release} in {environment.namespace}", "history"),
-        ("confirmation", "confirm"),
-        (lease, "lock"),
-        (f"release state: {environment.release} in {environment.namespace}", "state"),
-        ("helm rollback", "rollback"),
-        ("rollout verification", "rollout"),
-    ))  # fmt: skip
+    Rollback(c, environment, settings, options).steps(
+        _steps(
+            (f"release history: {environment.release} in {environment.namespace}", "history"),
+            ("confirmation", "confirm"),
+            (lease, "lock"),
+            (f"release state: {environment.release} in {environment.namespace}", "state"),
+            ("helm rollback", "rollback"),
+            ("rollout verification", "rollout"),
+        )
+    )
 
 
 class Recover(Operation):
@@ -97,13 +109,17 @@ class Recover(Operation):
         if (age is None or age < timeout) and not self.options.force:
             how_old = f"{helmout.describe_age(age)} old" if age is not None else "of unknown age"
             raise Refused(
-                f"deploy.recover: revision {stuck.revision} is {stuck.status} since {stuck.updated[:19]} "
-                f"({how_old}), younger than the deploy timeout ({helmout.describe_age(timeout)}): the "
+                f"deploy.recover: revision {stuck.revision} is {stuck.status} since "
+                f"{stuck.updated[:19]} ({how_old}), younger than the deploy timeout "
+                f"({helmout.describe_age(timeout)}): the "
                 "operation that left it may still be running; wait, or pass --force if you know "
                 "it has ended"
             )
-        what = (f"roll back to revision {recovery.revision}" if recovery.action == "rollback"
-                else "uninstall the never-deployed release")  # fmt: skip
+        what = (
+            f"roll back to revision {recovery.revision}"
+            if recovery.action == "rollback"
+            else "uninstall the never-deployed release"
+        )
         age_text = helmout.describe_age(age) if age is not None else "unknown age"
         note(f"revision {stuck.revision} is {stuck.status} ({age_text} old): will {what}")
         self.recovery, self.what = recovery, what
@@ -124,21 +140,28 @@ class Recover(Operation):
         if recovery is None and not is_dry(self.c):
             return
         if recovery is not None and recovery.action == "uninstall":
-            argv = plan.uninstall_argv(t, self.version, timeout_seconds=o.timeout_seconds)
+            argv = commands.uninstall_argv(t, self.version, timeout_seconds=o.timeout_seconds)
             run_helm(self.c, argv, t, "uninstall", self.version)
             return
         revision = recovery.revision if recovery is not None else 0
-        argv = plan.rollback_argv(t, revision, self.version, timeout_seconds=o.timeout_seconds,
-                                  history_max=self.settings.history_max,
-                                  force_conflicts=o.force_conflicts)  # fmt: skip
+        argv = commands.rollback_argv(
+            t,
+            revision,
+            self.version,
+            timeout_seconds=o.timeout_seconds,
+            history_max=self.settings.history_max,
+            force_conflicts=o.force_conflicts,
+        )
         run_helm(self.c, argv, t, "rollback", self.version)
 
 
 def recover(c: Context, environment: Environment, settings: Settings, options: Options) -> None:
     lease = f"deploy lock: lease {lease_name(environment.release)} in {environment.namespace}"
-    Recover(c, environment, settings, options).steps(_steps(
-        (lease, "lock"),
-        (f"release state: {environment.release} in {environment.namespace}", "state"),
-        ("confirmation", "confirm"),
-        ("recovery", "recover"),
-    ))  # fmt: skip
+    Recover(c, environment, settings, options).steps(
+        _steps(
+            (lease, "lock"),
+            (f"release state: {environment.release} in {environment.namespace}", "state"),
+            ("confirmation", "confirm"),
+            ("recovery", "recover"),
+        )
+    )

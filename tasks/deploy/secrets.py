@@ -54,7 +54,9 @@ def secret_source(secret: Mapping[str, Any], environment: str, root: Path) -> Se
             )
         return SecretSource(name=secret["name"], env_file=path, env_vars=())
     if not secret["env_vars"]:
-        raise ConfigError("deploy.secret: set env_file or env_vars (where the Secret's values come from)")
+        raise ConfigError(
+            "deploy.secret: set env_file or env_vars (where the Secret's values come from)"
+        )
     return SecretSource(name=secret["name"], env_file=None, env_vars=tuple(secret["env_vars"]))
 
 
@@ -64,13 +66,19 @@ def env_content(source: SecretSource) -> str:
         try:
             return source.env_file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"deploy.secret.env_file: cannot read {source.env_file}: {exc}") from None
+            raise ConfigError(
+                f"deploy.secret.env_file: cannot read {source.env_file}: {exc}"
+            ) from None
     missing = [var for var in source.env_vars if not os.environ.get(var)]
     if missing:
-        raise ConfigError(f"deploy.secret.env_vars: environment variable(s) not set: {', '.join(missing)}")
+        raise ConfigError(
+            f"deploy.secret.env_vars: environment variable(s) not set: {', '.join(missing)}"
+        )
     for var in source.env_vars:
         if "\n" in os.environ[var] or "\r" in os.environ[var]:
-            raise ConfigError(f"{var}: multi-line values cannot go in an env file; use deploy.secret.env_file")
+            raise ConfigError(
+                f"{var}: multi-line values cannot go in an env file; use deploy.secret.env_file"
+            )
     return "".join(f"{var}={os.environ[var]}\n" for var in source.env_vars)
 
 

@@ -36,7 +36,9 @@ SCHEMA = Section(
         "manifests": FilePath(
             "kubernetes/manifests", "manifests applied before Helm (params.yaml)", kind="dir"
         ),
-        "timeout": Duration("10m", "helm wait and rollout timeout", min_seconds=MIN_TIMEOUT_SECONDS),
+        "timeout": Duration(
+            "10m", "helm wait and rollout timeout", min_seconds=MIN_TIMEOUT_SECONDS
+        ),
         "history_max": Int(10, "helm --history-max", minimum=1),
         "audit_log": FilePath(".flowlet/deploy-audit.jsonl", "audit log (JSON lines)", kind="file"),
         "lock_stale_after": Duration(
@@ -57,19 +59,27 @@ SCHEMA = Section(
             key_desc="a component: backend or frontend",
         ),
         "field_manager": Str(
-            "flowlet-ops", "server-side apply field manager", pattern=r"^[A-Za-z0-9_.:-]{1,128}$",
+            "flowlet-ops",
+            "server-side apply field manager",
+            pattern=r"^[A-Za-z0-9_.:-]{1,128}$",
             desc="a field manager name (letters, digits, '_', '.', ':', '-')",
-        ),  # fmt: skip
+        ),
         "log_lines": Int(40, "pod log lines shown after a failed rollout", minimum=1),
         "kubernetes_version": Str(
             "1.33", "schema version of deploy.lint", pattern=r"^1\.\d+$", desc="a version like 1.33"
         ),
         "crd_allowlist": List(
-            ["ServiceMonitor", "PodMonitor", "PrometheusRule", "HTTPRoute", "Gateway",
-             "GrafanaDashboard"],
+            [
+                "ServiceMonitor",
+                "PodMonitor",
+                "PrometheusRule",
+                "HTTPRoute",
+                "Gateway",
+                "GrafanaDashboard",
+            ],
             Str(pattern=KIND, desc="a Kubernetes kind like ServiceMonitor"),
             "kinds deploy.lint accepts without a schema",
-        ),  # fmt: skip
+        ),
         "secret": Section(
             {
                 "name": Str(
