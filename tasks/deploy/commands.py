@@ -165,6 +165,11 @@ def uninstall_argv(t: Target, version: HelmVersion, *, timeout_seconds: int) -> 
     )
 
 
+def in_namespace(t: Target, *args: str) -> list[str]:
+    """``kubectl --context C --namespace NS ARGS``: a namespaced kubectl argv of ``t``."""
+    return kubectl(t.context, "--namespace", t.namespace, *args)
+
+
 def apply_argv(
     context: str, field_manager: str, namespace: str | None = None, *, force_conflicts: bool = False
 ) -> list[str]:
@@ -201,14 +206,12 @@ def secret_render_argv(context: str, namespace: str, name: str) -> list[str]:
 
 
 def secret_get_argv(t: Target, name: str) -> list[str]:
-    return kubectl(t.context, "--namespace", t.namespace, "get", "secret", name, "--output", "json")
+    return in_namespace(t, "get", "secret", name, "--output", "json")
 
 
 def rollout_argv(t: Target, deployment: str, timeout_seconds: int) -> list[str]:
-    return kubectl(
-        t.context,
-        "--namespace",
-        t.namespace,
+    return in_namespace(
+        t,
         "rollout",
         "status",
         f"deployment/{deployment}",
@@ -217,15 +220,13 @@ def rollout_argv(t: Target, deployment: str, timeout_seconds: int) -> list[str]:
 
 
 def describe_deployment_argv(t: Target, deployment: str) -> list[str]:
-    return kubectl(t.context, "--namespace", t.namespace, "describe", f"deployment/{deployment}")
+    return in_namespace(t, "describe", f"deployment/{deployment}")
 
 
 def pods_argv(t: Target, component: str) -> list[str]:
     selector = f"app.kubernetes.io/instance={t.release},app.kubernetes.io/component={component}"
-    return kubectl(
-        t.context,
-        "--namespace",
-        t.namespace,
+    return in_namespace(
+        t,
         "get",
         "pods",
         f"--selector={selector}",
@@ -235,10 +236,8 @@ def pods_argv(t: Target, component: str) -> list[str]:
 
 
 def logs_argv(t: Target, pod: str, lines: int) -> list[str]:
-    return kubectl(
-        t.context,
-        "--namespace",
-        t.namespace,
+    return in_namespace(
+        t,
         "logs",
         pod,
         "--all-containers",
@@ -248,10 +247,8 @@ def logs_argv(t: Target, pod: str, lines: int) -> list[str]:
 
 
 def workloads_argv(t: Target) -> list[str]:
-    return kubectl(
-        t.context,
-        "--namespace",
-        t.namespace,
+    return in_namespace(
+        t,
         "get",
         "deployments,pods,hpa,pdb",
         f"--selector=app.kubernetes.io/instance={t.release}",

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from tasks.core.errors import OpsError
+from tasks.deploy.commands import in_namespace
 from tasks.deploy.helmout import describe_age, parse_time
 from tasks.deploy.plan import Target
 from tasks.kube import kubectl
@@ -183,16 +184,12 @@ def parse_lease(text: str) -> LeaseState:
 
 
 def create_argv(t: Target) -> list[str]:
-    return kubectl(
-        t.context, "--namespace", t.namespace, "create", "--filename", "-", "--output", "json"
-    )
+    return in_namespace(t, "create", "--filename", "-", "--output", "json")
 
 
 def get_argv(t: Target) -> list[str]:
-    return kubectl(
-        t.context,
-        "--namespace",
-        t.namespace,
+    return in_namespace(
+        t,
         "get",
         "lease",
         lease_name(t.release),
@@ -202,9 +199,7 @@ def get_argv(t: Target) -> list[str]:
 
 
 def replace_argv(t: Target) -> list[str]:
-    return kubectl(
-        t.context, "--namespace", t.namespace, "replace", "--filename", "-", "--output", "json"
-    )
+    return in_namespace(t, "replace", "--filename", "-", "--output", "json")
 
 
 def delete_argv(t: Target) -> list[str]:
