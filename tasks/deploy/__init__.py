@@ -263,10 +263,10 @@ def diff(
 def status(
     c: Context, env: str | None = None, namespace: str | None = None, context: str | None = None
 ) -> None:
-    """Show the release's status and its deployments, pods, HPAs and PDBs; exit != 0 if a query
-    fails.
+    """Show the release's status and its deployments, pods, HPAs and PDBs.
 
-    Example: inv deploy.status --env=production
+    A query that fails is one line with the tool's reason and its exit code. Example: inv
+    deploy.status --env=production
     """
     from tasks.deploy import run, show
 
