@@ -753,3 +753,26 @@ def test_children_never_get_the_password(project: Path, cluster: FakeKube, tmp_p
         ).decode()
         == password
     )
+
+
+def test_the_lock_is_renewed_while_the_operation_runs(project: Path, cluster: FakeKube) -> None:
+    assert inv(project, cluster, "inv setup --env staging", FLOWLET_DB_PASSWORD="x").returncode == 0
+    cluster.hold_rollout(NS, "flowlet-backend")
+    env = {**inv_env(cluster.kubeconfig), "INVOKE_DEPLOY_LOCK_STALE_AFTER": "10s"}
+    before = backend_writes(cluster)
+    child = start_inv(
+        ["deploy", "--env=staging", "--no-diff", "--image-tag=slow"], cwd=project, env=env
+    )
+    started_upgrade(cluster, before)
+    first = cluster.get("Lease", NS, LEASE)
+    assert first is not None and first["spec"]["leaseDurationSeconds"] == 10
+    time.sleep(8)  # renewed every 10/3 s
+    second = cluster.get("Lease", NS, LEASE)
+    assert second is not None
+    assert second["spec"]["renewTime"] > first["spec"]["renewTime"]
+    assert second["spec"]["acquireTime"] == first["spec"]["acquireTime"]
+    assert second["spec"]["holderIdentity"] == first["spec"]["holderIdentity"]
+    cluster.hold_rollout(NS, "flowlet-backend", held=False)
+    out, err = child.communicate(timeout=300)
+    assert child.returncode == 0, err
+    assert cluster.get("Lease", NS, LEASE) is None

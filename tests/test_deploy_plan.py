@@ -721,3 +721,44 @@ def test_unlock_plan(
     assert "(stale)" in out and out.rstrip().endswith(
         "deploy lock of flowlet in flowlet-staging removed"
     )
+
+
+@pytest.mark.parametrize(
+    "flags,plugin_exit,exit_code",
+    [({}, 2, None), ({"exit_code": True}, 2, 2), ({"exit_code": True}, 0, None),
+     ({"exit_code": True, "show_secrets": True}, 1, 1)],
+    ids=["changes-without-exit-code", "changes", "no-changes", "plugin-error"],
+)  # fmt: skip
+def test_diff_plugin_and_exit_codes(
+    flags: dict[str, bool],
+    plugin_exit: int,
+    exit_code: int | None,
+    strict_context: type,
+    deploy_config: Config,
+    cluster_answers: Callable[..., dict[Any, Any]],
+) -> None:
+    plugin = re.compile(r"helm --kube-context flowlet-staging diff upgrade .*")
+    answers = cluster_answers(
+        "staging",
+        plugins="NAME\tVERSION\tDESCRIPTION\ndiff\t3.13.1\tx\n",
+        extra={
+            plugin: Result(exited=plugin_exit, stderr="Error: boom\n" if plugin_exit == 1 else "")
+        },
+    )
+    c = strict_context(config=deploy_config, run=answers)
+    if exit_code is None:
+        deploy_collection.diff(c, env="staging", image_tag="9f8e7d6", **flags)
+    else:
+        with fails_with(code=exit_code) as err:
+            deploy_collection.diff(c, env="staging", image_tag="9f8e7d6", **flags)
+        assert err.value.message == (
+            "" if exit_code == 2 else "helm diff failed (exit 1): Error: boom"
+        )
+    shown = " --show-secrets" if flags.get("show_secrets") else ""
+    assert c.commands[-1] == (
+        "helm --kube-context flowlet-staging diff upgrade flowlet "
+        f"{CHART} --namespace flowlet-staging --allow-unreleased --detailed-exitcode --context 5"
+        f"{shown} --values {CHART}/values-staging.yaml --set-string existingSecret=flowlet-app "
+        f"--set progressDeadlineSeconds=480 --set-string image.tag=9f8e7d6 "
+        f"--set-string secretChecksum={CHECKSUM}"
+    )
