@@ -21,7 +21,14 @@ from typing import Any
 import pytest
 from conftest import readme, run_inv, start_inv
 from fakekube import FakeKube, read_helm_release
-from fixtures_deploy import helm_env, inv_env, release_object, run_helm, store_release
+from fixtures_deploy import (
+    ENVIRONMENTS,
+    helm_env,
+    inv_env,
+    release_object,
+    run_helm,
+    store_release,
+)
 
 from tasks.deploy import diffs, helmout, secrets
 
@@ -69,168 +76,179 @@ def assert_lines(actual: list[str], expected: list[Any]) -> None:
     ), f"{len(actual)} lines, expected {len(flat)}: {actual[len(flat):]}"
 
 
-def helm_block(major: int, revision: int, *, installing: bool) -> list[Any]:
+def helm_block(
+    major: int,
+    revision: int,
+    *,
+    installing: bool,
+    env: str = "staging",
+    namespace: str = NS,
+    host: str = "staging.flowlet.example.com",
+) -> list[Any]:
     first = (
         ['Release "flowlet" does not exist. Installing it now.']
         if installing
         else ['Release "flowlet" has been upgraded. Happy Helming!']
     )
+    description = re.compile(
+        rf"DESCRIPTION: flowlet-ops deploy env={env} git=[0-9a-f]{{40}} user=\S+ at=\S+Z"
+    )
     return first + [
         "NAME: flowlet",
         re.compile(r"LAST DEPLOYED: \w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}"),
-        f"NAMESPACE: {NS}",
+        f"NAMESPACE: {namespace}",
         "STATUS: deployed",
         f"REVISION: {revision}",
-        *(
-            [
-                re.compile(
-                    r"DESCRIPTION: flowlet-ops deploy env=staging git=[0-9a-f]{40} user=\S+ at=\S+Z"
-                )
-            ]
-            if major == 4
-            else []
-        ),  # Helm 3 does not print the description
+        *([description] if major == 4 else []),  # Helm 3 does not print the description
         "TEST SUITE: None",
         "NOTES:",
-        f"Flowlet 0.1.0 is deployed as release flowlet in namespace {NS}.",
+        f"Flowlet 0.1.0 is deployed as release flowlet in namespace {namespace}.",
         "Backend:  flowlet-backend (port 8000: /healthz, /metrics)",
-        "Frontend: flowlet-frontend at https://staging.flowlet.example.com/",
+        f"Frontend: flowlet-frontend at https://{host}/",
     ]
 
 
 @MAJORS
-def test_setup_staging_end_to_end(major: int, project: Path, cluster: FakeKube) -> None:
-    """``inv setup --env staging``: every step, the whole output, what ends up in the cluster."""
+@pytest.mark.parametrize("env", ["staging", "production"])
+def test_setup_end_to_end(env: str, major: int, project: Path, cluster: FakeKube) -> None:
+    """``inv setup --env staging`` and ``inv setup --env production --yes``: every step, the
+    whole output, what ends up in the cluster."""
     password = "correct-horse-battery-staple"
-    result = inv(
-        project, cluster, "inv setup --env staging", major=major, FLOWLET_DB_PASSWORD=password
-    )
+    ns, context, values_file = ENVIRONMENTS[env]
+    command = "inv setup --env staging" if env == "staging" else "inv setup --env production --yes"
+    result = inv(project, cluster, command, major=major, FLOWLET_DB_PASSWORD=password)
     assert (result.returncode, result.stderr) == (0, "")
-    rendered = run_helm(
-        major,
-        "template",
-        "flowlet",
-        str(project / "kubernetes/flowlet-chart"),
-        "--namespace",
-        NS,
-        "--values",
-        str(project / "kubernetes/flowlet-chart/values-staging.yaml"),
-        "--set-string",
-        "existingSecret=flowlet-app",
-        "--set",
-        "progressDeadlineSeconds=480",
-        "--set-string",
-        f"secretChecksum={'0' * 64}",
-    ).stdout
+    chart = project / "kubernetes/flowlet-chart"
     data = {"FLOWLET_DB_PASSWORD": base64.b64encode(password.encode()).decode()}
     digest = secrets.data_digest(data)
-    diff = diffs.manifest_diff("", rendered.replace("0" * 64, digest)).splitlines()
+    rendered = run_helm(major, "template", "flowlet", str(chart), "--namespace", ns, "--values",
+                        str(chart / values_file), "--set-string", "existingSecret=flowlet-app",
+                        "--set", "progressDeadlineSeconds=480",
+                        "--set-string", f"secretChecksum={digest}").stdout  # fmt: skip
     safety = "--rollback-on-failure --wait=watcher" if major == 4 else "--atomic --wait"
-    assert_lines(
-        result.stdout.splitlines(),
-        [
-            f"setup: staging: namespace {NS}, kube context flowlet-staging, release flowlet",
-            "==> 1. prerequisites: kubectl and helm",
-            re.compile(
-                rf"    kubectl v1\.33\.\d+; helm v{'4.1.4' if major == 4 else '3.18.0'} \(Helm "
-                rf"{major}: " + re.escape(safety) + r"\)"
-            ),
-            "==> 2. context guard",
-            "    kube context flowlet-staging (from environments.staging.kube_context), passed "
-            "explicitly "
-            "to every kubectl/helm call",
-            "==> 3. guards: git tree and confirmation",
-            re.compile(r"    git [0-9a-f]{40} \(clean\); confirmation not required"),
-            "==> 4. secret flowlet-app: digest of its data (rendered from deploy.secret)",
-            f"    from environment variables FLOWLET_DB_PASSWORD: sha256 {digest[:12]}... (the "
-            f"backend's "
-            "pods roll when it changes)",
-            "==> 5. diff against the deployed release",
-            "    helm-diff plugin not installed: comparing helm template with helm get manifest",
-            diff,
-            "==> 6. confirmation",
-            "    not required for staging",
-            f"==> 7. namespace {NS}: manifests",
-            f"    Namespace, ResourceQuota, LimitRange, NetworkPolicy for namespace {NS} "
-            f"(server-side apply)",
-            f"namespace/{NS} serverside-applied",
-            "resourcequota/flowlet-quota serverside-applied",
-            "limitrange/flowlet-limits serverside-applied",
-            "networkpolicy.networking.k8s.io/default-deny-all serverside-applied",
-            f"==> 8. deploy lock: lease {LEASE} in {NS}",
-            re.compile(r"    taken: \S+@\S+/\d+ \(setup\), renewed every 40s, stale after 120s"),
-            f"==> 9. release state: flowlet in {NS}",
-            "    not installed yet",
-            "==> 10. secret flowlet-app: server-side apply",
-            f"    secret/flowlet-app applied in {NS} (owned by flowlet-ops)",
-            "==> 11. helm upgrade --install",
-            helm_block(major, 1, installing=True),
-            "==> 12. rollout verification",
-            'deployment "flowlet-backend" successfully rolled out',
-            'deployment "flowlet-frontend" successfully rolled out',
-            "==> 13. audit record",
-            f"    succeeded: revision 1 recorded in {project}/.flowlet/deploy-audit.jsonl",
-            "==> 14. deploy lock: release",
-            "    released",
-        ],
-    )
+    version = "4.1.4" if major == 4 else "3.18.0"
+    confirm = "required" if env == "production" else "not required"
+    host = "app.flowlet.example.com" if env == "production" else "staging.flowlet.example.com"
+    assert_lines(result.stdout.splitlines(), [
+        f"setup: {env}: namespace {ns}, kube context {context}, release flowlet",
+        "==> 1. prerequisites: kubectl and helm",
+        re.compile(rf"    kubectl v1\.33\.\d+; helm v{version} \(Helm {major}: {re.escape(safety)}\)"),
+        "==> 2. context guard",
+        f"    kube context {context} (from environments.{env}.kube_context), passed explicitly "
+        "to every kubectl/helm call",
+        "==> 3. guards: git tree and confirmation",
+        re.compile(rf"    git [0-9a-f]{{40}} \(clean\); confirmation {confirm}"),
+        "==> 4. secret flowlet-app: digest of its data (rendered from deploy.secret)",
+        f"    from environment variables FLOWLET_DB_PASSWORD: sha256 {digest[:12]}... (the "
+        "backend's pods roll when it changes)",
+        "==> 5. diff against the deployed release",
+        "    helm-diff plugin not installed: comparing helm template with helm get manifest",
+        diffs.manifest_diff("", rendered).splitlines(),
+        "==> 6. confirmation",
+        "    confirmed by --yes" if env == "production" else "    not required for staging",
+        f"==> 7. namespace {ns}: manifests",
+        f"    Namespace, ResourceQuota, LimitRange, NetworkPolicy for namespace {ns} "
+        "(server-side apply)",
+        f"namespace/{ns} serverside-applied",
+        "resourcequota/flowlet-quota serverside-applied",
+        "limitrange/flowlet-limits serverside-applied",
+        "networkpolicy.networking.k8s.io/default-deny-all serverside-applied",
+        f"==> 8. deploy lock: lease {LEASE} in {ns}",
+        re.compile(r"    taken: \S+@\S+/\d+ \(setup\), renewed every 40s, stale after 120s"),
+        f"==> 9. release state: flowlet in {ns}",
+        "    not installed yet",
+        "==> 10. secret flowlet-app: server-side apply",
+        f"    secret/flowlet-app applied in {ns} (owned by flowlet-ops)",
+        "==> 11. helm upgrade --install",
+        helm_block(major, 1, installing=True, env=env, namespace=ns, host=host),
+        "==> 12. rollout verification",
+        'deployment "flowlet-backend" successfully rolled out',
+        'deployment "flowlet-frontend" successfully rolled out',
+        "==> 13. audit record",
+        f"    succeeded: revision 1 recorded in {project}/.flowlet/deploy-audit.jsonl",
+        "==> 14. deploy lock: release",
+        "    released",
+    ])  # fmt: skip
     assert password not in result.stdout + result.stderr
-    secret = template(cluster, "Secret", "flowlet-app")
-    assert secret["data"] == data
-    assert cluster.managers("Secret", NS, "flowlet-app") == {
-        "flowlet-ops": [".data.FLOWLET_DB_PASSWORD"]
-    }
-    backend = template(cluster, "Deployment", "flowlet-backend")["spec"]["template"]
-    assert backend["metadata"]["annotations"]["checksum/secret"] == digest
-    assert release(cluster, 1)["info"]["status"] == "deployed"
-    assert cluster.get("Lease", NS, LEASE) is None, "the lock was released"
+    secret = cluster.get("Secret", ns, "flowlet-app")
+    assert secret is not None and secret["data"] == data
+    managers = cluster.managers("Secret", ns, "flowlet-app")
+    assert managers == {"flowlet-ops": [".data.FLOWLET_DB_PASSWORD"]}
+    backend = cluster.get("Deployment", ns, "flowlet-backend")
+    assert backend is not None
+    assert backend["spec"]["template"]["metadata"]["annotations"]["checksum/secret"] == digest
+    stored = cluster.get("Secret", ns, "sh.helm.release.v1.flowlet.v1")
+    assert stored is not None and read_helm_release(stored)["info"]["status"] == "deployed"
+    assert cluster.get("Lease", ns, LEASE) is None, "the lock was released"
     record = json.loads((project / ".flowlet" / "deploy-audit.jsonl").read_text())
     assert (record["action"], record["result"], record["revision"]) == ("setup", "succeeded", 1)
 
 
 @readme("inv --dry setup --env production")
 def test_dry_setup_production_touches_no_cluster(project: Path, cluster: FakeKube) -> None:
-    """``inv --dry setup --env production``: every step printed, nothing asked (no terminal,
-    no --yes), no value read (none is even set), not one request to the cluster."""
+    """``inv --dry setup --env production``: every step and command printed (the whole output),
+    nothing asked (no terminal, no --yes), no value read (none is even set), no lock, not one
+    request to the cluster, no audit record."""
     result = inv(project, cluster, "inv --dry setup --env production")
     assert (result.returncode, result.stderr) == (0, "")
     assert cluster.requests == []
     out = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout)  # Invoke echoes --dry commands in bold
-    steps = re.findall(r"^==> \d+\. (.*)$", out, flags=re.MULTILINE)
-    assert steps == [
-        "prerequisites: kubectl and helm",
-        "context guard",
-        "guards: git tree and confirmation",
-        "secret flowlet-app: digest of its data (rendered from deploy.secret)",
-        "diff against the deployed release",
-        "confirmation",
-        "namespace flowlet-prod: manifests",
-        f"deploy lock: lease {LEASE} in flowlet-prod",
-        "release state: flowlet in flowlet-prod",
-        "secret flowlet-app: server-side apply",
-        "helm upgrade --install",
-        "rollout verification",
-        "audit record",
-        "deploy lock: release",
-    ]
-    for command in (
-        "kubectl --context flowlet-production --namespace flowlet-prod create secret generic "
-        "flowlet-app --from-env-file=/dev/stdin --dry-run=client --output yaml",
-        "kubectl --context flowlet-production --namespace flowlet-prod create --filename - "
-        "--output json",
-        "kubectl --context flowlet-production --namespace flowlet-prod apply --server-side "
-        "--force-conflicts --field-manager=flowlet-ops --filename -",
-        "kubectl --context flowlet-production delete --raw /apis/coordination.k8s.io/v1/namespaces/"
-        f"flowlet-prod/leases/{LEASE} --filename -",
-    ):
-        assert command in out.splitlines()
-    assert (
+    chart, kubectl = project / "kubernetes/flowlet-chart", "kubectl --context flowlet-production"
+    values = (
+        f"--values {chart}/values-production.yaml --set-string existingSecret=flowlet-app "
+        "--set progressDeadlineSeconds=480 --set-string secretChecksum=SHA256_OF_THE_SECRET_DATA"
+    )
+    ns = "--namespace flowlet-prod"
+    assert_lines(out.splitlines(), [
+        "setup: production: namespace flowlet-prod, kube context flowlet-production, release "
+        "flowlet",
+        "==> 1. prerequisites: kubectl and helm",
+        "    kubectl v1.33.9; helm v4.1.4 (Helm 4: --rollback-on-failure --wait=watcher)",
+        "==> 2. context guard",
+        "    kube context flowlet-production (from environments.production.kube_context), passed "
+        "explicitly to every kubectl/helm call",
+        "==> 3. guards: git tree and confirmation",
+        re.compile(r"    git [0-9a-f]{40} \(clean\); confirmation required"),
+        "==> 4. secret flowlet-app: digest of its data (rendered from deploy.secret)",
+        f"{kubectl} {ns} create secret generic flowlet-app --from-env-file=/dev/stdin "
+        "--dry-run=client --output yaml",
+        "    (dry run: the values from environment variables FLOWLET_DB_PASSWORD are not read)",
+        "==> 5. diff against the deployed release",
+        "    helm-diff plugin not installed: comparing helm template with helm get manifest",
+        f"helm template flowlet {chart} {ns} {values}",
+        f"helm --kube-context flowlet-production get manifest flowlet {ns}",
+        "==> 6. confirmation",
         "    (dry run: would ask) Set up and deploy flowlet in production (namespace flowlet-prod, "
-        "context flowlet-production)?" in out.splitlines()
-    )
-    assert (
-        "(dry run: the values from environment variables FLOWLET_DB_PASSWORD are not read)" in out
-    )
+        "context flowlet-production)?",
+        "==> 7. namespace flowlet-prod: manifests",
+        "    Namespace, ResourceQuota, LimitRange, NetworkPolicy for namespace flowlet-prod "
+        "(server-side apply)",
+        f"{kubectl} apply --server-side --field-manager=flowlet-ops --filename -",
+        f"==> 8. deploy lock: lease {LEASE} in flowlet-prod",
+        f"{kubectl} {ns} create --filename - --output json",
+        "    (dry run: the lock is not taken)",
+        "==> 9. release state: flowlet in flowlet-prod",
+        f"helm --kube-context flowlet-production history flowlet {ns} --max 20 --output json",
+        "    (dry run: release history not read)",
+        "==> 10. secret flowlet-app: server-side apply",
+        f"{kubectl} {ns} apply --server-side --force-conflicts --field-manager=flowlet-ops "
+        "--filename -",
+        "    secret/flowlet-app would be applied in flowlet-prod",
+        "==> 11. helm upgrade --install",
+        re.compile(re.escape(
+            f"helm --kube-context flowlet-production upgrade flowlet {chart} --install {ns} "
+            f"{values} --rollback-on-failure --wait=watcher --timeout 600s --cleanup-on-fail "
+            "--history-max 10 --description 'flowlet-ops deploy env=production git="
+        ) + r"[0-9a-f]{40} user=\S+ at=\S+Z'"),
+        "==> 12. rollout verification",
+        f"{kubectl} {ns} rollout status deployment/flowlet-backend --timeout=600s",
+        f"{kubectl} {ns} rollout status deployment/flowlet-frontend --timeout=600s",
+        "==> 13. audit record",
+        f"    (dry run: no audit record written to {project}/.flowlet/deploy-audit.jsonl)",
+        "==> 14. deploy lock: release",
+        f"{kubectl} delete --raw /apis/coordination.k8s.io/v1/namespaces/flowlet-prod/leases/"
+        f"{LEASE} --filename -",
+    ])  # fmt: skip
     assert not (project / ".flowlet").exists()
 
 
