@@ -132,7 +132,8 @@ def test_setup_end_to_end(env: str, major: int, project: Path, cluster: FakeKube
     assert_lines(result.stdout.splitlines(), [
         f"setup: {env}: namespace {ns}, kube context {context}, release flowlet",
         "==> 1. prerequisites: kubectl and helm",
-        re.compile(rf"    kubectl v1\.33\.\d+; helm v{version} \(Helm {major}: {re.escape(safety)}\)"),
+        re.compile(rf"    kubectl v1\.33\.\d+; helm v{version} \(Helm {major}: "
+                   + re.escape(safety) + r"\)"),
         "==> 2. context guard",
         f"    kube context {context} (from environments.{env}.kube_context), passed explicitly "
         "to every kubectl/helm call",
