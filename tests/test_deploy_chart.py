@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 import yaml
 from conftest import ROOT_NS, run_task
-from fixtures_deploy import CHART, ENVIRONMENTS, MANIFESTS, REPO, FakeAPI, helm_binary, run_helm
-from invoke import Collection
+from fakekube import FakeKube
+from fixtures_deploy import CHART, ENVIRONMENTS, MANIFESTS, REPO, helm_binary, run_helm
 
-from tasks import deploy as deploy_collection
+from tasks.deploy.commands import template_argv
+from tasks.deploy.manifests import load_manifests
+from tasks.deploy.plan import ChartInputs, Target
 from tasks.deploy.settings import SCHEMA as DEPLOY_SCHEMA
-from tasks.deploy.plan import ChartInputs, Target, template_argv
-from tasks.deploy.config import load_manifests
 from tasks.deploy.validate import load_objects, validate_objects
 
 pytestmark = pytest.mark.slow
@@ -214,7 +214,7 @@ def test_helm4_install_dry_run_client(env: str) -> None:
 
 @pytest.mark.parametrize("env", ENVS)
 def test_helm3_install_dry_run_client(
-    env: str, fake_apiserver: FakeAPI, monkeypatch: pytest.MonkeyPatch
+    env: str, fake_apiserver: FakeKube, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Helm 3 needs a reachable API server even for --dry-run=client (helm/helm#13144): give
     it a read-only fake one. OpenAPI validation is off (the fake serves no OpenAPI documents;
@@ -414,3 +414,109 @@ def test_strict_validation_reports_the_field() -> None:
         [unknown_kind], source="t", kubernetes_version="1.33", crd_allowlist=CRDS
     )
     assert "Couldn't find schema for kind Widget" in finding.message and not finding.skipped
+
+
+def render(
+    *extra: str, env: str = "staging", namespace: str = "", release: str = "flowlet"
+) -> list[dict[str, Any]]:
+    ns, _, values = ENVIRONMENTS[env]
+    argv = [
+        "template",
+        release,
+        str(CHART),
+        "--namespace",
+        namespace or ns,
+        "--values",
+        str(CHART / values),
+        "--set-string",
+        "existingSecret=flowlet-app",
+        *extra,
+    ]
+    return load_objects(run_helm(4, *argv).stdout)
+
+
+def pod_template(objects: list[dict[str, Any]], component: str) -> dict[str, Any]:
+    (deployment,) = [
+        o for o in by_kind(objects, "Deployment") if o["metadata"]["name"].endswith(component)
+    ]
+    return deployment["spec"]["template"]  # type: ignore[no-any-return]
+
+
+def test_the_secret_digest_rolls_the_backend_only_when_it_changes() -> None:
+    """The pod template changes when one Secret value changes, not otherwise (the digest of
+    the data, as inv deploy computes it from kubectl's rendering)."""
+    from tasks.deploy.secrets import data_digest
+
+    one = data_digest({"FLOWLET_DB_PASSWORD": "b25l", "API_KEY": "a2V5"})
+    same = data_digest({"API_KEY": "a2V5", "FLOWLET_DB_PASSWORD": "b25l"})
+    two = data_digest({"FLOWLET_DB_PASSWORD": "dHdv", "API_KEY": "a2V5"})
+    first, again, changed = (
+        render("--set-string", f"secretChecksum={d}") for d in (one, same, two)
+    )
+    assert pod_template(first, "backend") == pod_template(again, "backend")
+    assert pod_template(first, "backend")["metadata"]["annotations"]["checksum/secret"] == one
+    assert pod_template(changed, "backend")["metadata"]["annotations"]["checksum/secret"] == two
+    assert pod_template(first, "frontend") == pod_template(
+        changed, "frontend"
+    ), "the frontend does not use it"
+    assert "checksum/secret" not in pod_template(render(), "backend")["metadata"]["annotations"]
+    bad = run_helm(
+        4, "template", "flowlet", str(CHART), "--set-string", "secretChecksum=nope", check=False
+    )
+    assert bad.returncode == 1 and "secretChecksum" in bad.stderr
+
+
+def test_pull_policy_follows_the_digest() -> None:
+    digest = "sha256:" + "c" * 64
+    objects = render("--set-string", f"backend.image.digest={digest}")
+    backend = pod_template(objects, "backend")["spec"]["containers"][0]
+    frontend = pod_template(objects, "frontend")["spec"]["containers"][0]
+    assert (backend["image"], backend["imagePullPolicy"]) == (
+        f"ghcr.io/flowlet/backend@{digest}",
+        "IfNotPresent",
+    )
+    assert (frontend["image"], frontend["imagePullPolicy"]) == (
+        "ghcr.io/flowlet/frontend:0.1.0",
+        "Always",
+    )
+    pinned = render("--set-string", "image.pullPolicy=Never")
+    assert pod_template(pinned, "frontend")["spec"]["containers"][0]["imagePullPolicy"] == "Never"
+
+
+def test_the_secret_as_files() -> None:
+    objects = render("--set-string", "secretAs=files")
+    backend = pod_template(objects, "backend")["spec"]
+    container = backend["containers"][0]
+    assert container["envFrom"] == [{"configMapRef": {"name": "flowlet-backend"}}]
+    assert {
+        "name": "app-secret",
+        "mountPath": "/var/run/secrets/flowlet",
+        "readOnly": True,
+    } in container["volumeMounts"]
+    assert {
+        "name": "app-secret",
+        "secret": {"secretName": "flowlet-app", "defaultMode": 0o400},
+    } in backend["volumes"]
+    findings = validate_objects(
+        objects, source="files", kubernetes_version="1.33", crd_allowlist=CRDS
+    )
+    assert [str(f) for f in findings if not f.skipped] == []
+    env = pod_template(render(), "backend")["spec"]["containers"][0]["envFrom"]
+    assert {"secretRef": {"name": "flowlet-app"}} in env
+
+
+@pytest.mark.parametrize("name", ["null", "123", "yes", "0x1f", "1e3"])
+def test_yaml_ambiguous_namespaces_and_release_names_stay_strings(name: str) -> None:
+    """Valid namespace and release names that YAML would read as null, numbers or booleans are
+    rendered as strings wherever they appear (names, namespaces, labels, selectors)."""
+    objects = render(env="production", namespace=name, release=name)
+    assert len(objects) > 10
+    for obj in objects:
+        meta = obj["metadata"]
+        assert meta["namespace"] == name and isinstance(meta["name"], str)
+        assert all(isinstance(v, str) for v in (meta.get("labels") or {}).values()), meta
+        assert meta["labels"]["app.kubernetes.io/instance"] == name
+    (account,) = by_kind(objects, "ServiceAccount")
+    assert account["metadata"]["name"] == name
+    (monitor,) = by_kind(objects, "ServiceMonitor")
+    assert monitor["spec"]["namespaceSelector"]["matchNames"] == [name]

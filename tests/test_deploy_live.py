@@ -4,12 +4,12 @@
     FLOWLET_LIVE_IMAGE_TAG=0.1.0 \\
     python -m pytest tests/test_deploy_live.py -q
 
-It runs ``setup_cluster`` (namespace, Secret from FLOWLET_LIVE_DB_PASSWORD, deploy) with the
-staging values (or FLOWLET_LIVE_VALUES, e.g. to point config.database at a reachable
-PostgreSQL, which the backend's readiness probe needs) into a throw-away namespace
-(FLOWLET_LIVE_NAMESPACE, default ``flowlet-live-<random>``), deploys again (idempotent), checks
-``deploy.status`` / ``deploy.history``, rolls back to revision 1, and uninstalls and deletes the
-namespace at the end. The images
+It runs ``inv setup --env staging`` (namespace, deploy lock, Secret from
+FLOWLET_LIVE_DB_PASSWORD, deploy) with the staging values (or FLOWLET_LIVE_VALUES, e.g. to point
+config.database at a reachable PostgreSQL, which the backend's readiness probe needs) into a
+throw-away namespace (FLOWLET_LIVE_NAMESPACE, default ``flowlet-live-<random>``), deploys again
+(idempotent), checks ``deploy.status`` / ``deploy.history``, rolls back to revision 1, and
+uninstalls and deletes the namespace at the end. The images
 ``ghcr.io/flowlet/{backend,frontend}:<FLOWLET_LIVE_IMAGE_TAG>`` must be pullable by the cluster
 (for kind: ``kind load docker-image``), and the kubeconfig is the one from your environment
 (``KUBECONFIG`` or ``~/.kube/config``), read before the test safety net replaces it.
@@ -24,13 +24,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT_NS, run_task
-from fixtures_deploy import REPO
-from invoke import Collection, Config, Context
-
-from tasks import deploy as deploy_collection
-from tasks.deploy import setup_cluster
-from tasks.core.environments import resolve_environment
+from conftest import run_inv
 
 LIVE_CONTEXT = os.environ.get("FLOWLET_LIVE_KUBE_CONTEXT", "")
 REAL_KUBECONFIG = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
@@ -41,50 +35,47 @@ pytestmark = [
 ]
 
 
-def test_live_setup_deploy_status_history_rollback(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, closing_pipes: None
-) -> None:
-    monkeypatch.setenv("KUBECONFIG", REAL_KUBECONFIG)
-    monkeypatch.setenv(
-        "FLOWLET_DB_PASSWORD", os.environ.get("FLOWLET_LIVE_DB_PASSWORD", "live-test-password")
-    )
+def test_live_setup_deploy_status_history_rollback(project: Path) -> None:
     namespace = os.environ.get("FLOWLET_LIVE_NAMESPACE") or f"flowlet-live-{secrets.token_hex(3)}"
     tag = os.environ.get("FLOWLET_LIVE_IMAGE_TAG", "0.1.0")
-    settings = yaml.safe_load((REPO / "invoke.yaml").read_text())
-    staging = settings["environments"]["staging"]
+    config = yaml.safe_load((project / "invoke.yaml").read_text())
+    staging = config["environments"]["staging"]
     staging.update(namespace=namespace, kube_context=LIVE_CONTEXT)
-    staging["values_file"] = os.environ.get("FLOWLET_LIVE_VALUES") or str(
-        REPO / staging["values_file"]
-    )
-    settings["deploy"] = {"audit_log": str(tmp_path / "audit.jsonl"), "timeout": "5m"}
-    settings["run"] = {"in_stream": False}
-    config_file = tmp_path / "invoke.yaml"
-    config_file.write_text(yaml.safe_dump(settings))
-    ns = ROOT_NS
+    if os.environ.get("FLOWLET_LIVE_VALUES"):
+        staging["values_file"] = os.path.abspath(os.environ["FLOWLET_LIVE_VALUES"])
+    config["deploy"] = {"timeout": "5m"}
+    (project / "live.yaml").write_text(yaml.safe_dump(config))
+    env = {
+        "KUBECONFIG": REAL_KUBECONFIG,
+        "FLOWLET_DB_PASSWORD": os.environ.get("FLOWLET_LIVE_DB_PASSWORD", "live-test-password"),
+    }
 
-    def inv(*argv: str) -> int:
-        return run_task(ns, list(argv), config_file=config_file, cwd=REPO)
+    def inv(command: str) -> None:
+        result = run_inv(f"inv -f live.yaml {command}", cwd=project, env=env, timeout=900)
+        assert result.returncode == 0, result.stderr
 
     try:
-        config = Config(
-            defaults={**Config.global_defaults(), **deploy_collection.ns.configuration()}
-        )
-        config.set_runtime_path(str(config_file))
-        config.load_runtime()
-        c = Context(config=config)
-        environment = resolve_environment(c, "staging", None, require=("values_file",))
-        setup_cluster(c, environment, yes=True, allow_dirty=True, image_tag=tag)
-        assert inv("deploy", "--env=staging", f"--image-tag={tag}", "--yes") == 0  # idempotent
-        assert inv("deploy.status", "--env=staging") == 0
-        assert inv("deploy.history", "--env=staging") == 0
-        assert inv("deploy.rollback", "--env=staging", "--revision=1", "--yes") == 0
-        assert (tmp_path / "audit.jsonl").read_text().count('"result": "succeeded"') == 3
+        inv(f"setup --env staging --image-tag={tag} --allow-dirty")
+        inv(f"deploy --env=staging --image-tag={tag}")  # idempotent
+        inv("deploy.status --env=staging")
+        inv("deploy.history --env=staging")
+        inv("deploy.rollback --env=staging --revision=1")
+        audit = (project / ".flowlet" / "deploy-audit.jsonl").read_text()
+        assert audit.count('"result": "succeeded"') == 3
     finally:
-        kube = ["--kube-context", LIVE_CONTEXT]
         subprocess.run(
-            ["helm", *kube, "uninstall", "flowlet", "--namespace", namespace],
+            [
+                "helm",
+                "--kube-context",
+                LIVE_CONTEXT,
+                "uninstall",
+                "flowlet",
+                "--namespace",
+                namespace,
+            ],
             check=False,
             timeout=300,
+            env={**os.environ, "KUBECONFIG": REAL_KUBECONFIG},
         )
         subprocess.run(
             [
@@ -98,4 +89,5 @@ def test_live_setup_deploy_status_history_rollback(
             ],
             check=False,
             timeout=120,
+            env={**os.environ, "KUBECONFIG": REAL_KUBECONFIG},
         )

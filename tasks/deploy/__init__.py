@@ -1,142 +1,339 @@
-"""Guarded Helm deploys of Flowlet: ``inv deploy``, recover, render, lint, diff, status, history,
-rollback, and :func:`setup_cluster` (what ``inv setup --env staging|production`` runs).
+"""Guarded Helm deploys of Flowlet: ``inv deploy``, recover, rollback, unlock, diff, status,
+history, render, lint, and :func:`setup_cluster` (what ``inv setup --env staging|production``
+runs).
 
-Modules: ``plan`` (pure argv builders and validation), ``helmout`` (parsers of helm/kubectl
-output), ``safety`` (git/production guards, signal forwarding), ``secrets`` (the app Secret),
-``validate`` (kubernetes-validate), ``audit`` (the JSON-lines audit log), ``execute`` (the steps),
-``flows`` (the task bodies, imported inside the tasks), ``defaults`` (config defaults, flag help).
+This module holds only the task definitions (flags, help, docstrings); each task imports its
+machinery when it runs: ``plan`` (pure: steps and every helm/kubectl argv), ``run`` (executes
+deploys), ``recovery`` (rollback, recover), ``show`` (the read-only tasks), ``lock`` (the
+Lease-based deploy lock), ``helmout`` (parsers of helm/kubectl output), ``manifests`` (the
+namespace manifests), ``secrets`` (the app Secret), ``safety`` (git and production guards),
+``validate`` (kubernetes-validate).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from invoke import Collection, Context
 
+from tasks.core.settings import FilePath, Int, List, Str
 from tasks.core.task import task
-from tasks.deploy.flaghelp import COMMON_HELP
-from tasks.deploy.readonly import diff, history, lint, render, status
+from tasks.deploy.settings import IMAGE_DIGEST_DESC, IMAGE_DIGEST_ITEM
 
 if TYPE_CHECKING:
     from tasks.core.environments import Environment
 
 __all__ = ["ns", "setup_cluster"]
 
+ENV = "environment from invoke.yaml: development, staging or production (default: development)"
+WHERE = {
+    "env": ENV,
+    "namespace": "override the environment's namespace",
+    "context": "kube context to use instead of environments.<env>.kube_context",
+}
+IMAGE = {
+    "image_tag": "backend and frontend image tag, e.g. a git SHA (default: deploy.image_tag, "
+    "else the chart's appVersion)",
+    "image_digest": "pin images by digest: backend=sha256:...,frontend=sha256:... (default: "
+    "deploy.image_digests)",
+}
+DIGESTS = List([], Str(pattern=IMAGE_DIGEST_ITEM, desc=IMAGE_DIGEST_DESC))
+IMAGE_FLAGS = {"image_tag": "deploy.image_tag", "image_digest": DIGESTS}
+TIMEOUT = "helm and rollout timeout, e.g. 10m (default: deploy.timeout)"
+FORCE_CONFLICTS = (
+    "Helm 4: take over fields another field manager owns (after kubectl scale/edit); an "
+    "error on Helm 3"
+)
+
 
 @task(
     default=True,
     help={
-        **COMMON_HELP,
-        "image_tag": "backend and frontend image tag, e.g. a git SHA (default: chart appVersion)",
-        "timeout": "helm and rollout timeout, e.g. 10m (default: deploy.timeout)",
+        **WHERE,
+        **IMAGE,
+        "timeout": TIMEOUT,
         "yes": "do not ask for confirmation (required without a terminal where confirm is on)",
         "diff": "show the diff against the deployed release first (default on; --no-diff skips)",
         "allow_dirty": "allow a production deploy from a git tree with uncommitted changes",
+        "force_conflicts": FORCE_CONFLICTS,
     },
+    flags={**IMAGE_FLAGS, "timeout": "deploy.timeout"},
 )
 def deploy(
     c: Context,
     env: str | None = None,
     namespace: str | None = None,
     image_tag: str | None = None,
-    timeout: str | None = None,
+    image_digest: tuple[str, ...] | None = None,
+    timeout: int | None = None,
     yes: bool = False,
     diff: bool = True,
     context: str | None = None,
     allow_dirty: bool = False,
+    force_conflicts: bool = False,
 ) -> None:
-    """Deploy Flowlet with Helm: context guard, production guards, diff, upgrade, rollout check.
+    """Deploy Flowlet with Helm: guards, diff, the deploy lock, upgrade, rollout check, audit.
 
     Example: inv deploy --env=staging --image-tag=$(git rev-parse --short HEAD)
     """
-    from tasks.deploy import flows
+    from tasks.deploy import run
 
-    flows.deploy(
+    environment, settings = run.resolve(c, env, namespace)
+    run.deploy(
         c,
-        env=env,
-        namespace=namespace,
-        image_tag=image_tag,
-        timeout=timeout,
-        yes=yes,
-        diff=diff,
-        context=context,
-        allow_dirty=allow_dirty,
+        environment,
+        settings,
+        run.options(
+            settings,
+            "deploy",
+            image_tag=image_tag,
+            image_digest=image_digest,
+            timeout=timeout,
+            context=context,
+            yes=yes,
+            diff=diff,
+            allow_dirty=allow_dirty,
+            force_conflicts=force_conflicts,
+        ),
     )
 
 
 def setup_cluster(
     c: Context, environment: Environment, *, yes: bool, allow_dirty: bool, image_tag: str | None
 ) -> None:
-    """``inv setup --env staging|production``: namespace, the app Secret, then the deploy."""
-    from tasks.deploy import execute
-    from tasks.deploy.common import interruptible
-    from tasks.deploy.secrets import resolve_secret_source
-    from tasks.deploy.config import resolve_settings
-    from tasks.core.settings import project_root
+    """``inv setup --env staging|production``: namespace, deploy lock, the app Secret, deploy."""
+    from tasks.core.settings import flag, load
+    from tasks.deploy import run
 
-    settings = resolve_settings(c, image_tag=image_tag)
-    secret = resolve_secret_source(settings.secret, environment.name, project_root(c))
-    with interruptible("setup stopped"):
-        execute.deploy_flow(
-            c,
-            environment,
-            settings,
-            context_flag=None,
-            yes=yes,
-            allow_dirty=allow_dirty,
-            secret=secret,
-        )
+    tag = flag("deploy.image_tag", image_tag, "--image-tag")
+    settings = run.checked(load(c, "deploy"))
+    if environment.values_file is None or not environment.values_file.is_file():
+        from tasks.core.errors import ConfigError
+
+        key = environment.key("values_file")
+        raise ConfigError(f"{key}: missing or not a file: {environment.values_file or '(not set)'}")
+    options = run.options(settings, "setup", image_tag=tag, yes=yes, allow_dirty=allow_dirty)
+    run.deploy(c, environment, settings, options)
 
 
-@task(help={**COMMON_HELP, "yes": "do not ask for confirmation"})
+@task(
+    help={
+        **WHERE,
+        "yes": "do not ask for confirmation",
+        "force": "recover a pending revision younger than the deploy timeout",
+        "timeout": TIMEOUT + "; a younger pending revision needs --force",
+    },
+    flags={"timeout": "deploy.timeout"},
+)
 def recover(
     c: Context,
     env: str | None = None,
     namespace: str | None = None,
     context: str | None = None,
     yes: bool = False,
+    force: bool = False,
+    timeout: int | None = None,
 ) -> None:
     """Unstick a release left pending-*: roll back to the last deployed revision (or uninstall).
 
-    Example: inv deploy.recover --env=production
+    Refuses while the deploy lock is held by a live operation, and a pending revision younger
+    than the deploy timeout unless --force. Example: inv deploy.recover --env=staging --yes
     """
-    from tasks.deploy import flows
+    from tasks.deploy import recovery, run
 
-    flows.recover(c, env=env, namespace=namespace, context=context, yes=yes)
+    environment, settings = run.resolve(c, env, namespace)
+    recovery.recover(
+        c,
+        environment,
+        settings,
+        run.options(
+            settings,
+            "recover",
+            timeout=timeout,
+            context=context,
+            yes=yes,
+            force=force,
+        ),
+    )
 
 
 @task(
     help={
-        **COMMON_HELP,
+        **WHERE,
         "revision": "revision to roll back to (default 0: the previous one)",
         "yes": "do not ask for confirmation",
-        "timeout": "wait timeout, e.g. 10m (default: deploy.timeout)",
-    }
+        "timeout": TIMEOUT,
+        "force_conflicts": FORCE_CONFLICTS,
+    },
+    flags={
+        "revision": Int(0, minimum=0, desc="0 (the previous revision) or a revision >= 1"),
+        "timeout": "deploy.timeout",
+    },
 )
 def rollback(
     c: Context,
     env: str | None = None,
     namespace: str | None = None,
-    revision: int = 0,
+    revision: int | None = None,
     context: str | None = None,
     yes: bool = False,
-    timeout: str | None = None,
+    timeout: int | None = None,
+    force_conflicts: bool = False,
 ) -> None:
     """Roll the release back to a revision (default: the previous one) and verify the rollout.
 
-    Example: inv deploy.rollback --env=production --revision=41
+    Example: inv deploy.rollback --env=production --revision=41 --yes
     """
-    from tasks.deploy import flows
+    from tasks.deploy import recovery, run
 
-    flows.rollback(
+    environment, settings = run.resolve(c, env, namespace)
+    recovery.rollback(
         c,
-        env=env,
-        namespace=namespace,
-        revision=revision,
-        context=context,
-        yes=yes,
-        timeout=timeout,
+        environment,
+        settings,
+        run.options(
+            settings,
+            "rollback",
+            timeout=timeout,
+            context=context,
+            yes=yes,
+            revision=revision or 0,
+            force_conflicts=force_conflicts,
+        ),
     )
 
 
-ns = Collection("deploy", deploy, recover, rollback, diff, status, history, render, lint)
+@task(help={**WHERE, "yes": "do not ask for confirmation", "force": "remove a live lock too"})
+def unlock(
+    c: Context,
+    env: str | None = None,
+    namespace: str | None = None,
+    context: str | None = None,
+    yes: bool = False,
+    force: bool = False,
+) -> None:
+    """Remove the deploy lock of a release: stale, or left by a process that is gone.
+
+    A live lock (renewed within deploy.lock_stale_after) needs --force. Example: inv
+    deploy.unlock --env=staging --yes
+    """
+    from tasks.deploy import lock, operation, run
+
+    environment, settings = run.resolve(c, env, namespace)
+    options = run.options(settings, "unlock", context=context)
+    operation.prerequisites(c, options)
+    target = operation.target_for(c, environment, options)
+    lock.unlock(c, target, env=environment.name, yes=yes, force=force)
+
+
+@task(
+    help={
+        **WHERE,
+        **IMAGE,
+        "exit_code": "exit 2 when a deploy would change something, 0 when not, 1 on errors",
+        "show_secrets": "show Secret values in the diff (redacted by default)",
+    },
+    flags=IMAGE_FLAGS,
+)
+def diff(
+    c: Context,
+    env: str | None = None,
+    namespace: str | None = None,
+    context: str | None = None,
+    image_tag: str | None = None,
+    image_digest: tuple[str, ...] | None = None,
+    exit_code: bool = False,
+    show_secrets: bool = False,
+) -> None:
+    """Show what a deploy would change (helm diff plugin, else template vs deployed manifest).
+
+    Example: inv deploy.diff --env=staging --exit-code
+    """
+    from tasks.deploy import run, show
+
+    environment, settings = run.resolve(c, env, namespace)
+    options = run.options(
+        settings, "diff", image_tag=image_tag, image_digest=image_digest, context=context
+    )
+    show.diff(c, environment, settings, options, exit_code=exit_code, show_secrets=show_secrets)
+
+
+@task(help=WHERE)
+def status(
+    c: Context, env: str | None = None, namespace: str | None = None, context: str | None = None
+) -> None:
+    """Show the release's status and its deployments, pods, HPAs and PDBs.
+
+    A query that fails is one line with the tool's reason and its exit code. Example: inv
+    deploy.status --env=production
+    """
+    from tasks.deploy import run, show
+
+    environment, settings = run.resolve(c, env, namespace)
+    show.status(c, environment, run.options(settings, "status", context=context))
+
+
+@task(
+    help={**WHERE, "max": "show at most this many revisions (default 20)"},
+    flags={"max": Int(20, minimum=1, maximum=1000)},
+)
+def history(
+    c: Context,
+    env: str | None = None,
+    namespace: str | None = None,
+    context: str | None = None,
+    max: int | None = None,
+) -> None:
+    """Show the release's revisions (status, chart, description with git SHA and user).
+
+    Example: inv deploy.history --env=staging --max=10
+    """
+    from tasks.deploy import run, show
+
+    environment, settings = run.resolve(c, env, namespace)
+    options = run.options(settings, "history", context=context)
+    show.history(c, environment, options, max_revisions=max or 20)
+
+
+@task(
+    help={
+        "env": "render only this environment (default: every environment with a values file)",
+        "output": "directory to write <env>.yaml files to (default: stdout)",
+        **IMAGE,
+    },
+    flags={**IMAGE_FLAGS, "output": FilePath("", kind="dir", empty=False)},
+)
+def render(
+    c: Context,
+    env: str | None = None,
+    output: Path | None = None,
+    image_tag: str | None = None,
+    image_digest: tuple[str, ...] | None = None,
+) -> None:
+    """Render the chart with helm template per environment, to stdout or to a directory.
+
+    Example: inv deploy.render --env=production --output=build/rendered
+    """
+    from tasks.core.settings import load
+    from tasks.deploy import run, show
+
+    settings = run.checked(load(c, "deploy"))
+    options = run.options(settings, "render", image_tag=image_tag, image_digest=image_digest)
+    show.render(c, settings, options, env=env, output=output)
+
+
+@task(help={"env": "lint only this environment (default: every environment with a values file)"})
+def lint(c: Context, env: str | None = None) -> None:
+    """helm lint --strict per environment, then validate every rendered object (Kubernetes 1.33).
+
+    Example: inv deploy.lint
+    """
+    from tasks.core.settings import load
+    from tasks.deploy import run, show
+
+    settings = run.checked(load(c, "deploy"))
+    show.lint(c, settings, run.options(settings, "lint"), env=env)
+
+
+ns = Collection("deploy", deploy, recover, rollback, unlock, diff, status, history, render, lint)

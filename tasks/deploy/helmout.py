@@ -3,6 +3,8 @@
 Formats: ``helm history -o json`` is a list of ``{"revision", "updated", "status", "chart",
 "app_version", "description"}``; ``helm status -o json`` is the release object (``name``,
 ``namespace``, ``version``, ``info.status``, ``chart.metadata``), the same shape in Helm 3 and 4.
+Why a helm operation failed is read in :mod:`tasks.deploy.failures`; the fallback diff is in
+:mod:`tasks.deploy.diffs`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from tasks.core.errors import OpsError
@@ -33,6 +36,37 @@ class Revision:
     def pending(self) -> bool:
         return self.status in PENDING
 
+    def age_seconds(self, now: datetime) -> float | None:
+        """Seconds since ``updated`` (None if it cannot be read)."""
+        when = parse_time(self.updated)
+        return None if when is None else (now - when).total_seconds()
+
+
+def parse_time(text: str) -> datetime | None:
+    """An RFC 3339 time as Helm and Kubernetes write it (fractions up to nanoseconds)."""
+    match = re.match(
+        r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$", text.strip()
+    )
+    if not match:
+        return None
+    base, fraction, zone = match.groups()
+    zone = "+00:00" if zone == "Z" else zone
+    micro = (fraction or "0")[:6].ljust(6, "0")
+    try:
+        return datetime.fromisoformat(f"{base}.{micro}{zone}").astimezone(timezone.utc)
+    except ValueError:
+        return None
+
+
+def describe_age(seconds: float) -> str:
+    """``42s``, ``3m05s``, ``2h10m``."""
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
 
 @dataclass(frozen=True)
 class ReleaseStatus:
@@ -51,7 +85,9 @@ def _load(text: str, what: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
-        raise OpsError(f"{what}: cannot parse JSON output ({err.msg} at line {err.lineno})") from None
+        raise OpsError(
+            f"{what}: cannot parse JSON output ({err.msg} at line {err.lineno})"
+        ) from None
 
 
 def parse_history(text: str) -> list[Revision]:

@@ -1,33 +1,28 @@
-"""The app Secret: created or updated from an env file or environment variables.
+"""The app Secret: its values, its digest, and applying it without a file on disk.
 
-Values never appear on argv, in output or in ``--dry`` output: kubectl reads them from a file
-(the configured env file, or a 0600 temporary file written from the environment and deleted
-right after), renders the Secret client-side, and the YAML goes to ``kubectl apply`` on stdin.
+The values come from ``deploy.secret.env_file`` (a ``KEY=value`` file, mode 0600) or from the
+environment variables ``deploy.secret.env_vars`` names. They never appear on argv, in output,
+in ``--dry`` output or on disk: the env-file text goes to ``kubectl create secret generic
+--from-env-file=/dev/stdin --dry-run=client -o yaml`` on its stdin, and the rendered YAML to
+``kubectl apply --server-side --force-conflicts`` on its stdin (this toolkit owns the Secret:
+fields someone changed with plain kubectl are taken back).
+
+The digest of the Secret's data goes into the backend's pod template (``secretChecksum``): a
+changed Secret rolls the pods, an unchanged one changes nothing.
 """
 
 from __future__ import annotations
 
-import io
+import hashlib
+import json
 import os
 import stat
-import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from invoke import Context
-from tasks.core.errors import OpsError
-
-from tasks.deploy.plan import apply_argv, secret_create_argv
-from tasks.core.environments import validate_namespace
-from tasks.core.settings import resolve_path
-from tasks.core.runner import is_dry, run
-from tasks.core.secrets import private_temp_file
-
-# What --dry shows instead of the real temporary file (which --dry never creates).
-DRY_ENV_FILE = os.path.join(tempfile.gettempdir(), "flowlet-secret-XXXXXXXX.env")
+from tasks.core.errors import ConfigError, OpsError
 
 
 @dataclass(frozen=True)
@@ -42,78 +37,68 @@ class SecretSource:
         return f"environment variables {', '.join(self.env_vars)}"
 
 
-def resolve_secret_source(
-    settings: Mapping[str, Any], environment: str, root: Path
-) -> SecretSource:
-    """Read ``deploy.secret`` (name, env_file with an optional ``{env}``, env_vars)."""
-    name = validate_namespace(str(settings.get("name") or ""), source="deploy.secret.name")
-    raw_file = str(settings.get("env_file") or "")
-    env_vars = settings.get("env_vars") or []
-    if not isinstance(env_vars, (list, tuple)) or not all(isinstance(v, str) for v in env_vars):
-        raise OpsError(f"deploy.secret.env_vars: {env_vars!r} is not a list of variable names")
+def secret_source(secret: Mapping[str, Any], environment: str, root: Path) -> SecretSource:
+    """``deploy.secret`` (validated by the schema) for ``environment``: where values come from."""
+    raw_file = str(secret["env_file"] or "")
     if raw_file:
         source = "deploy.secret.env_file"
-        path = resolve_path(root, raw_file.replace("{env}", environment), source=source)
+        path = Path(os.path.expanduser(raw_file.replace("{env}", environment)))
+        path = path if path.is_absolute() else root / path
+        if not path.is_file():
+            raise ConfigError(f"{source}: {str(path)!r} is not valid; valid: an existing file")
         mode = stat.S_IMODE(path.stat().st_mode)
         if mode & 0o077:
-            raise OpsError(
+            raise ConfigError(
                 f"{source}: {path} is readable by group/others (mode {mode:04o}); "
                 f"run chmod 600 {path}"
             )
-        return SecretSource(name=name, env_file=path, env_vars=())
-    if not env_vars:
-        raise OpsError("deploy.secret: set env_file or env_vars (where the Secret's values come from)")
-    return SecretSource(name=name, env_file=None, env_vars=tuple(env_vars))
+        return SecretSource(name=secret["name"], env_file=path, env_vars=())
+    if not secret["env_vars"]:
+        raise ConfigError(
+            "deploy.secret: set env_file or env_vars (where the Secret's values come from)"
+        )
+    return SecretSource(name=secret["name"], env_file=None, env_vars=tuple(secret["env_vars"]))
 
 
-@contextmanager
-def env_file_for(source: SecretSource, *, dry: bool) -> Iterator[str]:
-    """The env file kubectl reads: the configured one, or a 0600 temp file deleted afterwards."""
+def env_content(source: SecretSource) -> str:
+    """The ``KEY=value`` text kubectl reads on stdin (in memory only; never printed)."""
     if source.env_file is not None:
-        yield str(source.env_file)
-        return
+        try:
+            return source.env_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"deploy.secret.env_file: cannot read {source.env_file}: {exc}"
+            ) from None
     missing = [var for var in source.env_vars if not os.environ.get(var)]
     if missing:
-        raise OpsError(f"deploy.secret.env_vars: environment variable(s) not set: {', '.join(missing)}")
-    if dry:
-        yield DRY_ENV_FILE
-        return
+        raise ConfigError(
+            f"deploy.secret.env_vars: environment variable(s) not set: {', '.join(missing)}"
+        )
     for var in source.env_vars:
         if "\n" in os.environ[var] or "\r" in os.environ[var]:
-            raise OpsError(
+            raise ConfigError(
                 f"{var}: multi-line values cannot go in an env file; use deploy.secret.env_file"
             )
-    content = "".join(f"{var}={os.environ[var]}\n" for var in source.env_vars)
-    with private_temp_file(content, prefix="flowlet-secret-", suffix=".env") as path:
-        yield path
+    return "".join(f"{var}={os.environ[var]}\n" for var in source.env_vars)
 
 
-def apply_secret(
-    c: Context, context: str, namespace: str, source: SecretSource, field_manager: str
-) -> None:
-    """``kubectl create secret generic --from-env-file ... -o yaml`` piped to ``kubectl apply``."""
-    with env_file_for(source, dry=is_dry(c)) as env_file:
-        created = run(
-            c, secret_create_argv(context, namespace, source.name, env_file), hide=True, warn=True
-        )
-        if created.exited != 0:  # stderr is not shown: it could quote the env file
-            raise OpsError(
-                f"kubectl create secret generic {source.name} failed (exit {created.exited}); "
-                "check that the env file has KEY=value lines",
-                code=created.exited,
-            )
-        applied = run(
-            c,
-            apply_argv(context, field_manager, namespace),
-            in_stream=io.StringIO(created.stdout),
-            hide=True,
-            warn=True,
-        )
-        if applied.exited != 0:
-            reason = (applied.stderr.strip().splitlines() or ["no error output"])[0]
-            raise OpsError(
-                f"kubectl apply of secret/{source.name} failed (exit {applied.exited}): {reason}",
-                code=applied.exited,
-            )
-    done = "would be applied" if is_dry(c) else "applied"
-    print(f"    secret/{source.name} {done} in {namespace} from {source.describe()}")
+def data_digest(data: Mapping[str, str]) -> str:
+    """sha256 of a Secret's ``data`` (keys sorted, values as stored: base64)."""
+    canonical = json.dumps(dict(sorted(data.items())), separators=(",", ":"), sort_keys=True)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def data_of(text: str, *, what: str) -> dict[str, str]:
+    """The ``data`` of a Secret as kubectl printed it (YAML or JSON)."""
+    import yaml  # lazy: keep `inv --list` light
+
+    try:
+        obj = yaml.safe_load(text)
+    except yaml.YAMLError:
+        obj = None
+    if not isinstance(obj, Mapping) or obj.get("kind") != "Secret":
+        raise OpsError(f"{what}: kubectl did not print a Secret")
+    data = obj.get("data") or {}
+    if not isinstance(data, Mapping):
+        raise OpsError(f"{what}: the Secret's data is not a mapping")
+    return {str(k): str(v) for k, v in data.items()}

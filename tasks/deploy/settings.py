@@ -1,4 +1,4 @@
-"""The ``deploy`` config key: chart, manifests, timeouts, the app Secret."""
+"""The ``deploy`` config key: chart, manifests, timeouts, the deploy lock, the app Secret."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from tasks.core.settings import (
     FilePath,
     Int,
     List,
+    Map,
     Section,
     Str,
 )
@@ -19,6 +20,12 @@ IMAGE_TAG_DESC = (
     "an image tag: letters, digits, '_', '.', '-' (at most 128, not starting with '.' or '-'), "
     "e.g. a git SHA"
 )
+DIGEST = r"^sha256:[a-f0-9]{64}$"
+DIGEST_DESC = "an image digest: sha256: and 64 lowercase hex digits"
+COMPONENT = r"^(backend|frontend)$"
+# --image-digest backend=sha256:...,frontend=sha256:...
+IMAGE_DIGEST_ITEM = r"^(backend|frontend)=sha256:[a-f0-9]{64}$"
+IMAGE_DIGEST_DESC = "COMPONENT=sha256:<64 hex digits>, COMPONENT backend or frontend"
 MIN_TIMEOUT_SECONDS = 60
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 KIND = r"^[A-Z][A-Za-z0-9]*$"
@@ -29,9 +36,14 @@ SCHEMA = Section(
         "manifests": FilePath(
             "kubernetes/manifests", "manifests applied before Helm (params.yaml)", kind="dir"
         ),
-        "timeout": Duration("10m", "helm wait and rollout timeout", min_seconds=MIN_TIMEOUT_SECONDS),
+        "timeout": Duration(
+            "10m", "helm wait and rollout timeout", min_seconds=MIN_TIMEOUT_SECONDS
+        ),
         "history_max": Int(10, "helm --history-max", minimum=1),
         "audit_log": FilePath(".flowlet/deploy-audit.jsonl", "audit log (JSON lines)", kind="file"),
+        "lock_stale_after": Duration(
+            "2m", "a deploy lock not renewed for this long is stale", min_seconds=10
+        ),
         "rollout_deployments": List(
             ["backend", "frontend"],
             Str(pattern=DNS_LABEL, desc=DNS_LABEL_DESC),
@@ -39,8 +51,17 @@ SCHEMA = Section(
             min_items=1,
         ),
         "image_tag": Str("", "default --image-tag", pattern=IMAGE_TAG, desc=IMAGE_TAG_DESC),
+        "image_digests": Map(
+            Str(pattern=DIGEST, desc=DIGEST_DESC),
+            {},
+            "images pinned by digest, by component (--image-digest overrides)",
+            key_pattern=COMPONENT,
+            key_desc="a component: backend or frontend",
+        ),
         "field_manager": Str(
-            "flowlet-ops", "server-side apply field manager", pattern=r"^[A-Za-z0-9_.:-]{1,128}$",
+            "flowlet-ops",
+            "server-side apply field manager",
+            pattern=r"^[A-Za-z0-9_.:-]{1,128}$",
             desc="a field manager name (letters, digits, '_', '.', ':', '-')",
         ),
         "log_lines": Int(40, "pod log lines shown after a failed rollout", minimum=1),
@@ -48,11 +69,17 @@ SCHEMA = Section(
             "1.33", "schema version of deploy.lint", pattern=r"^1\.\d+$", desc="a version like 1.33"
         ),
         "crd_allowlist": List(
-            ["ServiceMonitor", "PodMonitor", "PrometheusRule", "HTTPRoute", "Gateway",
-             "GrafanaDashboard"],
+            [
+                "ServiceMonitor",
+                "PodMonitor",
+                "PrometheusRule",
+                "HTTPRoute",
+                "Gateway",
+                "GrafanaDashboard",
+            ],
             Str(pattern=KIND, desc="a Kubernetes kind like ServiceMonitor"),
             "kinds deploy.lint accepts without a schema",
-        ),  # fmt: skip
+        ),
         "secret": Section(
             {
                 "name": Str(

@@ -53,19 +53,8 @@ def setup(
         f"kube context {environment.kube_context or '-'}, release {environment.release}",
         flush=True,
     )
-    import importlib
+    from tasks.deploy import setup_cluster
 
-    try:
-        deploy = importlib.import_module("tasks.deploy")
-    except ModuleNotFoundError as exc:
-        if exc.name != "tasks.deploy":
-            raise
-        raise OpsError(
-            f"setup --env {environment.name}: the deploy collection is not installed"
-        ) from None
-    setup_cluster = getattr(deploy, "setup_cluster", None)
-    if setup_cluster is None:
-        raise OpsError(f"setup --env {environment.name}: tasks.deploy has no setup_cluster()")
     setup_cluster(c, environment, yes=yes, allow_dirty=allow_dirty, image_tag=image_tag)
 
 

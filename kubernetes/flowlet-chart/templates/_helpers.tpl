@@ -11,6 +11,7 @@ Helper templates of the Flowlet chart. Other templates (and the monitoring templ
   flowlet.componentSelectorLabels  name + instance + component                 (arg: dict "ctx" . "component" "backend")
   flowlet.serviceAccountName       the ServiceAccount the pods run as          (arg: root context .)
   flowlet.image                    "<repository>@<digest>" or "<repository>:<tag>" (arg: dict "ctx" . "component" "backend")
+  flowlet.imagePullPolicy          image.pullPolicy, else IfNotPresent for a digest, Always for a tag (arg: as flowlet.image)
 
 Components are "backend" (port 8000, named "http": /healthz, /metrics, /api) and "frontend"
 (port 3000, named "http": /healthz). Selectors use only name, instance and component labels.
@@ -30,7 +31,7 @@ flowlet
 
 {{- define "flowlet.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "flowlet.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
 {{- end }}
 
 {{- define "flowlet.labels" -}}
@@ -70,5 +71,17 @@ app.kubernetes.io/component: {{ .component }}
 {{- else }}
 {{- $tag := $image.tag | default .ctx.Values.image.tag | default .ctx.Chart.AppVersion }}
 {{- printf "%s:%s" $image.repository $tag }}
+{{- end }}
+{{- end }}
+
+{{- define "flowlet.imagePullPolicy" -}}
+{{- if .ctx.Values.image.pullPolicy }}
+{{- .ctx.Values.image.pullPolicy }}
+{{- else if (index .ctx.Values .component).image.digest }}
+{{- /* A digest names one immutable image: pulling it again gains nothing. */}}
+{{- "IfNotPresent" }}
+{{- else }}
+{{- /* A tag can move: resolve it on every pod start. */}}
+{{- "Always" }}
 {{- end }}
 {{- end }}
