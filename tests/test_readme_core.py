@@ -18,5 +18,5 @@ def test_an_invoke_variable_overrides_an_environment_key() -> None:
     need("helm")
     result = run_inv("INVOKE_ENVIRONMENTS_STAGING_NAMESPACE=team-a inv deploy.render --env staging")
     assert result.returncode == 0, result.stderr
-    assert "- team-a\n" in result.stdout  # the ServiceMonitor selects the overridden namespace
-    assert "- flowlet-staging\n" not in result.stdout
+    assert '  namespace: "team-a"\n' in result.stdout  # every object names the overridden one
+    assert "namespace: \"flowlet-staging\"" not in result.stdout
