@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from conftest import ROOT_NS, need
-from fakekube import FakeKube, helm_release_secret
+from fakekube import CONTEXTS, FakeKube, helm_release_secret, kubeconfig_for
 from invoke import Config, Result
 
 REPO = Path(__file__).resolve().parent.parent
@@ -24,7 +24,6 @@ SAMPLES = Path(__file__).resolve().parent / "samples" / "deploy"
 HELM4 = REPO / ".tools" / "bin" / "helm"
 HELM3 = REPO / ".tools" / "helm3" / "helm"
 SHA = "0123456789abcdef0123456789abcdef01234567"
-CONTEXTS = ("kind-flowlet", "flowlet-staging", "flowlet-production")
 
 ENVIRONMENTS = {
     # env: (namespace, kube context, values file)
@@ -62,26 +61,6 @@ def run_helm(major: int, *args: str, check: bool = True) -> subprocess.Completed
 
 def need_tools() -> None:
     need("helm", "kubectl", "git")
-
-
-def kubeconfig_for(
-    path: Path, server: str, contexts: tuple[str, ...] = ("fake", *CONTEXTS)
-) -> Path:
-    path.write_text(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "c", "cluster": {"server": server}}],
-                "users": [{"name": "u", "user": {"token": "not-a-real-token"}}],
-                "contexts": [
-                    {"name": n, "context": {"cluster": "c", "user": "u"}} for n in contexts
-                ],
-                "current-context": "kind-flowlet",
-            }
-        )
-    )
-    return path
 
 
 @pytest.fixture
