@@ -1,5 +1,6 @@
-"""Fixtures for the deploy tests: helm binaries, kubeconfigs, a scratch project, configs, the
-in-memory Kubernetes API server (tests/fakekube.py) and the strict mock context's answers."""
+"""Fixtures for the deploy tests: helm binaries, a scratch project, configs and the strict mock
+context's answers (kubeconfigs and the in-memory Kubernetes API server, ``cluster``, are in
+tests/fixtures_kube.py)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import ROOT_NS, need
-from fakekube import CONTEXTS, FakeKube, helm_release_secret, kubeconfig_for
+from fakekube import CONTEXTS, FakeKube, helm_release_secret
 from invoke import Config, Result
 
 REPO = Path(__file__).resolve().parent.parent
@@ -61,34 +62,6 @@ def run_helm(major: int, *args: str, check: bool = True) -> subprocess.Completed
 
 def need_tools() -> None:
     need("helm", "kubectl", "git")
-
-
-@pytest.fixture
-def kubeconfig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A kubeconfig with the project's contexts, pointing at a closed port (no cluster)."""
-    path = kubeconfig_for(tmp_path / "kubeconfig", "https://127.0.0.1:9", CONTEXTS)
-    monkeypatch.setenv("KUBECONFIG", str(path))
-    return path
-
-
-@pytest.fixture
-def fake_apiserver(tmp_path: Path) -> Iterator[FakeKube]:
-    """The in-memory API server; ``.kubeconfig`` has the contexts ``fake`` and the project's
-    three, all pointing at it (set ``KUBECONFIG`` to use it)."""
-    fake = FakeKube().start()
-    fake.kubeconfig = kubeconfig_for(tmp_path / "fake-kubeconfig", fake.url)
-    try:
-        yield fake
-    finally:
-        fake.stop()
-
-
-@pytest.fixture
-def cluster(fake_apiserver: FakeKube, monkeypatch: pytest.MonkeyPatch) -> FakeKube:
-    """``fake_apiserver`` as the kubeconfig of this test and the ``inv`` it starts."""
-    need_tools()
-    monkeypatch.setenv("KUBECONFIG", str(fake_apiserver.kubeconfig))
-    return fake_apiserver
 
 
 def git(root: Path, *args: str) -> str:
