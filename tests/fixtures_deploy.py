@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT_NS, need
+from conftest import need
 from fakekube import CONTEXTS, FakeKube, helm_release_secret
 from invoke import Config, Result
 
@@ -88,13 +88,11 @@ def project(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def deploy_config(tmp_path: Path) -> Config:
-    """The root collection's defaults with the project's invoke.yaml; audit log in tmp."""
-    config = Config(defaults={**Config.global_defaults(), **ROOT_NS.configuration()})
-    config.set_project_location(str(REPO))
-    config.load_project()
-    config.deploy.audit_log = str(tmp_path / "audit.jsonl")
-    return config
+def deploy_config(project_config: Config, tmp_path: Path) -> Config:
+    """conftest's ``project_config`` (the root collection's defaults with the project's
+    invoke.yaml); audit log in tmp."""
+    project_config.deploy.audit_log = str(tmp_path / "audit.jsonl")
+    return project_config
 
 
 def history_json(*statuses: str, updated: str = "2026-11-2{n}T10:00:00.000000+00:00") -> str:

@@ -1,6 +1,6 @@
 """What the tests of the topics that drive helm and kubectl (deploy, monitoring) share: the
-in-memory Kubernetes API server (tests/fakekube.py) with a kubeconfig pointing at it, and
-recording wrappers of the real helm and kubectl.
+in-memory Kubernetes API server (tests/fakekube.py) with a kubeconfig pointing at it,
+recording wrappers of the real helm and kubectl, and a recording strict mock context.
 
 Other fixture modules import nothing from here (plugins load in name order; one imported
 before it is registered could not be rewritten): shared helpers live in tests/fakekube.py."""
@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -19,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import need
+from conftest import StrictMockContext, need
 from fakekube import CONTEXTS, FakeKube, kubeconfig_for
+from invoke import Config, Result
 
 
 @pytest.fixture
@@ -137,3 +139,39 @@ def recording_tools(tmp_path: Path) -> Callable[..., Recorder]:
         return recorder
 
     return make
+
+
+# -- a strict mock context that records what each command got ----------------------------------
+
+
+class RecordingContext(StrictMockContext):
+    """conftest's StrictMockContext that also records ``calls`` (command, dry, stdin) and each
+    command's environment in ``envs`` (command, env, replace_env), and runs ``hooks``
+    ({regex: fn(command)}) after each non-dry command they match."""
+
+    def __init__(self, config: Config, run: dict[Any, Any], hooks: Any = None) -> None:
+        super().__init__(config=config, run=run)
+        self._set(calls=[], envs=[], hooks=hooks or {})
+
+    @property
+    def stdin(self) -> dict[str, str]:
+        """``{command: what it got on stdin}`` of the commands that got something."""
+        return {command: data for command, _, data in self.calls if data is not None}
+
+    def run(self, command: str, **kwargs: Any) -> Result:  # type: ignore[override]
+        stream = kwargs.get("in_stream")
+        dry = bool(kwargs.get("dry", self.config.run.dry))
+        stdin = stream.getvalue() if hasattr(stream, "getvalue") else None
+        self.calls.append((command, dry, stdin))
+        self.envs.append((command, kwargs.get("env"), kwargs.get("replace_env")))
+        result = super().run(command, **kwargs)
+        for pattern, hook in self.hooks.items():
+            if re.search(pattern, command) and not dry:
+                hook(command)
+        return result
+
+
+@pytest.fixture
+def recording_context() -> type[RecordingContext]:
+    """``recording_context(config, run, hooks=None)``: a :class:`RecordingContext`."""
+    return RecordingContext

@@ -126,31 +126,6 @@ def mon_config(tmp_path: Path) -> Callable[..., Config]:
     return make
 
 
-@pytest.fixture
-def mon_context(strict_context: type) -> Callable[..., Any]:
-    """A StrictMockContext that also records (command, dry, stdin) in ``calls``, each command's
-    environment in ``envs``, and runs per-command hooks."""
-
-    class Recording(strict_context):  # type: ignore[misc, valid-type]
-        def __init__(self, config: Config, run: dict[Any, Any], hooks: Any = None) -> None:
-            super().__init__(config=config, run=run)
-            self._set(calls=[], envs=[], hooks=hooks or {})
-
-        def run(self, command: str, **kwargs: Any) -> Result:  # type: ignore[override]
-            stream = kwargs.get("in_stream")
-            dry = bool(kwargs.get("dry", self.config.run.dry))
-            stdin = stream.getvalue() if hasattr(stream, "getvalue") else None
-            self.calls.append((command, dry, stdin))
-            self.envs.append((command, kwargs.get("env"), kwargs.get("replace_env")))
-            result = super().run(command, **kwargs)
-            for pattern, hook in self.hooks.items():
-                if re.search(pattern, command) and not dry:
-                    hook(command)
-            return result
-
-    return Recording
-
-
 def load(name: str) -> str:
     return (DATA / name).read_text()
 
