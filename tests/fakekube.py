@@ -4,21 +4,29 @@ It is not a cluster: no scheduler, no pods, no admission. It is an API server th
 objects and answers the way kube-apiserver 1.33 does for what this toolkit's commands use:
 
 - discovery (``/version``, ``/api``, ``/apis``, each group version, with short names such as
-  ``hpa`` and ``pdb``), and OpenAPI v3 documents just detailed enough to tell kubectl and helm
-  that the server validates fields itself (``fieldValidation``), so they send objects as they
-  are instead of downloading schemas;
+  ``hpa``, ``pdb``, ``sts`` and ``crd``: core, apps with StatefulSets and DaemonSets,
+  CustomResourceDefinitions, the Prometheus Operator's kinds ...), and OpenAPI v3 documents
+  just detailed enough to tell kubectl and helm that the server validates fields itself
+  (``fieldValidation``), so they send objects as they are instead of downloading schemas;
+- bodies as JSON, YAML or the Kubernetes protobuf of Secrets, ConfigMaps and Namespaces
+  (client-go's typed clients: Helm's release storage, ``kubectl create secret``);
 - create (409 ``AlreadyExists``), get, list (label and field selectors), watch (chunked
-  events), replace (409 on a stale ``resourceVersion``), delete (with ``preconditions``);
+  events; initial events and a bookmark for a streaming list), replace (409 on a stale
+  ``resourceVersion``), delete (with ``preconditions``);
 - patches: server-side apply (``application/apply-patch+yaml``) with field managers and
   409 conflicts naming them exactly as kube-apiserver does (``--force-conflicts`` takes the
   fields over), strategic merge patch (lists of named items merged by ``name``), JSON merge
   patch; other writers (``kubectl scale``, ``kubectl edit``) become field managers too;
 - a "controller" that makes each written Deployment rolled out and available at once (status,
-  and a ReplicaSet owned by it, which Helm 3's waiter looks for), gives Services a cluster IP
-  and PodDisruptionBudgets a healthy status; ``hold_rollout`` keeps a Deployment progressing;
-- ``/scale`` of Deployments (``kubectl scale``).
+  and a ReplicaSet owned by it, which Helm 3's waiter looks for), gives Services a cluster IP,
+  PodDisruptionBudgets a healthy status and CustomResourceDefinitions the Established
+  condition (Helm waits for it); ``hold_rollout`` keeps a Deployment progressing;
+  ``put(obj, controller=False)`` seeds an object with the status it was captured with;
+- ``/scale`` of Deployments (``kubectl scale``); a Secret's ``stringData`` merged into
+  ``data``.
 
-``requests`` records ``METHOD path`` of every request. Used by tests/fixtures_deploy.py.
+``requests`` records ``METHOD path`` of every request. The fixtures (``fake_apiserver``,
+``cluster``) are in tests/fixtures_kube.py; the deploy and monitoring tests use them.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -64,6 +73,8 @@ RESOURCES = [
     Resource("v1", "limitranges", "LimitRange", True, ("limits",)),
     Resource("apps/v1", "deployments", "Deployment", True, ("deploy",), ("status", "scale")),
     Resource("apps/v1", "replicasets", "ReplicaSet", True, ("rs",), ("status", "scale")),
+    Resource("apps/v1", "statefulsets", "StatefulSet", True, ("sts",), ("status", "scale")),
+    Resource("apps/v1", "daemonsets", "DaemonSet", True, ("ds",), ("status",)),
     Resource("networking.k8s.io/v1", "ingresses", "Ingress", True, ("ing",), ("status",)),
     Resource("networking.k8s.io/v1", "networkpolicies", "NetworkPolicy", True, ("netpol",)),
     Resource(
@@ -78,6 +89,14 @@ RESOURCES = [
         ("status",),
     ),
     Resource("coordination.k8s.io/v1", "leases", "Lease"),
+    Resource(
+        "apiextensions.k8s.io/v1",
+        "customresourcedefinitions",
+        "CustomResourceDefinition",
+        False,
+        ("crd", "crds"),
+        ("status",),
+    ),
     Resource("monitoring.coreos.com/v1", "servicemonitors", "ServiceMonitor", True, ("smon",)),
     Resource("monitoring.coreos.com/v1", "prometheusrules", "PrometheusRule", True, ("promrule",)),
 ]
@@ -303,8 +322,14 @@ class Store:
     # writes ------------------------------------------------------------------------------
 
     def create(
-        self, resource: Resource, namespace: str, obj: dict[str, Any], manager: str
+        self,
+        resource: Resource,
+        namespace: str,
+        obj: dict[str, Any],
+        manager: str,
+        controller: bool = True,
     ) -> dict[str, Any]:
+        """Store a new object; ``controller=False``: as given (a sample's status kept)."""
         with self.lock:
             name = (obj.get("metadata") or {}).get("name") or ""
             if not name and (obj.get("metadata") or {}).get("generateName"):
@@ -355,7 +380,8 @@ class Store:
             self.own(
                 key, (manager, "Update", resource.group_version, ""), set(owned_leaves(stored))
             )
-            self.reconcile(resource, key)
+            if controller:
+                self.reconcile(resource, key)
             self.record("ADDED", key, self.objects[key])
             return self.objects[key]
 
@@ -371,6 +397,11 @@ class Store:
             labels = obj["metadata"].setdefault("labels", {})
             labels["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
             obj["status"] = {"phase": "Active"}
+        if resource.kind == "Secret" and "stringData" in obj:  # write-only: merged into data
+            extra = {
+                k: base64.b64encode(v.encode()).decode() for k, v in obj.pop("stringData").items()
+            }
+            obj["data"] = {**(obj.get("data") or {}), **extra}
 
     def own(self, key: Key, entry: tuple[str, str, str, str], paths: set[tuple[str, ...]]) -> None:
         """``entry`` now owns ``paths`` (taken from everyone else)."""
@@ -565,6 +596,31 @@ class Store:
         obj = self.objects[key]
         if resource.kind == "Deployment":
             self.roll_out(key, obj)
+        elif resource.kind == "CustomResourceDefinition":  # served at once: Established
+            spec = obj.get("spec") or {}
+            obj["status"] = {
+                "conditions": [
+                    {
+                        "type": kind,
+                        "status": "True",
+                        "reason": reason,
+                        "message": message,
+                        "lastTransitionTime": now(),
+                    }
+                    for kind, reason, message in (
+                        ("NamesAccepted", "NoConflicts", "no conflicts found"),
+                        (
+                            "Established",
+                            "InitialNamesAccepted",
+                            "the initial names have been accepted",
+                        ),
+                    )
+                ],
+                "acceptedNames": spec.get("names") or {},
+                "storedVersions": [
+                    v["name"] for v in spec.get("versions") or [] if v.get("storage")
+                ],
+            }
         elif resource.kind == "PodDisruptionBudget":
             minimum = (obj.get("spec") or {}).get("minAvailable", 1)
             healthy = minimum if isinstance(minimum, int) else 1
@@ -679,7 +735,7 @@ class Store:
         }
 
 
-# -- protobuf request bodies (client-go's typed clients: Helm's release Secrets) ------------------
+# -- protobuf request bodies (client-go's typed clients: Helm's storage, kubectl create) --------
 
 
 def _varint(data: bytes, i: int) -> tuple[int, int]:
@@ -718,44 +774,78 @@ def _map_entry(data: bytes) -> tuple[str, bytes]:
     return fields.get(1, b"").decode(), fields.get(2, b"")
 
 
+# kind -> {field number: (JSON field, how)}: "text", "bool", "bytes" (a map of base64 values)
+# or "strings" (a map of text values); field 1 is always the ObjectMeta.
+PROTO_KINDS: dict[str, dict[int, tuple[str, str]]] = {
+    "Namespace": {},
+    "Secret": {
+        2: ("data", "bytes"),
+        3: ("type", "text"),
+        4: ("stringData", "strings"),
+        5: ("immutable", "bool"),
+    },
+    "ConfigMap": {2: ("data", "strings"), 3: ("binaryData", "bytes"), 4: ("immutable", "bool")},
+}
+META_TEXT = {1: "name", 2: "generateName", 3: "namespace", 6: "resourceVersion"}
+META_MAPS = {11: "labels", 12: "annotations"}
+
+
 def decode_protobuf(data: bytes) -> dict[str, Any]:
-    """A ``k8s\\0``-framed protobuf Secret or Namespace (what typed clients send) -> JSON."""
+    """A ``k8s\\0``-framed protobuf Secret, ConfigMap or Namespace (a runtime.Unknown, as typed
+    clients send them) -> its JSON form."""
     if not data.startswith(b"k8s\x00"):
         raise ApiError(415, "UnsupportedMediaType", "not a Kubernetes protobuf envelope")
     envelope = dict(proto_fields(data[4:]))
     type_meta = dict(proto_fields(envelope.get(1, b"")))
     kind = type_meta.get(2, b"").decode()
-    if kind not in ("Secret", "Namespace"):
+    fields = PROTO_KINDS.get(kind)
+    if fields is None:
         raise ApiError(415, "UnsupportedMediaType", f"protobuf {kind} is not supported here")
-    secret: dict[str, Any] = {"apiVersion": "v1", "kind": kind, "metadata": {}}
-    if kind == "Secret":
-        secret["data"] = {}
+    obj: dict[str, Any] = {
+        "apiVersion": type_meta.get(1, b"v1").decode(),
+        "kind": kind,
+        "metadata": {},
+    }
     for number, value in proto_fields(envelope.get(2, b"")):
         if number == 1:
-            meta = secret["metadata"]
             for field, item in proto_fields(value):
-                names = {1: "name", 2: "generateName", 3: "namespace", 6: "resourceVersion"}
-                if field in names:
-                    meta[names[field]] = item.decode()
-                elif field in (11, 12):
+                if field in META_TEXT and item:  # proto2: unset strings are sent empty
+                    obj["metadata"][META_TEXT[field]] = item.decode()
+                elif field in META_MAPS:
                     key, text = _map_entry(item)
-                    meta.setdefault("labels" if field == 11 else "annotations", {})[
-                        key
-                    ] = text.decode()
-        elif number == 2 and kind == "Secret":
+                    obj["metadata"].setdefault(META_MAPS[field], {})[key] = text.decode()
+            continue
+        if number not in fields:
+            continue
+        name, how = fields[number]
+        if how == "text":
+            if value:
+                obj[name] = value.decode()
+        elif how == "bool":
+            obj[name] = bool(value)
+        else:
             key, raw = _map_entry(value)
-            secret["data"][key] = base64.b64encode(raw).decode()
-        elif number == 3 and kind == "Secret":
-            secret["type"] = value.decode()
-        elif number == 5 and kind == "Secret":
-            secret["immutable"] = bool(value)
-    return secret
+            shown = base64.b64encode(raw).decode() if how == "bytes" else raw.decode()
+            obj.setdefault(name, {})[key] = shown
+    if kind == "Secret":
+        obj.setdefault("data", {})
+    return obj
 
 
 def decode_body(content_type: str, data: bytes) -> dict[str, Any]:
+    """A request body: Kubernetes protobuf, JSON (what clients send, whatever the type says),
+    else YAML."""
     if content_type.startswith("application/vnd.kubernetes.protobuf"):
         return decode_protobuf(data)
-    return json.loads(data or b"{}")  # type: ignore[no-any-return]
+    try:
+        return json.loads(data or b"{}")  # type: ignore[no-any-return]
+    except ValueError:
+        pass
+    try:
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        return yaml.load(data, Loader=loader) or {}  # type: ignore[no-any-return]  # nosec B506
+    except yaml.YAMLError as err:
+        raise ApiError(400, "BadRequest", f"the body is neither JSON nor YAML: {err}") from None
 
 
 # -- the HTTP server ------------------------------------------------------------------------------
@@ -886,6 +976,33 @@ def parse_path(path: str) -> tuple[Resource, str, str, str] | None:
     return resource, namespace, name, sub
 
 
+# The project's kube contexts (invoke.yaml), as kubeconfigs of the tests have them.
+CONTEXTS = ("kind-flowlet", "flowlet-staging", "flowlet-production")
+
+
+def kubeconfig_for(
+    path: Path, server: str, contexts: tuple[str, ...] = ("fake", *CONTEXTS)
+) -> Path:
+    """A kubeconfig (mode 0600: helm warns about a group-readable one) whose ``contexts`` all
+    point at ``server``; the current context is kind-flowlet."""
+    path.touch(mode=0o600)
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": server}}],
+                "users": [{"name": "u", "user": {"token": "not-a-real-token"}}],
+                "contexts": [
+                    {"name": n, "context": {"cluster": "c", "user": "u"}} for n in contexts
+                ],
+                "current-context": "kind-flowlet",
+            }
+        )
+    )
+    return path
+
+
 class FakeKube:
     """The server: ``url``, ``requests``, ``store``; helpers to seed and inspect objects."""
 
@@ -918,13 +1035,17 @@ class FakeKube:
 
     # seeding and looking --------------------------------------------------------------------
 
-    def put(self, obj: dict[str, Any], manager: str = "test") -> dict[str, Any]:
-        """Create ``obj`` (its namespace too, if missing)."""
+    def put(
+        self, obj: dict[str, Any], manager: str = "test", controller: bool = True
+    ) -> dict[str, Any]:
+        """Create ``obj`` (its namespace too, if missing); ``controller=False`` stores it as
+        given, e.g. a workload sample with the status it was captured with."""
         resource = next(r for r in RESOURCES if r.kind == obj["kind"])
         namespace = obj.get("metadata", {}).get("namespace", "")
-        if namespace and ("v1", "namespaces", "", namespace) not in self.store.objects:
-            self.namespace(namespace)
-        return self.store.create(resource, namespace, obj, manager)
+        with self.store.lock:
+            if namespace and ("v1", "namespaces", "", namespace) not in self.store.objects:
+                self.namespace(namespace)
+            return self.store.create(resource, namespace, obj, manager, controller)
 
     def namespace(self, name: str) -> None:
         self.store.create(BY_PATH["v1", "namespaces"], "", {"metadata": {"name": name}}, "test")
@@ -941,7 +1062,7 @@ class FakeKube:
             found = self.store.objects.get(key)
             return copy.deepcopy(found) if found is not None else None
 
-    def names(self, kind: str, namespace: str) -> list[str]:
+    def names(self, kind: str, namespace: str = "") -> list[str]:
         resource = next(r for r in RESOURCES if r.kind == kind)
         with self.store.lock:
             return sorted(
@@ -1001,6 +1122,7 @@ class FakeKube:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body in separate writes: no 40 ms stalls
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -1139,7 +1261,7 @@ class FakeKube:
                 store = fake.store
                 kind = (self.headers.get("Content-Type") or "").split(";")[0]
                 if kind == "application/apply-patch+yaml":
-                    patch = yaml.safe_load(data.decode()) or {}
+                    patch = decode_body(kind, data)
                     manager = query.get("fieldManager")
                     if not manager:
                         raise ApiError(

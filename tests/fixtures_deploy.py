@@ -1,5 +1,6 @@
-"""Fixtures for the deploy tests: helm binaries, kubeconfigs, a scratch project, configs, the
-in-memory Kubernetes API server (tests/fakekube.py) and the strict mock context's answers."""
+"""Fixtures for the deploy tests: helm binaries, a scratch project, configs and the strict mock
+context's answers (kubeconfigs and the in-memory Kubernetes API server, ``cluster``, are in
+tests/fixtures_kube.py)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT_NS, need
-from fakekube import FakeKube, helm_release_secret
+from conftest import need
+from fakekube import CONTEXTS, FakeKube, helm_release_secret
 from invoke import Config, Result
 
 REPO = Path(__file__).resolve().parent.parent
@@ -24,7 +25,6 @@ SAMPLES = Path(__file__).resolve().parent / "samples" / "deploy"
 HELM4 = REPO / ".tools" / "bin" / "helm"
 HELM3 = REPO / ".tools" / "helm3" / "helm"
 SHA = "0123456789abcdef0123456789abcdef01234567"
-CONTEXTS = ("kind-flowlet", "flowlet-staging", "flowlet-production")
 
 ENVIRONMENTS = {
     # env: (namespace, kube context, values file)
@@ -64,54 +64,6 @@ def need_tools() -> None:
     need("helm", "kubectl", "git")
 
 
-def kubeconfig_for(
-    path: Path, server: str, contexts: tuple[str, ...] = ("fake", *CONTEXTS)
-) -> Path:
-    path.write_text(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "c", "cluster": {"server": server}}],
-                "users": [{"name": "u", "user": {"token": "not-a-real-token"}}],
-                "contexts": [
-                    {"name": n, "context": {"cluster": "c", "user": "u"}} for n in contexts
-                ],
-                "current-context": "kind-flowlet",
-            }
-        )
-    )
-    return path
-
-
-@pytest.fixture
-def kubeconfig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A kubeconfig with the project's contexts, pointing at a closed port (no cluster)."""
-    path = kubeconfig_for(tmp_path / "kubeconfig", "https://127.0.0.1:9", CONTEXTS)
-    monkeypatch.setenv("KUBECONFIG", str(path))
-    return path
-
-
-@pytest.fixture
-def fake_apiserver(tmp_path: Path) -> Iterator[FakeKube]:
-    """The in-memory API server; ``.kubeconfig`` has the contexts ``fake`` and the project's
-    three, all pointing at it (set ``KUBECONFIG`` to use it)."""
-    fake = FakeKube().start()
-    fake.kubeconfig = kubeconfig_for(tmp_path / "fake-kubeconfig", fake.url)
-    try:
-        yield fake
-    finally:
-        fake.stop()
-
-
-@pytest.fixture
-def cluster(fake_apiserver: FakeKube, monkeypatch: pytest.MonkeyPatch) -> FakeKube:
-    """``fake_apiserver`` as the kubeconfig of this test and the ``inv`` it starts."""
-    need_tools()
-    monkeypatch.setenv("KUBECONFIG", str(fake_apiserver.kubeconfig))
-    return fake_apiserver
-
-
 def git(root: Path, *args: str) -> str:
     argv = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@example.com", *args]
     return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
@@ -136,13 +88,11 @@ def project(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def deploy_config(tmp_path: Path) -> Config:
-    """The root collection's defaults with the project's invoke.yaml; audit log in tmp."""
-    config = Config(defaults={**Config.global_defaults(), **ROOT_NS.configuration()})
-    config.set_project_location(str(REPO))
-    config.load_project()
-    config.deploy.audit_log = str(tmp_path / "audit.jsonl")
-    return config
+def deploy_config(project_config: Config, tmp_path: Path) -> Config:
+    """conftest's ``project_config`` (the root collection's defaults with the project's
+    invoke.yaml); audit log in tmp."""
+    project_config.deploy.audit_log = str(tmp_path / "audit.jsonl")
+    return project_config
 
 
 def history_json(*statuses: str, updated: str = "2026-11-2{n}T10:00:00.000000+00:00") -> str:

@@ -738,33 +738,23 @@ def test_diff_exit_code(project: Path, cluster: FakeKube) -> None:
     )
 
 
-def test_children_never_get_the_password(project: Path, cluster: FakeKube, tmp_path: Path) -> None:
+def test_children_never_get_the_password(
+    project: Path, cluster: FakeKube, recording_tools: Any
+) -> None:
     """helm and kubectl children do not get FLOWLET_DB_PASSWORD (the runner strips configured
-    secret variables): shims record each child's environment, then run the real binary."""
-    shims = tmp_path / "shims"
-    shims.mkdir()
-    record = tmp_path / "environments.jsonl"
-    real = {
-        name: Path(helm_env(4)["PATH"].split(os.pathsep)[0]) / name for name in ("helm", "kubectl")
-    }
-    for name, binary in real.items():
-        shim = shims / name
-        shim.write_text(
-            "#!/usr/bin/env python3\nimport json, os, sys\n"
-            f"with open({str(record)!r}, 'a') as f: f.write(json.dumps({{'argv': sys.argv[1:3], "
-            "'env': dict(os.environ)}) + '\\n')\n"
-            f"os.execv({str(binary)!r}, [{str(binary)!r}, *sys.argv[1:]])\n"
-        )
-        shim.chmod(0o755)
+    secret variables): the recording wrappers log each child's environment, then run the real
+    binary."""
     password = "never-in-a-child-environment"
+    recorder = recording_tools(password)
     env = inv_env(cluster.kubeconfig, FLOWLET_DB_PASSWORD=password)
-    env["PATH"] = f"{shims}{os.pathsep}{env['PATH']}"
+    env["PATH"] = recorder.path(env["PATH"])
     result = run_inv("inv setup --env staging", cwd=project, env=env)
     assert result.returncode == 0, result.stderr
-    children = [json.loads(line) for line in record.read_text().splitlines()]
+    children = recorder.calls()
     assert len(children) >= 10
     assert {tuple(c["argv"][:1]) for c in children} >= {("--context",), ("--kube-context",)}
     assert [c["argv"] for c in children if "FLOWLET_DB_PASSWORD" in c["env"]] == []
+    assert [c["argv"] for c in children if c["leaked"]] == []  # in no variable's value
     assert not any(password in json.dumps(c) for c in children)
     assert (
         base64.b64decode(

@@ -7,7 +7,6 @@ the in-memory API server; this file pins the plans command by command.)
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from collections.abc import Callable
@@ -45,25 +44,6 @@ def _fixed_identity(monkeypatch: pytest.MonkeyPatch) -> None:
     need_tools()
     monkeypatch.setattr(operation, "now", lambda: WHEN)
     monkeypatch.setattr(operation.getpass, "getuser", lambda: "alice")
-
-
-class Recording:
-    """Mixin for StrictMockContext: keeps what each command got on stdin."""
-
-    def run(self, command: str, **kwargs: Any) -> Result:
-        stream = kwargs.get("in_stream")
-        if isinstance(stream, io.StringIO):
-            self.stdin[command] = stream.getvalue()  # type: ignore[attr-defined]
-        return super().run(command, **kwargs)  # type: ignore[misc, no-any-return]
-
-
-def context_class(strict_context: type) -> type:
-    class Context(Recording, strict_context):  # type: ignore[misc, valid-type]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self._set(stdin={})
-
-    return Context
 
 
 def expected_deploy(
@@ -156,14 +136,14 @@ DEPLOY_STEPS = [
 def test_deploy_plan(
     env: str,
     major: int,
-    strict_context: type,
+    recording_context: type,
     deploy_config: Config,
     cluster_answers: Callable[..., dict[Any, Any]],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     version = "v4.1.4" if major == 4 else "v3.18.0"
     answers = cluster_answers(env, helm_version=version, history=history_json("deployed"))
-    c = context_class(strict_context)(config=deploy_config, run={**answers, CATCH_ALL: ""})
+    c = recording_context(config=deploy_config, run={**answers, CATCH_ALL: ""})
     deploy_collection.deploy(c, env=env, yes=True)
     assert c.commands == expected_deploy(env, major)
     namespace = ENVIRONMENTS[env][0]
@@ -246,7 +226,7 @@ def test_dry_run_touches_no_cluster_and_needs_no_yes(
 
 
 def test_setup_cluster_plan_keeps_secrets_out(
-    strict_context: type,
+    recording_context: type,
     deploy_config: Config,
     cluster_answers: Callable[..., dict[Any, Any]],
     monkeypatch: pytest.MonkeyPatch,
@@ -257,7 +237,7 @@ def test_setup_cluster_plan_keeps_secrets_out(
     secret = "s3cr3t-Value-that-must-never-leak"
     monkeypatch.setenv("FLOWLET_DB_PASSWORD", secret)
     monkeypatch.setenv("TMPDIR", str(tmp_path))
-    c = context_class(strict_context)(
+    c = recording_context(
         config=deploy_config, run={**cluster_answers("production", history="[]"), CATCH_ALL: ""}
     )
     environment = resolve_environment(c, "production", None, require=("values_file",))
@@ -278,7 +258,7 @@ def test_setup_cluster_plan_keeps_secrets_out(
 
 
 def test_setup_cluster_dry_run_never_reads_values(
-    strict_context: type,
+    recording_context: type,
     deploy_config: Config,
     cluster_answers: Callable[..., dict[Any, Any]],
     monkeypatch: pytest.MonkeyPatch,
@@ -286,7 +266,7 @@ def test_setup_cluster_dry_run_never_reads_values(
 ) -> None:
     monkeypatch.delenv("FLOWLET_DB_PASSWORD", raising=False)  # not even needed
     deploy_config.run.dry = True
-    c = context_class(strict_context)(config=deploy_config, run=cluster_answers("staging"))
+    c = recording_context(config=deploy_config, run=cluster_answers("staging"))
     environment = resolve_environment(c, "staging", None, require=("values_file",))
     deploy_collection.setup_cluster(c, environment, yes=False, allow_dirty=False, image_tag="abc")
     assert c.commands == expected_deploy(

@@ -3,12 +3,13 @@
 What runs for real: ``inv`` (a process), helm 4 (and helm 3 in one test) and kubectl from
 ``.tools``; ``helm repo add/search/show`` against local chart repositories with the pinned
 chart names and versions (``chart_repos``; ``~/.invoke.yaml`` points ``monitoring.repos`` at
-them); every kubectl and helm call that talks to a cluster against ``fake_cluster``, a writable
-fake API server (``kubectl apply``, server-side apply, ``create secret``, ``get``; ``helm
-upgrade --install --wait=watcher``, ``helm uninstall``). Only ``kubectl port-forward`` is
-answered by the recording wrapper (a fake API server cannot stream a port). The wrappers
-(``recording_tools``) log every helm/kubectl call: the whole plan is asserted as run, and so
-is the environment each child got (never the Grafana password).
+them); every kubectl and helm call that talks to a cluster against ``cluster``, the in-memory
+API server of tests/fakekube.py (``kubectl apply``, server-side apply, ``create secret``,
+``get``; ``helm upgrade --install --wait=watcher``, ``helm uninstall``). Only ``kubectl
+port-forward`` is answered by the recording wrapper (a fake API server cannot stream a port).
+The wrappers (``recording_tools``, tests/fixtures_kube.py) log every helm/kubectl call: the
+whole plan is asserted as run, and so is the environment each child got (never the Grafana
+password).
 """
 
 from __future__ import annotations
@@ -24,17 +25,9 @@ from typing import Any
 
 import pytest
 from conftest import need, readme, run_inv, start_inv
-from fixtures_monitoring import (
-    H3,
-    H4,
-    REPO,
-    SECRET,
-    ChartRepos,
-    FakeCluster,
-    Recorder,
-    load,
-    upgrades,
-)
+from fakekube import FakeKube
+from fixtures_kube import Recorder
+from fixtures_monitoring import H3, H4, REPO, SECRET, ChartRepos, load, upgrades
 
 pytestmark = pytest.mark.slow
 
@@ -127,29 +120,25 @@ def assert_no_password_leaked(recorder: Recorder, *outputs: str, roots: tuple[Pa
             assert SECRET.encode() not in data and encoded not in data, path
 
 
-def assert_installed(
-    cluster: FakeCluster, namespace: str = "monitoring", revision: int = 1
-) -> None:
+def assert_installed(cluster: FakeKube, namespace: str = "monitoring", revision: int = 1) -> None:
     """The stack as the real helm and kubectl left it in the fake cluster (and as the real
     ``helm list`` reads it back: every release deployed, at its pinned chart version)."""
-    assert namespace in cluster.names("v1", "namespaces")
-    secret = cluster.get("v1", "secrets", namespace, "grafana-admin")
+    assert namespace in cluster.names("Namespace")
+    secret = cluster.get("Secret", namespace, "grafana-admin")
     assert secret is not None and secret.get("type", "Opaque") == "Opaque"
     assert {k: base64.b64decode(v).decode() for k, v in secret["data"].items()} == {
         "admin-user": "admin",
         "admin-password": SECRET,
     }
-    assert cluster.names("apiextensions.k8s.io/v1", "customresourcedefinitions") == [
+    assert cluster.names("CustomResourceDefinition") == [
         "prometheusrules.monitoring.coreos.com",
         "servicemonitors.monitoring.coreos.com",
     ]
     for release in RELEASES:
-        stored = cluster.get(
-            "v1", "secrets", namespace, f"sh.helm.release.v1.{release}.v{revision}"
-        )
+        stored = cluster.get("Secret", namespace, f"sh.helm.release.v1.{release}.v{revision}")
         assert stored is not None, release
         assert stored["metadata"]["labels"]["status"] == "deployed", release
-        stand_in = cluster.get("v1", "configmaps", namespace, f"{release}-stand-in")
+        stand_in = cluster.get("ConfigMap", namespace, f"{release}-stand-in")
         assert stand_in is not None, release
     listed = subprocess.run(
         ["helm", "--kube-context", "kind-flowlet", "list", "--namespace", namespace, "-o", "json"],
@@ -163,9 +152,7 @@ def assert_installed(
         for release, (chart, version) in zip(RELEASES, PINNED)
     }
     kps = json.loads(
-        cluster.get("v1", "configmaps", namespace, "kube-prometheus-stack-stand-in")["data"][
-            "values.json"
-        ]
+        cluster.get("ConfigMap", namespace, "kube-prometheus-stack-stand-in")["data"]["values.json"]
     )
     assert kps["grafana"]["admin"] == {
         "existingSecret": "grafana-admin",
@@ -176,7 +163,7 @@ def assert_installed(
 
 @readme("inv monitoring.setup --env staging")
 def test_setup_staging_installs_the_stack(
-    fake_cluster: FakeCluster,
+    cluster: FakeKube,
     local_chart_repos: ChartRepos,
     recording_tools: Any,
     tmp_path: Path,
@@ -184,17 +171,17 @@ def test_setup_staging_installs_the_stack(
     """A fresh machine and cluster: the whole plan runs, in order, and leaves the stack (and
     the admin Secret with the exported password) in the cluster; the password went only to
     kubectl's stdin."""
-    recorder = recording_tools()
+    recorder = recording_tools(SECRET)
     done = run_inv("inv monitoring.setup --env staging", env=environment(tmp_path, recorder))
     assert done.returncode == 0, done.stderr
     assert own_lines(done.stderr) == []
     assert progress(done.stdout) == titles()
     assert recorder.argvs() == setup_plan("flowlet-staging", local_chart_repos)
-    assert_installed(fake_cluster)
+    assert_installed(cluster)
     assert_no_password_leaked(
         recorder, done.stdout, done.stderr, roots=(tmp_path, Path(os.environ["HOME"]))
     )
-    writes = [r for r in fake_cluster.requests if not r.startswith("GET ")]
+    writes = [r for r in cluster.requests if not r.startswith("GET ")]
     assert writes[:3] == [
         "POST /api/v1/namespaces",  # the namespace first,
         "POST /api/v1/namespaces/monitoring/secrets",  # then the admin Secret,
@@ -205,14 +192,14 @@ def test_setup_staging_installs_the_stack(
 
 @readme("inv monitoring.setup")
 def test_setup_twice_changes_nothing_the_second_time(
-    fake_cluster: FakeCluster,
+    cluster: FakeKube,
     local_chart_repos: ChartRepos,
     recording_tools: Any,
     tmp_path: Path,
 ) -> None:
     """``inv monitoring.setup`` (development: kube context kind-flowlet) twice: the second run
     adds and refreshes no repository, keeps the Secret, and upgrades each release once."""
-    recorder = recording_tools()
+    recorder = recording_tools(SECRET)
     env = environment(tmp_path, recorder)
     first = run_inv("inv monitoring.setup", env=env)
     assert first.returncode == 0, first.stderr
@@ -233,7 +220,7 @@ def test_setup_twice_changes_nothing_the_second_time(
         f"{kubectl} apply --server-side --force-conflicts -f -",
         *upgrades("kind-flowlet", H4),
     ]
-    assert_installed(fake_cluster, revision=2)
+    assert_installed(cluster, revision=2)
 
 
 CHART_REFS = [
@@ -246,12 +233,12 @@ CHART_REFS = [
 
 @readme("inv monitoring.setup --env development --mon-namespace observability")
 def test_setup_into_another_namespace(
-    fake_cluster: FakeCluster,
+    cluster: FakeKube,
     local_chart_repos: ChartRepos,
     recording_tools: Any,
     tmp_path: Path,
 ) -> None:
-    recorder = recording_tools()
+    recorder = recording_tools(SECRET)
     done = run_inv(
         "inv monitoring.setup --env development --mon-namespace observability",
         env=environment(tmp_path, recorder),
@@ -259,13 +246,13 @@ def test_setup_into_another_namespace(
     assert done.returncode == 0, done.stderr
     assert progress(done.stdout) == titles("observability")
     assert recorder.argvs() == setup_plan("kind-flowlet", local_chart_repos, "observability")
-    assert_installed(fake_cluster, "observability")
-    assert "monitoring" not in fake_cluster.names("v1", "namespaces")
+    assert_installed(cluster, "observability")
+    assert "monitoring" not in cluster.names("Namespace")
 
 
 @readme("inv --dry monitoring.setup --env production")
 def test_dry_setup_production_prints_every_step_and_changes_nothing(
-    fake_cluster: FakeCluster,
+    cluster: FakeKube,
     local_chart_repos: ChartRepos,
     recording_tools: Any,
     tmp_path: Path,
@@ -273,7 +260,7 @@ def test_dry_setup_production_prints_every_step_and_changes_nothing(
     """--dry: only local read-only probes run (kube contexts, helm version, repo list); every
     change is printed, none is made (no repository added, no API request at all); production's
     confirmation is not asked under --dry."""
-    recorder = recording_tools()
+    recorder = recording_tools(SECRET)
     env = environment(tmp_path, recorder)
     del env["GRAFANA_ADMIN_PASSWORD"]
     done = run_inv("inv --dry monitoring.setup --env production", env=env)
@@ -295,18 +282,18 @@ def test_dry_setup_production_prints_every_step_and_changes_nothing(
         expected.append(command)
     assert lines == expected
     assert recorder.argvs() == plan[:3]  # the probes; nothing else ran
-    assert fake_cluster.requests == []
+    assert cluster.requests == []
     assert not list(Path(os.environ["HOME"]).rglob("repositories.yaml"))
 
 
 @readme("inv monitoring.setup --env production --yes")
 def test_setup_production_needs_yes(
-    fake_cluster: FakeCluster,
+    cluster: FakeKube,
     local_chart_repos: ChartRepos,
     recording_tools: Any,
     tmp_path: Path,
 ) -> None:
-    recorder = recording_tools()
+    recorder = recording_tools(SECRET)
     env = environment(tmp_path, recorder)
     refused = run_inv("inv monitoring.setup --env production", env=env)
     assert refused.returncode == 1
@@ -314,15 +301,15 @@ def test_setup_production_needs_yes(
         "Install/upgrade the monitoring stack in flowlet-production/monitoring? -- refusing: no "
         "terminal to confirm on; pass --yes to proceed"
     ]
-    assert [r for r in fake_cluster.requests if not r.startswith("GET ")] == []
+    assert [r for r in cluster.requests if not r.startswith("GET ")] == []
     done = run_inv("inv monitoring.setup --env production --yes", env=env)
     assert done.returncode == 0, done.stderr
     assert progress(done.stdout) == titles()
-    assert_installed(fake_cluster)
+    assert_installed(cluster)
 
 
 def test_setup_with_helm3(
-    fake_cluster: FakeCluster,
+    cluster: FakeKube,
     local_chart_repos: ChartRepos,
     recording_tools: Any,
     tmp_path: Path,
@@ -331,20 +318,20 @@ def test_setup_with_helm3(
     helm3 = REPO / ".tools" / "helm3" / "helm"
     if not helm3.exists():
         pytest.skip(f"{helm3} not installed (.ci/install provides it)")
-    recorder = recording_tools(helm=helm3)
+    recorder = recording_tools(SECRET, helm=helm3)
     done = run_inv("inv monitoring.setup --env staging", env=environment(tmp_path, recorder))
     assert done.returncode == 0, done.stderr
     assert recorder.argvs()[-4:] == upgrades("flowlet-staging", H3)
-    assert_installed(fake_cluster)
+    assert_installed(cluster)
 
 
 def test_setup_without_the_password_stops_before_installing(
-    fake_cluster: FakeCluster,
+    cluster: FakeKube,
     local_chart_repos: ChartRepos,
     recording_tools: Any,
     tmp_path: Path,
 ) -> None:
-    recorder = recording_tools()
+    recorder = recording_tools(SECRET)
     env = environment(tmp_path, recorder, GRAFANA_ADMIN_PASSWORD="")
     done = run_inv("inv monitoring.setup --env staging", env=env)
     assert done.returncode == 1
@@ -354,30 +341,27 @@ def test_setup_without_the_password_stops_before_installing(
         "GRAFANA_ADMIN_PASSWORD) and run again"
     ]
     assert not any(" upgrade " in argv for argv in recorder.argvs())
-    assert fake_cluster.names("v1", "secrets", "monitoring") == []
+    assert cluster.names("Secret", "monitoring") == []
 
 
-def seed(cluster: FakeCluster, sample: str, namespace: str | None = None) -> None:
+def seed(cluster: FakeKube, sample: str, namespace: str | None = None) -> None:
     """Store the objects of a kubectl List sample (tests/data/monitoring) in the cluster."""
     for obj in json.loads(load(sample))["items"]:
         if namespace is not None:
             obj["metadata"]["namespace"] = namespace
-        ns = obj["metadata"]["namespace"]
-        if ns not in cluster.names("v1", "namespaces"):
-            cluster.add({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-        cluster.add(obj)
+        cluster.put(obj, controller=False)  # its namespace too; the sample's status kept
 
 
 AGE = r"\d+[smhdy]\S*"
 
 
 @readme("inv monitoring.status --env staging")
-def test_status_staging_table_and_exit_code(fake_cluster: FakeCluster) -> None:
+def test_status_staging_table_and_exit_code(cluster: FakeKube) -> None:
     """kubectl against the cluster: the app's crash-looping frontend makes it exit 1."""
-    seed(fake_cluster, "app-workloads.json")
-    seed(fake_cluster, "app-pods.json")
-    seed(fake_cluster, "monitoring-workloads.json")
-    seed(fake_cluster, "monitoring-pods.json")
+    seed(cluster, "app-workloads.json")
+    seed(cluster, "app-pods.json")
+    seed(cluster, "monitoring-workloads.json")
+    seed(cluster, "monitoring-pods.json")
     done = run_inv("inv monitoring.status --env staging")
     assert done.returncode == 1
     assert done.stderr.splitlines() == ["1 not ready"]
@@ -392,18 +376,18 @@ def test_status_staging_table_and_exit_code(fake_cluster: FakeCluster) -> None:
     )
     assert all(line.endswith(" ok") for line in lines[3:])
     assert {line.split()[0] for line in lines[3:]} == {"monitoring"}
-    gets = [r for r in fake_cluster.requests if "/namespaces/" in r]
-    assert all(r.startswith("GET ") for r in fake_cluster.requests)
+    gets = [r for r in cluster.requests if "/namespaces/" in r]
+    assert all(r.startswith("GET ") for r in cluster.requests)
     assert "GET /apis/apps/v1/namespaces/flowlet-staging/daemonsets" in gets
     assert "GET /api/v1/namespaces/monitoring/pods" in gets
 
 
 @readme("inv monitoring.status --env staging --app-namespace team-a --json")
-def test_status_json_of_another_app_namespace(fake_cluster: FakeCluster) -> None:
-    seed(fake_cluster, "monitoring-workloads.json", namespace="team-a")
-    seed(fake_cluster, "monitoring-pods.json", namespace="team-a")
-    seed(fake_cluster, "monitoring-workloads.json")
-    seed(fake_cluster, "monitoring-pods.json")
+def test_status_json_of_another_app_namespace(cluster: FakeKube) -> None:
+    seed(cluster, "monitoring-workloads.json", namespace="team-a")
+    seed(cluster, "monitoring-pods.json", namespace="team-a")
+    seed(cluster, "monitoring-workloads.json")
+    seed(cluster, "monitoring-pods.json")
     done = run_inv("inv monitoring.status --env staging --app-namespace team-a --json")
     assert (done.returncode, done.stderr) == (0, "")
     report = json.loads(done.stdout)
@@ -419,7 +403,7 @@ def test_status_json_of_another_app_namespace(fake_cluster: FakeCluster) -> None
 
 
 @readme("inv monitoring.status")
-def test_status_of_an_empty_cluster(fake_cluster: FakeCluster) -> None:
+def test_status_of_an_empty_cluster(cluster: FakeKube) -> None:
     """Development, nothing installed: both namespaces are reported empty; exit 1."""
     done = run_inv("inv monitoring.status")
     assert done.returncode == 1
@@ -498,12 +482,12 @@ FORWARDS = {
 @readme("inv monitoring.grafana --env staging", "inv monitoring.jaeger --env staging --port 16687")
 @pytest.mark.parametrize("ui", sorted(FORWARDS))
 def test_port_forward_runs_until_a_signal(
-    ui: str, fake_cluster: FakeCluster, recording_tools: Any, tmp_path: Path
+    ui: str, cluster: FakeKube, recording_tools: Any, tmp_path: Path
 ) -> None:
     """The URL line, then kubectl port-forward (its own process group) until Ctrl-C (grafana)
     or SIGTERM (jaeger) reaches inv: kubectl stops with it, exit 130 / 143, one line."""
     command, signum, shown = FORWARDS[ui]
-    recorder = recording_tools()
+    recorder = recording_tools(SECRET)
     lines, err, code = forward_and_stop(command, environment(tmp_path, recorder), recorder, signum)
     assert code == 128 + signum
     assert err.splitlines() == [f"interrupted ({signal.Signals(signum).name}): {ui} stopped"]
@@ -514,7 +498,7 @@ def test_port_forward_runs_until_a_signal(
 
 @readme("inv monitoring.uninstall --env staging")
 def test_uninstall_asks_first_then_removes_the_releases(
-    fake_cluster: FakeCluster,
+    cluster: FakeKube,
     local_chart_repos: ChartRepos,
     recording_tools: Any,
     tmp_path: Path,
@@ -523,7 +507,7 @@ def test_uninstall_asks_first_then_removes_the_releases(
     uninstalls every release in reverse order and keeps the namespace, Secret and CRDs."""
     import pty
 
-    recorder = recording_tools()
+    recorder = recording_tools(SECRET)
     env = environment(tmp_path, recorder)
     assert run_inv("inv monitoring.setup --env staging", env=env).returncode == 0
     refused = run_inv("inv monitoring.uninstall --env staging", env=env)
@@ -532,7 +516,7 @@ def test_uninstall_asks_first_then_removes_the_releases(
         "Uninstall kube-prometheus-stack, loki, alloy, jaeger from flowlet-staging/monitoring? "
         "-- refusing: no terminal to confirm on; pass --yes to proceed"
     ]
-    assert_installed(fake_cluster)
+    assert_installed(cluster)
     recorder.log.unlink()
     terminal, user = pty.openpty()
     try:
@@ -549,8 +533,8 @@ def test_uninstall_asks_first_then_removes_the_releases(
         f"helm --kube-context flowlet-staging uninstall {release} {tail}"
         for release in reversed(RELEASES)
     ]
-    assert not [n for n in fake_cluster.names("v1", "secrets", "monitoring") if "helm" in n]
-    assert fake_cluster.names("v1", "configmaps", "monitoring") == []
-    assert fake_cluster.names("v1", "secrets", "monitoring") == ["grafana-admin"]
-    assert "monitoring" in fake_cluster.names("v1", "namespaces")
-    assert len(fake_cluster.names("apiextensions.k8s.io/v1", "customresourcedefinitions")) == 2
+    assert not [n for n in cluster.names("Secret", "monitoring") if "helm" in n]
+    assert cluster.names("ConfigMap", "monitoring") == []
+    assert cluster.names("Secret", "monitoring") == ["grafana-admin"]
+    assert "monitoring" in cluster.names("Namespace")
+    assert len(cluster.names("CustomResourceDefinition")) == 2

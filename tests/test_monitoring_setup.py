@@ -39,9 +39,9 @@ SEARCHES = [
 ]
 
 
-def test_setup_helm4_up_to_date_machine(mon_config: Any, mon_context: Any) -> None:
+def test_setup_helm4_up_to_date_machine(mon_config: Any, recording_context: Any) -> None:
     """Repositories present and current: no repo add/update; Secret exists; Helm 4 flags."""
-    c = mon_context(mon_config(), canned("v4.1.4"))
+    c = recording_context(mon_config(), canned("v4.1.4"))
     monitoring.setup(c, env="staging")
     ctx = "flowlet-staging"
     assert c.commands == [
@@ -61,7 +61,7 @@ def test_setup_helm4_up_to_date_machine(mon_config: Any, mon_context: Any) -> No
 
 
 def test_setup_helm3_fresh_machine(
-    mon_config: Any, mon_context: Any, monkeypatch: pytest.MonkeyPatch
+    mon_config: Any, recording_context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No repositories yet: add all four (no update needed); Secret created with the password
     on kubectl's stdin (not on argv, not in any child's environment); Helm 3 flags."""
@@ -73,7 +73,7 @@ def test_setup_helm3_fresh_machine(
             re.compile(r"kubectl .* get secret grafana-admin -o name"): secret_missing(),
         },
     )
-    c = mon_context(mon_config(), answers)
+    c = recording_context(mon_config(), answers)
     monitoring.setup(c, context="kind-flowlet")
     ctx = "kind-flowlet"
     create = (
@@ -105,14 +105,14 @@ def test_setup_helm3_fresh_machine(
         assert not any("s3cr3t" in value for value in env.values()), command
 
 
-def test_setup_updates_only_stale_repositories(mon_config: Any, mon_context: Any) -> None:
+def test_setup_updates_only_stale_repositories(mon_config: Any, recording_context: Any) -> None:
     answers = canned(
         overrides={
             search_command("grafana/alloy"): search_answer("grafana/alloy", "1.10.0"),
             search_command("grafana-community/loki"): "[]",
         }
     )
-    c = mon_context(mon_config(), answers)
+    c = recording_context(mon_config(), answers)
     monitoring.setup(c, context="kind-flowlet", mon_namespace="observability")
     assert "helm repo update grafana-community grafana" in c.commands
     assert not any(cmd.startswith("helm repo add") for cmd in c.commands)
@@ -133,10 +133,10 @@ def test_megabytes_on_stdin_reach_the_command_whole_and_at_once() -> None:
 
 
 def test_setup_dry_touches_no_cluster(
-    mon_config: Any, mon_context: Any, capsys: pytest.CaptureFixture[str]
+    mon_config: Any, recording_context: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Under --dry only local probes run; every cluster command is printed, not run."""
-    c = mon_context(mon_config(dry=True), canned(overrides={REPO_LIST: "[]"}))
+    c = recording_context(mon_config(dry=True), canned(overrides={REPO_LIST: "[]"}))
     monitoring.setup(c, env="production")  # confirm: true, but --dry changes nothing: no prompt
     for command, dry, _ in c.calls:
         if "--context" in command or "--kube-context" in command or "repo add" in command:
@@ -151,8 +151,8 @@ def test_setup_dry_touches_no_cluster(
     assert c.commands[-4:] == upgrades("flowlet-production", H4)
 
 
-def test_setup_refuses_unknown_context(mon_config: Any, mon_context: Any) -> None:
-    c = mon_context(mon_config(), canned(overrides={CONTEXTS: "kind-other\n"}))
+def test_setup_refuses_unknown_context(mon_config: Any, recording_context: Any) -> None:
+    c = recording_context(mon_config(), canned(overrides={CONTEXTS: "kind-other\n"}))
     with fails_with() as err:
         monitoring.setup(c, env="staging")
     assert err.value.message == (
@@ -162,30 +162,32 @@ def test_setup_refuses_unknown_context(mon_config: Any, mon_context: Any) -> Non
     assert c.commands == [CONTEXTS]
 
 
-def test_setup_production_asks_first(mon_config: Any, mon_context: Any) -> None:
-    c = mon_context(mon_config(), canned())
+def test_setup_production_asks_first(mon_config: Any, recording_context: Any) -> None:
+    c = recording_context(mon_config(), canned())
     with fails_with(match="refusing: no terminal to confirm on; pass --yes"):
         monitoring.setup(c, env="production")
     assert not any("upgrade" in cmd or "apply" in cmd for cmd in c.commands)
-    c = mon_context(mon_config(), canned())
+    c = recording_context(mon_config(), canned())
     monitoring.setup(c, env="production", yes=True)
     assert c.commands[-4:] == upgrades("flowlet-production", H4)
 
 
 def test_setup_needs_the_password_variable(
-    mon_config: Any, mon_context: Any, monkeypatch: pytest.MonkeyPatch
+    mon_config: Any, recording_context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("GRAFANA_ADMIN_PASSWORD", raising=False)
     answers = canned(overrides={re.compile(r"kubectl .* get secret .*"): secret_missing()})
-    c = mon_context(mon_config(), answers)
+    c = recording_context(mon_config(), answers)
     with fails_with(match=r"^\$GRAFANA_ADMIN_PASSWORD: not set, and the Grafana admin"):
         monitoring.setup(c, context="kind-flowlet")
     assert not any("upgrade" in cmd for cmd in c.commands)
 
 
-def test_setup_rejects_a_repository_under_another_url(mon_config: Any, mon_context: Any) -> None:
+def test_setup_rejects_a_repository_under_another_url(
+    mon_config: Any, recording_context: Any
+) -> None:
     repos = '[{"name": "grafana", "url": "https://example.com/charts"}]'
-    c = mon_context(mon_config(), canned(overrides={REPO_LIST: repos}))
+    c = recording_context(mon_config(), canned(overrides={REPO_LIST: repos}))
     with fails_with() as err:
         monitoring.setup(c, context="kind-flowlet")
     assert err.value.message.startswith(
@@ -194,9 +196,9 @@ def test_setup_rejects_a_repository_under_another_url(mon_config: Any, mon_conte
     )
 
 
-def test_setup_reports_a_broken_repository_list(mon_config: Any, mon_context: Any) -> None:
+def test_setup_reports_a_broken_repository_list(mon_config: Any, recording_context: Any) -> None:
     broken = Result(stdout="", stderr="Error: yaml: line 3: could not find expected ':'", exited=1)
-    c = mon_context(mon_config(), canned(overrides={REPO_LIST: broken}))
+    c = recording_context(mon_config(), canned(overrides={REPO_LIST: broken}))
     with fails_with() as err:
         monitoring.setup(c, context="kind-flowlet")
     assert err.value.message == (
@@ -204,9 +206,9 @@ def test_setup_reports_a_broken_repository_list(mon_config: Any, mon_context: An
     )
 
 
-def test_setup_skips_disabled_components(mon_config: Any, mon_context: Any) -> None:
+def test_setup_skips_disabled_components(mon_config: Any, recording_context: Any) -> None:
     off = {"monitoring": {"components": {"loki": {"enabled": False}, "alloy": {"enabled": False}}}}
-    c = mon_context(mon_config(overrides=off), canned())
+    c = recording_context(mon_config(overrides=off), canned())
     monitoring.setup(c, context="kind-flowlet")
     assert [cmd.split()[5] for cmd in c.commands if " upgrade " in cmd] == [
         "kube-prometheus-stack",
@@ -215,16 +217,16 @@ def test_setup_skips_disabled_components(mon_config: Any, mon_context: Any) -> N
 
 
 def test_setup_without_prometheus_needs_no_secret_or_crds(
-    mon_config: Any, mon_context: Any
+    mon_config: Any, recording_context: Any
 ) -> None:
     off = {"monitoring": {"components": {"kube_prometheus_stack": {"enabled": False}}}}
-    c = mon_context(mon_config(overrides=off), canned())
+    c = recording_context(mon_config(overrides=off), canned())
     monitoring.setup(c, context="kind-flowlet")
     assert not any("secret" in cmd or "crds" in cmd for cmd in c.commands)
 
 
 def test_setup_ctrl_c_while_creating_the_secret_exits_130(
-    mon_config: Any, mon_context: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    mon_config: Any, recording_context: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """Ctrl-C in the middle: exit 130, nothing after it runs, and no file ever held the
     password (it only went to kubectl's stdin)."""
@@ -235,7 +237,7 @@ def test_setup_ctrl_c_while_creating_the_secret_exits_130(
         raise KeyboardInterrupt
 
     answers = canned(overrides={re.compile(r"kubectl .* get secret .*"): secret_missing()})
-    c = mon_context(mon_config(), answers, hooks={"create secret": interrupt})
+    c = recording_context(mon_config(), answers, hooks={"create secret": interrupt})
     with fails_with(match=r"^interrupted \(SIGINT\): setup stopped$", code=130):
         monitoring.setup(c, context="kind-flowlet")
     assert "create secret generic" in c.commands[-1]
@@ -244,12 +246,12 @@ def test_setup_ctrl_c_while_creating_the_secret_exits_130(
                    for p in tmp_path.rglob("*") if p.is_file())  # fmt: skip
 
 
-def test_failed_helm_upgrade_keeps_its_exit_code(mon_config: Any, mon_context: Any) -> None:
+def test_failed_helm_upgrade_keeps_its_exit_code(mon_config: Any, recording_context: Any) -> None:
     failed = Result(stdout="", stderr="Error: UPGRADE FAILED: timed out", exited=3)
     answers = canned(
         overrides={re.compile(r"helm --kube-context \S+ upgrade --install loki .*"): failed}
     )
-    c = mon_context(mon_config(), answers)
+    c = recording_context(mon_config(), answers)
     with fails_with(match=r"^helm failed \(exit 3\)$", code=3):
         monitoring.setup(c, context="kind-flowlet")
     assert c.commands[-1].startswith("helm --kube-context kind-flowlet upgrade --install loki ")
@@ -306,10 +308,10 @@ def test_failed_helm_upgrade_keeps_its_exit_code(mon_config: Any, mon_context: A
     ],
 )
 def test_setup_config_errors(
-    mon_config: Any, mon_context: Any, overrides: dict[str, Any], message: str
+    mon_config: Any, recording_context: Any, overrides: dict[str, Any], message: str
 ) -> None:
     """Bad config is one exact line, exit 1, before any command runs (not even a probe)."""
-    c = mon_context(mon_config(overrides=overrides), canned())
+    c = recording_context(mon_config(overrides=overrides), canned())
     with fails_with(code=1) as err:
         monitoring.setup(c, context="kind-flowlet")
     assert err.value.message == message
@@ -330,8 +332,10 @@ def test_bad_mon_namespace_from_the_command_line(capsys: pytest.CaptureFixture[s
     [("v4.1.4", "--wait=watcher"), ("v3.18.0", "--wait")],
     ids=["helm4", "helm3"],
 )
-def test_uninstall_plan(mon_config: Any, mon_context: Any, helm_version: str, wait: str) -> None:
-    c = mon_context(mon_config(), canned(helm_version))
+def test_uninstall_plan(
+    mon_config: Any, recording_context: Any, helm_version: str, wait: str
+) -> None:
+    c = recording_context(mon_config(), canned(helm_version))
     monitoring.uninstall(c, env="staging", yes=True)
     tail = f"--namespace monitoring --ignore-not-found {wait} --timeout 10m"
     assert c.commands == [
@@ -344,8 +348,8 @@ def test_uninstall_plan(mon_config: Any, mon_context: Any, helm_version: str, wa
     ]
 
 
-def test_uninstall_asks_first(mon_config: Any, mon_context: Any) -> None:
-    c = mon_context(mon_config(), canned())
+def test_uninstall_asks_first(mon_config: Any, recording_context: Any) -> None:
+    c = recording_context(mon_config(), canned())
     with fails_with() as err:
         monitoring.uninstall(c, env="staging")
     assert err.value.message == (
@@ -355,17 +359,17 @@ def test_uninstall_asks_first(mon_config: Any, mon_context: Any) -> None:
     assert not any("uninstall" in cmd for cmd in c.commands)
 
 
-def test_uninstall_dry_runs_nothing(mon_config: Any, mon_context: Any) -> None:
-    c = mon_context(mon_config(dry=True), canned())
+def test_uninstall_dry_runs_nothing(mon_config: Any, recording_context: Any) -> None:
+    c = recording_context(mon_config(dry=True), canned())
     monitoring.uninstall(c, env="staging")
     assert all(dry for command, dry, _ in c.calls if "uninstall" in command)
 
 
 def test_grafana_port_forward(
-    mon_config: Any, mon_context: Any, capsys: pytest.CaptureFixture[str]
+    mon_config: Any, recording_context: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     answers = canned(overrides={re.compile(r"kubectl .* port-forward .*"): ""})
-    c = mon_context(mon_config(), answers)
+    c = recording_context(mon_config(), answers)
     monitoring.grafana(c, env="staging", port=3300)
     assert c.commands[-1] == (
         "kubectl --context flowlet-staging --namespace monitoring port-forward "
@@ -376,12 +380,12 @@ def test_grafana_port_forward(
     assert "get secret grafana-admin -o 'jsonpath={.data.admin-password}' | base64 -d" in out
 
 
-def test_jaeger_port_forward_and_ctrl_c(mon_config: Any, mon_context: Any) -> None:
+def test_jaeger_port_forward_and_ctrl_c(mon_config: Any, recording_context: Any) -> None:
     def interrupt(command: str) -> None:
         raise KeyboardInterrupt
 
     answers = canned(overrides={re.compile(r"kubectl .* port-forward .*"): ""})
-    c = mon_context(mon_config(), answers, hooks={"port-forward": interrupt})
+    c = recording_context(mon_config(), answers, hooks={"port-forward": interrupt})
     with fails_with() as err:
         monitoring.jaeger(c, context="kind-flowlet")
     assert err.value.code == 130
@@ -390,8 +394,8 @@ def test_jaeger_port_forward_and_ctrl_c(mon_config: Any, mon_context: Any) -> No
     )
 
 
-def test_port_forward_rejects_a_bad_port(mon_config: Any, mon_context: Any) -> None:
-    c = mon_context(mon_config(), canned())
+def test_port_forward_rejects_a_bad_port(mon_config: Any, recording_context: Any) -> None:
+    c = recording_context(mon_config(), canned())
     with fails_with(match=r"^--port: 70000 is not valid; valid: a port number \(1-65535\)$"):
         monitoring.jaeger(c, context="kind-flowlet", port=70000)
     assert c.commands == []
@@ -418,7 +422,7 @@ def test_port_flag_is_text_converted_by_the_schema(
     "helm_dir,flags", [(".tools/bin", H4), (".tools/helm3", H3)], ids=["helm4", "helm3"]
 )
 def test_dry_setup_with_the_real_helm_and_kubectl(
-    helm_dir: str, flags: list[str], tmp_path: Path
+    helm_dir: str, flags: list[str], kubeconfig: Path, tmp_path: Path
 ) -> None:
     """``inv --dry monitoring.setup`` as a subprocess: real probes (helm version, repo list,
     kubeconfig contexts) on an empty helm home; every change is printed, none is made."""
@@ -427,11 +431,6 @@ def test_dry_setup_with_the_real_helm_and_kubectl(
     need("helm", "kubectl")
     if not (REPO / helm_dir / "helm").exists():
         pytest.skip(f"{helm_dir}/helm not installed")
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        "apiVersion: v1\nkind: Config\nclusters: []\nusers: []\n"
-        "contexts:\n- name: kind-flowlet\n  context: {cluster: kind-flowlet, user: u}\n"
-    )
     env = {
         **os.environ,
         "HOME": str(tmp_path),

@@ -147,9 +147,9 @@ def status_answers(app: str = "app", mon: str = "monitoring") -> dict[Any, Any]:
 
 
 def test_status_task_table_and_exit_code(
-    mon_config: Any, mon_context: Any, capsys: pytest.CaptureFixture[str]
+    mon_config: Any, recording_context: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    c = mon_context(mon_config(), status_answers())
+    c = recording_context(mon_config(), status_answers())
     with fails_with() as err:
         monitoring.status(c, env="staging")
     assert (err.value.code, err.value.message) == (1, "1 not ready")
@@ -173,9 +173,9 @@ def test_status_task_table_and_exit_code(
 
 
 def test_status_json_all_ready(
-    mon_config: Any, mon_context: Any, capsys: pytest.CaptureFixture[str]
+    mon_config: Any, recording_context: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    c = mon_context(mon_config(), status_answers(app="monitoring"))
+    c = recording_context(mon_config(), status_answers(app="monitoring"))
     # the app namespace answered with the monitoring sample: everything ready, exit 0
     monitoring.status(c, env="staging", json=True)
     report = json.loads(capsys.readouterr().out)
@@ -195,16 +195,18 @@ def test_status_json_all_ready(
 
 
 def test_status_json_empty_namespace_is_not_ok(
-    mon_config: Any, mon_context: Any, capsys: pytest.CaptureFixture[str]
+    mon_config: Any, recording_context: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    c = mon_context(mon_config(), status_answers(app="monitoring", mon="empty"))
+    c = recording_context(mon_config(), status_answers(app="monitoring", mon="empty"))
     with fails_with() as err:
         monitoring.status(c, env="staging", json=True)
     assert err.value.code == 1
     assert json.loads(capsys.readouterr().out)["empty_namespaces"] == ["monitoring"]
 
 
-def test_status_kubectl_failure_keeps_its_exit_code(mon_config: Any, mon_context: Any) -> None:
+def test_status_kubectl_failure_keeps_its_exit_code(
+    mon_config: Any, recording_context: Any
+) -> None:
     failed = Result(stdout="", stderr="error: You must be logged in to the server", exited=7)
     answers = canned(
         overrides={
@@ -212,7 +214,7 @@ def test_status_kubectl_failure_keeps_its_exit_code(mon_config: Any, mon_context
             "deployments,statefulsets,daemonsets -o json": failed
         }
     )
-    c = mon_context(mon_config(), answers)
+    c = recording_context(mon_config(), answers)
     with fails_with() as err:
         monitoring.status(c, env="staging", app_namespace="team-a")
     assert err.value.code == 7
@@ -222,8 +224,8 @@ def test_status_kubectl_failure_keeps_its_exit_code(mon_config: Any, mon_context
     )
 
 
-def test_status_rejects_a_bad_app_namespace(mon_config: Any, mon_context: Any) -> None:
-    c = mon_context(mon_config(), canned())
+def test_status_rejects_a_bad_app_namespace(mon_config: Any, recording_context: Any) -> None:
+    c = recording_context(mon_config(), canned())
     with fails_with(
         match=r"^--app-namespace: 'Team A' is not valid; valid: a DNS-1123 label", code=1
     ):
