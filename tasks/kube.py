@@ -11,9 +11,9 @@ import re
 from dataclasses import dataclass
 
 from invoke import Context
-from tasks.core.errors import OpsError
 
 from tasks.core.environments import Environment
+from tasks.core.errors import OpsError
 from tasks.core.runner import Argv, probe, require_tools
 
 KUBE_TOOLS = {

@@ -19,4 +19,4 @@ def test_an_invoke_variable_overrides_an_environment_key() -> None:
     result = run_inv("INVOKE_ENVIRONMENTS_STAGING_NAMESPACE=team-a inv deploy.render --env staging")
     assert result.returncode == 0, result.stderr
     assert '  namespace: "team-a"\n' in result.stdout  # every object names the overridden one
-    assert "namespace: \"flowlet-staging\"" not in result.stdout
+    assert 'namespace: "flowlet-staging"' not in result.stdout

@@ -122,15 +122,16 @@ class Local(InvokeLocal):
             super().start(command, shell, env)
             return
         self._interrupt: KeyboardInterrupt | None = None
+        # Invoke's shell runs a command that run()/probe() rendered from argv with shlex.join.
         self.process = subprocess.Popen(
             command,
-            shell=True,
+            shell=True,  # nosec B602
             executable=shell,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             stdin=subprocess.PIPE,
-            preexec_fn=child_setup(death_signal=signal.SIGKILL),  # nosec B602 B604: argv
+            preexec_fn=child_setup(death_signal=signal.SIGKILL),
         )
 
     def send_interrupt(self, interrupt: KeyboardInterrupt) -> None:
@@ -255,7 +256,7 @@ def spawn(
         entry = pwd.getpwnam(user)
         extra = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
     try:
-        child = subprocess.Popen(  # nosec B603: an argv list
+        child = subprocess.Popen(  # nosec B603
             [str(a) for a in argv],
             env=dict(env or {}) if replace_env else child_env(env, pass_secrets=pass_secrets),
             cwd=cwd,

@@ -46,8 +46,6 @@ def setup(
 
         setup_development(c)
         return
-    from tasks.core.errors import OpsError
-
     print(
         f"setup: {environment.name}: namespace {environment.namespace}, "
         f"kube context {environment.kube_context or '-'}, release {environment.release}",
