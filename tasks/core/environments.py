@@ -89,6 +89,12 @@ ENVIRONMENT = Section(
         "values_file": FilePath("", "chart values file", kind="file", empty=True),
         "confirm": Bool(False, "changes need confirmation"),
         "backup_encrypt": Bool(False, "encrypt every backup of this environment"),
+        "backup_to": Str(
+            "",
+            "default offsite destination of its backups (a name under backup.destinations)",
+            pattern=r"^[a-z][a-z0-9_-]{0,30}$",
+            desc="a destination name (lowercase letters, digits, '-', '_')",
+        ),
         "databases": Map(DATABASE, help="database targets by name"),
     },
     "an environment",
@@ -118,6 +124,7 @@ class Environment:
     confirm: bool
     databases: Mapping[str, Settings] = field(default_factory=dict)
     backup_encrypt: bool = False
+    backup_to: str = ""
 
     @property
     def is_production(self) -> bool:
@@ -172,6 +179,7 @@ def resolve_environment(
         confirm=raw.confirm,
         databases=raw.databases,
         backup_encrypt=raw.backup_encrypt,
+        backup_to=raw.backup_to,
     )
 
 
