@@ -440,3 +440,14 @@ def files_containing(roots: list[Path], needle: bytes) -> list[Path]:
             except OSError:
                 continue
     return hits
+
+
+def make_identity(directory: Path) -> tuple[str, Path]:
+    """An age key pair: (public recipient, identity file)."""
+    need("age", "age-keygen")
+    identity = directory / "keys" / "backup.key"
+    identity.parent.mkdir(exist_ok=True)
+    done = subprocess.run(
+        ["age-keygen", "-o", str(identity)], capture_output=True, text=True, check=True
+    )
+    return done.stderr.split("Public key: ")[1].strip(), identity

@@ -42,7 +42,7 @@ NO_OWNER_AWK = (
 @dataclass(frozen=True)
 class Stage:
     """One process of a pipeline. ``secret``: it gets the database credentials; ``forks``: it
-    starts workers of its own (run under a lifeline that takes the whole group down with us)."""
+    starts workers of its own (it gets SIGTERM when we die, to stop them)."""
 
     name: str
     argv: tuple[str, ...]

@@ -2,8 +2,7 @@
 
 Stages are chained by pipes; this process reads the last stage's stdout and hands each chunk to
 a sink (hash, local file, upload). Only stages marked ``secret`` inherit the in-memory password
-file; a stage that forks workers (``pg_dump -Fd --jobs N``) runs under a small lifeline process
-that takes its whole process group down when we die, even by ``kill -9``.
+file. Every stage dies with us, even on ``kill -9`` (the runner's parent-death signal).
 """
 
 from __future__ import annotations
@@ -24,48 +23,6 @@ from tasks.backup.targets import NO_CREDENTIALS, Credentials
 from tasks.core import runner
 
 CHUNK = 1 << 20
-
-# The lifeline: starts argv in its own process group and, when it gets SIGTERM (the runner's
-# death signal when inv dies, or stop_group), SIGINT or SIGHUP, SIGKILLs that whole group --
-# pg_dump's parallel workers are forked by pg_dump and would otherwise outlive it.
-LIFELINE = r"""
-import os, signal, sys
-child = []
-def stop(signum, frame):
-    if child:
-        try: os.killpg(child[0], signal.SIGKILL)
-        except OSError: pass
-    os._exit(128 + signum)
-for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-    signal.signal(s, stop)
-pid = os.fork()
-if pid == 0:
-    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(s, signal.SIG_DFL)
-    os.setpgid(0, 0)
-    try:
-        os.execvp(sys.argv[1], sys.argv[1:])
-    except OSError as exc:
-        sys.stderr.write(f"{sys.argv[1]}: {exc.strerror}\n")
-        os._exit(127)
-try:
-    os.setpgid(pid, pid)
-except OSError:
-    pass
-child.append(pid)
-if os.getppid() == 1:
-    stop(signal.SIGTERM, None)
-_, status = os.waitpid(pid, 0)
-try:
-    os.killpg(pid, signal.SIGKILL)
-except OSError:
-    pass
-if os.WIFSIGNALED(status):
-    signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
-    os.kill(os.getpid(), os.WTERMSIG(status))
-sys.exit(os.WEXITSTATUS(status))
-"""
-
 
 class StageError(Exception):
     """A pipeline stage exited non-zero (or was killed)."""
@@ -101,12 +58,6 @@ def describe_code(code: int) -> str:
     return f"exit {code}"
 
 
-def stage_argv(stage: Stage) -> list[str]:
-    if stage.forks:
-        return [sys.executable, "-I", "-S", "-c", LIFELINE, *stage.argv]
-    return list(stage.argv)
-
-
 def start(
     stage: Stage,
     creds: Credentials = NO_CREDENTIALS,
@@ -115,10 +66,15 @@ def start(
     stdout: Any = subprocess.PIPE,
     stderr: Any = None,
 ) -> subprocess.Popen[bytes]:
-    """Start one stage; only a ``secret`` stage gets the credentials (env names, inherited fds)."""
+    """Start one stage; only a ``secret`` stage gets the credentials (env names, inherited fds).
+
+    A stage that forks workers gets SIGTERM when we die (not SIGKILL): pg_dump's and
+    pg_restore's leader then stops its workers itself (a SIGKILLed leader would leave them
+    running until they finish their table, under PID 1).
+    """
     secret = stage.secret
     return runner.spawn(
-        stage_argv(stage),
+        list(stage.argv),
         env=creds.env if secret else None,
         fds=creds.fds if secret else (),
         stdin=stdin,
