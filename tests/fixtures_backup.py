@@ -451,3 +451,17 @@ def make_identity(directory: Path) -> tuple[str, Path]:
         ["age-keygen", "-o", str(identity)], capture_output=True, text=True, check=True
     )
     return done.stderr.split("Public key: ")[1].strip(), identity
+
+
+def secret_roots(*extra: Path) -> list[Path]:
+    """Where a password could be left on disk by a backup (local or, on this machine, remote):
+    the run directories, /tmp/flowlet-* (old versions' pgpass dirs, remote secret dirs), plus
+    ``extra`` (the test's own directories). Not the database servers' data directories."""
+    from tasks.core.secrets import base_dir
+
+    tmp = Path(tempfile.gettempdir())
+    found = [base_dir(), *extra]
+    for entry in tmp.glob("flowlet-*"):
+        if not entry.name.startswith(("flowlet-pg-", "flowlet-mariadb-", "flowlet-ops-")):
+            found.append(entry)
+    return found

@@ -25,6 +25,7 @@ from fixtures_backup import (
     pg_target,
     pids_alive,
     plant_earlier,
+    secret_roots,
     write_config,
 )
 
@@ -247,8 +248,7 @@ def test_kill_9_leaves_no_password_and_no_process(pg_backup_env: BackupEnv, earl
     proc.communicate(timeout=30)
 
     assert_all_gone(children, timeout=1.0)  # at once: not when a worker finishes its table
-    roots = [env.out, tmp_path, base_dir(), *Path(tempfile.gettempdir()).glob("flowlet-backup-*")]
-    assert files_containing(roots, password) == []
+    assert files_containing(secret_roots(env.out, tmp_path), password) == []
     listing = inv(env, "backup.list")
     out, err = listing.communicate(timeout=60)
     assert "FAILED (stale partial" in out, out + err
