@@ -81,7 +81,7 @@ class Locked:
     def __init__(self, env: BackupEnv, table: str = "accounts", db: str = "flowlet") -> None:
         self.proc = subprocess.Popen(
             ["psql", "-X", "-q", "-h", str(env.pg.socket_dir), "-p", str(env.pg.port), "-U",
-             "postgres", "-d", db], stdin=subprocess.PIPE, text=True,
+             "postgres", "-d", db], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
         )  # fmt: skip
         assert self.proc.stdin is not None
         self.proc.stdin.write(f"begin; lock table {table} in access exclusive mode; select 1;\n")

@@ -275,8 +275,11 @@ def set_state(source: Source, states: dict[str, manifest.FileState], item: Item,
     if not item.has_sidecar:
         return "missing"
     state = states.get(item.name)
-    verified = state.verified.get(source.where) if state is not None else None
-    return "verified" if verified else "FAILED verify" if verified is False else "sidecar"
+    if state is not None and source.where in state.verified:
+        return "verified" if state.verified[source.where] else "FAILED verify"
+    if not source.is_local and state is not None and state.confirmed_at(source.where):
+        return "verified"  # size and sha256 were confirmed there when it was uploaded
+    return "sidecar"
 
 
 def list_backups(c: Context, *, env: str | None, database: str | None, output_dir: Any,

@@ -93,6 +93,7 @@ class Rclone:
         self.dest = dest
         self.rcd: subprocess.Popen[bytes] | None = None
         self.socket = ""
+        self.ready = False
         self.log: IO[bytes] | None = None
 
     # -- the daemon -------------------------------------------------------------------------
@@ -114,8 +115,18 @@ class Rclone:
         if self.rcd is None:
             self.start()
         assert self.rcd is not None  # nosec B101
+        if self.ready:
+            return
         deadline = time.monotonic() + timeout
-        while not os.path.exists(self.socket):
+        while True:  # the socket file exists a moment before rcd listens on it
+            if os.path.exists(self.socket):
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                    try:
+                        probe.connect(self.socket)
+                        self.ready = True
+                        return
+                    except (ConnectionRefusedError, FileNotFoundError):
+                        pass
             if self.rcd.poll() is not None or time.monotonic() > deadline:
                 raise OpsError(f"{self.dest.name}: rclone rcd did not start: {self._log_tail()}")
             time.sleep(0.01)
@@ -157,6 +168,7 @@ class Rclone:
         if self.rcd is not None:
             runner.stop_group(self.rcd, grace=2.0)
             self.rcd = None
+            self.ready = False
         if self.log is not None:
             self.log.close()
             self.log = None
