@@ -115,9 +115,9 @@ def evaluate(c: Context, settings: Settings, source: Source, target: DatabaseTar
         return result
     max_age, warn_age = limits
     if (result.age or 0) > max_age:
-        result.status, result.text = CRITICAL, f"{text}, older than {_duration(max_age)}"
+        result.status, result.text = CRITICAL, f"{text}, older than {duration_text(max_age)}"
     elif warn_age is not None and (result.age or 0) > warn_age:
-        result.status, result.text = WARNING, f"{text}, older than {_duration(warn_age)}"
+        result.status, result.text = WARNING, f"{text}, older than {duration_text(warn_age)}"
     elif result.last_failed and failed is not None:
         result.status = WARNING
         result.text = f"{text}, verified; the last run failed: {failed.get('error', '?')}"
@@ -136,7 +136,7 @@ def _when(value: Any) -> float | None:
     return (stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)).timestamp()
 
 
-def _duration(seconds: int) -> str:
+def duration_text(seconds: int) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return "".join(f"{v}{u}" for v, u in ((hours, "h"), (minutes, "m"), (secs, "s")) if v) or "0s"
@@ -180,8 +180,12 @@ def textfile_text(result: Result, max_age: int, now: float | None = None) -> str
     for name, help_text, key in rows:
         metric = f"flowlet_backup_{name}"
         lines += [f"# HELP {metric} {help_text}.", f"# TYPE {metric} gauge",
-                  f"{metric}{{{labels}}} {values[key]:g}"]  # fmt: skip
+                  f"{metric}{{{labels}}} {_number(values[key])}"]  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 def write_textfile(directory: Path, result: Result, max_age: int) -> Path:

@@ -86,13 +86,16 @@ def inv_argv(config_file: str | None) -> list[str]:
 
 def plan_units(target: DatabaseTarget, *, settings: Any, root: Path, config_file: str | None,
                on_calendar: str, to: str, max_age: int, textfile: Path | None,
-               env_values: dict[str, str], home: str) -> Units:  # fmt: skip
+               env_values: dict[str, str], home: str,
+               destination_config: Path | None = None) -> Units:  # fmt: skip
     """The service, the timer and the environment file of one target (pure)."""
     sched = settings.schedule
     name = f"{sched.unit_prefix}-{target.environment}-{target.key}"
     select = ["--env", target.environment, "--database", target.key]
     inv = inv_argv(config_file)
-    age = f"{max_age}s"
+    from tasks.backup.freshness import duration_text
+
+    age = duration_text(max_age)
     run = [*inv, f"backup.{target.engine}", *select, *(["--to", to] if to else [])]
     check = [*inv, "backup.check", *select, "--max-age", age,
              *(["--textfile", str(textfile)] if textfile else [])]  # fmt: skip
@@ -101,7 +104,10 @@ def plan_units(target: DatabaseTarget, *, settings: Any, root: Path, config_file
     if to:
         commands.append((*inv, "backup.prune", *select, "--from", to))
     env_file = sched.env_dir / f"{name}.env"
-    writable = sorted({str(settings.output_dir), *([str(textfile)] if textfile else [])})
+    writable = [str(settings.output_dir)]  # the backups and the manifest (created now)
+    writable += [f"-{textfile}"] if textfile else []  # "-": not an error while it is missing
+    if destination_config is not None:  # rclone may refresh tokens in its config file
+        writable.append(f"-{destination_config.parent}")
     user = [f"User={sched.user}"] if sched.user else []
     execs = [f"ExecStart=-{' '.join(systemd_quote(a) for a in run)}"]
     execs += [f"ExecStart={' '.join(systemd_quote(a) for a in cmd)}" for cmd in commands[1:]]
@@ -221,10 +227,9 @@ def write_file(path: Path, text: str, mode: int, *, source: str) -> None:
 
 
 def schedule(c: Context, *, env: str | None, database: str | None, on_calendar: str | None,
-             to: str | None, max_age: str | None, textfile: str | None, unit_dir: Any,
+             to: str | None, max_age: int | None, textfile: Path | None, unit_dir: Any,
              cron: bool, remove: bool) -> None:  # fmt: skip
     from tasks.backup.offsite import resolve_destination
-    from tasks.core.settings import flag
 
     settings = load(c, "backup")
     environment = resolve_environment(c, env)
@@ -232,9 +237,8 @@ def schedule(c: Context, *, env: str | None, database: str | None, on_calendar: 
     calendar = on_calendar if on_calendar is not None else settings.schedule.on_calendar
     if not remove:
         check_calendar(calendar)
-    age = flag("backup.check.max_age", max_age, "--max-age") or settings.check.max_age
-    text_dir = flag("backup.check.textfile_dir", textfile, "--textfile") if textfile else None
-    text_dir = text_dir or settings.check.textfile_dir
+    age = max_age or settings.check.max_age  # flags arrive converted (FLAG_KINDS)
+    text_dir = textfile or settings.check.textfile_dir
     dest_name = to or environment.backup_to
     destination = (resolve_destination(settings, dest_name, flag="--to" if to else
                                        environment.key("backup_to")) if dest_name else None)  # fmt: skip
@@ -253,7 +257,8 @@ def schedule(c: Context, *, env: str | None, database: str | None, on_calendar: 
     units = plan_units(target, settings=settings, root=project_root(c),
                        config_file=str(Path(runtime).resolve()) if runtime else None,
                        on_calendar=calendar, to=dest_name or "", max_age=age, textfile=text_dir,
-                       env_values=values, home=home)  # fmt: skip
+                       env_values=values, home=home,
+                       destination_config=destination.config_file if destination else None)  # fmt: skip
     files = {directory / f"{units.name}.service": units.service,
              directory / f"{units.name}.timer": units.timer}  # fmt: skip
     system = Path(directory) == SYSTEM_UNIT_DIR
@@ -284,6 +289,9 @@ def schedule(c: Context, *, env: str | None, database: str | None, on_calendar: 
             print(f"# {path}\n{text}")
         print(f"# {units.env_file} (mode 0600)\n{units.env_shown}")
     else:
+        from tasks.backup.files import ensure_private_dir
+
+        ensure_private_dir(settings.output_dir, source="backup.output_dir")
         for path, text in files.items():
             write_file(path, text, 0o644, source=dir_source)
         write_file(units.env_file, units.env_text, 0o600, source="backup.schedule.env_dir")
