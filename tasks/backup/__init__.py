@@ -30,7 +30,6 @@ FLAG_KINDS: dict[str, Any] = {
     "output_dir": "backup.output_dir",
     "identity": "backup.identity",
     "to": NAME,
-    "from_": NAME,
     "db_type": DB_TYPE,
     "max_age": "backup.check.max_age",
     "warn_age": "backup.check.warn_age",

@@ -9,6 +9,7 @@ the local ``NAME.partial`` of the uploading run is). ``backup.list`` prints this
 
 from __future__ import annotations
 
+import re
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
@@ -137,7 +138,10 @@ def open_source(c: Context, settings: Settings, source: str | None,
     if source is None:
         return Source("local", out)
     from tasks.backup.offsite import Rclone, resolve_destination
+    from tasks.backup.settings import NAME
+    from tasks.core.settings import flag
 
+    source = flag(NAME, source, "--from")
     dest = resolve_destination(settings, source, flag="--from")
     return Source(dest.name, out, Rclone(dest).start())
 
@@ -149,8 +153,7 @@ def partial_base(name: str) -> str | None:
     """The backup name an unfinished file belongs to (``X.sql.gz.partial`` -> ``X.sql.gz``)."""
     for suffix in PARTIAL_SUFFIXES:
         if name.endswith(suffix):
-            base = name[: -len(suffix)]
-            base = base.split(".verify-")[0] if ".verify-" in base else base
+            base = re.sub(r"\.(verify|restore|from)-[A-Za-z0-9_-]+$", "", name[: -len(suffix)])
             return base.removesuffix(".sha256")
     return None
 

@@ -111,7 +111,7 @@ def stage_locally(source: Source, name: str, staging: Path) -> Partial:
     expected = source.expected_sha256(name)
     if expected is None:
         raise OpsError(f"{name}: checksum missing at {source.where}; refusing to restore it")
-    partial = Partial(staging / name)
+    partial = Partial(staging / f"{name}.from-{source.where}")  # beside a local copy, if any
     digest = hashlib.sha256()
     try:
         with source.open(name) as handle:

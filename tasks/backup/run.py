@@ -23,7 +23,14 @@ from tasks.backup import manifest
 from tasks.backup.files import WorkDir, ensure_private_dir, write_dir_sums
 from tasks.backup.offsite import Destination, Rclone, resolve_destination
 from tasks.backup.outputs import FileResult, Outputs
-from tasks.backup.plan import BackupOptions, BackupPlan, plan_backup, plan_globals, probe_argvs
+from tasks.backup.plan import (
+    BackupOptions,
+    BackupPlan,
+    check_options,
+    plan_backup,
+    plan_globals,
+    probe_argvs,
+)
 from tasks.backup.stream import Pipeline, Progress, StageError, human, run_stages, tree_size
 from tasks.backup.targets import Credentials, DatabaseTarget, credentials, resolve_target
 from tasks.core.environments import Environment, resolve_environment
@@ -75,7 +82,10 @@ def resolve_job(c: Context, engine: str | None, flags: dict[str, Any]) -> Job:
         with_globals=bool(flags.get("globals")) or (settings.globals and target.engine == "postgres"),
     )
     if flags.get("jobs") and fmt != "directory" and flags["jobs"] > 1:
-        raise ConfigError(f"--jobs: {flags['jobs']} needs --format directory (only -Fd dumps in parallel)")
+        raise ConfigError(
+            f"--jobs: {flags['jobs']} needs --format directory (only -Fd dumps in parallel)"
+        )
+    check_options(target, options)  # every bad combination fails before anything runs
     to = flags.get("to") or environment.backup_to
     source = "--to" if flags.get("to") else environment.key("backup_to")
     destination = resolve_destination(settings, to, flag=source) if to else None

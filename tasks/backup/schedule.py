@@ -151,8 +151,8 @@ def plan_units(target: DatabaseTarget, *, settings: Any, root: Path, config_file
     return Units(name, service, timer, env_file, env_text, shown, tuple(commands))
 
 
-def cron_line(on_calendar: str, units: Units, root: Path) -> str:
-    """The crontab line equivalent to the timer (simple calendars only; no random delay)."""
+def cron_spec(on_calendar: str) -> str:
+    """The crontab time fields equivalent to ``on_calendar`` (simple calendars only)."""
     spec = {"daily": "0 0 * * *", "hourly": "0 * * * *", "weekly": "0 0 * * 1"}.get(on_calendar)
     if spec is None:
         match = CALENDAR_SIMPLE.match(on_calendar)
@@ -163,6 +163,12 @@ def cron_line(on_calendar: str, units: Units, root: Path) -> str:
             )
         spec = f"{int(match['m'])} {match['h'] if match['h'] == '*' else int(match['h'])} * * "
         spec += _cron_days(match["dow"]) if match["dow"] else "*"
+    return spec
+
+
+def cron_line(on_calendar: str, units: Units, root: Path) -> str:
+    """The crontab line equivalent to the timer (no random delay in cron)."""
+    spec = cron_spec(on_calendar)
     run, *after = (shlex.join(cmd) for cmd in units.commands)
     env = shlex.quote(str(units.env_file))
     steps = f"{run}; {' && '.join(after)}"
@@ -237,6 +243,8 @@ def schedule(c: Context, *, env: str | None, database: str | None, on_calendar: 
     calendar = on_calendar if on_calendar is not None else settings.schedule.on_calendar
     if not remove:
         check_calendar(calendar)
+    if cron:
+        cron_spec(calendar)
     age = max_age or settings.check.max_age  # flags arrive converted (FLAG_KINDS)
     text_dir = textfile or settings.check.textfile_dir
     dest_name = to or environment.backup_to

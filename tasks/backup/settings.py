@@ -132,6 +132,7 @@ SCHEMA = Section(
                     "systemd OnCalendar of the backup timer",
                     pattern=CALENDAR,
                     desc="a systemd calendar event like '*-*-* 02:15:00' or daily",
+                    empty=False,
                 ),
                 "randomized_delay": Duration("15m", "timer RandomizedDelaySec", min_seconds=0),
                 "unit_dir": FilePath("/etc/systemd/system", "where the units go", kind="dir"),
