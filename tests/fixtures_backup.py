@@ -70,13 +70,23 @@ class PgServer:
         return name
 
     def schema(self, db: str) -> str:
-        argv = [str(PG_BIN / "pg_dump"), "--schema-only", "-h", str(self.socket_dir),
-                "-p", str(self.port), "-U", "postgres", db]  # fmt: skip
+        argv = [
+            str(PG_BIN / "pg_dump"),
+            "--schema-only",
+            "-h",
+            str(self.socket_dir),
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            db,
+        ]
         out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
         return "\n".join(
-            line for line in out.splitlines()
+            line
+            for line in out.splitlines()
             if line and not line.startswith(("--", "\\restrict", "\\unrestrict"))
-        )  # fmt: skip
+        )
 
     def tables(self, db: str) -> list[str]:
         rows = self.sql(
@@ -123,20 +133,51 @@ def postgres_cluster() -> Iterator[PgServer]:
         f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=40"
     )
     try:
-        subprocess.run([*as_pg, str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres",
-                        "-E", "UTF8", "--locale=C", "--auth-local=trust",
-                        "--auth-host=scram-sha-256", "--no-sync"],
-                       check=True, capture_output=True)  # fmt: skip
-        subprocess.run([*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(base / "log"),
-                        "-o", options, "-w", "start"], check=True, capture_output=True)  # fmt: skip
+        subprocess.run(
+            [
+                *as_pg,
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "--no-sync",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [
+                *as_pg,
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(base / "log"),
+                "-o",
+                options,
+                "-w",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+        )
         server = PgServer(base=base, port=port, socket_dir=sock, user="flowlet", password=password)
         quoted = password.replace("'", "''")
         server.sql(f"create role flowlet login createdb password '{quoted}'")
         server.sql(f"create role flowlet_admin login superuser password '{quoted}'")
         yield server
     finally:
-        subprocess.run([*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True, check=False)  # fmt: skip
+        subprocess.run(
+            [*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+            check=False,
+        )
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -164,7 +205,7 @@ def write_config(
 
 
 def update_config(path: Path, **sections: Any) -> Path:
-    """Merge ``sections`` (``backup={...}``, ``ssh={...}``, ``environments={...}``) into the file."""
+    """Merge ``sections`` (``backup={...}``, ``ssh={...}`` ...) into the config file."""
     config = yaml.safe_load(path.read_text())
 
     def merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
@@ -180,8 +221,15 @@ def update_config(path: Path, **sections: Any) -> Path:
 
 
 def pg_target(pg: PgServer, name: str = "flowlet", **extra: Any) -> dict[str, Any]:
-    return {"engine": "postgres", "host": pg.host, "port": pg.port, "name": name,
-            "user": pg.user, "password_env": "FLOWLET_DB_PASSWORD", **extra}  # fmt: skip
+    return {
+        "engine": "postgres",
+        "host": pg.host,
+        "port": pg.port,
+        "name": name,
+        "user": pg.user,
+        "password_env": "FLOWLET_DB_PASSWORD",
+        **extra,
+    }
 
 
 def backup_collection() -> Any:
@@ -201,10 +249,15 @@ class BackupEnv:
         return sorted(p.name for p in self.out.iterdir()) if self.out.exists() else []
 
     def backups(self) -> list[Path]:
-        return sorted(
-            p for p in self.out.iterdir() if p.is_file() and p.name.split(".")[-1] not in
-            ("sha256", "jsonl", "partial")
-        ) if self.out.exists() else []  # fmt: skip
+        return (
+            sorted(
+                p
+                for p in self.out.iterdir()
+                if p.is_file() and p.name.split(".")[-1] not in ("sha256", "jsonl", "partial")
+            )
+            if self.out.exists()
+            else []
+        )
 
 
 @pytest.fixture
@@ -293,14 +346,24 @@ class MariaServer:
         return done.stdout.strip()
 
     def schema(self, db: str) -> str:
-        argv = ["mariadb-dump", f"--socket={self.socket}", "-u", "root", "--no-data",
-                "--skip-comments", "--skip-dump-date", db]  # fmt: skip
+        argv = [
+            "mariadb-dump",
+            f"--socket={self.socket}",
+            "-u",
+            "root",
+            "--no-data",
+            "--skip-comments",
+            "--skip-dump-date",
+            db,
+        ]
         out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
         return "\n".join(line for line in out.splitlines() if "AUTO_INCREMENT=" not in line)
 
     def row_counts(self, db: str) -> dict[str, int]:
-        tables = self.sql(f"select table_name from information_schema.tables where table_schema="
-                          f"'{db}' and table_type='BASE TABLE' order by 1").split()  # fmt: skip
+        tables = self.sql(
+            f"select table_name from information_schema.tables where table_schema="
+            f"'{db}' and table_type='BASE TABLE' order by 1"
+        ).split()
         return {t: int(self.sql(f"select count(*) from `{db}`.`{t}`")) for t in tables}
 
     def checksum(self, db: str) -> dict[str, str]:
@@ -311,16 +374,16 @@ class MariaServer:
         """Every view, trigger, routine and event with its definition (as the server has it)."""
         queries = {
             "view": f"select table_name, view_definition from information_schema.views "
-                    f"where table_schema = '{db}'",
+            f"where table_schema = '{db}'",
             "trigger": f"select trigger_name, concat_ws(' ', action_timing, event_manipulation, "
-                       f"event_object_table, action_statement) from information_schema.triggers "
-                       f"where trigger_schema = '{db}'",
+            f"event_object_table, action_statement) from information_schema.triggers "
+            f"where trigger_schema = '{db}'",
             "routine": f"select concat(routine_type, ' ', routine_name), routine_definition "
-                       f"from information_schema.routines where routine_schema = '{db}'",
+            f"from information_schema.routines where routine_schema = '{db}'",
             "event": f"select event_name, concat_ws(' ', event_definition, interval_value, "
-                     f"interval_field, status, event_comment) from information_schema.events "
-                     f"where event_schema = '{db}'",
-        }  # fmt: skip
+            f"interval_field, status, event_comment) from information_schema.events "
+            f"where event_schema = '{db}'",
+        }
         found = {}
         for kind, query in queries.items():
             for line in self.sql(query).splitlines():
@@ -340,32 +403,60 @@ def mariadb_server() -> Iterator[MariaServer]:
     shutil.chown(base, "mysql", "mysql")
     data, sock = base / "data", base / "mysqld.sock"
     try:
-        subprocess.run(["mariadb-install-db", "--user=mysql", f"--datadir={data}",
-                        "--skip-test-db", "--auth-root-authentication-method=socket"],
-                       check=True, capture_output=True)  # fmt: skip
+        subprocess.run(
+            [
+                "mariadb-install-db",
+                "--user=mysql",
+                f"--datadir={data}",
+                "--skip-test-db",
+                "--auth-root-authentication-method=socket",
+            ],
+            check=True,
+            capture_output=True,
+        )
     except BaseException:
         shutil.rmtree(base, ignore_errors=True)
         raise
     port = free_port()
     server_proc = subprocess.Popen(
-        ["mariadbd", "--no-defaults", "--user=mysql", f"--datadir={data}", f"--socket={sock}",
-         f"--port={port}", "--bind-address=127.0.0.1", "--skip-name-resolve",
-         f"--pid-file={base / 'mysqld.pid'}", f"--log-error={base / 'error.log'}",
-         "--innodb-buffer-pool-size=64M", "--innodb-log-file-size=16M", "--skip-log-bin"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            "mariadbd",
+            "--no-defaults",
+            "--user=mysql",
+            f"--datadir={data}",
+            f"--socket={sock}",
+            f"--port={port}",
+            "--bind-address=127.0.0.1",
+            "--skip-name-resolve",
+            f"--pid-file={base / 'mysqld.pid'}",
+            f"--log-error={base / 'error.log'}",
+            "--innodb-buffer-pool-size=64M",
+            "--innodb-log-file-size=16M",
+            "--skip-log-bin",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     password = "my:" + secrets.token_urlsafe(12) + '"#;\\'
     server = MariaServer(base=base, port=port, socket=sock, user="flowlet", password=password)
     try:
         deadline = time.monotonic() + 60
-        while subprocess.run(["mariadb-admin", f"--socket={sock}", "-u", "root", "ping"],
-                             capture_output=True, check=False).returncode != 0:  # fmt: skip
+        while (
+            subprocess.run(
+                ["mariadb-admin", f"--socket={sock}", "-u", "root", "ping"],
+                capture_output=True,
+                check=False,
+            ).returncode
+            != 0
+        ):
             if server_proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError((base / "error.log").read_text())
             time.sleep(0.2)
         quoted = password.replace("\\", "\\\\").replace("'", "\\'")
-        server.sql(f"create user flowlet@'127.0.0.1' identified by '{quoted}';"
-                   "grant all on *.* to flowlet@'127.0.0.1'; create database shop;")  # fmt: skip
+        server.sql(
+            f"create user flowlet@'127.0.0.1' identified by '{quoted}';"
+            "grant all on *.* to flowlet@'127.0.0.1'; create database shop;"
+        )
         server.sql(MYSQL_SOURCE, "shop")
         server.sql("create database sakila")
         server.sql(SAKILA.read_text(encoding="utf-8"), "sakila")
@@ -381,8 +472,15 @@ def mariadb_server() -> Iterator[MariaServer]:
 
 
 def mysql_target(server: MariaServer, name: str = "shop", **extra: Any) -> dict[str, Any]:
-    return {"engine": "mysql", "host": server.host, "port": server.port, "name": name,
-            "user": server.user, "password_env": "FLOWLET_MYSQL_PASSWORD", **extra}  # fmt: skip
+    return {
+        "engine": "mysql",
+        "host": server.host,
+        "port": server.port,
+        "name": name,
+        "user": server.user,
+        "password_env": "FLOWLET_MYSQL_PASSWORD",
+        **extra,
+    }
 
 
 @pytest.fixture

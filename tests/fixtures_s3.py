@@ -68,8 +68,10 @@ class S3Server:
     def destination(self, remote: str = "offsite") -> tuple[dict[str, Any], dict[str, str], Path]:
         """(destination config, variables, the directory holding its objects)."""
         bucket = self.bucket()
-        config = {"url": f"{remote}:{bucket}/flowlet",
-                  "env": [f"RCLONE_CONFIG_{remote.upper()}_SECRET_ACCESS_KEY"]}  # fmt: skip
+        config = {
+            "url": f"{remote}:{bucket}/flowlet",
+            "env": [f"RCLONE_CONFIG_{remote.upper()}_SECRET_ACCESS_KEY"],
+        }
         return config, self.env(remote), self.root / bucket / "flowlet"
 
     def stop(self) -> None:
@@ -91,14 +93,25 @@ class S3Server:
 
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                ["rclone", "serve", "s3", "--config", "/dev/null", "--addr",
-                 f"127.0.0.1:{self.port}",
-                 "--dir-cache-time", "0s",  # tests change the directory behind its back
-                 str(self.root)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=setup,
+                [
+                    "rclone",
+                    "serve",
+                    "s3",
+                    "--config",
+                    "/dev/null",
+                    "--addr",
+                    f"127.0.0.1:{self.port}",
+                    "--dir-cache-time",
+                    "0s",  # tests change the directory behind its back
+                    str(self.root),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                preexec_fn=setup,
                 # its credentials in its environment: the tests scan every argv for them
                 env={**os.environ, "RCLONE_AUTH_KEY": f'"{self.access_key},{self.secret_key}"'},
-            )  # fmt: skip
+            )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -154,4 +167,3 @@ def private_s3(tmp_path: Path) -> Iterator[Any]:
         for server in started:
             server.stop()
             shutil.rmtree(server.root, ignore_errors=True)
-

@@ -26,8 +26,9 @@ def check(env: BackupEnv, capsys: pytest.CaptureFixture[str], *argv: str) -> tup
 
 
 @pytest.mark.slow
-def test_ok_warning_critical(pg_backup_env: BackupEnv, earlier_backup: Path,
-                             capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_ok_warning_critical(
+    pg_backup_env: BackupEnv, earlier_backup: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     env = pg_backup_env
     code, out = check(env, capsys, "--max-age", "26h")
     assert (code, out.split(" - ")[0]) == (2, "BACKUP CRITICAL")
@@ -39,7 +40,8 @@ def test_ok_warning_critical(pg_backup_env: BackupEnv, earlier_backup: Path,
     code, out = check(env, capsys, "--max-age", "26h")
     assert code == 0 and re.match(
         r"BACKUP OK - development/postgres: newest \d+s old \(\d+\.\d KiB\), verified \| "
-        r"'development/postgres age'=\d+s;;93600;0 'development/postgres size'=\d+B;;;0$", out
+        r"'development/postgres age'=\d+s;;93600;0 'development/postgres size'=\d+B;;;0$",
+        out,
     ), out
     time.sleep(1.1)
     code, out = check(env, capsys, "--max-age", "26h", "--warn-age", "1s")
@@ -81,8 +83,9 @@ def test_a_backup_that_does_not_verify_is_critical(
     ],
     ids=["max-age", "warn-age", "from", "env"],
 )
-def test_cannot_check_is_unknown(pg_backup_env: BackupEnv, capsys: pytest.CaptureFixture[str],
-                                 argv: list[str], message: str) -> None:  # fmt: skip
+def test_cannot_check_is_unknown(
+    pg_backup_env: BackupEnv, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
     capsys.readouterr()
     code = run_task(NS, ["backup.check", *argv], config_file=pg_backup_env.config)
     captured = capsys.readouterr()
@@ -92,8 +95,9 @@ def test_cannot_check_is_unknown(pg_backup_env: BackupEnv, capsys: pytest.Captur
 
 
 @pytest.mark.slow
-def test_textfile_metrics(pg_backup_env: BackupEnv, tmp_path: Path,
-                          capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_textfile_metrics(
+    pg_backup_env: BackupEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
     env = pg_backup_env
@@ -104,8 +108,9 @@ def test_textfile_metrics(pg_backup_env: BackupEnv, tmp_path: Path,
     assert code == 0
     (prom,) = textfile.iterdir()
     assert prom.name == "flowlet_backup_development_postgres_local.prom"
-    samples = {s.name: s for f in text_string_to_metric_families(prom.read_text())
-               for s in f.samples}  # fmt: skip
+    samples = {
+        s.name: s for f in text_string_to_metric_families(prom.read_text()) for s in f.samples
+    }
     labels = {"environment": "development", "database": "postgres", "location": "local"}
     assert all(s.labels == labels for s in samples.values())
     assert samples["flowlet_backup_last_size_bytes"].value == record["bytes"]
@@ -119,8 +124,9 @@ def test_textfile_metrics(pg_backup_env: BackupEnv, tmp_path: Path,
     (env.out / f"{record['file']}.sha256").unlink()  # now it cannot verify: CRITICAL
     code, _ = check(env, capsys)
     assert code == 2
-    samples = {s.name: s for f in text_string_to_metric_families(prom.read_text())
-               for s in f.samples}  # fmt: skip
+    samples = {
+        s.name: s for f in text_string_to_metric_families(prom.read_text()) for s in f.samples
+    }
     assert samples["flowlet_backup_last_verified"].value == 0
     assert samples["flowlet_backup_check_status"].value == 2
     assert [p.name for p in textfile.iterdir()] == [prom.name]  # no temp file left
@@ -137,11 +143,12 @@ def test_textfile_is_written_atomically(tmp_path: Path, monkeypatch: pytest.Monk
     result = freshness.Result(target, "offsite", 0, "", age=1.0, size=5, finished=10.0)
     renames: list[tuple[str, str]] = []
     real = os.replace
-    monkeypatch.setattr(os, "replace", lambda a, b: (renames.append((str(a), str(b))),
-                                                     real(a, b))[1])  # fmt: skip
-    path = freshness.write_textfile(tmp_path, result, 3600)
+    monkeypatch.setattr(
+        os, "replace", lambda a, b: (renames.append((str(a), str(b))), real(a, b))[1]
+    )
+    path = freshness.write_textfile(tmp_path, result, 3600, source="--textfile")
     assert path.name == "flowlet_backup_production_postgres_offsite.prom"
-    (tmp, final), = renames
+    ((tmp, final),) = renames
     assert final == str(path) and Path(tmp).parent == tmp_path and not tmp.endswith(".prom")
     assert 'location="offsite"' in path.read_text()
 
@@ -160,8 +167,11 @@ def test_alert_rules_parse_and_use_the_textfile_metrics() -> None:
     written = {f"flowlet_backup_{name}" for name, _, _ in METRICS}
     written |= {"flowlet_backup_max_age_seconds", "flowlet_backup_check_timestamp_seconds"}
     alerts = {str(rule["alert"]): rule for rule in rules()}
-    assert set(alerts) == {"FlowletBackupTooOld", "FlowletBackupFailed",
-                           "FlowletBackupCheckNotRunning"}  # fmt: skip
+    assert set(alerts) == {
+        "FlowletBackupTooOld",
+        "FlowletBackupFailed",
+        "FlowletBackupCheckNotRunning",
+    }
     for name, rule in alerts.items():
         expr = str(rule["expr"])
         promql_parser.parse(expr)

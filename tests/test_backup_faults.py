@@ -20,8 +20,8 @@ from fixtures_backup import (
     BackupEnv,
     descendants,
     files_containing,
-    make_identity,
     free_port,
+    make_identity,
     pg_target,
     pids_alive,
     plant_earlier,
@@ -71,8 +71,11 @@ def partial_bytes(env: BackupEnv) -> int:
 
 
 def dump_pids(proc: subprocess.Popen[str]) -> list[int]:
-    return [pid for pid, argv in descendants(proc.pid).items()
-            if argv and argv[0].endswith("pg_dump") and "--dbname" in argv]  # fmt: skip
+    return [
+        pid
+        for pid, argv in descendants(proc.pid).items()
+        if argv and argv[0].endswith("pg_dump") and "--dbname" in argv
+    ]
 
 
 class Locked:
@@ -80,9 +83,23 @@ class Locked:
 
     def __init__(self, env: BackupEnv, table: str = "accounts", db: str = "flowlet") -> None:
         self.proc = subprocess.Popen(
-            ["psql", "-X", "-q", "-h", str(env.pg.socket_dir), "-p", str(env.pg.port), "-U",
-             "postgres", "-d", db], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-        )  # fmt: skip
+            [
+                "psql",
+                "-X",
+                "-q",
+                "-h",
+                str(env.pg.socket_dir),
+                "-p",
+                str(env.pg.port),
+                "-U",
+                "postgres",
+                "-d",
+                db,
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+        )
         assert self.proc.stdin is not None
         self.proc.stdin.write(f"begin; lock table {table} in access exclusive mode; select 1;\n")
         self.proc.stdin.flush()
@@ -95,8 +112,9 @@ class Locked:
         self.proc.wait(timeout=30)
 
 
-def test_wrong_password(pg_backup_env: BackupEnv, earlier_backup: Path,
-                        monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_wrong_password(
+    pg_backup_env: BackupEnv, earlier_backup: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     env = pg_backup_env
     earlier = plant_earlier(earlier_backup, env.out)
     monkeypatch.setenv("FLOWLET_DB_PASSWORD", "not-the-password")
@@ -108,7 +126,9 @@ def test_wrong_password(pg_backup_env: BackupEnv, earlier_backup: Path,
     assert '"event": "failed"' in (env.out / "manifest.jsonl").read_text()
 
 
-def test_missing_password_variable(pg_backup_env: BackupEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_password_variable(
+    pg_backup_env: BackupEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("FLOWLET_DB_PASSWORD")
     proc = start_inv(["-f", str(pg_backup_env.config), "backup.postgres"])
     _out, err = proc.communicate(timeout=60)
@@ -155,10 +175,21 @@ def test_disk_full(pg_backup_env: BackupEnv, earlier_backup: Path) -> None:
             signal.signal(sig, signal.SIG_DFL)
 
     proc = subprocess.Popen(
-        ["inv", "-f", str(env.config), "backup.postgres", "--database", "big", "--compress",
-         "none"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            "inv",
+            "-f",
+            str(env.config),
+            "backup.postgres",
+            "--database",
+            "big",
+            "--compress",
+            "none",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         preexec_fn=small_files,
-    )  # fmt: skip
+    )
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode != 0
     assert err.endswith("File too large; nothing written\n") and err.count("\n") == 1, err
@@ -167,11 +198,13 @@ def test_disk_full(pg_backup_env: BackupEnv, earlier_backup: Path) -> None:
 
 @pytest.mark.signals
 @pytest.mark.parametrize(
-    "signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)],
+    "signum,code",
+    [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)],
     ids=["SIGINT", "SIGTERM", "SIGHUP"],
-)  # fmt: skip
-def test_interrupted_mid_dump(pg_backup_env: BackupEnv, earlier_backup: Path, signum: int,
-                              code: int) -> None:  # fmt: skip
+)
+def test_interrupted_mid_dump(
+    pg_backup_env: BackupEnv, earlier_backup: Path, signum: int, code: int
+) -> None:
     env = pg_backup_env
     earlier = plant_earlier(earlier_backup, env.out)
     proc = inv(env, "backup.postgres", "--database", "big", "--compress", "gzip")
@@ -189,8 +222,9 @@ def test_interrupted_mid_dump(pg_backup_env: BackupEnv, earlier_backup: Path, si
 def test_the_leftover_check_can_fail() -> None:
     """assert_all_gone fails for a process that outlives its parent (the old check looked for
     children of a reaped parent, which /proc no longer lists: it could never fail)."""
-    parent = subprocess.Popen(["bash", "-c", "sleep 60 & echo $!; exit 0"],
-                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    parent = subprocess.Popen(
+        ["bash", "-c", "sleep 60 & echo $!; exit 0"], stdout=subprocess.PIPE, text=True
+    )
     assert parent.stdout is not None
     orphan = int(parent.stdout.readline())
     parent.wait()
@@ -219,25 +253,30 @@ def legacy_leftovers(password: str) -> tuple[Path, Path]:
 
 @pytest.mark.signals
 @pytest.mark.parametrize("fmt", ["plain", "directory"])
-def test_kill_9_leaves_no_password_and_no_process(pg_backup_env: BackupEnv, earlier_backup: Path,
-                                                  tmp_path: Path, fmt: str) -> None:  # fmt: skip
+def test_kill_9_leaves_no_password_and_no_process(
+    pg_backup_env: BackupEnv, earlier_backup: Path, tmp_path: Path, fmt: str
+) -> None:
     """kill -9 of inv mid-backup (an OOM kill): no password anywhere on disk, no child left
     (pg_dump's parallel workers included), and the next run cleans up."""
-    from tasks.core.secrets import base_dir
-
     env = pg_backup_env
     password = env.pg.password.encode()
     earlier = plant_earlier(earlier_backup, env.out)
     # directory: pg_dump's workers compress at level 9 (seconds of work left when we kill)
-    extra = ["--format", "directory", "--jobs", "2", "--level", "9"] if fmt == "directory" \
-        else ["--compress", "gzip"]  # fmt: skip
+    extra = (
+        ["--format", "directory", "--jobs", "2", "--level", "9"]
+        if fmt == "directory"
+        else ["--compress", "gzip"]
+    )
     proc = inv(env, "backup.postgres", "--database", "big", *extra)
 
     def progressed() -> bool:
         if fmt == "plain":
             return partial_bytes(env) > 200_000
-        dumps = [a for a in descendants(proc.pid).values()
-                 if a and a[0].endswith("pg_dump") and "--format=directory" in a]  # fmt: skip
+        dumps = [
+            a
+            for a in descendants(proc.pid).values()
+            if a and a[0].endswith("pg_dump") and "--format=directory" in a
+        ]
         work = [d for d in env.out.glob("*.partial.d")]
         written = sum(f.stat().st_size for d in work for f in d.iterdir()) if work else 0
         return len(dumps) >= 3 and written > 100_000  # the leader and two workers, busy
@@ -284,7 +323,8 @@ def test_password_never_on_argv_in_output_or_dry(pg_backup_env: BackupEnv) -> No
             v.split(b"=", 1)[1].decode() for v in environ if v.startswith(b"PGPASSFILE=")
         ]
         assert passfile.startswith("/dev/fd/")
-        target = os.readlink(f"/proc/{dump[0]}/fd/{passfile.rsplit('/', 1)[1]}")  # type: ignore[index]
+        fd = passfile.rsplit("/", 1)[1]
+        target = os.readlink(f"/proc/{dump[0]}/fd/{fd}")  # type: ignore[index]
         assert target.startswith("/memfd:"), target  # in memory, never a file on disk
         assert not [v for v in environ if password.encode() in v]
     finally:

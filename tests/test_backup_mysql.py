@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 from conftest import run_task
-from fixtures_backup import MariaServer, backup_collection, mysql_target, update_config, write_config
+from fixtures_backup import (
+    MariaServer,
+    backup_collection,
+    mysql_target,
+    update_config,
+    write_config,
+)
 
 pytestmark = pytest.mark.slow
 NS = backup_collection()
@@ -17,10 +23,13 @@ NS = backup_collection()
 @pytest.fixture
 def my_config(mariadb_server: MariaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("FLOWLET_MYSQL_PASSWORD", mariadb_server.password)
-    return write_config(tmp_path / "invoke.yaml", {
-        "shop": mysql_target(mariadb_server),
-        "sakila": mysql_target(mariadb_server, "sakila"),
-    })  # fmt: skip
+    return write_config(
+        tmp_path / "invoke.yaml",
+        {
+            "shop": mysql_target(mariadb_server),
+            "sakila": mysql_target(mariadb_server, "sakila"),
+        },
+    )
 
 
 def made(config: Path) -> list[Path]:
@@ -119,9 +128,7 @@ def test_dry_run_shows_option_file_not_password(
     assert mariadb_server.password not in out
 
 
-def test_remote_round_trip(
-    mariadb_server: MariaServer, my_config: Path, ssh_config: Path
-) -> None:
+def test_remote_round_trip(mariadb_server: MariaServer, my_config: Path, ssh_config: Path) -> None:
     update_config(my_config, ssh={"config_file": str(ssh_config)})
     argv = ["backup.mysql", "--database", "sakila", "--host", "flowlet-db", "--compress", "zstd"]
     assert run_task(NS, argv, config_file=my_config) == 0

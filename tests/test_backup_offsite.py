@@ -26,8 +26,13 @@ NS = backup_collection()
 
 
 class Offsite:
-    def __init__(self, env: BackupEnv, bucket: Path, variables: dict[str, str],
-                 server: S3Server | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        env: BackupEnv,
+        bucket: Path,
+        variables: dict[str, str],
+        server: S3Server | None = None,
+    ) -> None:
         self.env, self.bucket, self.variables, self.server = env, bucket, variables, server
 
     def objects(self) -> list[str]:
@@ -38,8 +43,9 @@ class Offsite:
         return start_inv(["-f", str(self.env.config), *argv], env=variables)
 
 
-def use(env: BackupEnv, server: S3Server, monkeypatch: pytest.MonkeyPatch,
-        name: str = "offsite") -> Offsite:  # fmt: skip
+def use(
+    env: BackupEnv, server: S3Server, monkeypatch: pytest.MonkeyPatch, name: str = "offsite"
+) -> Offsite:
     config, variables, bucket = server.destination(name)
     update_config(env.config, backup={"destinations": {name: config}})
     for key, value in variables.items():
@@ -48,8 +54,9 @@ def use(env: BackupEnv, server: S3Server, monkeypatch: pytest.MonkeyPatch,
 
 
 @pytest.fixture
-def offsite(pg_backup_env: BackupEnv, s3_server: S3Server,
-            monkeypatch: pytest.MonkeyPatch) -> Offsite:  # fmt: skip
+def offsite(
+    pg_backup_env: BackupEnv, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> Offsite:
     return use(pg_backup_env, s3_server, monkeypatch)
 
 
@@ -59,8 +66,20 @@ def run(offsite: Offsite, *argv: str) -> int:
 
 def test_round_trip_through_s3(offsite: Offsite, capsys: pytest.CaptureFixture[str]) -> None:
     env = offsite.env
-    assert run(offsite, "backup.postgres", "--to", "offsite", "--format", "custom",
-               "--compress", "zstd", "--globals") == 0  # fmt: skip
+    assert (
+        run(
+            offsite,
+            "backup.postgres",
+            "--to",
+            "offsite",
+            "--format",
+            "custom",
+            "--compress",
+            "zstd",
+            "--globals",
+        )
+        == 0
+    )
     local = [p.name for p in env.backups()]
     assert len(local) == 2  # the dump and its globals companion, kept locally too
     objects = offsite.objects()
@@ -69,8 +88,10 @@ def test_round_trip_through_s3(offsite: Offsite, capsys: pytest.CaptureFixture[s
         assert (offsite.bucket / name).read_bytes() == (env.out / name).read_bytes()
     record = json.loads((env.out / "manifest.jsonl").read_text().splitlines()[-1])
     (main,) = [n for n in local if ".globals." not in n]
-    assert record["locations"] == {"local": str(env.out / main),
-                                   "offsite": f"offsite:{offsite.bucket.parent.name}/flowlet/{main}"}
+    assert record["locations"] == {
+        "local": str(env.out / main),
+        "offsite": f"offsite:{offsite.bucket.parent.name}/flowlet/{main}",
+    }
     assert "offsite" in record["globals"]["locations"]
     capsys.readouterr()
     assert run(offsite, "backup.list", "--from", "offsite") == 0
@@ -107,22 +128,30 @@ def test_sftp_destination_through_the_test_sshd(
     known = sshd.write_known_hosts(tmp_path / "known_hosts")
     remote = tmp_path / "sftp-target"
     variables = {
-        "RCLONE_CONFIG_VAULT_TYPE": "sftp", "RCLONE_CONFIG_VAULT_HOST": sshd.host,
-        "RCLONE_CONFIG_VAULT_PORT": str(sshd.port), "RCLONE_CONFIG_VAULT_USER": sshd.user,
+        "RCLONE_CONFIG_VAULT_TYPE": "sftp",
+        "RCLONE_CONFIG_VAULT_HOST": sshd.host,
+        "RCLONE_CONFIG_VAULT_PORT": str(sshd.port),
+        "RCLONE_CONFIG_VAULT_USER": sshd.user,
         "RCLONE_CONFIG_VAULT_KEY_FILE": str(sshd.client_key),
         "RCLONE_CONFIG_VAULT_KNOWN_HOSTS_FILE": str(known),
-    }  # fmt: skip
+    }
     for key, value in variables.items():
         monkeypatch.setenv(key, value)
     update_config(env.config, backup={"destinations": {"vault": {"url": f"vault:{remote}"}}})
-    assert run_task(NS, ["backup.postgres", "--to", "vault", "--compress", "zstd"],
-                    config_file=env.config) == 0  # fmt: skip
+    assert (
+        run_task(
+            NS, ["backup.postgres", "--to", "vault", "--compress", "zstd"], config_file=env.config
+        )
+        == 0
+    )
     (made,) = env.backups()
     assert (remote / made.name).read_bytes() == made.read_bytes()
     assert (remote / f"{made.name}.sha256").read_text().split()[0] == (
-        env.out / f"{made.name}.sha256").read_text().split()[0]  # fmt: skip
-    assert run_task(NS, ["backup.verify", "--latest", "--from", "vault"],
-                    config_file=env.config) == 0  # fmt: skip
+        env.out / f"{made.name}.sha256"
+    ).read_text().split()[0]
+    assert (
+        run_task(NS, ["backup.verify", "--latest", "--from", "vault"], config_file=env.config) == 0
+    )
 
 
 def test_remote_host_backup_goes_offsite_in_the_same_run(
@@ -130,8 +159,19 @@ def test_remote_host_backup_goes_offsite_in_the_same_run(
 ) -> None:
     env = offsite.env
     update_config(env.config, ssh={"config_file": str(ssh_config)})
-    assert run(offsite, "backup.postgres", "--host", "flowlet-db", "--to", "offsite",
-               "--compress", "zstd") == 0  # fmt: skip
+    assert (
+        run(
+            offsite,
+            "backup.postgres",
+            "--host",
+            "flowlet-db",
+            "--to",
+            "offsite",
+            "--compress",
+            "zstd",
+        )
+        == 0
+    )
     (made,) = env.backups()
     assert (offsite.bucket / made.name).read_bytes() == made.read_bytes()
     record = json.loads((env.out / "manifest.jsonl").read_text().splitlines()[-1])
@@ -159,8 +199,9 @@ def test_prune_from_the_destination(offsite: Offsite, capsys: pytest.CaptureFixt
     assert len(env.backups()) == 1  # the local copy is another place: untouched
 
 
-def test_corrupted_object_fails_verify_and_check(offsite: Offsite,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_corrupted_object_fails_verify_and_check(
+    offsite: Offsite, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run(offsite, "backup.postgres", "--to", "offsite") == 0
     (name,) = [n for n in offsite.objects() if not n.endswith(".sha256")]
     obj = offsite.bucket / name
@@ -178,16 +219,27 @@ def test_corrupted_object_fails_verify_and_check(offsite: Offsite,
 
 
 def test_s3_server_killed_mid_upload(
-    pg_backup_env: BackupEnv, private_s3: Any, earlier_backup: Path,
+    pg_backup_env: BackupEnv,
+    private_s3: Any,
+    earlier_backup: Path,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     """The local copy is completed and kept; no object at the final name; one line, exit 1."""
     server = private_s3()
     offsite = use(pg_backup_env, server, monkeypatch)
     env = offsite.env
     plant_earlier(earlier_backup, env.out)
-    proc = offsite.inv("backup.postgres", "--database", "big", "--compress", "none", "--to",
-                       "offsite", RCLONE_LOW_LEVEL_RETRIES="1", RCLONE_RETRIES="1")  # fmt: skip
+    proc = offsite.inv(
+        "backup.postgres",
+        "--database",
+        "big",
+        "--compress",
+        "none",
+        "--to",
+        "offsite",
+        RCLONE_LOW_LEVEL_RETRIES="1",
+        RCLONE_RETRIES="1",
+    )
 
     def uploading() -> bool:
         temps = list(server.root.rglob(".rclone_temp_multipart_*"))
@@ -208,12 +260,22 @@ def test_s3_server_killed_mid_upload(
     assert list(record["locations"]) == ["local"] and record["upload_error"]
 
 
-def test_full_destination(pg_backup_env: BackupEnv, private_s3: Any,
-                          monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_full_destination(
+    pg_backup_env: BackupEnv, private_s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     server = private_s3(fsize_limit=3_000_000)
     offsite = use(pg_backup_env, server, monkeypatch)
-    proc = offsite.inv("backup.postgres", "--database", "big", "--compress", "none", "--to",
-                       "offsite", RCLONE_LOW_LEVEL_RETRIES="1", RCLONE_RETRIES="1")  # fmt: skip
+    proc = offsite.inv(
+        "backup.postgres",
+        "--database",
+        "big",
+        "--compress",
+        "none",
+        "--to",
+        "offsite",
+        RCLONE_LOW_LEVEL_RETRIES="1",
+        RCLONE_RETRIES="1",
+    )
     _out, err = proc.communicate(timeout=180)
     assert proc.returncode == 1 and err.count("\n") == 1, err
     assert err.startswith("upload to offsite failed: ")
@@ -223,8 +285,9 @@ def test_full_destination(pg_backup_env: BackupEnv, private_s3: Any,
 
 def test_wrong_credentials(offsite: Offsite, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RCLONE_CONFIG_OFFSITE_SECRET_ACCESS_KEY", "not-the-key")
-    proc = offsite.inv("backup.postgres", "--to", "offsite",
-                       RCLONE_CONFIG_OFFSITE_SECRET_ACCESS_KEY="not-the-key")  # fmt: skip
+    proc = offsite.inv(
+        "backup.postgres", "--to", "offsite", RCLONE_CONFIG_OFFSITE_SECRET_ACCESS_KEY="not-the-key"
+    )
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 1 and err.count("\n") == 1, err
     assert "SignatureDoesNotMatch" in err and "not-the-key" not in err
@@ -240,8 +303,12 @@ def test_credentials_reach_rclone_only(offsite: Offsite) -> None:
     proc = offsite.inv("backup.postgres", "--to", "offsite")
     try:
         wait_for(lambda: dump_pids(proc))
-        wait_for(lambda: len([a for a in descendants(proc.pid).values()
-                              if a and a[0].endswith("rclone")]) >= 2)  # fmt: skip
+        wait_for(
+            lambda: len(
+                [a for a in descendants(proc.pid).values() if a and a[0].endswith("rclone")]
+            )
+            >= 2
+        )
         for entry in Path("/proc").iterdir():
             try:
                 cmdline = (entry / "cmdline").read_bytes()
@@ -270,12 +337,18 @@ def test_credentials_reach_rclone_only(offsite: Offsite) -> None:
     assert secret.decode() not in out + err
 
 
-def test_config_file_must_be_private(pg_backup_env: BackupEnv, s3_server: S3Server,
-                                     tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_config_file_must_be_private(
+    pg_backup_env: BackupEnv,
+    s3_server: S3Server,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     conf = s3_server.config_file(tmp_path / "rclone.conf", "cfgdest")
     bucket = s3_server.bucket()
-    update_config(pg_backup_env.config, backup={"destinations": {"cfg": {
-        "url": f"cfgdest:{bucket}", "config_file": str(conf)}}})  # fmt: skip
+    update_config(
+        pg_backup_env.config,
+        backup={"destinations": {"cfg": {"url": f"cfgdest:{bucket}", "config_file": str(conf)}}},
+    )
     argv = ["backup.postgres", "--to", "cfg"]
     assert run_task(NS, argv, config_file=pg_backup_env.config) == 0
     assert len(list((s3_server.root / bucket).iterdir())) == 2
@@ -291,8 +364,9 @@ def test_config_file_must_be_private(pg_backup_env: BackupEnv, s3_server: S3Serv
 @pytest.mark.signals
 def test_interrupted_upload_leaves_no_object(offsite: Offsite) -> None:
     env = offsite.env
-    proc = offsite.inv("backup.postgres", "--database", "big", "--compress", "none", "--to",
-                       "offsite")  # fmt: skip
+    proc = offsite.inv(
+        "backup.postgres", "--database", "big", "--compress", "none", "--to", "offsite"
+    )
 
     def uploading() -> bool:
         return bool(list(offsite.bucket.parent.rglob(".rclone_temp_multipart_*")))

@@ -11,53 +11,88 @@ from pathlib import Path
 import pytest
 from conftest import REPO, fails_with
 
-from tasks.backup.plan import (
-    BackupOptions,
-    globals_for_existing,
-    parse_name,
-    plan_backup,
-    plan_globals,
-    read_stages,
-    resolve_level,
-    restore_stage,
-)
+from tasks.backup.names import parse_name
+from tasks.backup.plan import BackupOptions, BackupPlan, plan_backup, plan_globals, resolve_level
+from tasks.backup.readback import globals_for_existing, read_stages, restore_stage
 from tasks.backup.retention import plan_retention
 from tasks.backup.targets import DatabaseTarget, mysql_option_text, pgpass_line
 
 NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=timezone.utc)
-PG = DatabaseTarget("development", "postgres", "postgres", "127.0.0.1", 54329, "flowlet", "flowlet",
-                    password_env="FLOWLET_DB_PASSWORD")  # fmt: skip
+PG = DatabaseTarget(
+    "development",
+    "postgres",
+    "postgres",
+    "127.0.0.1",
+    54329,
+    "flowlet",
+    "flowlet",
+    password_env="FLOWLET_DB_PASSWORD",
+)
 MY = DatabaseTarget("staging", "shop", "mysql", "db", 3306, "shop", "backup", option_file="~/.my")
-CONN = ("--host", "127.0.0.1", "--port", "54329", "--username", "flowlet", "--no-password",
-        "--dbname", "flowlet")  # fmt: skip
+CONN = (
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "54329",
+    "--username",
+    "flowlet",
+    "--no-password",
+    "--dbname",
+    "flowlet",
+)
 
 
 def options(**kw: object) -> BackupOptions:
-    values: dict[str, object] = {"fmt": "plain", "compress": "gzip", "level": 0, "jobs": 1,
-                                 "recipients": None, "now": NOW}  # fmt: skip
+    values: dict[str, object] = {
+        "fmt": "plain",
+        "compress": "gzip",
+        "level": 0,
+        "jobs": 1,
+        "recipients": None,
+        "now": NOW,
+    }
     values.update(kw)
     return BackupOptions(**values)  # type: ignore[arg-type]
 
 
-def plan(target: DatabaseTarget = PG, extra: tuple[str, ...] = (), **kw: object):  # type: ignore[no-untyped-def]
+def plan(target: DatabaseTarget = PG, extra: tuple[str, ...] = (), **kw: object) -> BackupPlan:
     return plan_backup(target, options(**kw), Path("/b"), mysql_extra=extra)
 
 
 @pytest.mark.parametrize(
     "fmt,compress,level,stages,name",
     [
-        ("plain", "gzip", 0, [("pg_dump", *CONN, "--format=plain"), ("gzip", "-c", "-6")],
-         "development-postgres-20261127T120000Z.sql.gz"),
-        ("plain", "zstd", 0, [("pg_dump", *CONN, "--format=plain"), ("zstd", "-q", "-c", "-3")],
-         "development-postgres-20261127T120000Z.sql.zst"),
-        ("plain", "none", 0, [("pg_dump", *CONN, "--format=plain")],
-         "development-postgres-20261127T120000Z.sql"),
-        ("custom", "gzip", 9, [("pg_dump", *CONN, "--format=custom", "--compress=0"),
-                               ("gzip", "-c", "-9")],
-         "development-postgres-20261127T120000Z.dump.gz"),
+        (
+            "plain",
+            "gzip",
+            0,
+            [("pg_dump", *CONN, "--format=plain"), ("gzip", "-c", "-6")],
+            "development-postgres-20261127T120000Z.sql.gz",
+        ),
+        (
+            "plain",
+            "zstd",
+            0,
+            [("pg_dump", *CONN, "--format=plain"), ("zstd", "-q", "-c", "-3")],
+            "development-postgres-20261127T120000Z.sql.zst",
+        ),
+        (
+            "plain",
+            "none",
+            0,
+            [("pg_dump", *CONN, "--format=plain")],
+            "development-postgres-20261127T120000Z.sql",
+        ),
+        (
+            "custom",
+            "gzip",
+            9,
+            [("pg_dump", *CONN, "--format=custom", "--compress=0"), ("gzip", "-c", "-9")],
+            "development-postgres-20261127T120000Z.dump.gz",
+        ),
     ],
     ids=["plain-gzip", "plain-zstd", "plain-none", "custom-gzip-9"],
-)  # fmt: skip
+)
 def test_stream_stages(fmt: str, compress: str, level: int, stages: list, name: str) -> None:
     result = plan(fmt=fmt, compress=compress, level=level)
     assert [s.argv for s in result.stages] == [tuple(s) for s in stages]
@@ -71,8 +106,15 @@ def test_directory_format_dumps_in_parallel_under_a_lifeline_then_tars() -> None
     result = plan(fmt="directory", jobs=4, compress="gzip", level=5)
     work = "/b/development-postgres-20261127T120000Z.dir.tar.partial.d"
     assert result.prepare is not None
-    assert result.prepare.argv == ("pg_dump", *CONN, "--format=directory", "--jobs=4",
-                                   "--compress=5", "--file", work)  # fmt: skip
+    assert result.prepare.argv == (
+        "pg_dump",
+        *CONN,
+        "--format=directory",
+        "--jobs=4",
+        "--compress=5",
+        "--file",
+        work,
+    )
     assert result.prepare.forks and result.prepare.secret
     assert [s.argv for s in result.stages] == [("tar", "-c", "-f", "-", "-C", work, ".")]
     assert result.final.name == "development-postgres-20261127T120000Z.dir.tar"
@@ -114,13 +156,17 @@ def test_globals_companion_shares_the_stamp_and_skips_role_passwords_unless_supe
         ({"compress": "bz2"}, "--compress: 'bz2' is not valid; valid: gzip, zstd, none"),
         ({"compress": "gzip", "level": 12}, "--level: 12 is not valid for gzip; valid: 1-9"),
         ({"jobs": 4}, "--jobs: 4 needs --format directory (only -Fd dumps in parallel)"),
-        ({"fmt": "directory", "compress": "zstd"}, ("--compress: zstd is not valid with --format "
-         "directory; valid: gzip, none")),
-        ({"recipients": ()}, ("backup.recipients: --encrypt needs at least one age recipient "
-         "(public key)")),
+        (
+            {"fmt": "directory", "compress": "zstd"},
+            ("--compress: zstd is not valid with --format " "directory; valid: gzip, none"),
+        ),
+        (
+            {"recipients": ()},
+            ("backup.recipients: --encrypt needs at least one age recipient " "(public key)"),
+        ),
     ],
     ids=["format", "compress", "level", "jobs-plain", "dir-zstd", "no-recipients"],
-)  # fmt: skip
+)
 def test_bad_flags_fail_with_one_line(kw: dict, message: str) -> None:
     with fails_with() as caught:
         plan(**kw)
@@ -140,7 +186,10 @@ def test_zstd_levels() -> None:
 def test_names_parse_back() -> None:
     name = parse_name("production-postgres-20261127T120000Z.dump.zst.age")
     assert name is not None and (name.prefix, name.stamp, name.ext) == (
-        "production-postgres", "20261127T120000Z", ".dump.zst.age")  # fmt: skip
+        "production-postgres",
+        "20261127T120000Z",
+        ".dump.zst.age",
+    )
     assert name.when == NOW and name.split(["production"]) == ("production", "postgres")
     hyphen = parse_name("eu-west-orders-db-20261127T120000Z.sql")
     assert hyphen is not None and hyphen.split(["eu-west"]) == ("eu-west", "orders-db")
@@ -157,22 +206,27 @@ def test_read_stages_undo_the_pipeline() -> None:
 
 def test_restore_no_owner() -> None:
     custom = restore_stage(PG, "custom", "copy", no_owner=True)
-    assert custom[0].argv[:4] == ("pg_restore", "--exit-on-error", "--single-transaction",
-                                  "--no-owner")  # fmt: skip
+    assert custom[0].argv[:4] == (
+        "pg_restore",
+        "--exit-on-error",
+        "--single-transaction",
+        "--no-owner",
+    )
     plain = restore_stage(PG, "plain", "copy", no_owner=True)
     assert [s.name for s in plain] == ["awk", "psql"]
 
 
 def test_no_owner_filter_keeps_copy_data(tmp_path: Path) -> None:
-    from tasks.backup.plan import NO_OWNER_AWK
+    from tasks.backup.readback import NO_OWNER_AWK
 
     dump = (
         "CREATE TABLE public.t (x text);\nALTER TABLE public.t OWNER TO someone;\n"
         "COPY public.t (x) FROM stdin;\nALTER TABLE x OWNER TO y;\n\\.\n"
         "ALTER SEQUENCE public.s OWNER TO someone;\n"
     )
-    out = subprocess.run(["awk", NO_OWNER_AWK], input=dump, capture_output=True, text=True,
-                         check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        ["awk", NO_OWNER_AWK], input=dump, capture_output=True, text=True, check=True
+    ).stdout
     assert out == (
         "CREATE TABLE public.t (x text);\nCOPY public.t (x) FROM stdin;\n"
         "ALTER TABLE x OWNER TO y;\n\\.\n"
@@ -204,13 +258,17 @@ def test_remote_command_keeps_the_secret_in_a_shell_variable() -> None:
     pg = remote_command(plan(), None, has_secret=True)
     assert pg.startswith('PGPASSWORD="$FLOWLET_SECRET" pg_dump --host 127.0.0.1')
     assert pg.endswith("| gzip -c -6")
-    my = remote_command(plan(MY, extra=("--defaults-extra-file=/@FLOWLET_SECRET@",)), None,
-                        has_secret=True)  # fmt: skip
+    my = remote_command(
+        plan(MY, extra=("--defaults-extra-file=/@FLOWLET_SECRET@",)), None, has_secret=True
+    )
     assert '--defaults-extra-file=<(printf %s "$FLOWLET_SECRET")' in my
     directory = remote_command(plan(fmt="directory", jobs=2), None, has_secret=False)
     assert directory.startswith("work=$(mktemp -d); trap 'rm -rf -- \"$work\"' EXIT;")
     assert '--file "$work/d"; kill "$meter"; ' in directory
-    assert 'sha256sum -- * > ../sums && mv ../sums flowlet.sha256sums); tar -c -f - -C "$work/d" .' in directory
+    assert (
+        'sha256sum -- * > ../sums && mv ../sums flowlet.sha256sums); tar -c -f - -C "$work/d" .'
+        in directory
+    )
 
 
 def at(days: float, hour: int = 12) -> datetime:
@@ -239,7 +297,7 @@ def synthetic() -> list[tuple[str, datetime]]:
         ({"keep_last": 2, "daily": 2, "weekly": 2}, ["d00h02", "d01h14", "d05h14"]),
     ],
     ids=["keep-last-3", "daily-3", "weekly-3", "combined"],
-)  # fmt: skip
+)
 def test_retention_keeps_exactly(rules: dict, expected: list[str]) -> None:
     keep, delete = plan_retention(synthetic(), now=NOW, **rules)
     assert keep == expected
@@ -247,8 +305,9 @@ def test_retention_keeps_exactly(rules: dict, expected: list[str]) -> None:
 
 
 def test_retention_never_deletes_the_newest_verified() -> None:
-    keep, delete = plan_retention(synthetic(), keep_last=1, daily=0, weekly=0, now=NOW,
-                                  protect="d30h02")  # fmt: skip
+    keep, delete = plan_retention(
+        synthetic(), keep_last=1, daily=0, weekly=0, now=NOW, protect="d30h02"
+    )
     assert keep == ["d00h02", "d30h02"]
     assert "d30h02" not in delete
 
@@ -284,8 +343,10 @@ def test_the_three_backup_tasks_are_one_function() -> None:
 
     bodies = {t.body.func for t in (backup.backup, backup.postgres, backup.mysql)}
     assert bodies == {backup._backup}
-    flags = {t.name: [a.name for a in t.get_arguments()] for t in
-             (backup.backup, backup.postgres, backup.mysql)}  # fmt: skip
+    flags = {
+        t.name: [a.name for a in t.get_arguments()]
+        for t in (backup.backup, backup.postgres, backup.mysql)
+    }
     assert "db_type" in flags["backup"] and "db_type" not in flags["postgres"]
     assert not {"format", "jobs", "globals", "db_type"} & set(flags["mysql"])
     assert backup.mysql.__doc__.startswith("Back up a MariaDB/MySQL database")

@@ -16,8 +16,6 @@ from pathlib import Path
 
 import pytest
 from conftest import fails_with, run_inv, run_task
-
-from tasks.backup.plan import parse_name
 from fixtures_backup import (
     BackupEnv,
     PgServer,
@@ -27,6 +25,8 @@ from fixtures_backup import (
     update_config,
     write_config,
 )
+
+from tasks.backup.names import parse_name
 
 pytestmark = pytest.mark.slow
 NS = backup_collection()
@@ -98,9 +98,7 @@ def test_default_task_old_interface(
     assert [p.name.endswith(".sql.gz") for p in env.backups()] == [True]
     capsys.readouterr()
     assert run_task(NS, ["backup", "--db-type", "oracle"], config_file=env.config) == 1
-    assert capsys.readouterr().err == (
-        "--db-type: 'oracle' is not valid; valid: postgres, mysql\n"
-    )
+    assert capsys.readouterr().err == ("--db-type: 'oracle' is not valid; valid: postgres, mysql\n")
 
 
 def test_verify_latest_with_restore_test(
@@ -207,8 +205,10 @@ def test_restore_stops_at_first_sql_error_and_drops_what_it_created(
     assert "syntax error" in err and err.count("\n") == 1
     assert target not in env.pg.sql("select datname from pg_database").split()
     existing = env.pg.create_db(fresh_name())  # an existing empty database stays
-    assert run_task(NS, ["backup.restore", str(made), "--database", existing],
-                    config_file=env.config) == 3  # fmt: skip
+    assert (
+        run_task(NS, ["backup.restore", str(made), "--database", existing], config_file=env.config)
+        == 3
+    )
     assert existing in env.pg.sql("select datname from pg_database").split()
     assert env.pg.tables(existing) == []
 
@@ -287,8 +287,9 @@ def test_password_from_a_configured_passfile(
     env = pg_backup_env
     monkeypatch.delenv("FLOWLET_DB_PASSWORD")
     passfile = tmp_path / "pgpass"
-    target = DatabaseTarget("development", "postgres", "postgres", "127.0.0.1", env.pg.port,
-                            "flowlet", "flowlet")  # fmt: skip
+    target = DatabaseTarget(
+        "development", "postgres", "postgres", "127.0.0.1", env.pg.port, "flowlet", "flowlet"
+    )
     passfile.write_text(pgpass_line(target, env.pg.password))
     passfile.chmod(0o600)
     config = pg_target(env.pg)
@@ -300,14 +301,20 @@ def test_password_from_a_configured_passfile(
 
 def owned_schema(pg: PgServer) -> str:
     """A database whose objects belong to a role (pagila_owner) a fresh cluster lacks."""
-    pg.sql("do $$ begin create role pagila_owner nologin; exception when duplicate_object "
-           "then null; end $$")  # fmt: skip
+    pg.sql(
+        "do $$ begin create role pagila_owner nologin; exception when duplicate_object "
+        "then null; end $$"
+    )
     pg.sql("grant pagila_owner to flowlet")
     name = "owned_" + uuid.uuid4().hex[:6]
     pg.create_db(name)
-    pg.psql("-c", "create table film (id int primary key, title text); "
-            "insert into film select g, 'film ' || g from generate_series(1, 50) g; "
-            "alter table film owner to pagila_owner", db=name)  # fmt: skip
+    pg.psql(
+        "-c",
+        "create table film (id int primary key, title text); "
+        "insert into film select g, 'film ' || g from generate_series(1, 50) g; "
+        "alter table film owner to pagila_owner",
+        db=name,
+    )
     return name
 
 
@@ -316,20 +323,34 @@ def test_globals_round_trip_into_a_fresh_cluster(
 ) -> None:
     env = pg_backup_env
     source = owned_schema(env.pg)
-    fresh = {**pg_target(fresh_pg, "flowlet_copy"), "user": "flowlet_admin",
-             "password_env": "FLOWLET_FRESH_PASSWORD"}  # fmt: skip
+    fresh = {
+        **pg_target(fresh_pg, "flowlet_copy"),
+        "user": "flowlet_admin",
+        "password_env": "FLOWLET_FRESH_PASSWORD",
+    }
     os.environ["FLOWLET_FRESH_PASSWORD"] = fresh_pg.password
     try:
-        write_config(env.config, {"owned": pg_target(env.pg, source)},
-                     environments={"staging": {"namespace": "flowlet-staging",
-                                               "databases": {"owned": fresh}}})  # fmt: skip
-        assert run_task(NS, ["backup.postgres", "--database", "owned", "--format", "custom",
-                             "--globals"], config_file=env.config) == 0  # fmt: skip
+        write_config(
+            env.config,
+            {"owned": pg_target(env.pg, source)},
+            environments={
+                "staging": {"namespace": "flowlet-staging", "databases": {"owned": fresh}}
+            },
+        )
+        assert (
+            run_task(
+                NS,
+                ["backup.postgres", "--database", "owned", "--format", "custom", "--globals"],
+                config_file=env.config,
+            )
+            == 0
+        )
         made = [p for p in env.backups() if ".globals." not in p.name]
         companion = [p for p in env.backups() if ".globals." in p.name]
         assert len(made) == 1 and len(companion) == 1
-        text = subprocess.run(["gzip", "-dc", str(companion[0])], capture_output=True,
-                              check=True, text=True).stdout  # fmt: skip
+        text = subprocess.run(
+            ["gzip", "-dc", str(companion[0])], capture_output=True, check=True, text=True
+        ).stdout
         assert "CREATE ROLE pagila_owner;" in text and "PASSWORD" not in text  # not a superuser
         record = json.loads((env.out / "manifest.jsonl").read_text().splitlines()[-1])
         assert record["globals"]["file"] == companion[0].name
@@ -341,12 +362,18 @@ def test_globals_round_trip_into_a_fresh_cluster(
         assert "plain_copy" not in fresh_pg.sql("select datname from pg_database").split()
         # --no-owner: the restoring role owns everything
         assert run_task(NS, [*restore, "noowner_copy", "--no-owner"], config_file=env.config) == 0
-        assert fresh_pg.sql("select tableowner from pg_tables where tablename = 'film'",
-                            "noowner_copy") == "flowlet_admin"  # fmt: skip
+        assert (
+            fresh_pg.sql(
+                "select tableowner from pg_tables where tablename = 'film'", "noowner_copy"
+            )
+            == "flowlet_admin"
+        )
         # --globals: roles first, then the objects with their owner
         assert run_task(NS, [*restore, "owned_copy", "--globals"], config_file=env.config) == 0
-        assert fresh_pg.sql("select tableowner from pg_tables where tablename = 'film'",
-                            "owned_copy") == "pagila_owner"  # fmt: skip
+        assert (
+            fresh_pg.sql("select tableowner from pg_tables where tablename = 'film'", "owned_copy")
+            == "pagila_owner"
+        )
         assert fresh_pg.sql("select count(*) from film", "owned_copy") == "50"
         assert run_task(NS, ["backup.verify", "--file", str(made[0])], config_file=env.config) == 0
         assert "globals.sql.gz: sha256 ok" in capsys.readouterr().out
@@ -379,7 +406,9 @@ def test_output_dir_that_cannot_be_written_is_one_line(
     err = capsys.readouterr().err
     assert re.fullmatch(
         r"--output-dir: '/sys/x' is not valid: cannot write there \([^)]+\); "
-        r"valid: a writable directory\n", err), err
+        r"valid: a writable directory\n",
+        err,
+    ), err
 
 
 def test_progress_on_a_terminal_for_every_format(pg_backup_env: BackupEnv) -> None:
@@ -387,13 +416,19 @@ def test_progress_on_a_terminal_for_every_format(pg_backup_env: BackupEnv) -> No
     including the directory dump itself; without one: nothing but the result line."""
     env = pg_backup_env
     for fmt in ("plain", "directory"):
-        command = (f"inv -f {env.config} backup.postgres --database big --compress none "
-                   f"--format {fmt}")  # fmt: skip
+        command = (
+            f"inv -f {env.config} backup.postgres --database big --compress none " f"--format {fmt}"
+        )
         quiet = run_inv(command, env={"FLOWLET_DB_PASSWORD": env.pg.password})
         assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
         main, child = pty.openpty()
-        proc = subprocess.Popen(["bash", "-c", command], stdin=child, stdout=child, stderr=child,
-                                env={**os.environ, "FLOWLET_DB_PASSWORD": env.pg.password})
+        proc = subprocess.Popen(
+            ["bash", "-c", command],
+            stdin=child,
+            stdout=child,
+            stderr=child,
+            env={**os.environ, "FLOWLET_DB_PASSWORD": env.pg.password},
+        )
         os.close(child)
         seen = b""
         while True:

@@ -37,8 +37,13 @@ class Project:
 
 
 @pytest.fixture
-def project(tmp_path: Path, pg_server: PgServer, mariadb_server: MariaServer,
-            s3_server: S3Server, ssh_config: Path) -> Project:  # fmt: skip
+def project(
+    tmp_path: Path,
+    pg_server: PgServer,
+    mariadb_server: MariaServer,
+    s3_server: S3Server,
+    ssh_config: Path,
+) -> Project:
     root = tmp_path / "project"
     root.mkdir()
     for name in ("tasks.py", "tasks"):
@@ -46,18 +51,32 @@ def project(tmp_path: Path, pg_server: PgServer, mariadb_server: MariaServer,
     destination, variables, bucket = s3_server.destination("offsite")
     config = {
         "environments": {
-            "development": {"namespace": "flowlet-dev", "backup_to": "offsite", "databases": {
-                "postgres": pg_target(pg_server), "shop": mysql_target(mariadb_server)}},
-            "staging": {"namespace": "flowlet-staging",
-                        "databases": {"postgres": pg_target(pg_server)}},
+            "development": {
+                "namespace": "flowlet-dev",
+                "backup_to": "offsite",
+                "databases": {
+                    "postgres": pg_target(pg_server),
+                    "shop": mysql_target(mariadb_server),
+                },
+            },
+            "staging": {
+                "namespace": "flowlet-staging",
+                "databases": {"postgres": pg_target(pg_server)},
+            },
         },
-        "backup": {"output_dir": "backups", "destinations": {"offsite": destination},
-                   "schedule": {"unit_dir": "units", "env_dir": "etc-flowlet"}},
+        "backup": {
+            "output_dir": "backups",
+            "destinations": {"offsite": destination},
+            "schedule": {"unit_dir": "units", "env_dir": "etc-flowlet"},
+        },
         "ssh": {"config_file": str(ssh_config)},
-    }  # fmt: skip
+    }
     (root / "invoke.yaml").write_text(yaml.safe_dump(config))
-    env = {**variables, "FLOWLET_DB_PASSWORD": pg_server.password,
-           "FLOWLET_MYSQL_PASSWORD": mariadb_server.password}  # fmt: skip
+    env = {
+        **variables,
+        "FLOWLET_DB_PASSWORD": pg_server.password,
+        "FLOWLET_MYSQL_PASSWORD": mariadb_server.password,
+    }
     return Project(root, env, bucket)
 
 
@@ -83,14 +102,24 @@ def project(tmp_path: Path, pg_server: PgServer, mariadb_server: MariaServer,
 def test_backup_commands(project: Project) -> None:
     out = project.run("inv backup.postgres").stdout
     assert "development-postgres-" in out and ".sql.gz  " in out and "offsite: offsite:" in out
-    out = project.run("inv backup.postgres --env staging --format custom --compress zstd --level 9").stdout
+    out = project.run(
+        "inv backup.postgres --env staging --format custom --compress zstd --level 9"
+    ).stdout
     assert "staging-postgres-" in out and ".dump.zst" in out
     project.run("inv backup.postgres --format directory --jobs 2 --globals")
     assert [n for n in project.files() if ".globals.sql.gz" in n and not n.endswith(".sha256")]
     project.run("inv backup.mysql --database shop --compress gzip")
     project.run("inv backup --db-type mysql --database shop")
-    assert len([n for n in project.files() if n.startswith("development-shop-")
-                and n.endswith(".sql.gz")]) == 2  # fmt: skip
+    assert (
+        len(
+            [
+                n
+                for n in project.files()
+                if n.startswith("development-shop-") and n.endswith(".sql.gz")
+            ]
+        )
+        == 2
+    )
     assert "development-postgres-" in project.run("inv backup").stdout
     out = project.run("inv backup.postgres --host flowlet-db --compress zstd").stdout
     assert ".sql.zst" in out
@@ -115,22 +144,27 @@ def test_backup_commands(project: Project) -> None:
 
 
 @readme(
-    "inv backup.restore backups/development-postgres-20261201T021500Z.dump.zst --database flowlet_copy",
-    "inv backup.restore development-postgres-20261201T021500Z.dump.zst --from offsite --database flowlet_copy2 --no-owner",
+    "inv backup.restore backups/development-postgres-20261201T021500Z.dump.zst "
+    "--database flowlet_copy",
+    "inv backup.restore development-postgres-20261201T021500Z.dump.zst --from offsite "
+    "--database flowlet_copy2 --no-owner",
 )
 def test_restore_commands(project: Project, pg_server: PgServer) -> None:
     project.run("inv backup.postgres --format custom --compress zstd")
     (made,) = [p for p in project.backups.iterdir() if p.name.endswith(".dump.zst")]
     for path in (made, made.with_name(made.name + ".sha256")):  # the name README shows
         path.rename(path.with_name(path.name.replace(made.name, README_NAME)))
-        shutil.copy(project.backups / path.name.replace(made.name, README_NAME),
-                    project.bucket / path.name.replace(made.name, README_NAME))  # fmt: skip
+        shutil.copy(
+            project.backups / path.name.replace(made.name, README_NAME),
+            project.bucket / path.name.replace(made.name, README_NAME),
+        )
     for db in ("flowlet_copy", "flowlet_copy2"):
         pg_server.sql(f"drop database if exists {db}")
     out = project.run(f"inv backup.restore backups/{README_NAME} --database flowlet_copy").stdout
     assert out.startswith(f"restored {README_NAME} into flowlet_copy: 2 tables")
-    out = project.run(f"inv backup.restore {README_NAME} --from offsite --database flowlet_copy2 "
-                      "--no-owner").stdout  # fmt: skip
+    out = project.run(
+        f"inv backup.restore {README_NAME} --from offsite --database flowlet_copy2 " "--no-owner"
+    ).stdout
     assert out.startswith(f"restored {README_NAME} into flowlet_copy2: 2 tables")
     assert pg_server.checksum("flowlet_copy2") == pg_server.checksum("flowlet")
 
@@ -145,8 +179,9 @@ def test_check_commands(project: Project) -> None:
     project.run("inv backup.postgres")
     project.run("inv backup.mysql --database shop --compress gzip")
     assert project.run("inv backup.check --max-age 26h").stdout.startswith("BACKUP OK - ")
-    out = project.run("inv backup.check --max-age 26h --warn-age 25h --from offsite "
-                      "--textfile metrics").stdout  # fmt: skip
+    out = project.run(
+        "inv backup.check --max-age 26h --warn-age 25h --from offsite " "--textfile metrics"
+    ).stdout
     assert out.startswith("BACKUP OK - development/postgres at offsite: newest ")
     assert sorted(p.name for p in (project.root / "metrics").iterdir()) == [
         "flowlet_backup_development_postgres_offsite.prom",
@@ -167,7 +202,9 @@ def test_schedule_commands(project: Project) -> None:
     assert not units.exists()
     project.run("inv backup.schedule --env staging --on-calendar '*-*-* 02:15:00'")
     assert sorted(p.name for p in units.iterdir()) == [
-        "flowlet-backup-staging-postgres.service", "flowlet-backup-staging-postgres.timer"]
+        "flowlet-backup-staging-postgres.service",
+        "flowlet-backup-staging-postgres.timer",
+    ]
     out = project.run("inv backup.schedule --env staging --cron").stdout
     assert out.splitlines()[-1].startswith("15 2 * * * cd ")
     project.run("inv backup.schedule --env staging --remove")

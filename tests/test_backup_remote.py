@@ -33,20 +33,25 @@ NS = backup_collection()
 
 @pytest.fixture
 def remote_env(pg_backup_env: BackupEnv, ssh_config: Path, tmp_path: Path) -> BackupEnv:
-    update_config(pg_backup_env.config, ssh={"config_file": str(ssh_config), "connect_timeout": 5},
-                  backup={"remote_dir": str(tmp_path / "remote")})  # fmt: skip
+    update_config(
+        pg_backup_env.config,
+        ssh={"config_file": str(ssh_config), "connect_timeout": 5},
+        backup={"remote_dir": str(tmp_path / "remote")},
+    )
     return pg_backup_env
 
 
 def inv(env: BackupEnv, *argv: str) -> subprocess.Popen[str]:
-    return start_inv(["-f", str(env.config), *argv],
-                     env={"FLOWLET_DB_PASSWORD": env.pg.password})  # fmt: skip
+    return start_inv(["-f", str(env.config), *argv], env={"FLOWLET_DB_PASSWORD": env.pg.password})
 
 
 def remote_dumps(sshd: SshServer) -> dict[int, list[str]]:
     """pg_dump processes run by the test sshd's sessions (scoped to that sshd)."""
-    return {pid: argv for pid, argv in descendants(sshd.process.pid).items()
-            if argv and argv[0].endswith("pg_dump") and "--dbname" in argv}  # fmt: skip
+    return {
+        pid: argv
+        for pid, argv in descendants(sshd.process.pid).items()
+        if argv and argv[0].endswith("pg_dump") and "--dbname" in argv
+    }
 
 
 @pytest.mark.parametrize(
@@ -115,11 +120,21 @@ def test_remote_pipeline_failure(
     assert not remote.exists() or list(remote.iterdir()) == []
 
 
-def test_ssh_dropped_mid_stream(remote_env: BackupEnv, earlier_backup: Path, sshd: SshServer) -> None:
+def test_ssh_dropped_mid_stream(
+    remote_env: BackupEnv, earlier_backup: Path, sshd: SshServer
+) -> None:
     env = remote_env
     earlier = plant_earlier(earlier_backup, env.out)
-    proc = inv(env, "backup.postgres", "--host", "flowlet-direct", "--database", "big",
-               "--compress", "none")  # fmt: skip
+    proc = inv(
+        env,
+        "backup.postgres",
+        "--host",
+        "flowlet-direct",
+        "--database",
+        "big",
+        "--compress",
+        "none",
+    )
 
     def partial() -> bool:
         parts = list(env.out.glob("*.partial"))
@@ -227,8 +242,9 @@ def test_ctrl_c_during_remote_backup(
 
 @pytest.mark.signals
 @pytest.mark.parametrize("fmt", ["plain", "directory"])
-def test_kill_9_during_remote_backup(remote_env: BackupEnv, earlier_backup: Path,
-                                     sshd: SshServer, tmp_path: Path, fmt: str) -> None:  # fmt: skip
+def test_kill_9_during_remote_backup(
+    remote_env: BackupEnv, earlier_backup: Path, sshd: SshServer, tmp_path: Path, fmt: str
+) -> None:
     """kill -9 of inv mid --host backup: the remote pipeline dies with the connection, no
     password on disk on either side, the next run's prune removes the stale partial."""
     env = remote_env

@@ -19,20 +19,31 @@ UNIT = "flowlet-backup-development-postgres"
 
 @pytest.fixture
 def sched_env(pg_backup_env: BackupEnv, tmp_path: Path) -> BackupEnv:
-    update_config(pg_backup_env.config, backup={"schedule": {
-        "unit_dir": str(tmp_path / "units"), "env_dir": str(tmp_path / "etc-flowlet")}})  # fmt: skip
+    update_config(
+        pg_backup_env.config,
+        backup={
+            "schedule": {
+                "unit_dir": str(tmp_path / "units"),
+                "env_dir": str(tmp_path / "etc-flowlet"),
+            }
+        },
+    )
     return pg_backup_env
 
 
 def schedule(env: BackupEnv, *argv: str) -> int:
-    return run_task(NS, ["backup.schedule", "--database", "postgres", *argv],
-                    config_file=env.config)  # fmt: skip
+    return run_task(
+        NS, ["backup.schedule", "--database", "postgres", *argv], config_file=env.config
+    )
 
 
 def units(tmp_path: Path) -> tuple[Path, Path, Path]:
     directory = tmp_path / "units"
-    return (directory / f"{UNIT}.service", directory / f"{UNIT}.timer",
-            tmp_path / "etc-flowlet" / f"{UNIT}.env")  # fmt: skip
+    return (
+        directory / f"{UNIT}.service",
+        directory / f"{UNIT}.timer",
+        tmp_path / "etc-flowlet" / f"{UNIT}.env",
+    )
 
 
 def test_dry_prints_the_units_and_writes_nothing(
@@ -60,8 +71,9 @@ def test_units_verify_and_their_commands_work(
     env = sched_env
     assert schedule(env, "--max-age", "2h") == 0
     service, timer, envfile = units(tmp_path)
-    done = subprocess.run(["systemd-analyze", "verify", str(timer), str(service)],
-                          capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        ["systemd-analyze", "verify", str(timer), str(service)], capture_output=True, text=True
+    )
     assert done.returncode == 0 and done.stderr == "", done.stderr
     assert stat.S_IMODE(envfile.stat().st_mode) == 0o600
     assert stat.S_IMODE(envfile.parent.stat().st_mode) == 0o700
@@ -70,17 +82,22 @@ def test_units_verify_and_their_commands_work(
     assert env.pg.password not in text + timer.read_text()
     execs = [line.split("=", 1)[1] for line in text.splitlines() if line.startswith("ExecStart=")]
     tasks = [next(w for w in shlex.split(e.lstrip("-")) if w.startswith("backup")) for e in execs]
-    assert tasks == [
-        "backup.postgres", "backup.check", "backup.prune"]  # fmt: skip
+    assert tasks == ["backup.postgres", "backup.check", "backup.prune"]
     assert execs[0].startswith("-")  # a failed backup still runs the check (which reports it)
     assert "--max-age 2h" in execs[1]
-    workdir = next(line.split("=", 1)[1] for line in text.splitlines()
-                   if line.startswith("WorkingDirectory="))  # fmt: skip
+    workdir = next(
+        line.split("=", 1)[1] for line in text.splitlines() if line.startswith("WorkingDirectory=")
+    )
     child_env = {k: v for k, v in os.environ.items() if k != "FLOWLET_DB_PASSWORD"}
     child_env["FLOWLET_DB_PASSWORD"] = env.pg.password  # what EnvironmentFile= gives it
     for line in execs:
-        done = subprocess.run(shlex.split(line.lstrip("-")), cwd=workdir, env=child_env,
-                              capture_output=True, text=True)  # fmt: skip
+        done = subprocess.run(
+            shlex.split(line.lstrip("-")),
+            cwd=workdir,
+            env=child_env,
+            capture_output=True,
+            text=True,
+        )
         assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("development/postgres at local: keeping 1")
     assert len(env.backups()) == 1
@@ -90,7 +107,9 @@ def shell_escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def test_cron_line(sched_env: BackupEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cron_line(
+    sched_env: BackupEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     capsys.readouterr()
     assert schedule(sched_env, "--cron", "--on-calendar", "Mon..Fri *-*-* 02:15:00") == 0
     out = capsys.readouterr().out.splitlines()
@@ -127,8 +146,9 @@ def test_system_directory_enables_the_timer(
     assert f"systemctl disable --now {UNIT}.timer" in capsys.readouterr().out
 
 
-def test_missing_secret_variable(sched_env: BackupEnv, monkeypatch: pytest.MonkeyPatch,
-                                 capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_missing_secret_variable(
+    sched_env: BackupEnv, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.delenv("FLOWLET_DB_PASSWORD")
     assert schedule(sched_env) == 1
     assert capsys.readouterr().err.startswith(

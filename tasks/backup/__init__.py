@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from invoke import Collection, Context
@@ -45,11 +46,11 @@ BACKUP_HELP = {
     "compress": "gzip, zstd or none; default from config (backup.compress)",
     "level": "compression level (gzip 1-9, zstd 1-19); 0 = the compressor's default",
     "jobs": "parallel dump jobs (directory format only); default backup.jobs",
-    "output_dir": "directory for backups and the manifest (created 0700); default backup.output_dir",
+    "output_dir": "directory for backups and the manifest (0700); default backup.output_dir",
     "encrypt": "encrypt with age to backup.recipients before the data leaves the pipeline",
     "host": "run the dump on this SSH host (ssh_config alias) and stream it back",
     "keep_remote": "with --host: keep the backup in backup.remote_dir on that host",
-    "to": "also upload to this destination (backup.destinations); default environments.<env>.backup_to",
+    "to": "also upload to this destination (backup.destinations); default: the env's backup_to",
     "no_local": "with --to: keep no local copy (hosts without disk)",
     "globals": "postgres: also back up the cluster's roles and tablespaces (a companion file)",
 }
@@ -80,7 +81,7 @@ def _backup(
     compress: str | None = None,
     level: int | None = None,
     jobs: int | None = None,
-    output_dir: str | None = None,
+    output_dir: Path | None = None,
     encrypt: bool = False,
     host: str | None = None,
     keep_remote: bool = False,
@@ -90,9 +91,21 @@ def _backup(
 ) -> None:
     from tasks.backup.run import backup
 
-    flags = dict(env=env, database=database, format=format, compress=compress, level=level,
-                 jobs=jobs, output_dir=output_dir, encrypt=encrypt, host=host,
-                 keep_remote=keep_remote, to=to, no_local=no_local, globals=globals)  # fmt: skip
+    flags = dict(
+        env=env,
+        database=database,
+        format=format,
+        compress=compress,
+        level=level,
+        jobs=jobs,
+        output_dir=output_dir,
+        encrypt=encrypt,
+        host=host,
+        keep_remote=keep_remote,
+        to=to,
+        no_local=no_local,
+        globals=globals,
+    )
     backup(c, engine or db_type or "postgres", flags)
 
 
@@ -103,24 +116,30 @@ def _engine_task(engine: str | None, name: str, doc: str, drop: tuple[str, ...],
     body.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
     body.__doc__ = doc
     helps = {k: v for k, v in BACKUP_HELP.items() if k not in drop}
-    return task(body, name=name, klass=EngineTask, help=helps, flags=FLAG_KINDS,
-                auto_shortflags=False, **kw)  # fmt: skip
+    return task(
+        body, name=name, klass=EngineTask, help=helps, flags=FLAG_KINDS, auto_shortflags=False, **kw
+    )
 
 
 postgres = _engine_task(
-    "postgres", "postgres",
+    "postgres",
+    "postgres",
     "Back up a PostgreSQL database: pg_dump -> compress -> checksum, atomically.",
     ("db_type",),
-)  # fmt: skip
+)
 mysql = _engine_task(
-    "mysql", "mysql",
+    "mysql",
+    "mysql",
     "Back up a MariaDB/MySQL database (events, routines, triggers): mariadb-dump -> compress.",
     ("db_type", "format", "jobs", "globals"),
-)  # fmt: skip
+)
 backup = _engine_task(
-    None, "backup", "Back up a database (old interface: --db-type postgres|mysql).", (),
+    None,
+    "backup",
+    "Back up a database (old interface: --db-type postgres|mysql).",
+    (),
     default=True,
-)  # fmt: skip
+)
 
 
 @task(
@@ -140,15 +159,24 @@ def verify(
     restore_test: bool = False,
     env: str | None = None,
     database: str | None = None,
-    identity: str | None = None,
-    output_dir: str | None = None,
+    identity: Path | None = None,
+    output_dir: Path | None = None,
     from_: str | None = None,
 ) -> None:
     """Verify a backup: checksum, every byte decompressed and read; --restore-test restores it."""
     from tasks.backup.verify import verify as run_verify
 
-    run_verify(c, file=file, latest=latest, restore_test=restore_test, env=env,
-               database=database, identity=identity, output_dir=output_dir, source=from_)  # fmt: skip
+    run_verify(
+        c,
+        file=file,
+        latest=latest,
+        restore_test=restore_test,
+        env=env,
+        database=database,
+        identity=identity,
+        output_dir=output_dir,
+        source=from_,
+    )
 
 
 @task(
@@ -175,19 +203,30 @@ def restore(
     force: bool = False,
     yes: bool = False,
     env: str | None = None,
-    identity: str | None = None,
+    identity: Path | None = None,
     jobs: int | None = None,
     from_: str | None = None,
     no_owner: bool = False,
     globals: bool = False,
-    output_dir: str | None = None,
+    output_dir: Path | None = None,
 ) -> None:
     """Restore a backup into a named database; stops at the first SQL error."""
     from tasks.backup.restore import restore as run_restore
 
-    run_restore(c, file=file, database=database, force=force, yes=yes, env=env,
-                identity=identity, jobs=jobs, source=from_, no_owner=no_owner,
-                with_globals=globals, output_dir=output_dir)  # fmt: skip
+    run_restore(
+        c,
+        file=file,
+        database=database,
+        force=force,
+        yes=yes,
+        env=env,
+        identity=identity,
+        jobs=jobs,
+        source=from_,
+        no_owner=no_owner,
+        with_globals=globals,
+        output_dir=output_dir,
+    )
 
 
 @task(
@@ -199,7 +238,7 @@ def list_(
     c: Context,
     env: str | None = None,
     database: str | None = None,
-    output_dir: str | None = None,
+    output_dir: Path | None = None,
     check: bool = False,
     from_: str | None = None,
 ) -> None:
@@ -214,7 +253,7 @@ def prune(
     c: Context,
     env: str | None = None,
     database: str | None = None,
-    output_dir: str | None = None,
+    output_dir: Path | None = None,
     from_: str | None = None,
 ) -> None:
     """Delete backups outside backup.retention (never the newest verified) and stale partials."""
@@ -226,7 +265,7 @@ def prune(
 @task(
     help={
         **SELECT_HELP,
-        "max_age": "CRITICAL when the newest backup is older (e.g. 26h); default backup.check.max_age",
+        "max_age": "CRITICAL when the newest is older (e.g. 26h); default backup.check.max_age",
         "warn_age": "WARNING when older than this (e.g. 25h); default backup.check.warn_age",
         "textfile": "also write node-exporter textfile metrics into this directory",
         "identity": "age identity file (encrypted backups); default backup.identity",
@@ -246,8 +285,17 @@ def check(
     """Nagios-style freshness check: newest backup younger than --max-age and verified (0/1/2/3)."""
     from tasks.backup.freshness import check as run_check
 
-    run_check(c, env=env, database=database, max_age=max_age, warn_age=warn_age, source=from_,
-              textfile=textfile, output_dir=output_dir, identity=identity)  # fmt: skip
+    run_check(
+        c,
+        env=env,
+        database=database,
+        max_age=max_age,
+        warn_age=warn_age,
+        source=from_,
+        textfile=textfile,
+        output_dir=output_dir,
+        identity=identity,
+    )
 
 
 @task(
@@ -255,7 +303,7 @@ def check(
     help={
         "env": "environment (default development)",
         "database": "target (default: the environment's only target)",
-        "on_calendar": "systemd OnCalendar, e.g. '*-*-* 02:15:00'; default backup.schedule.on_calendar",
+        "on_calendar": "systemd OnCalendar ('*-*-* 02:15:00'); default backup.schedule.on_calendar",
         "to": "upload to this destination (default environments.<env>.backup_to)",
         "max_age": "the check's --max-age (default backup.check.max_age)",
         "textfile": "the check's --textfile directory (default backup.check.textfile_dir)",
@@ -270,17 +318,27 @@ def schedule(
     database: str | None = None,
     on_calendar: str | None = None,
     to: str | None = None,
-    max_age: str | None = None,
-    textfile: str | None = None,
-    unit_dir: str | None = None,
+    max_age: int | None = None,
+    textfile: Path | None = None,
+    unit_dir: Path | None = None,
     cron: bool = False,
     remove: bool = False,
 ) -> None:
     """Run backup, check and prune from a systemd timer (--cron: a crontab line; --remove)."""
     from tasks.backup.schedule import schedule as run_schedule
 
-    run_schedule(c, env=env, database=database, on_calendar=on_calendar, to=to, max_age=max_age,
-                 textfile=textfile, unit_dir=unit_dir, cron=cron, remove=remove)  # fmt: skip
+    run_schedule(
+        c,
+        env=env,
+        database=database,
+        on_calendar=on_calendar,
+        to=to,
+        max_age=max_age,
+        textfile=textfile,
+        unit_dir=unit_dir,
+        cron=cron,
+        remove=remove,
+    )
 
 
 ns = Collection("backup", backup, postgres, mysql, verify, restore, list_, prune, check, schedule)

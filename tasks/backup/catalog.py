@@ -10,23 +10,21 @@ the local ``NAME.partial`` of the uploading run is). ``backup.list`` prints this
 from __future__ import annotations
 
 import re
-import subprocess
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from invoke import Context
 
 from tasks.backup import manifest
-from tasks.backup.files import is_live, parse_sidecar, read_sidecar, sha256_file
-from tasks.backup.plan import BackupName, parse_name
+from tasks.backup.files import is_live
+from tasks.backup.names import BackupName, parse_name
+from tasks.backup.source import Source, open_source
 from tasks.backup.stream import human
-from tasks.core.errors import ConfigError, OpsError
-from tasks.core.settings import Settings, load
+from tasks.core.errors import ConfigError
+from tasks.core.settings import load
 
 
 @dataclass
@@ -64,88 +62,6 @@ class Catalog:
     partials: list[Item]
 
 
-class Source:
-    """Where backups are read from: the local directory or a destination (``--from``)."""
-
-    def __init__(self, where: str, out: Path, rclone: Any = None) -> None:
-        self.where = where
-        self.out = out
-        self.rclone = rclone
-
-    @property
-    def is_local(self) -> bool:
-        return self.rclone is None
-
-    def label(self, name: str) -> str:
-        return str(self.out / name) if self.is_local else self.rclone.dest.join(name)
-
-    def expected_sha256(self, name: str) -> str | None:
-        if self.is_local:
-            return read_sidecar(self.out / name)
-        data = self.rclone.read_small(name + ".sha256")
-        return parse_sidecar(data.decode("utf-8", "replace")) if data is not None else None
-
-    def sha256(self, name: str) -> str:
-        return sha256_file(self.out / name) if self.is_local else str(self.rclone.sha256(name))
-
-    @contextmanager
-    def open(self, name: str) -> Iterator[IO[bytes]]:
-        """The file's bytes as a stream (``rclone cat`` for a destination)."""
-        if self.is_local:
-            with open(self.out / name, "rb") as handle:
-                yield handle
-            return
-        with tempfile.TemporaryFile() as log:
-            proc = self.rclone.cat(name, log)
-            assert proc.stdout is not None  # nosec B101 - PIPE
-            try:
-                yield proc.stdout
-            finally:
-                from tasks.core.runner import stop_group
-
-                proc.stdout.close()
-                if proc.poll() is None:
-                    try:
-                        proc.wait(timeout=600)
-                    except subprocess.TimeoutExpired:
-                        stop_group(proc)
-            if proc.returncode != 0:
-                log.seek(0)
-                lines = log.read().decode("utf-8", "replace").strip().splitlines()
-                raise OpsError(f"{self.where}: reading {name} failed: "
-                               f"{lines[-1] if lines else 'rclone exit ' + str(proc.returncode)}")
-
-    def delete(self, name: str) -> None:
-        if self.is_local:
-            import shutil
-
-            path = self.out / name
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
-        else:
-            self.rclone.delete(name)
-
-    def close(self) -> None:
-        if self.rclone is not None:
-            self.rclone.close()
-
-
-def open_source(c: Context, settings: Settings, source: str | None,
-                output_dir: Any = None) -> Source:  # fmt: skip
-    out = output_dir or settings.output_dir
-    if source is None:
-        return Source("local", out)
-    from tasks.backup.offsite import Rclone, resolve_destination
-    from tasks.backup.settings import NAME
-    from tasks.core.settings import flag
-
-    source = flag(NAME, source, "--from")
-    dest = resolve_destination(settings, source, flag="--from")
-    return Source(dest.name, out, Rclone(dest).start())
-
-
 PARTIAL_SUFFIXES = (".partial", ".partial.d")
 
 
@@ -158,8 +74,12 @@ def partial_base(name: str) -> str | None:
     return None
 
 
-def build(where: str, entries: list[tuple[str, int, datetime, bool]],
-          live: Callable[[str, bool], bool], local_dir: Path | None = None) -> Catalog:  # fmt: skip
+def build(
+    where: str,
+    entries: list[tuple[str, int, datetime, bool]],
+    live: Callable[[str, bool], bool],
+    local_dir: Path | None = None,
+) -> Catalog:
     """Sets and partials from ``(name, size, mtime, is_dir)`` listings."""
     names = {name for name, _, _, _ in entries}
     by_set: dict[str, BackupSet] = {}
@@ -169,15 +89,28 @@ def build(where: str, entries: list[tuple[str, int, datetime, bool]],
         base = partial_base(name)
         if base is not None:
             if parse_name(base) is not None:
-                partials.append(Item(name, size, mtime, parsed=parse_name(base),
-                                     live=live(name, is_dir),
-                                     path=local_dir / name if local_dir else None))  # fmt: skip
+                partials.append(
+                    Item(
+                        name,
+                        size,
+                        mtime,
+                        parsed=parse_name(base),
+                        live=live(name, is_dir),
+                        path=local_dir / name if local_dir else None,
+                    )
+                )
             continue
         parsed = parse_name(name)
         if parsed is None or is_dir:
             continue
-        item = Item(name, size, mtime, name + ".sha256" in names, parsed,
-                    path=local_dir / name if local_dir else None)  # fmt: skip
+        item = Item(
+            name,
+            size,
+            mtime,
+            name + ".sha256" in names,
+            parsed,
+            path=local_dir / name if local_dir else None,
+        )
         if parsed.is_globals:
             companions.setdefault(parsed.set_key, []).append(item)
         else:
@@ -239,8 +172,9 @@ def _parse_time(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
-def select(catalog: Catalog, environments: list[str], env: str | None,
-           database: str | None) -> Catalog:  # fmt: skip
+def select(
+    catalog: Catalog, environments: list[str], env: str | None, database: str | None
+) -> Catalog:
     """Only the sets and partials of one environment / target."""
 
     def wanted(parsed: BackupName | None) -> bool:
@@ -249,8 +183,11 @@ def select(catalog: Catalog, environments: list[str], env: str | None,
         got_env, got_key = parsed.split(environments)
         return (env is None or got_env == env) and (database is None or got_key == database)
 
-    return Catalog(catalog.where, [s for s in catalog.sets if wanted(s.main.parsed)],
-                   [p for p in catalog.partials if wanted(p.parsed)])  # fmt: skip
+    return Catalog(
+        catalog.where,
+        [s for s in catalog.sets if wanted(s.main.parsed)],
+        [p for p in catalog.partials if wanted(p.parsed)],
+    )
 
 
 def check_env(c: Context, env: str | None, flag: str = "--env") -> list[str]:
@@ -268,8 +205,9 @@ def age(seconds: float) -> str:
     return f"{seconds:.0f}s"
 
 
-def set_state(source: Source, states: dict[str, manifest.FileState], item: Item,
-              check: bool) -> str:  # fmt: skip
+def set_state(
+    source: Source, states: dict[str, manifest.FileState], item: Item, check: bool
+) -> str:
     if check:
         expected = source.expected_sha256(item.name)
         if expected is None:
@@ -285,8 +223,15 @@ def set_state(source: Source, states: dict[str, manifest.FileState], item: Item,
     return "sidecar"
 
 
-def list_backups(c: Context, *, env: str | None, database: str | None, output_dir: Any,
-                 check: bool, source: str | None) -> None:  # fmt: skip
+def list_backups(
+    c: Context,
+    *,
+    env: str | None,
+    database: str | None,
+    output_dir: Any,
+    check: bool,
+    source: str | None,
+) -> None:
     """List backups newest first: size, age, state; partials as running or FAILED."""
     settings = load(c, "backup")
     environments = check_env(c, env)
@@ -301,8 +246,11 @@ def list_backups(c: Context, *, env: str | None, database: str | None, output_di
             extra = ""
             if backup_set.companions:
                 bad = [set_state(opened, states, x, check) for x in backup_set.companions]
-                extra = " +globals" + ("" if all(b in ("ok", "verified", "sidecar") for b in bad)
-                                       else f" ({', '.join(bad)})")  # fmt: skip
+                extra = " +globals" + (
+                    ""
+                    if all(b in ("ok", "verified", "sidecar") for b in bad)
+                    else f" ({', '.join(bad)})"
+                )
             when = (now - backup_set.parsed.when).total_seconds()
             print(f"{item.name}\t{human(item.size)}\t{age(when)}\t{state}{extra}")
         for partial in catalog.partials:

@@ -66,11 +66,14 @@ class Session:
         else:
             argv = [*self.client(dbname or "information_schema"), "-N", "-B"]
         try:
-            out = capture_stages([Stage(argv[0], tuple(argv), secret=True)], self.creds,
-                                 input=sql.encode())  # fmt: skip
+            out = capture_stages(
+                [Stage(argv[0], tuple(argv), secret=True)], self.creds, input=sql.encode()
+            )
         except StageError as error:
-            raise OpsError(f"{argv[0]} failed ({describe_code(error.code)}): {error.last_line}",
-                           code=error.exit_code) from None  # fmt: skip
+            raise OpsError(
+                f"{argv[0]} failed ({describe_code(error.code)}): {error.last_line}",
+                code=error.exit_code,
+            ) from None
         text = out.decode("utf-8", "replace")
         return [line.split("\t") for line in text.splitlines() if line]
 

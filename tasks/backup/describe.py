@@ -45,8 +45,10 @@ def print_plan(job: Any) -> None:
         print(f"on {job.host} (ssh, bash -eo pipefail; password {secret}):")
         for plan in plans:
             print(f"  {remote_command(plan, job, has_secret=bool(var))}")
-            print(f"  {'kept there as' if job.keep_remote else 'streamed back to'} {plan.final}"
-                  " (+ .sha256)")  # fmt: skip
+            print(
+                f"  {'kept there as' if job.keep_remote else 'streamed back to'} {plan.final}"
+                " (+ .sha256)"
+            )
     else:
         if target.engine == "postgres" and var:
             print(f"PGPASSFILE={PG_SECRET.format(var=var)}")

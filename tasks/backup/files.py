@@ -117,6 +117,28 @@ def is_live(path: Path) -> bool:
     return False
 
 
+def write_atomic(path: Path, text: str, mode: int, *, source: str) -> None:
+    """Replace ``path`` with ``text`` atomically: a temp file in the same directory (mode
+    ``mode``), fsynced, renamed over it; parents created (0700 for a 0600 file). A failure is
+    one line naming ``source`` (the flag or key that chose the directory)."""
+    try:
+        path.parent.mkdir(mode=0o700 if mode == 0o600 else 0o755, parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+        try:
+            os.fchmod(fd, mode)
+            os.write(fd, text.encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ConfigError(
+            f"{source}: {str(path.parent)!r} is not valid: cannot write there "
+            f"({exc.strerror or exc}); valid: a writable directory"
+        ) from None
+
+
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:

@@ -10,7 +10,6 @@ metrics, atomically (the alert rules in kubernetes/monitoring/kube-prometheus-st
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -46,17 +45,29 @@ class Result:
     last_failed: bool = False
 
 
-def check(c: Context, *, env: str | None, database: str | None, max_age: str | None,
-          warn_age: str | None, source: str | None, textfile: str | None, output_dir: Any,
-          identity: Any) -> None:  # fmt: skip
+def check(
+    c: Context,
+    *,
+    env: str | None,
+    database: str | None,
+    max_age: str | None,
+    warn_age: str | None,
+    source: str | None,
+    textfile: str | None,
+    output_dir: Any,
+    identity: Any,
+) -> None:
     """The body of ``backup.check``: every failure to check at all is UNKNOWN (exit 3)."""
     try:
         settings = load(c, "backup")
         limits = (
             flag("backup.check.max_age", max_age, "--max-age") or settings.check.max_age,
-            settings.check.warn_age if warn_age is None
-            else flag("backup.check.warn_age", warn_age, "--warn-age"),
-        )  # fmt: skip
+            (
+                settings.check.warn_age
+                if warn_age is None
+                else flag("backup.check.warn_age", warn_age, "--warn-age")
+            ),
+        )
         where = flag("backup.check.textfile_dir", textfile, "--textfile") if textfile else None
         directory = where or settings.check.textfile_dir
         out = flag("backup.output_dir", output_dir, "--output-dir") if output_dir else None
@@ -73,8 +84,9 @@ def check(c: Context, *, env: str | None, database: str | None, max_age: str | N
         finally:
             opened.close()
         if directory is not None:
+            source = "--textfile" if where else "backup.check.textfile_dir"
             for result in results:
-                write_textfile(Path(directory), result, limits[0])
+                write_textfile(Path(directory), result, limits[0], source=source)
     except OpsError as exc:
         print(f"BACKUP UNKNOWN - {exc.message}", flush=True)
         raise OpsError(exc.message, code=UNKNOWN) from None
@@ -85,8 +97,14 @@ def check(c: Context, *, env: str | None, database: str | None, max_age: str | N
         raise OpsError("", code=status)
 
 
-def evaluate(c: Context, settings: Settings, source: Source, target: DatabaseTarget,
-             limits: tuple[int, int | None], identity: Any) -> Result:  # fmt: skip
+def evaluate(
+    c: Context,
+    settings: Settings,
+    source: Source,
+    target: DatabaseTarget,
+    limits: tuple[int, int | None],
+    identity: Any,
+) -> Result:
     from tasks.backup.verify import verify_set
 
     label = target.label + ("" if source.is_local else f" at {source.where}")
@@ -96,15 +114,27 @@ def evaluate(c: Context, settings: Settings, source: Source, target: DatabaseTar
     events = manifest.last_events(records, target.environment, target.key)
     failed = events.get("failed")
     if not catalog.sets:
-        return Result(target, source.where, CRITICAL, f"{label}: no backup at {source.where}",
-                      last_failed=failed is not None)  # fmt: skip
+        return Result(
+            target,
+            source.where,
+            CRITICAL,
+            f"{label}: no backup at {source.where}",
+            last_failed=failed is not None,
+        )
     newest = catalog.sets[0]
     states = manifest.by_file(records)
     record = states.get(newest.main.name, manifest.FileState()).record
     finished = _when(record.get("finished")) or newest.parsed.when.timestamp()
-    result = Result(target, source.where, OK, "", age=time.time() - finished,
-                    size=sum(f.size for f in newest.files), finished=finished,
-                    duration=float(record.get("duration") or 0.0))  # fmt: skip
+    result = Result(
+        target,
+        source.where,
+        OK,
+        "",
+        age=time.time() - finished,
+        size=sum(f.size for f in newest.files),
+        finished=finished,
+        duration=float(record.get("duration") or 0.0),
+    )
     result.last_failed = failed is not None and (_when(failed.get("at")) or 0) > finished
     text = f"{label}: newest {age(result.age or 0)} old ({human(result.size)})"
     try:
@@ -165,22 +195,33 @@ METRICS = (
 
 def textfile_text(result: Result, max_age: int, now: float | None = None) -> str:
     target = result.target
-    labels = (f'environment="{_label(target.environment)}",database="{_label(target.key)}",'
-              f'location="{_label(result.where)}"')  # fmt: skip
+    labels = (
+        f'environment="{_label(target.environment)}",database="{_label(target.key)}",'
+        f'location="{_label(result.where)}"'
+    )
     lines = []
     values: dict[str, float] = {
-        "finished": result.finished, "size": result.size, "duration": result.duration,
-        "verified": int(result.verified), "last_failed": int(result.last_failed),
+        "finished": result.finished,
+        "size": result.size,
+        "duration": result.duration,
+        "verified": int(result.verified),
+        "last_failed": int(result.last_failed),
         "status": result.status,
-    }  # fmt: skip
-    rows = [*METRICS, ("max_age_seconds", "The check's --max-age", "max_age"),
-            ("check_timestamp_seconds", "Unix time of the last check", "now")]  # fmt: skip
+    }
+    rows = [
+        *METRICS,
+        ("max_age_seconds", "The check's --max-age", "max_age"),
+        ("check_timestamp_seconds", "Unix time of the last check", "now"),
+    ]
     values["max_age"] = max_age
     values["now"] = time.time() if now is None else now
     for name, help_text, key in rows:
         metric = f"flowlet_backup_{name}"
-        lines += [f"# HELP {metric} {help_text}.", f"# TYPE {metric} gauge",
-                  f"{metric}{{{labels}}} {_number(values[key])}"]  # fmt: skip
+        lines += [
+            f"# HELP {metric} {help_text}.",
+            f"# TYPE {metric} gauge",
+            f"{metric}{{{labels}}} {_number(values[key])}",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -188,23 +229,13 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-def write_textfile(directory: Path, result: Result, max_age: int) -> Path:
+def write_textfile(directory: Path, result: Result, max_age: int, *, source: str) -> Path:
     """``DIR/flowlet_backup_<env>_<target>_<location>.prom``, written atomically (a temp file in
     the same directory, fsynced, renamed; node-exporter ignores names not ending in .prom)."""
+    from tasks.backup.files import write_atomic
+
     target = result.target
     stem = re.sub(r"[^A-Za-z0-9_]", "_", f"{target.environment}_{target.key}_{result.where}")
     path = directory / f"flowlet_backup_{stem}.prom"
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / f".{path.name}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, textfile_text(result, max_age).encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise OpsError(f"--textfile: {str(directory)!r} is not valid: cannot write there "
-                       f"({exc.strerror}); valid: a writable directory") from None  # fmt: skip
+    write_atomic(path, textfile_text(result, max_age), 0o644, source=source)
     return path

@@ -50,7 +50,9 @@ def by_file(records: list[dict[str, Any]]) -> dict[str, FileState]:
             companion = record.get("globals")
             if isinstance(companion, dict):
                 result.setdefault(str(companion.get("file", "")), FileState()).record = {
-                    **companion, "event": "backup"}  # fmt: skip
+                    **companion,
+                    "event": "backup",
+                }
         elif event == "verify":
             state = result.setdefault(str(record.get("file", "")), FileState())
             state.verified[str(record.get("where", "local"))] = bool(record.get("ok"))
@@ -58,7 +60,7 @@ def by_file(records: list[dict[str, Any]]) -> dict[str, FileState]:
 
 
 def last_events(records: list[dict[str, Any]], environment: str, database: str) -> dict[str, Any]:
-    """The last ``backup`` and ``failed`` lines of one target: ``{"backup": ..., "failed": ...}``."""
+    """The last ``backup`` and ``failed`` lines of one target (keys ``backup``, ``failed``)."""
     found: dict[str, Any] = {}
     for record in records:
         if record.get("environment") == environment and record.get("database") == database:

@@ -8,9 +8,7 @@ other child gets them), the config file is a path; neither is ever on argv or pr
 One :class:`Rclone` per run starts ``rclone rcd`` on a unix socket in the run's private
 directory (started while the dump runs, so its start costs nothing) for the small operations
 (stat, hashsum, move, upload of a sidecar, delete, list); streams go through ``rclone rcat`` and
-``rclone cat``. An upload (:class:`Upload`) writes ``NAME.partial``, confirms its size and
-sha256 on the destination (the backend's own sha256, else by reading it back), moves it to
-``NAME`` (never over an existing object) and then writes ``NAME.sha256``.
+``rclone cat`` (an upload: :class:`tasks.backup.outputs.Upload`).
 """
 
 from __future__ import annotations
@@ -105,10 +103,12 @@ class Rclone:
         if self.rcd is None:
             self.socket = str(run_dir() / f"rclone-{self.dest.name}.sock")
             self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
-            argv = rclone_argv(self.dest, "rcd", "--rc-addr", f"unix://{self.socket}",
-                               "--rc-no-auth")  # fmt: skip
-            self.rcd = runner.spawn(argv, pass_secrets=self.dest.env, stdout=self.log,
-                                    stderr=self.log)  # fmt: skip
+            argv = rclone_argv(
+                self.dest, "rcd", "--rc-addr", f"unix://{self.socket}", "--rc-no-auth"
+            )
+            self.rcd = runner.spawn(
+                argv, pass_secrets=self.dest.env, stdout=self.log, stderr=self.log
+            )
         return self
 
     def _ready(self, timeout: float = 20.0) -> None:
@@ -128,31 +128,37 @@ class Rclone:
                     except (ConnectionRefusedError, FileNotFoundError):
                         pass
             if self.rcd.poll() is not None or time.monotonic() > deadline:
-                raise OpsError(f"{self.dest.name}: rclone rcd did not start: {self._log_tail()}")
+                raise OpsError(f"{self.dest.name}: rclone rcd did not start: {self._logtail()}")
             time.sleep(0.01)
 
-    def _log_tail(self) -> str:
+    def _logtail(self) -> str:
         if self.log is None:
             return ""
         self.log.seek(0)
         lines = self.log.read().decode("utf-8", "replace").strip().splitlines()
         return lines[-1] if lines else "no output"
 
-    def call(self, method: str, params: dict[str, Any], *, timeout: float | None = 60,
-             what: str = "") -> dict[str, Any]:  # fmt: skip
+    def call(
+        self, method: str, params: dict[str, Any], *, timeout: float | None = 60, what: str = ""
+    ) -> dict[str, Any]:
         """One rc call; an error is one line naming the destination and the operation."""
-        self._ready()
         body = json.dumps(params).encode()
+        return self._post("/" + method, body, "application/json", timeout, what or method)
+
+    def _post(
+        self, path: str, body: bytes, content_type: str, timeout: float | None, what: str
+    ) -> dict[str, Any]:
+        self._ready()
         conn = _UnixHTTPConnection(self.socket, timeout)
         try:
-            conn.request("POST", "/" + method, body, {"Content-Type": "application/json"})
+            conn.request("POST", path, body, {"Content-Type": content_type})
             response = conn.getresponse()
             data = response.read()
         except OSError as exc:
-            raise OpsError(f"{self.dest.name}: {what or method} failed: {exc}") from None
+            raise OpsError(f"{self.dest.name}: {what} failed: {exc}") from None
         finally:
             conn.close()
-        return self._answer(response.status, data, what or method)
+        return self._answer(response.status, data, what)
 
     def _answer(self, status: int, data: bytes, what: str) -> dict[str, Any]:
         try:
@@ -177,8 +183,9 @@ class Rclone:
 
     def stat(self, name: str) -> dict[str, Any] | None:
         """The object ``name`` (Size, ModTime ...) or None when there is none."""
-        answer = self.call("operations/stat", {"fs": self.dest.url, "remote": name},
-                           what=f"stat {name}")  # fmt: skip
+        answer = self.call(
+            "operations/stat", {"fs": self.dest.url, "remote": name}, what=f"stat {name}"
+        )
         item = answer.get("item")
         return item if isinstance(item, dict) and not item.get("IsDir") else None
 
@@ -189,8 +196,9 @@ class Rclone:
             answer = self.call(
                 "operations/hashsum",
                 {"fs": self.dest.join(name), "hashType": "sha256", "download": download},
-                timeout=None, what=f"sha256 of {name}",
-            )  # fmt: skip
+                timeout=None,
+                what=f"sha256 of {name}",
+            )
             for line in answer.get("hashsum") or []:
                 digest = str(line).split()[0] if str(line).split() else ""
                 if len(digest) == 64:
@@ -198,42 +206,40 @@ class Rclone:
         raise OpsError(f"{self.dest.name}: no sha256 for {name} (is it there?)")
 
     def move(self, src: str, dst: str) -> None:
-        params = {"srcFs": self.dest.url, "srcRemote": src, "dstFs": self.dest.url,
-                  "dstRemote": dst}  # fmt: skip
+        params = {
+            "srcFs": self.dest.url,
+            "srcRemote": src,
+            "dstFs": self.dest.url,
+            "dstRemote": dst,
+        }
         self.call("operations/movefile", params, timeout=None, what=f"move {src} to {dst}")
 
     def delete(self, name: str, *, missing_ok: bool = True) -> None:
         try:
-            self.call("operations/deletefile", {"fs": self.dest.url, "remote": name},
-                      what=f"delete {name}")  # fmt: skip
+            self.call(
+                "operations/deletefile",
+                {"fs": self.dest.url, "remote": name},
+                what=f"delete {name}",
+            )
         except OpsError as exc:
             if not (missing_ok and "not found" in str(exc)):
                 raise
 
     def put_small(self, name: str, data: bytes) -> None:
         """Upload a small object (a sidecar) in one request."""
-        self._ready()
-        boundary = "flowlet" + os.urandom(12).hex()
-        body = (
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-            f"filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-        ).encode() + data + f"\r\n--{boundary}--\r\n".encode()
-        directory, _, base = name.rpartition("/")
         from urllib.parse import urlencode
 
-        query = urlencode({"fs": self.dest.join(directory) if directory else self.dest.url,
-                           "remote": ""})  # fmt: skip
-        conn = _UnixHTTPConnection(self.socket, 60)
-        try:
-            conn.request("POST", f"/operations/uploadfile?{query}", body,
-                         {"Content-Type": f"multipart/form-data; boundary={boundary}"})  # fmt: skip
-            response = conn.getresponse()
-            data = response.read()
-        except OSError as exc:
-            raise OpsError(f"{self.dest.name}: upload {base} failed: {exc}") from None
-        finally:
-            conn.close()
-        self._answer(response.status, data, f"upload {base}")
+        boundary = "flowlet" + os.urandom(12).hex()
+        directory, _, base = name.rpartition("/")
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            f'filename="{base}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+        )
+        body = head.encode() + data + f"\r\n--{boundary}--\r\n".encode()
+        fs = self.dest.join(directory) if directory else self.dest.url
+        query = urlencode({"fs": fs, "remote": ""})
+        kind = f"multipart/form-data; boundary={boundary}"
+        self._post(f"/operations/uploadfile?{query}", body, kind, 60, f"upload {base}")
 
     def list(self) -> list[dict[str, Any]]:
         """The objects at the destination (not recursive); a missing directory is empty."""
@@ -241,8 +247,9 @@ class Rclone:
             answer = self.call(
                 "operations/list",
                 {"fs": self.dest.url, "remote": "", "opt": {"filesOnly": True}},
-                timeout=300, what="list",
-            )  # fmt: skip
+                timeout=300,
+                what="list",
+            )
         except OpsError as exc:
             if "directory not found" in str(exc):
                 return []
@@ -251,103 +258,38 @@ class Rclone:
 
     def read_small(self, name: str) -> bytes | None:
         """A small object's content (a sidecar), or None when it does not exist."""
-        done = runner.capture(rclone_argv(self.dest, "cat", self.dest.join(name)),
-                              env=runner.child_env(pass_secrets=self.dest.env), timeout=120)
+        done = runner.capture(
+            rclone_argv(self.dest, "cat", self.dest.join(name)),
+            env=runner.child_env(pass_secrets=self.dest.env),
+            timeout=120,
+        )
         if done.ok:
             return done.stdout.encode("utf-8", "surrogateescape")
         if "not found" in done.stderr or "doesn't exist" in done.stderr:
             return None
-        raise OpsError(f"{self.dest.name}: reading {name} failed: {_tail(done.stderr)}")
+        raise OpsError(f"{self.dest.name}: reading {name} failed: {tail(done.stderr)}")
 
     # -- streams ----------------------------------------------------------------------------
 
     def cat(self, name: str, stderr: IO[bytes]) -> subprocess.Popen[bytes]:
         """``rclone cat`` of an object: its stdout is the object."""
-        return runner.spawn(rclone_argv(self.dest, "cat", self.dest.join(name)),
-                            pass_secrets=self.dest.env, stdout=subprocess.PIPE, stderr=stderr)
+        return runner.spawn(
+            rclone_argv(self.dest, "cat", self.dest.join(name)),
+            pass_secrets=self.dest.env,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+        )
 
     def rcat(self, name: str, stderr: IO[bytes]) -> subprocess.Popen[bytes]:
         """``rclone rcat`` into an object: write it to the process's stdin."""
-        return runner.spawn(rclone_argv(self.dest, "rcat", self.dest.join(name)),
-                            pass_secrets=self.dest.env, stdin=subprocess.PIPE, stderr=stderr)
+        return runner.spawn(
+            rclone_argv(self.dest, "rcat", self.dest.join(name)),
+            pass_secrets=self.dest.env,
+            stdin=subprocess.PIPE,
+            stderr=stderr,
+        )
 
 
-def _tail(text: str) -> str:
+def tail(text: str) -> str:
     lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
     return lines[-1] if lines else "no error message"
-
-
-class Upload:
-    """One object streamed to a destination: ``write`` chunks, then :meth:`finish`."""
-
-    def __init__(self, rclone: Rclone, name: str) -> None:
-        self.rclone = rclone
-        self.name = name
-        self.temp = name + ".partial"
-        self.sent = 0
-        self.error = ""
-        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in finish/abort
-        self.proc = rclone.rcat(self.temp, self.log)
-        assert self.proc.stdin is not None  # nosec B101 - PIPE
-        self.fd = self.proc.stdin.fileno()
-
-    def write(self, chunk: bytes) -> None:
-        if self.error:
-            return  # the upload failed: the local copy goes on; finish() reports it
-        view = memoryview(chunk)
-        try:
-            while view:
-                view = view[os.write(self.fd, view) :]
-        except BrokenPipeError:
-            self.error = "rclone stopped reading"
-            return
-        self.sent += len(chunk)
-
-    def _rcat_error(self) -> str:
-        self.log.seek(0)
-        return _tail(self.log.read().decode("utf-8", "replace"))
-
-    def finish(self, size: int, digest: str) -> str:
-        """Close the stream, confirm size and sha256 on the destination, move the object to its
-        final name, write its sidecar; return the object's URL. Any failure: one line."""
-        label = f"upload to {self.rclone.dest.name}"
-        try:
-            assert self.proc.stdin is not None  # nosec B101
-            self.proc.stdin.close()
-            code = self.proc.wait()
-            if code != 0 or self.error:
-                raise OpsError(f"{label} failed: {self._rcat_error()}")
-            item = self.rclone.stat(self.temp)
-            if item is None or int(item.get("Size", -1)) != size:
-                found = "nothing" if item is None else f"{item.get('Size')} bytes"
-                raise OpsError(f"{label} failed: {self.temp} has {found}, sent {size} bytes")
-            remote = self.rclone.sha256(self.temp)
-            if remote != digest:
-                raise OpsError(f"{label} failed: {self.temp} has sha256 {remote}, sent {digest}")
-            if self.rclone.stat(self.name) is not None:
-                raise OpsError(f"{label}: {self.name} already exists there; not replaced")
-            self.rclone.move(self.temp, self.name)
-        except BaseException:
-            self.abort()
-            raise
-        finally:
-            self.log.close()
-        from tasks.backup.files import sidecar_text
-
-        self.rclone.put_small(self.name + ".sha256", sidecar_text(self.name, digest).encode())
-        return self.rclone.dest.join(self.name)
-
-    def abort(self) -> None:
-        """Stop the stream and remove the temporary object (best effort: it may be unreachable)."""
-        runner.stop_group(self.proc, grace=1.0)
-        if self.proc.stdin is not None:
-            try:
-                self.proc.stdin.close()
-            except OSError:
-                pass
-        try:
-            self.rclone.delete(self.temp)
-        except OpsError:
-            pass
-        if not self.log.closed:
-            self.log.close()

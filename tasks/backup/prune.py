@@ -21,7 +21,9 @@ from tasks.core.runner import is_dry
 from tasks.core.settings import load
 
 
-def is_verified(source: Source, states: dict[str, manifest.FileState], backup_set: BackupSet) -> bool:
+def is_verified(
+    source: Source, states: dict[str, manifest.FileState], backup_set: BackupSet
+) -> bool:
     main = backup_set.main
     if not main.has_sidecar:
         return False
@@ -32,8 +34,9 @@ def is_verified(source: Source, states: dict[str, manifest.FileState], backup_se
     return expected is not None and source.sha256(main.name) == expected
 
 
-def prune(c: Context, *, env: str | None, database: str | None, output_dir: Any,
-          source: str | None) -> None:  # fmt: skip
+def prune(
+    c: Context, *, env: str | None, database: str | None, output_dir: Any, source: str | None
+) -> None:
     settings = load(c, "backup")
     environments = check_env(c, env)
     dry = is_dry(c)
@@ -50,9 +53,12 @@ def prune(c: Context, *, env: str | None, database: str | None, output_dir: Any,
             protect = next((s.main.name for s in sets if is_verified(opened, states, s)), None)
             keep, delete = plan_retention(
                 [(s.main.name, s.parsed.when) for s in sets],
-                keep_last=rules.keep_last, daily=rules.daily, weekly=rules.weekly,
-                now=datetime.now(timezone.utc), protect=protect,
-            )  # fmt: skip
+                keep_last=rules.keep_last,
+                daily=rules.daily,
+                weekly=rules.weekly,
+                now=datetime.now(timezone.utc),
+                protect=protect,
+            )
             doomed = set(delete)
             for backup_set in sets:
                 if backup_set.main.name not in doomed:

@@ -20,8 +20,8 @@ from invoke import Context
 
 from tasks.backup.outputs import FileResult, Outputs
 from tasks.backup.plan import (
-    BackupPlan,
     PG_SERVER_QUERY,
+    BackupPlan,
     Stage,
     pg_connection_args,
     plan_backup,
@@ -76,13 +76,13 @@ def remote_command(plan: BackupPlan, job: Any, *, has_secret: bool) -> str:
     if plan.prepare is None:
         return pipeline
     meter = (
-        "(while sleep 1; do printf 'flowlet-progress %s\\n' \"$(du -sb -- \"$work\" 2>/dev/null "
-        "| cut -f1)\" >&2; done) & meter=$!; "
+        '(while sleep 1; do printf \'flowlet-progress %s\\n\' "$(du -sb -- "$work" 2>/dev/null '
+        '| cut -f1)" >&2; done) & meter=$!; '
     )
     return (
         "work=$(mktemp -d); trap 'rm -rf -- \"$work\"' EXIT; trap 'exit 143' TERM HUP INT; "
-        f"{meter}{_render(plan.prepare, prefix, subs)}; kill \"$meter\"; "
-        "(cd \"$work/d\" && sha256sum -- * > ../sums && mv ../sums flowlet.sha256sums); "
+        f'{meter}{_render(plan.prepare, prefix, subs)}; kill "$meter"; '
+        '(cd "$work/d" && sha256sum -- * > ../sums && mv ../sums flowlet.sha256sums); '
         f"{pipeline}"
     )
 
@@ -138,10 +138,20 @@ def remote_backup(c: Context, job: Any) -> tuple[list[FileResult], tuple[str, st
         if job.options.with_globals:
             superuser = _remote_superuser(conn, target, secret)
             plan = plan_globals(target, job.options, out, role_passwords=superuser)
-            files.append(_stream_back(conn, job, plan, remote_command(plan, job, has_secret=has_secret),
-                                      secret, rclone)[0])  # fmt: skip
+            files.append(
+                _stream_back(
+                    conn,
+                    job,
+                    plan,
+                    remote_command(plan, job, has_secret=has_secret),
+                    secret,
+                    rclone,
+                )[0]
+            )
         plan = plan_backup(target, job.options, out, mysql_extra=mysql_extra(target, has_secret))
-        script = versions_script(target, has_secret) + remote_command(plan, job, has_secret=has_secret)
+        script = versions_script(target, has_secret) + remote_command(
+            plan, job, has_secret=has_secret
+        )
         if job.keep_remote:
             result, versions = _keep(conn, job, plan, script, secret)
         else:
@@ -163,9 +173,12 @@ def _remote_superuser(conn: Any, target: DatabaseTarget, secret: bytes | None) -
     result = sshremote.stream_to(conn, script, answer.extend, secret=secret)
     if not result.ok:
         tail = result.stderr.strip().splitlines()
-        raise OpsError(f"backup failed on {job_host(conn)}: psql exit {result.exit_status}"
-                       + (f": {tail[-1]}" if tail else "") + "; nothing written",
-                       code=result.exit_status)  # fmt: skip
+        raise OpsError(
+            f"backup failed on {job_host(conn)}: psql exit {result.exit_status}"
+            + (f": {tail[-1]}" if tail else "")
+            + "; nothing written",
+            code=result.exit_status,
+        )
     return answer.decode("utf-8", "replace").strip().endswith("|t")
 
 
@@ -173,8 +186,9 @@ def job_host(conn: Any) -> str:
     return str(getattr(conn, "original_host", "host"))
 
 
-def _stream_back(conn: Any, job: Any, plan: BackupPlan, script: str, secret: bytes | None,
-                 rclone: Any) -> tuple[FileResult, tuple[str, str]]:  # fmt: skip
+def _stream_back(
+    conn: Any, job: Any, plan: BackupPlan, script: str, secret: bytes | None, rclone: Any
+) -> tuple[FileResult, tuple[str, str]]:
     from tasks import sshremote
 
     meter = Progress(plan.final.name)
@@ -185,35 +199,37 @@ def _stream_back(conn: Any, job: Any, plan: BackupPlan, script: str, secret: byt
         if text.strip().isdigit():
             dumped.update(int(text.strip()))
 
-    try:
-        result = sshremote.stream_to(conn, script, outputs.write, secret=secret,
-                                     on_mark=on_mark if plan.prepare is not None else None)
-    except sshremote.RemoteStreamError as error:
-        outputs.discard()
-        raise OpsError(f"backup failed: {error}; nothing written") from None
-    except OSError as error:
-        outputs.discard()
-        raise OpsError(f"backup failed writing {outputs.partial.path}: {error.strerror}; "
-                       "nothing written") from None  # fmt: skip
-    except BaseException:
-        outputs.discard()
-        raise
-    finally:
-        dumped.done()
-    versions, stderr = parse_versions(result.stderr)
-    if not result.ok:
-        outputs.discard()
-        tail = stderr.splitlines()
-        raise OpsError(
-            f"backup failed on {job.host}: remote pipeline exit {result.exit_status}"
-            + (f": {tail[-1].strip()}" if tail else "") + "; nothing written",
-            code=result.exit_status,
-        )
+    with outputs.failing():
+        try:
+            result = sshremote.stream_to(
+                conn,
+                script,
+                outputs.write,
+                secret=secret,
+                on_mark=on_mark if plan.prepare is not None else None,
+            )
+        except sshremote.RemoteStreamError as error:
+            raise OpsError(f"backup failed: {error}; nothing written") from None
+        finally:
+            dumped.done()
+        versions, stderr = parse_versions(result.stderr)
+        if not result.ok:
+            raise remote_failed(job, result.exit_status, stderr)
     return outputs.commit(result.sha256), versions
 
 
-def _keep(conn: Any, job: Any, plan: BackupPlan, pipeline: str,
-          secret: bytes | None) -> tuple[FileResult, tuple[str, str]]:  # fmt: skip
+def remote_failed(job: Any, status: int, stderr: str) -> OpsError:
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    tail = f": {lines[-1]}" if lines else ""
+    return OpsError(
+        f"backup failed on {job.host}: remote pipeline exit {status}{tail}; nothing written",
+        code=status,
+    )
+
+
+def _keep(
+    conn: Any, job: Any, plan: BackupPlan, pipeline: str, secret: bytes | None
+) -> tuple[FileResult, tuple[str, str]]:
     import time
 
     from tasks import sshremote
@@ -226,12 +242,7 @@ def _keep(conn: Any, job: Any, plan: BackupPlan, pipeline: str,
         result = sshremote.stream_to(conn, script, answer.extend, secret=secret)
         versions, stderr = parse_versions(result.stderr)
         if not result.ok:
-            tail = stderr.splitlines()
-            raise OpsError(
-                f"backup failed on {job.host}: remote pipeline exit {result.exit_status}"
-                + (f": {tail[-1].strip()}" if tail else "") + "; nothing written",
-                code=result.exit_status,
-            )
+            raise remote_failed(job, result.exit_status, stderr)
         streamed = sshremote.parse_sha256sum(answer.decode("utf-8", "replace"))
         on_disk = sshremote.sha256_remote(conn, partial)
         if on_disk != streamed:

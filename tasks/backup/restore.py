@@ -22,13 +22,10 @@ from invoke import Context
 from tasks.backup.catalog import Source, catalog_of, check_env, open_source
 from tasks.backup.database import Session, check_dbname
 from tasks.backup.files import Partial, WorkDir, read_sidecar, sha256_file
-from tasks.backup.plan import (
-    GLOBALS_EXT,
-    BackupName,
-    dump_kind,
+from tasks.backup.names import GLOBALS_EXT, BackupName, dump_kind, parse_name
+from tasks.backup.readback import (
     globals_for_existing,
     globals_restore_stage,
-    parse_name,
     read_stages,
     restore_stage,
     untar_stage,
@@ -45,15 +42,26 @@ from tasks.core.settings import load
 Opener = Callable[[], AbstractContextManager[IO[bytes]]]
 
 
-def target_for(c: Context, parsed: BackupName, env: str | None) -> tuple[Environment, DatabaseTarget]:
+def target_for(
+    c: Context, parsed: BackupName, env: str | None
+) -> tuple[Environment, DatabaseTarget]:
     environments = check_env(c, env)
     file_env, key = parsed.split(environments)
     environment = resolve_environment(c, file_env if env is None else env)
     return environment, resolve_target(environment, key, None)
 
 
-def restore_into(session: Session, opener: Opener, name: str, dbname: str, identity: str | None,
-                 *, jobs: int, no_owner: bool, workroot: Path) -> None:  # fmt: skip
+def restore_into(
+    session: Session,
+    opener: Opener,
+    name: str,
+    dbname: str,
+    identity: str | None,
+    *,
+    jobs: int,
+    no_owner: bool,
+    workroot: Path,
+) -> None:
     """Stream backup ``name`` into the (existing, empty) database ``dbname``; stop at the
     first error; fail if the database is still empty afterwards."""
     target = session.target
@@ -62,22 +70,25 @@ def restore_into(session: Session, opener: Opener, name: str, dbname: str, ident
     try:
         with opener() as handle:
             if kind != "directory" or target.engine == "mysql":
-                restore = restore_stage(target, kind, dbname, no_owner=no_owner,
-                                        client_extra=session.creds.argv)  # fmt: skip
+                restore = restore_stage(
+                    target, kind, dbname, no_owner=no_owner, client_extra=session.creds.argv
+                )
                 run_stages([*stages, *restore], session.creds, stdin=handle)
             else:
                 work = WorkDir(workroot / f"{name}.restore-{secrets.token_hex(3)}.partial.d")
                 try:
                     run_stages([*stages, untar_stage(work.path)], stdin=handle)
-                    restore = restore_stage(target, kind, dbname, jobs=jobs, no_owner=no_owner,
-                                            workdir=work.path)  # fmt: skip
+                    restore = restore_stage(
+                        target, kind, dbname, jobs=jobs, no_owner=no_owner, workdir=work.path
+                    )
                     run_stages(restore, session.creds)
                 finally:
                     work.remove()
     except StageError as error:
         detail = f": {error.last_line}" if error.last_line else ""
-        raise OpsError(f"restore into {dbname} failed: {error}{detail}",
-                       code=error.exit_code) from None  # fmt: skip
+        raise OpsError(
+            f"restore into {dbname} failed: {error}{detail}", code=error.exit_code
+        ) from None
     if session.relations(dbname) == 0:
         raise OpsError(f"restore into {dbname} restored nothing: the database is still empty")
 
@@ -91,8 +102,9 @@ def restore_globals(session: Session, opener: Opener, name: str, identity: str |
     try:
         capture_stages([globals_restore_stage(session.target)], session.creds, input=text.encode())
     except StageError as error:
-        raise OpsError(f"restoring the globals {name} failed: {error.last_line or error}",
-                       code=error.exit_code) from None  # fmt: skip
+        raise OpsError(
+            f"restoring the globals {name} failed: {error.last_line or error}", code=error.exit_code
+        ) from None
     return text.count(";")
 
 
@@ -127,9 +139,21 @@ def stage_locally(source: Source, name: str, staging: Path) -> Partial:
     return partial
 
 
-def restore(c: Context, *, file: str, database: str | None, force: bool, yes: bool,
-            env: str | None, identity: Any, jobs: int | None, source: str | None,
-            no_owner: bool, with_globals: bool, output_dir: Any) -> None:  # fmt: skip
+def restore(
+    c: Context,
+    *,
+    file: str,
+    database: str | None,
+    force: bool,
+    yes: bool,
+    env: str | None,
+    identity: Any,
+    jobs: int | None,
+    source: str | None,
+    no_owner: bool,
+    with_globals: bool,
+    output_dir: Any,
+) -> None:
     settings = load(c, "backup")
     if database is None:
         raise ConfigError("--database: name the database to restore into")
@@ -155,11 +179,12 @@ def restore(c: Context, *, file: str, database: str | None, force: bool, yes: bo
         if opened.is_local:
             for each in (name, companion):
                 if each and read_sidecar(opened.out / each) != sha256_file(opened.out / each):
-                    raise OpsError(f"{each}: checksum does not match its sidecar; refusing to "
-                                   "restore an unverified file")  # fmt: skip
+                    raise OpsError(
+                        f"{each}: checksum does not match its sidecar; refusing to "
+                        "restore an unverified file"
+                    )
         if environment.confirm:
-            confirm(f"Restore {name} into {dbname} on {environment.name}?", yes=yes,
-                    dry=is_dry(c))  # fmt: skip
+            confirm(f"Restore {name} into {dbname} on {environment.name}?", yes=yes, dry=is_dry(c))
         if is_dry(c):
             extra = f" (roles from {companion} first)" if companion else ""
             print(f"would restore {name} into {dbname} on {target.host}:{target.port}{extra}")
@@ -174,7 +199,9 @@ def restore(c: Context, *, file: str, database: str | None, force: bool, yes: bo
             else:
                 from tasks.backup.files import ensure_private_dir
 
-                ensure_private_dir(staging, source="--output-dir" if output_dir else "backup.output_dir")
+                ensure_private_dir(
+                    staging, source="--output-dir" if output_dir else "backup.output_dir"
+                )
                 staged.append(stage_locally(opened, each, staging))
                 openers[each] = local_opener(staged[-1].path)
         started = time.monotonic()
@@ -184,16 +211,25 @@ def restore(c: Context, *, file: str, database: str | None, force: bool, yes: bo
                 restore_globals(session, openers[companion], companion, keys[companion])
             created = prepare_database(session, dbname, force)
             try:
-                restore_into(session, openers[name], name, dbname, keys[name],
-                             jobs=jobs or settings.jobs, no_owner=no_owner,
-                             workroot=staging if not opened.is_local else opened.out)  # fmt: skip
+                restore_into(
+                    session,
+                    openers[name],
+                    name,
+                    dbname,
+                    keys[name],
+                    jobs=jobs or settings.jobs,
+                    no_owner=no_owner,
+                    workroot=staging if not opened.is_local else opened.out,
+                )
             except BaseException:
                 if created:
                     session.drop(dbname)
                 raise
             tables = len(session.row_counts(dbname))
-        print(f"restored {name} into {dbname}: {tables} tables in "
-              f"{time.monotonic() - started:.1f}s")  # fmt: skip
+        print(
+            f"restored {name} into {dbname}: {tables} tables in "
+            f"{time.monotonic() - started:.1f}s"
+        )
     finally:
         for partial in staged:
             partial.discard()
@@ -205,8 +241,10 @@ def companion_of(source: Source, parsed: BackupName) -> str:
         if backup_set.parsed.set_key == parsed.set_key:
             for item in backup_set.companions:
                 return item.name
-    raise ConfigError(f"--globals: {parsed.name} has no globals companion ({parsed.set_key}"
-                      f"{GLOBALS_EXT}...) at {source.where}; it was made without --globals")
+    raise ConfigError(
+        f"--globals: {parsed.name} has no globals companion ({parsed.set_key}"
+        f"{GLOBALS_EXT}...) at {source.where}; it was made without --globals"
+    )
 
 
 def prepare_database(session: Session, dbname: str, force: bool) -> bool:
@@ -214,8 +252,9 @@ def prepare_database(session: Session, dbname: str, force: bool) -> bool:
     if session.exists(dbname):
         count = session.relations(dbname)
         if count and not force:
-            raise OpsError(f"--database: {dbname} is not empty ({count} relations); --force "
-                           "replaces it")  # fmt: skip
+            raise OpsError(
+                f"--database: {dbname} is not empty ({count} relations); --force " "replaces it"
+            )
         if not count:
             return False
         session.drop(dbname)
@@ -223,8 +262,9 @@ def prepare_database(session: Session, dbname: str, force: bool) -> bool:
     return True
 
 
-def restore_test(c: Context, source: Source, name: str, identity: str | None,
-                 env: str | None) -> str:  # fmt: skip
+def restore_test(
+    c: Context, source: Source, name: str, identity: str | None, env: str | None
+) -> str:
     """Restore ``name`` into a scratch database beside its source, compare, drop it."""
     parsed = parse_name(name)
     assert parsed is not None  # nosec B101 - verified names only
@@ -240,15 +280,28 @@ def restore_test(c: Context, source: Source, name: str, identity: str | None,
         session = Session(target, creds)
         session.create(scratch)
         try:
-            restore_into(session, opener, name, scratch, identity, jobs=2, no_owner=False,
-                         workroot=source.out)  # fmt: skip
+            restore_into(
+                session,
+                opener,
+                name,
+                scratch,
+                identity,
+                jobs=2,
+                no_owner=False,
+                workroot=source.out,
+            )
             restored = (session.row_counts(scratch), session.objects(scratch))
             live = (session.row_counts(target.name), session.objects(target.name))
         finally:
             session.drop(scratch)
-    for what, got, want in (("row counts", restored[0], live[0]), ("objects", restored[1], live[1])):
+    for what, got, want in (
+        ("row counts", restored[0], live[0]),
+        ("objects", restored[1], live[1]),
+    ):
         if got != want:
             diff = sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
             raise OpsError(f"{name}: restore test {what} differ from {target.name}: {diff}")
-    return (f"{name}: restore test ok ({len(restored[0])} tables, row counts and "
-            f"{sum(restored[1].values())} objects match)")  # fmt: skip
+    return (
+        f"{name}: restore test ok ({len(restored[0])} tables, row counts and "
+        f"{sum(restored[1].values())} objects match)"
+    )

@@ -79,7 +79,8 @@ def resolve_job(c: Context, engine: str | None, flags: dict[str, Any]) -> Job:
         jobs=(flags.get("jobs") or settings.jobs) if fmt == "directory" else 1,
         recipients=tuple(settings.recipients) if encrypted else None,
         now=datetime.now(timezone.utc),
-        with_globals=bool(flags.get("globals")) or (settings.globals and target.engine == "postgres"),
+        with_globals=bool(flags.get("globals"))
+        or (settings.globals and target.engine == "postgres"),
     )
     if flags.get("jobs") and fmt != "directory" and flags["jobs"] > 1:
         raise ConfigError(
@@ -103,8 +104,18 @@ def resolve_job(c: Context, engine: str | None, flags: dict[str, Any]) -> Job:
         raise ConfigError("--keep-remote: the copy stays on the host; not with --to / --no-local")
     if keep_remote and options.with_globals:
         raise ConfigError("--globals: not with --keep-remote (the companion would stay local)")
-    return Job(settings, environment, target, options, out, out_source, destination, local,
-               host, keep_remote)  # fmt: skip
+    return Job(
+        settings,
+        environment,
+        target,
+        options,
+        out,
+        out_source,
+        destination,
+        local,
+        host,
+        keep_remote,
+    )
 
 
 def backup(c: Context, engine: str | None, flags: dict[str, Any]) -> None:
@@ -126,10 +137,16 @@ def backup(c: Context, engine: str | None, flags: dict[str, Any]) -> None:
             files, versions = local_backup(job)
     except (OpsError, KeyboardInterrupt) as exc:
         error = exc.message if isinstance(exc, OpsError) else "interrupted"
-        manifest.append(job.manifest_path, {
-            "event": "failed", "environment": job.target.environment, "database": job.target.key,
-            "at": datetime.now(timezone.utc).isoformat(), "error": error,
-        })  # fmt: skip
+        manifest.append(
+            job.manifest_path,
+            {
+                "event": "failed",
+                "environment": job.target.environment,
+                "database": job.target.key,
+                "at": datetime.now(timezone.utc).isoformat(),
+                "error": error,
+            },
+        )
         raise
     record(job, files, versions, started)
     main = files[-1]
@@ -205,47 +222,51 @@ def local_backup(job: Job) -> tuple[list[FileResult], tuple[str, str]]:
     return files, (versions[0], versions[1].split("|")[0])
 
 
-def stream_file(plan: BackupPlan, creds: Credentials, job: Job, rclone: Rclone | None) -> FileResult:
+def stream_file(
+    plan: BackupPlan, creds: Credentials, job: Job, rclone: Rclone | None
+) -> FileResult:
     """One file of the set through its pipeline into its outputs; nothing left on failure."""
     meter = Progress(plan.final.name)
     outputs = Outputs(plan.final, local=job.local, rclone=rclone, progress=meter)
     workdir = None
     try:
-        if plan.prepare is not None and plan.workdir is not None:
-            workdir = WorkDir(plan.workdir)
-            dump_meter = Progress(f"pg_dump -Fd {plan.workdir.name}")
-            pipeline = Pipeline([plan.prepare], creds, output=False)
+        with outputs.failing():
             try:
-                while pipeline.procs[0].poll() is None:
-                    time.sleep(0.2)
-                    dump_meter.update(tree_size(plan.workdir) if dump_meter.enabled else 0)
-            finally:
-                dump_meter.done()
-            pipeline.wait()
-            write_dir_sums(plan.workdir)
-            outputs.started = outputs.meter.start = time.monotonic()
-        run_stages(plan.stages, creds, sink=outputs.write)
-        return outputs.commit()
-    except StageError as error:
-        outputs.discard()
-        raise stage_failed(error) from None
-    except OSError as error:
-        outputs.discard()
-        raise OpsError(f"backup failed writing {outputs.partial.path}: {error.strerror}; "
-                       "nothing written") from None  # fmt: skip
-    except BaseException:
-        outputs.discard()
-        raise
+                if plan.prepare is not None and plan.workdir is not None:
+                    workdir = WorkDir(plan.workdir)
+                    dump_directory(plan, creds)
+                    outputs.started = outputs.meter.start = time.monotonic()
+                run_stages(plan.stages, creds, sink=outputs.write)
+            except StageError as error:
+                raise stage_failed(error) from None
+            return outputs.commit()
     finally:
         if workdir is not None:
             workdir.remove()
+
+
+def dump_directory(plan: BackupPlan, creds: Credentials) -> None:
+    """``pg_dump -Fd`` into the work directory (its size as progress), then its checksums."""
+    assert plan.prepare is not None and plan.workdir is not None  # nosec B101 - directory plans
+    meter = Progress(f"pg_dump -Fd {plan.workdir.name}")
+    pipeline = Pipeline([plan.prepare], creds, output=False)
+    try:
+        while pipeline.procs[0].poll() is None:
+            time.sleep(0.2)
+            meter.update(tree_size(plan.workdir) if meter.enabled else 0)
+    finally:
+        meter.done()
+    pipeline.wait()
+    write_dir_sums(plan.workdir)
 
 
 def start_probes(target: DatabaseTarget, creds: Credentials) -> list[subprocess.Popen[bytes]]:
     """The version probes for the manifest: they run while the dump streams."""
     from tasks.backup.stream import start
 
-    return [start(stage, creds, stderr=subprocess.DEVNULL) for stage in probe_argvs(target, creds.argv)]
+    return [
+        start(stage, creds, stderr=subprocess.DEVNULL) for stage in probe_argvs(target, creds.argv)
+    ]
 
 
 def collect_probes(probes: list[subprocess.Popen[bytes]]) -> tuple[str, str]:

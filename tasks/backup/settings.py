@@ -57,8 +57,9 @@ class OptionalDuration(Duration):
 
 DESTINATION = Section(
     {
-        "url": Str("", "rclone remote and path", pattern=RCLONE_URL, desc=RCLONE_URL_DESC,
-                   empty=False),  # fmt: skip
+        "url": Str(
+            "", "rclone remote and path", pattern=RCLONE_URL, desc=RCLONE_URL_DESC, empty=False
+        ),
         "config_file": FilePath(
             "",
             "rclone config file (mode 0600); empty: none (remotes from RCLONE_CONFIG_* variables)",
@@ -136,16 +137,21 @@ SCHEMA = Section(
                 ),
                 "randomized_delay": Duration("15m", "timer RandomizedDelaySec", min_seconds=0),
                 "unit_dir": FilePath("/etc/systemd/system", "where the units go", kind="dir"),
-                "env_dir": FilePath("/etc/flowlet", "where the 0600 environment file goes",
-                                    kind="dir"),  # fmt: skip
+                "env_dir": FilePath(
+                    "/etc/flowlet", "where the 0600 environment file goes", kind="dir"
+                ),
                 "unit_prefix": Str(
                     "flowlet-backup",
                     "unit names: PREFIX-ENV-DATABASE.service/.timer",
                     pattern=UNIT_NAME,
                     desc="a unit name prefix (letters, digits, '-', '_', '.')",
                 ),
-                "user": Str("", "User= of the service (empty: root)", pattern=r"^[a-z_][a-z0-9_-]*$",
-                            desc="a system user name"),  # fmt: skip
+                "user": Str(
+                    "",
+                    "User= of the service (empty: root)",
+                    pattern=r"^[a-z_][a-z0-9_-]*$",
+                    desc="a system user name",
+                ),
             }
         ),
     }
@@ -153,8 +159,9 @@ SCHEMA = Section(
 
 SSH_SCHEMA = Section(
     {
-        "config_file": FilePath("", "ssh_config for --host (default ~/.ssh/config)", kind="file",
-                                empty=True),  # fmt: skip
+        "config_file": FilePath(
+            "", "ssh_config for --host (default ~/.ssh/config)", kind="file", empty=True
+        ),
         "connect_timeout": Float(10.0, "seconds to wait for an SSH connection", above=0),
     }
 )

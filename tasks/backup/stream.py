@@ -24,6 +24,7 @@ from tasks.core import runner
 
 CHUNK = 1 << 20
 
+
 class StageError(Exception):
     """A pipeline stage exited non-zero (or was killed)."""
 
@@ -104,9 +105,13 @@ class Pipeline:
                 last = index == len(self.stages) - 1
                 spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed in wait()
                 self.spools.append(spool)
-                proc = start(stage, creds, stdin=previous,
-                             stdout=subprocess.PIPE if output or not last else subprocess.DEVNULL,
-                             stderr=spool)  # fmt: skip
+                proc = start(
+                    stage,
+                    creds,
+                    stdin=previous,
+                    stdout=subprocess.PIPE if output or not last else subprocess.DEVNULL,
+                    stderr=spool,
+                )
                 if index and previous is not None and hasattr(previous, "close"):
                     previous.close()  # the next stage owns its read end now
                 previous = proc.stdout
@@ -206,9 +211,14 @@ def run_stages(
         raise errors[0]
 
 
-def capture_stages(stages: Sequence[Stage], creds: Credentials = NO_CREDENTIALS, *,
-                   stdin: Any = None, input: bytes | None = None,
-                   limit: int = 256 << 20) -> bytes:  # fmt: skip
+def capture_stages(
+    stages: Sequence[Stage],
+    creds: Credentials = NO_CREDENTIALS,
+    *,
+    stdin: Any = None,
+    input: bytes | None = None,
+    limit: int = 256 << 20,
+) -> bytes:
     """The whole output of ``stages`` (a small stream: a query's answer, a globals file);
     ``input``: bytes written to the first stage's stdin."""
     out = bytearray()

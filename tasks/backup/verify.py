@@ -21,13 +21,12 @@ from invoke import Context
 from tasks.backup import manifest
 from tasks.backup.catalog import BackupSet, Source, catalog_of, check_env, open_source, select
 from tasks.backup.files import WorkDir, check_dir_sums
-from tasks.backup.plan import (
+from tasks.backup.names import dump_kind, parse_name
+from tasks.backup.plan import Stage
+from tasks.backup.readback import (
     MYSQL_TRAILER,
     PG_GLOBALS_TRAILER,
     PG_TRAILER,
-    Stage,
-    dump_kind,
-    parse_name,
     read_all_stage,
     read_stages,
     untar_stage,
@@ -115,8 +114,10 @@ def check_file(source: Source, name: str, identity: str | None, workroot: Path) 
         if workdir is not None:
             damaged = check_dir_sums(workdir.path)
             if damaged:
-                raise OpsError(f"{name}: {', '.join(damaged[:3])} inside the archive do not match "
-                               "their sha256 (flowlet.sha256sums)")  # fmt: skip
+                raise OpsError(
+                    f"{name}: {', '.join(damaged[:3])} inside the archive do not match "
+                    "their sha256 (flowlet.sha256sums)"
+                )
             try:
                 run_stages([read_all_stage("directory", workdir.path)])
             except StageError as exc:
@@ -129,8 +130,16 @@ def check_file(source: Source, name: str, identity: str | None, workroot: Path) 
             workdir.remove()
 
 
-def pick(c: Context, settings: Settings, source: Source, *, file: str | None, latest: bool,
-         env: str | None, database: str | None) -> BackupSet:  # fmt: skip
+def pick(
+    c: Context,
+    settings: Settings,
+    source: Source,
+    *,
+    file: str | None,
+    latest: bool,
+    env: str | None,
+    database: str | None,
+) -> BackupSet:
     """The backup set ``--file`` names, or the newest (``--latest``)."""
     environments = check_env(c, env)
     if file is None and not latest:
@@ -156,24 +165,42 @@ def pick(c: Context, settings: Settings, source: Source, *, file: str | None, la
     return catalog.sets[0]
 
 
-def verify(c: Context, *, file: str | None, latest: bool, restore_test: bool, env: str | None,
-           database: str | None, identity: Any, output_dir: Any, source: str | None) -> None:  # fmt: skip
+def verify(
+    c: Context,
+    *,
+    file: str | None,
+    latest: bool,
+    restore_test: bool,
+    env: str | None,
+    database: str | None,
+    identity: Any,
+    output_dir: Any,
+    source: str | None,
+) -> None:
     settings = load(c, "backup")
     opened = open_source(c, settings, source, output_dir)
     try:
-        backup_set = pick(c, settings, opened, file=file, latest=latest, env=env,
-                          database=database)  # fmt: skip
-        results = verify_set(c, settings, opened, backup_set, identity=identity,
-                             restore_test=restore_test, env=env)  # fmt: skip
+        backup_set = pick(c, settings, opened, file=file, latest=latest, env=env, database=database)
+        results = verify_set(
+            c, settings, opened, backup_set, identity=identity, restore_test=restore_test, env=env
+        )
         for line in results:
             print(line)
     finally:
         opened.close()
 
 
-def verify_set(c: Context, settings: Settings, source: Source, backup_set: BackupSet, *,
-               identity: Any, restore_test: bool = False, env: str | None = None,
-               record: bool = True) -> list[str]:  # fmt: skip
+def verify_set(
+    c: Context,
+    settings: Settings,
+    source: Source,
+    backup_set: BackupSet,
+    *,
+    identity: Any,
+    restore_test: bool = False,
+    env: str | None = None,
+    record: bool = True,
+) -> list[str]:
     """Verify every file of the set (and restore-test the dump); record each result."""
     lines = []
     for item in backup_set.files:
@@ -191,15 +218,20 @@ def verify_set(c: Context, settings: Settings, source: Source, backup_set: Backu
         from tasks.backup.restore import restore_test as run_restore_test
 
         main = backup_set.main
-        lines.append(run_restore_test(c, source, main.name, identity_for(settings, main.name,
-                                                                           identity), env))
+        lines.append(
+            run_restore_test(c, source, main.name, identity_for(settings, main.name, identity), env)
+        )
     return lines
 
 
 def _record(settings: Settings, source: Source, name: str, *, ok: bool) -> None:
     manifest.append(
         source.out / settings.manifest,
-        {"event": "verify", "file": name, "ok": ok, "where": source.where,
-         "at": datetime.now(timezone.utc).isoformat()},
-    )  # fmt: skip
-
+        {
+            "event": "verify",
+            "file": name,
+            "ok": ok,
+            "where": source.where,
+            "at": datetime.now(timezone.utc).isoformat(),
+        },
+    )

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from invoke import Context
+
 from tasks.core.errors import OpsError
 
 from .transport import _buffer_gateway_socket, _tuned_transport

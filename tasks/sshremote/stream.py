@@ -189,10 +189,15 @@ def stream_to_file(
         os.fchmod(fd, 0o600)
         with os.fdopen(os.dup(fd), "wb", buffering=CHUNK_SIZE) as out:
             result = stream_to(
-                conn, command, out.write, on_progress=on_progress, stdin=stdin,
-                pipefail=pipefail, idle_timeout=idle_timeout,
+                conn,
+                command,
+                out.write,
+                on_progress=on_progress,
+                stdin=stdin,
+                pipefail=pipefail,
+                idle_timeout=idle_timeout,
                 check_remote_sha256=check_remote_sha256,
-            )  # fmt: skip
+            )
             out.flush()
         os.fsync(fd)
         completed = result.ok
