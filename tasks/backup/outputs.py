@@ -20,12 +20,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tasks.backup.files import Partial
-from tasks.backup.offsite import Rclone, tail
 from tasks.backup.stream import Progress, human
 from tasks.core import runner
 from tasks.core.errors import OpsError
+
+if TYPE_CHECKING:  # pragma: no cover - http.client and json only when uploading
+    from tasks.backup.offsite import Rclone
 
 
 @dataclass
@@ -155,6 +158,8 @@ class Upload:
 
     def _rcat_error(self) -> str:
         self.log.seek(0)
+        from tasks.backup.offsite import tail
+
         return tail(self.log.read().decode("utf-8", "replace"))
 
     def finish(self, size: int, digest: str) -> str:

@@ -12,16 +12,16 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoke import Context
 
 from tasks.backup import manifest
 from tasks.backup.files import WorkDir, ensure_private_dir, write_dir_sums
-from tasks.backup.offsite import Destination, Rclone, resolve_destination
 from tasks.backup.outputs import FileResult, Outputs
 from tasks.backup.plan import (
     BackupOptions,
@@ -37,6 +37,9 @@ from tasks.core.environments import Environment, resolve_environment
 from tasks.core.errors import ConfigError, OpsError
 from tasks.core.runner import is_dry, require_tools
 from tasks.core.settings import Settings, load
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tasks.backup.offsite import Destination, Rclone
 
 TOOLS = {
     "postgres": {"pg_dump": "apt-get install postgresql-client"},
@@ -87,6 +90,8 @@ def resolve_job(c: Context, engine: str | None, flags: dict[str, Any]) -> Job:
             f"--jobs: {flags['jobs']} needs --format directory (only -Fd dumps in parallel)"
         )
     check_options(target, options)  # every bad combination fails before anything runs
+    from tasks.backup.offsite import resolve_destination
+
     to = flags.get("to") or environment.backup_to
     source = "--to" if flags.get("to") else environment.key("backup_to")
     destination = resolve_destination(settings, to, flag=source) if to else None
@@ -198,21 +203,29 @@ def local_backup(job: Job) -> tuple[list[FileResult], tuple[str, str]]:
     require_tools(TOOLS[job.target.engine])
     if job.options.recipients is not None:
         require_tools({"age": "apt-get install age"})
-    rclone = Rclone(job.destination).start() if job.destination is not None else None
+    rclone = None
+    if job.destination is not None:
+        from tasks.backup.offsite import Rclone
+
+        rclone = Rclone(job.destination).start()
     try:
         with credentials(job.target) as creds:
-            probes = start_probes(job.target, creds)
+            probes: list[subprocess.Popen[bytes]] = []
             files: list[FileResult] = []
             versions = ("unknown", "unknown")
             try:
-                if job.options.with_globals:
-                    versions = collect_probes(probes)
-                    probes = []
+                if job.options.with_globals:  # the probe says whether role passwords are ours
+                    versions = collect_probes(start_probes(job.target, creds))
                     superuser = versions[1].endswith("|t")
                     plan = plan_globals(job.target, job.options, job.out, role_passwords=superuser)
                     files.append(stream_file(plan, creds, job, rclone))
                 plan = plan_backup(job.target, job.options, job.out, mysql_extra=creds.argv)
-                files.append(stream_file(plan, creds, job, rclone))
+
+                def probe() -> None:  # while the dump streams, started right after it
+                    if not job.options.with_globals:
+                        probes.extend(start_probes(job.target, creds))
+
+                files.append(stream_file(plan, creds, job, rclone, on_start=probe))
             finally:
                 if probes:
                     versions = collect_probes(probes)
@@ -223,9 +236,14 @@ def local_backup(job: Job) -> tuple[list[FileResult], tuple[str, str]]:
 
 
 def stream_file(
-    plan: BackupPlan, creds: Credentials, job: Job, rclone: Rclone | None
+    plan: BackupPlan,
+    creds: Credentials,
+    job: Job,
+    rclone: Rclone | None,
+    on_start: Callable[[], None] | None = None,
 ) -> FileResult:
-    """One file of the set through its pipeline into its outputs; nothing left on failure."""
+    """One file of the set through its pipeline into its outputs; nothing left on failure.
+    ``on_start`` runs once the dump has started."""
     meter = Progress(plan.final.name)
     outputs = Outputs(plan.final, local=job.local, rclone=rclone, progress=meter)
     workdir = None
@@ -234,9 +252,10 @@ def stream_file(
             try:
                 if plan.prepare is not None and plan.workdir is not None:
                     workdir = WorkDir(plan.workdir)
-                    dump_directory(plan, creds)
+                    dump_directory(plan, creds, on_start)
                     outputs.started = outputs.meter.start = time.monotonic()
-                run_stages(plan.stages, creds, sink=outputs.write)
+                    on_start = None
+                run_stages(plan.stages, creds, sink=outputs.write, on_start=on_start)
             except StageError as error:
                 raise stage_failed(error) from None
             return outputs.commit()
@@ -245,11 +264,15 @@ def stream_file(
             workdir.remove()
 
 
-def dump_directory(plan: BackupPlan, creds: Credentials) -> None:
+def dump_directory(
+    plan: BackupPlan, creds: Credentials, on_start: Callable[[], None] | None = None
+) -> None:
     """``pg_dump -Fd`` into the work directory (its size as progress), then its checksums."""
     assert plan.prepare is not None and plan.workdir is not None  # nosec B101 - directory plans
     meter = Progress(f"pg_dump -Fd {plan.workdir.name}")
     pipeline = Pipeline([plan.prepare], creds, output=False)
+    if on_start is not None:
+        on_start()
     try:
         while pipeline.procs[0].poll() is None:
             time.sleep(0.2)

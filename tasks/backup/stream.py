@@ -171,12 +171,20 @@ def run_stages(
     sink: Callable[[bytes], None] | None = None,
     stdin: Any = None,
     feed: Callable[[IO[bytes]], None] | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> None:
     """Run ``stages`` to the end: ``sink`` gets their output (else it is discarded); ``feed``
-    (run in a thread) writes their input to the first stage's stdin, then closes it."""
+    (run in a thread) writes their input to the first stage's stdin, then closes it;
+    ``on_start`` runs once they have all started."""
     pipeline = Pipeline(
         stages, creds, stdin=subprocess.PIPE if feed else stdin, output=sink is not None
     )
+    if on_start is not None:
+        try:
+            on_start()
+        except BaseException:
+            pipeline.kill()
+            raise
     feeder: threading.Thread | None = None
     errors: list[BaseException] = []
     try:
