@@ -10,8 +10,9 @@ from tasks.backup.offsite import Destination, rclone_argv
 from tasks.backup.plan import BackupPlan, plan_backup, plan_globals
 from tasks.core.runner import render
 
-PG_SECRET = "<in-memory passfile from ${var}>"
-MYSQL_SECRET = "--defaults-extra-file=<in-memory option file from ${var}>"
+# placeholders shown instead of secrets (names of variables, never their values)
+PG_SECRET = "<in-memory passfile from ${var}>"  # nosec B105
+MYSQL_SECRET = "--defaults-extra-file=<in-memory option file from ${var}>"  # nosec B105
 
 
 def credentials_note(dest: Destination) -> str:

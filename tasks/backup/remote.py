@@ -33,9 +33,10 @@ from tasks.backup.targets import DatabaseTarget, remote_secret
 from tasks.core.errors import OpsError
 
 VERSIONS_LINE = re.compile(r"^flowlet-versions\t(.*)\t(.*)$\n?", re.MULTILINE)
-MYSQL_SECRET_TOKEN = "--defaults-extra-file=/@FLOWLET_SECRET@"
-MYSQL_SECRET_ARG = '--defaults-extra-file=<(printf %s "$FLOWLET_SECRET")'
-PG_SECRET_ENV = 'PGPASSWORD="$FLOWLET_SECRET" '
+# shell text that refers to the secret (an unexported variable), never the secret itself
+MYSQL_SECRET_TOKEN = "--defaults-extra-file=/@FLOWLET_SECRET@"  # nosec B105
+MYSQL_SECRET_ARG = '--defaults-extra-file=<(printf %s "$FLOWLET_SECRET")'  # nosec B105
+PG_SECRET_ENV = 'PGPASSWORD="$FLOWLET_SECRET" '  # nosec B105
 WORK = '"$work/d"'
 
 
