@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import ROOT_NS, free_port
+from conftest import REPO, ROOT_NS, free_port, need
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
@@ -70,13 +70,23 @@ class PgServer:
         return name
 
     def schema(self, db: str) -> str:
-        argv = [str(PG_BIN / "pg_dump"), "--schema-only", "-h", str(self.socket_dir),
-                "-p", str(self.port), "-U", "postgres", db]  # fmt: skip
+        argv = [
+            str(PG_BIN / "pg_dump"),
+            "--schema-only",
+            "-h",
+            str(self.socket_dir),
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            db,
+        ]
         out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
         return "\n".join(
-            line for line in out.splitlines()
+            line
+            for line in out.splitlines()
             if line and not line.startswith(("--", "\\restrict", "\\unrestrict"))
-        )  # fmt: skip
+        )
 
     def tables(self, db: str) -> list[str]:
         rows = self.sql(
@@ -95,8 +105,6 @@ class PgServer:
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:
     """PostgreSQL 15 on a free port, with db ``flowlet`` (small, varied) and ``flowlet_big``."""
-    from tests.conftest import need
-
     need(str(PG_BIN / "initdb"), "runuser")
     with postgres_cluster() as server:
         server.create_db("flowlet", SOURCE_SQL)
@@ -125,43 +133,107 @@ def postgres_cluster() -> Iterator[PgServer]:
         f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=40"
     )
     try:
-        subprocess.run([*as_pg, str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres",
-                        "-E", "UTF8", "--locale=C", "--auth-local=trust",
-                        "--auth-host=scram-sha-256", "--no-sync"],
-                       check=True, capture_output=True)  # fmt: skip
-        subprocess.run([*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(base / "log"),
-                        "-o", options, "-w", "start"], check=True, capture_output=True)  # fmt: skip
+        subprocess.run(
+            [
+                *as_pg,
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "--no-sync",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [
+                *as_pg,
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(base / "log"),
+                "-o",
+                options,
+                "-w",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+        )
         server = PgServer(base=base, port=port, socket_dir=sock, user="flowlet", password=password)
         quoted = password.replace("'", "''")
         server.sql(f"create role flowlet login createdb password '{quoted}'")
+        server.sql(f"create role flowlet_admin login superuser password '{quoted}'")
         yield server
     finally:
-        subprocess.run([*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True, check=False)  # fmt: skip
+        subprocess.run(
+            [*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+            check=False,
+        )
         shutil.rmtree(base, ignore_errors=True)
 
 
-def write_config(path: Path, targets: dict[str, dict[str, Any]], **backup: Any) -> Path:
-    """An invoke.yaml for ``-f``: ``targets`` under environments.development.databases."""
-    config = {
-        "environments": {"development": {"namespace": "flowlet-dev", "databases": targets}},
+def write_config(
+    path: Path,
+    targets: dict[str, dict[str, Any]],
+    *,
+    environments: dict[str, dict[str, Any]] | None = None,
+    ssh: dict[str, Any] | None = None,
+    env_extra: dict[str, Any] | None = None,
+    **backup: Any,
+) -> Path:
+    """An invoke.yaml for ``-f``: ``targets`` under environments.development.databases (plus
+    more ``environments``), ``backup`` keys (output_dir defaults to ``backups`` beside it)."""
+    envs = {"development": {"namespace": "flowlet-dev", "databases": targets, **(env_extra or {})}}
+    envs.update(environments or {})
+    config: dict[str, Any] = {
+        "environments": envs,
         "backup": {"output_dir": str(path.parent / "backups"), **backup},
     }
+    if ssh is not None:
+        config["ssh"] = ssh
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def update_config(path: Path, **sections: Any) -> Path:
+    """Merge ``sections`` (``backup={...}``, ``ssh={...}`` ...) into the config file."""
+    config = yaml.safe_load(path.read_text())
+
+    def merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
+        for key, value in extra.items():
+            if isinstance(value, dict) and isinstance(base.get(key), dict):
+                merge(base[key], value)
+            else:
+                base[key] = value
+
+    merge(config, sections)
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path
 
 
 def pg_target(pg: PgServer, name: str = "flowlet", **extra: Any) -> dict[str, Any]:
-    return {"engine": "postgres", "host": pg.host, "port": pg.port, "name": name,
-            "user": pg.user, "password_env": "FLOWLET_DB_PASSWORD", **extra}  # fmt: skip
+    return {
+        "engine": "postgres",
+        "host": pg.host,
+        "port": pg.port,
+        "name": name,
+        "user": pg.user,
+        "password_env": "FLOWLET_DB_PASSWORD",
+        **extra,
+    }
 
 
 def backup_collection() -> Any:
     """The root collection holding ``backup`` (as tasks.py composes it)."""
-    from invoke import Collection
-
-    from tasks import backup
-
     return ROOT_NS
 
 
@@ -177,10 +249,15 @@ class BackupEnv:
         return sorted(p.name for p in self.out.iterdir()) if self.out.exists() else []
 
     def backups(self) -> list[Path]:
-        return sorted(
-            p for p in self.out.iterdir() if p.is_file() and p.name.split(".")[-1] not in
-            ("sha256", "jsonl", "partial")
-        ) if self.out.exists() else []  # fmt: skip
+        return (
+            sorted(
+                p
+                for p in self.out.iterdir()
+                if p.is_file() and p.name.split(".")[-1] not in ("sha256", "jsonl", "partial")
+            )
+            if self.out.exists()
+            else []
+        )
 
 
 @pytest.fixture
@@ -199,7 +276,7 @@ def pg_backup_env(
 @pytest.fixture(scope="session")
 def earlier_backup(pg_server: PgServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One good backup made at session start (tests copy it in as 'an earlier backup')."""
-    from tests.conftest import run_task
+    from conftest import run_task
 
     base = tmp_path_factory.mktemp("earlier")
     config = write_config(base / "invoke.yaml", {"postgres": pg_target(pg_server)})
@@ -231,6 +308,7 @@ def plant_earlier(earlier: Path, out: Path) -> dict[str, bytes]:
     return contents
 
 
+SAKILA = REPO / "tests" / "data" / "backup" / "sakila-mini.sql"
 MYSQL_SOURCE = """
 create table customers (id int auto_increment primary key, name varchar(200) not null,
                         balance decimal(18, 2), note text, created datetime default now());
@@ -268,19 +346,50 @@ class MariaServer:
         return done.stdout.strip()
 
     def schema(self, db: str) -> str:
-        argv = ["mariadb-dump", f"--socket={self.socket}", "-u", "root", "--no-data",
-                "--skip-comments", "--skip-dump-date", db]  # fmt: skip
+        argv = [
+            "mariadb-dump",
+            f"--socket={self.socket}",
+            "-u",
+            "root",
+            "--no-data",
+            "--skip-comments",
+            "--skip-dump-date",
+            db,
+        ]
         out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
         return "\n".join(line for line in out.splitlines() if "AUTO_INCREMENT=" not in line)
 
     def row_counts(self, db: str) -> dict[str, int]:
-        tables = self.sql(f"select table_name from information_schema.tables where table_schema="
-                          f"'{db}' and table_type='BASE TABLE' order by 1").split()  # fmt: skip
+        tables = self.sql(
+            f"select table_name from information_schema.tables where table_schema="
+            f"'{db}' and table_type='BASE TABLE' order by 1"
+        ).split()
         return {t: int(self.sql(f"select count(*) from `{db}`.`{t}`")) for t in tables}
 
     def checksum(self, db: str) -> dict[str, str]:
         tables = self.row_counts(db)
         return {t: self.sql(f"checksum table `{db}`.`{t}` extended").split()[-1] for t in tables}
+
+    def objects(self, db: str) -> dict[str, str]:
+        """Every view, trigger, routine and event with its definition (as the server has it)."""
+        queries = {
+            "view": f"select table_name, view_definition from information_schema.views "
+            f"where table_schema = '{db}'",
+            "trigger": f"select trigger_name, concat_ws(' ', action_timing, event_manipulation, "
+            f"event_object_table, action_statement) from information_schema.triggers "
+            f"where trigger_schema = '{db}'",
+            "routine": f"select concat(routine_type, ' ', routine_name), routine_definition "
+            f"from information_schema.routines where routine_schema = '{db}'",
+            "event": f"select event_name, concat_ws(' ', event_definition, interval_value, "
+            f"interval_field, status, event_comment) from information_schema.events "
+            f"where event_schema = '{db}'",
+        }
+        found = {}
+        for kind, query in queries.items():
+            for line in self.sql(query).splitlines():
+                name, _, definition = line.partition("\t")
+                found[f"{kind} {name}"] = definition.replace(f"`{db}`.", "")
+        return found
 
 
 @pytest.fixture(scope="session")
@@ -288,41 +397,69 @@ def mariadb_server() -> Iterator[MariaServer]:
     """MariaDB on a free port (own datadir and socket), db ``shop`` with data."""
     import time
 
-    from tests.conftest import need
-
     need("mariadb-install-db", "mariadbd", "mariadb", "mariadb-dump")
     base = Path(tempfile.mkdtemp(prefix="flowlet-mariadb-"))
     os.chmod(base, 0o755)
     shutil.chown(base, "mysql", "mysql")
     data, sock = base / "data", base / "mysqld.sock"
     try:
-        subprocess.run(["mariadb-install-db", "--user=mysql", f"--datadir={data}",
-                        "--skip-test-db", "--auth-root-authentication-method=socket"],
-                       check=True, capture_output=True)  # fmt: skip
+        subprocess.run(
+            [
+                "mariadb-install-db",
+                "--user=mysql",
+                f"--datadir={data}",
+                "--skip-test-db",
+                "--auth-root-authentication-method=socket",
+            ],
+            check=True,
+            capture_output=True,
+        )
     except BaseException:
         shutil.rmtree(base, ignore_errors=True)
         raise
     port = free_port()
     server_proc = subprocess.Popen(
-        ["mariadbd", "--no-defaults", "--user=mysql", f"--datadir={data}", f"--socket={sock}",
-         f"--port={port}", "--bind-address=127.0.0.1", "--skip-name-resolve",
-         f"--pid-file={base / 'mysqld.pid'}", f"--log-error={base / 'error.log'}",
-         "--innodb-buffer-pool-size=64M", "--innodb-log-file-size=16M", "--skip-log-bin"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            "mariadbd",
+            "--no-defaults",
+            "--user=mysql",
+            f"--datadir={data}",
+            f"--socket={sock}",
+            f"--port={port}",
+            "--bind-address=127.0.0.1",
+            "--skip-name-resolve",
+            f"--pid-file={base / 'mysqld.pid'}",
+            f"--log-error={base / 'error.log'}",
+            "--innodb-buffer-pool-size=64M",
+            "--innodb-log-file-size=16M",
+            "--skip-log-bin",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     password = "my:" + secrets.token_urlsafe(12) + '"#;\\'
     server = MariaServer(base=base, port=port, socket=sock, user="flowlet", password=password)
     try:
         deadline = time.monotonic() + 60
-        while subprocess.run(["mariadb-admin", f"--socket={sock}", "-u", "root", "ping"],
-                             capture_output=True, check=False).returncode != 0:  # fmt: skip
+        while (
+            subprocess.run(
+                ["mariadb-admin", f"--socket={sock}", "-u", "root", "ping"],
+                capture_output=True,
+                check=False,
+            ).returncode
+            != 0
+        ):
             if server_proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError((base / "error.log").read_text())
             time.sleep(0.2)
         quoted = password.replace("\\", "\\\\").replace("'", "\\'")
-        server.sql(f"create user flowlet@'127.0.0.1' identified by '{quoted}';"
-                   "grant all on *.* to flowlet@'127.0.0.1'; create database shop;")  # fmt: skip
+        server.sql(
+            f"create user flowlet@'127.0.0.1' identified by '{quoted}';"
+            "grant all on *.* to flowlet@'127.0.0.1'; create database shop;"
+        )
         server.sql(MYSQL_SOURCE, "shop")
+        server.sql("create database sakila")
+        server.sql(SAKILA.read_text(encoding="utf-8"), "sakila")
         yield server
     finally:
         server_proc.terminate()
@@ -335,5 +472,94 @@ def mariadb_server() -> Iterator[MariaServer]:
 
 
 def mysql_target(server: MariaServer, name: str = "shop", **extra: Any) -> dict[str, Any]:
-    return {"engine": "mysql", "host": server.host, "port": server.port, "name": name,
-            "user": server.user, "password_env": "FLOWLET_MYSQL_PASSWORD", **extra}  # fmt: skip
+    return {
+        "engine": "mysql",
+        "host": server.host,
+        "port": server.port,
+        "name": name,
+        "user": server.user,
+        "password_env": "FLOWLET_MYSQL_PASSWORD",
+        **extra,
+    }
+
+
+@pytest.fixture
+def fresh_pg() -> Iterator[PgServer]:
+    """A second, empty PostgreSQL cluster (its own roles: flowlet, flowlet_admin, postgres)."""
+    need(str(PG_BIN / "initdb"), "runuser")
+    with postgres_cluster() as server:
+        yield server
+
+
+def pids_alive(pids: list[int]) -> list[int]:
+    """Which of ``pids`` still run (zombies count as gone: they run nothing)."""
+    alive = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state not in ("Z", "X"):
+            alive.append(pid)
+    return alive
+
+
+def descendants(pid: int) -> dict[int, list[str]]:
+    """Descendant pids of ``pid`` (while it runs) with their argv."""
+    found: dict[int, list[str]] = {}
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            kids = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        for kid in map(int, kids):
+            try:
+                argv = Path(f"/proc/{kid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            found[kid] = [a.decode(errors="replace") for a in argv if a]
+            todo.append(kid)
+    return found
+
+
+def files_containing(roots: list[Path], needle: bytes) -> list[Path]:
+    """Regular files under ``roots`` whose content contains ``needle``."""
+    hits = []
+    for root in roots:
+        if not root.exists():
+            continue
+        paths = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]
+        for path in paths:
+            try:
+                if not path.is_symlink() and needle in path.read_bytes():
+                    hits.append(path)
+            except OSError:
+                continue
+    return hits
+
+
+def make_identity(directory: Path) -> tuple[str, Path]:
+    """An age key pair: (public recipient, identity file)."""
+    need("age", "age-keygen")
+    identity = directory / "keys" / "backup.key"
+    identity.parent.mkdir(exist_ok=True)
+    done = subprocess.run(
+        ["age-keygen", "-o", str(identity)], capture_output=True, text=True, check=True
+    )
+    return done.stderr.split("Public key: ")[1].strip(), identity
+
+
+def secret_roots(*extra: Path) -> list[Path]:
+    """Where a password could be left on disk by a backup (local or, on this machine, remote):
+    the run directories, /tmp/flowlet-* (old versions' pgpass dirs, remote secret dirs), plus
+    ``extra`` (the test's own directories). Not the database servers' data directories."""
+    from tasks.core.secrets import base_dir
+
+    tmp = Path(tempfile.gettempdir())
+    found = [base_dir(), *extra]
+    for entry in tmp.glob("flowlet-*"):
+        if not entry.name.startswith(("flowlet-pg-", "flowlet-mariadb-", "flowlet-ops-")):
+            found.append(entry)
+    return found

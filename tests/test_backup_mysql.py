@@ -1,4 +1,5 @@
-"""Real MariaDB: round trips per compressor, wrong password, option file never left behind."""
+"""Real MariaDB: round trips per compressor, the sakila-like schema (views, triggers, routines,
+an event) complete, wrong password, the option file only in memory."""
 
 from __future__ import annotations
 
@@ -6,9 +7,14 @@ import uuid
 from pathlib import Path
 
 import pytest
-
-from tests.conftest import run_task
-from tests.fixtures_backup import MariaServer, backup_collection, mysql_target, write_config
+from conftest import run_task
+from fixtures_backup import (
+    MariaServer,
+    backup_collection,
+    mysql_target,
+    update_config,
+    write_config,
+)
 
 pytestmark = pytest.mark.slow
 NS = backup_collection()
@@ -17,7 +23,13 @@ NS = backup_collection()
 @pytest.fixture
 def my_config(mariadb_server: MariaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("FLOWLET_MYSQL_PASSWORD", mariadb_server.password)
-    return write_config(tmp_path / "invoke.yaml", {"shop": mysql_target(mariadb_server)})
+    return write_config(
+        tmp_path / "invoke.yaml",
+        {
+            "shop": mysql_target(mariadb_server),
+            "sakila": mysql_target(mariadb_server, "sakila"),
+        },
+    )
 
 
 def made(config: Path) -> list[Path]:
@@ -27,7 +39,8 @@ def made(config: Path) -> list[Path]:
 
 @pytest.mark.parametrize("compress", ["gzip", "zstd", "none"])
 def test_round_trip(mariadb_server: MariaServer, my_config: Path, compress: str) -> None:
-    assert run_task(NS, ["backup.mysql", "--compress", compress], config_file=my_config) == 0
+    argv = ["backup.mysql", "--database", "shop", "--compress", compress]
+    assert run_task(NS, argv, config_file=my_config) == 0
     (backup,) = made(my_config)
     verify = ["backup.verify", "--file", str(backup), "--restore-test"]
     assert run_task(NS, verify, config_file=my_config) == 0
@@ -41,8 +54,54 @@ def test_round_trip(mariadb_server: MariaServer, my_config: Path, compress: str)
     assert run_task(NS, argv, config_file=my_config) == 1  # now non-empty: refused
 
 
+def test_sakila_round_trip_is_complete(
+    mariadb_server: MariaServer, my_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Views, triggers, the function, the procedure and the event all come back."""
+    db = mariadb_server
+    source = db.objects("sakila")
+    kinds = sorted({name.split()[0] for name in source})
+    assert kinds == ["event", "routine", "trigger", "view"], source
+    assert run_task(NS, ["backup.mysql", "--database", "sakila"], config_file=my_config) == 0
+    (backup,) = made(my_config)
+    capsys.readouterr()
+    verify = ["backup.verify", "--latest", "--restore-test"]
+    assert run_task(NS, verify, config_file=my_config) == 0
+    assert "row counts and 9 objects match" in capsys.readouterr().out
+    target = "sakila_" + uuid.uuid4().hex[:8]
+    argv = ["backup.restore", str(backup), "--database", target]
+    assert run_task(NS, argv, config_file=my_config) == 0
+    assert db.objects(target) == source
+    assert db.row_counts(target) == db.row_counts("sakila")
+    assert db.checksum(target) == db.checksum("sakila")
+
+
+def test_restore_test_notices_a_missing_event(
+    mariadb_server: MariaServer, my_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A dump without the event (as before --events) does not pass --restore-test."""
+    import gzip
+    import hashlib
+
+    assert run_task(NS, ["backup.mysql", "--database", "sakila"], config_file=my_config) == 0
+    (backup,) = made(my_config)
+    data = gzip.decompress(backup.read_bytes())
+    start = data.index(b"/*!50106 CREATE*/")
+    end = data.index(b"DELIMITER ;", start)
+    stripped = gzip.compress(data[:start] + data[end:])
+    backup.write_bytes(stripped)
+    backup.with_name(backup.name + ".sha256").write_text(
+        f"{hashlib.sha256(stripped).hexdigest()}  {backup.name}\n"
+    )
+    capsys.readouterr()
+    verify = ["backup.verify", "--file", str(backup), "--restore-test"]
+    assert run_task(NS, verify, config_file=my_config) == 1
+    assert "restore test objects differ from sakila: ['events']" in capsys.readouterr().err
+
+
 def test_default_task_db_type_mysql(my_config: Path) -> None:
-    assert run_task(NS, ["backup", "--db-type", "mysql"], config_file=my_config) == 0
+    argv = ["backup", "--db-type", "mysql", "--database", "shop"]
+    assert run_task(NS, argv, config_file=my_config) == 0
     assert [p.name.endswith(".sql.gz") for p in made(my_config)] == [True]
 
 
@@ -50,35 +109,32 @@ def test_wrong_password(
     my_config: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("FLOWLET_MYSQL_PASSWORD", "wrong")
-    assert run_task(NS, ["backup.mysql"], config_file=my_config) != 0
+    assert run_task(NS, ["backup.mysql", "--database", "shop"], config_file=my_config) != 0
     err = capsys.readouterr().err
     assert "Access denied for user 'flowlet'" in err and "nothing written" in err
+    assert err.count("\n") == 1
     out = my_config.parent / "backups"
-    assert [p.name for p in out.iterdir()] == []
+    assert [p.name for p in out.iterdir()] == ["manifest.jsonl"]
 
 
 def test_dry_run_shows_option_file_not_password(
     mariadb_server: MariaServer, my_config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert run_task(NS, ["--dry", "backup.mysql"], config_file=my_config) == 0
+    argv = ["--dry", "backup.mysql", "--database", "shop"]
+    assert run_task(NS, argv, config_file=my_config) == 0
     out = capsys.readouterr().out
-    assert "--defaults-extra-file=<0600 temp option file>" in out
-    assert "--single-transaction" in out
+    assert "--defaults-extra-file=<in-memory option file from $FLOWLET_MYSQL_PASSWORD>" in out
+    assert "--single-transaction" in out and "--events" in out
     assert mariadb_server.password not in out
 
 
-def test_remote_round_trip(
-    mariadb_server: MariaServer, my_config: Path, ssh_config: Path, tmp_path: Path
-) -> None:
-    import yaml
-
-    config = yaml.safe_load(my_config.read_text())
-    config["ssh"] = {"config_file": str(ssh_config)}
-    my_config.write_text(yaml.safe_dump(config))
-    argv = ["backup.mysql", "--host", "flowlet-db", "--compress", "zstd"]
+def test_remote_round_trip(mariadb_server: MariaServer, my_config: Path, ssh_config: Path) -> None:
+    update_config(my_config, ssh={"config_file": str(ssh_config)})
+    argv = ["backup.mysql", "--database", "sakila", "--host", "flowlet-db", "--compress", "zstd"]
     assert run_task(NS, argv, config_file=my_config) == 0
     (backup,) = made(my_config)
     target = "restored_" + uuid.uuid4().hex[:8]
     restore = ["backup.restore", str(backup), "--database", target]
     assert run_task(NS, restore, config_file=my_config) == 0
-    assert mariadb_server.checksum(target) == mariadb_server.checksum("shop")
+    assert mariadb_server.checksum(target) == mariadb_server.checksum("sakila")
+    assert mariadb_server.objects(target) == mariadb_server.objects("sakila")

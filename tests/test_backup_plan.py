@@ -1,4 +1,5 @@
-"""Pure planning: stage argv per engine/format/compressor, names, levels, targets, retention."""
+"""Pure planning: stage argv per engine/format/compressor, names, levels, targets, retention,
+remote scripts, schedule units, metrics; the task definitions."""
 
 from __future__ import annotations
 
@@ -8,74 +9,144 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from conftest import REPO, fails_with
 
-from tasks.backup.pipeline import backup_time, parse_name, plan_backup, read_stages, resolve_level
+from tasks.backup.names import parse_name
+from tasks.backup.plan import BackupOptions, BackupPlan, plan_backup, plan_globals, resolve_level
+from tasks.backup.readback import globals_for_existing, read_stages, restore_stage
 from tasks.backup.retention import plan_retention
-from tasks.backup.targets import DatabaseTarget, mysql_option_text, pgpass_line, resolve_target
-from tasks.core.environments import Environment
-from tests.conftest import REPO, fails_with
+from tasks.backup.targets import DatabaseTarget, mysql_option_text, pgpass_line
 
 NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=timezone.utc)
-PG = DatabaseTarget("development", "postgres", "postgres", "127.0.0.1", 54329, "flowlet", "flowlet",
-                    password_env="FLOWLET_DB_PASSWORD")  # fmt: skip
+PG = DatabaseTarget(
+    "development",
+    "postgres",
+    "postgres",
+    "127.0.0.1",
+    54329,
+    "flowlet",
+    "flowlet",
+    password_env="FLOWLET_DB_PASSWORD",
+)
 MY = DatabaseTarget("staging", "shop", "mysql", "db", 3306, "shop", "backup", option_file="~/.my")
-CONN = ("--host", "127.0.0.1", "--port", "54329", "--username", "flowlet", "--no-password",
-        "--dbname", "flowlet")  # fmt: skip
+CONN = (
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "54329",
+    "--username",
+    "flowlet",
+    "--no-password",
+    "--dbname",
+    "flowlet",
+)
 
 
-def plan(target: DatabaseTarget = PG, **kw: object):
-    options = {"output_dir": Path("/b"), "fmt": "plain", "compress": "gzip", "level": 0}
-    options.update(jobs=1, recipients=None, now=NOW)
-    options.update(kw)
-    return plan_backup(target, **options)  # type: ignore[arg-type]
+def options(**kw: object) -> BackupOptions:
+    values: dict[str, object] = {
+        "fmt": "plain",
+        "compress": "gzip",
+        "level": 0,
+        "jobs": 1,
+        "recipients": None,
+        "now": NOW,
+    }
+    values.update(kw)
+    return BackupOptions(**values)  # type: ignore[arg-type]
+
+
+def plan(target: DatabaseTarget = PG, extra: tuple[str, ...] = (), **kw: object) -> BackupPlan:
+    return plan_backup(target, options(**kw), Path("/b"), mysql_extra=extra)
 
 
 @pytest.mark.parametrize(
     "fmt,compress,level,stages,name",
     [
-        ("plain", "gzip", 0, [("pg_dump", *CONN, "--format=plain"), ("gzip", "-c", "-6")],
-         "development-postgres-20261127T120000Z.sql.gz"),
-        ("plain", "zstd", 0, [("pg_dump", *CONN, "--format=plain"), ("zstd", "-q", "-c", "-3")],
-         "development-postgres-20261127T120000Z.sql.zst"),
-        ("plain", "none", 0, [("pg_dump", *CONN, "--format=plain")],
-         "development-postgres-20261127T120000Z.sql"),
-        ("custom", "gzip", 9, [("pg_dump", *CONN, "--format=custom", "--compress=0"),
-                               ("gzip", "-c", "-9")],
-         "development-postgres-20261127T120000Z.dump.gz"),
+        (
+            "plain",
+            "gzip",
+            0,
+            [("pg_dump", *CONN, "--format=plain"), ("gzip", "-c", "-6")],
+            "development-postgres-20261127T120000Z.sql.gz",
+        ),
+        (
+            "plain",
+            "zstd",
+            0,
+            [("pg_dump", *CONN, "--format=plain"), ("zstd", "-q", "-c", "-3")],
+            "development-postgres-20261127T120000Z.sql.zst",
+        ),
+        (
+            "plain",
+            "none",
+            0,
+            [("pg_dump", *CONN, "--format=plain")],
+            "development-postgres-20261127T120000Z.sql",
+        ),
+        (
+            "custom",
+            "gzip",
+            9,
+            [("pg_dump", *CONN, "--format=custom", "--compress=0"), ("gzip", "-c", "-9")],
+            "development-postgres-20261127T120000Z.dump.gz",
+        ),
     ],
     ids=["plain-gzip", "plain-zstd", "plain-none", "custom-gzip-9"],
-)  # fmt: skip
+)
 def test_stream_stages(fmt: str, compress: str, level: int, stages: list, name: str) -> None:
     result = plan(fmt=fmt, compress=compress, level=level)
     assert [s.argv for s in result.stages] == [tuple(s) for s in stages]
+    assert [s.secret for s in result.stages] == [True] + [False] * (len(stages) - 1)
     assert result.final == Path("/b") / name
     assert result.partial == Path("/b") / (name + ".partial")
     assert result.prepare is None
 
 
-def test_directory_format_dumps_in_parallel_then_tars() -> None:
+def test_directory_format_dumps_in_parallel_under_a_lifeline_then_tars() -> None:
     result = plan(fmt="directory", jobs=4, compress="gzip", level=5)
     work = "/b/development-postgres-20261127T120000Z.dir.tar.partial.d"
     assert result.prepare is not None
-    assert result.prepare.argv == ("pg_dump", *CONN, "--format=directory", "--jobs=4",
-                                   "--compress=5", "--file", work)  # fmt: skip
+    assert result.prepare.argv == (
+        "pg_dump",
+        *CONN,
+        "--format=directory",
+        "--jobs=4",
+        "--compress=5",
+        "--file",
+        work,
+    )
+    assert result.prepare.forks and result.prepare.secret
     assert [s.argv for s in result.stages] == [("tar", "-c", "-f", "-", "-C", work, ".")]
     assert result.final.name == "development-postgres-20261127T120000Z.dir.tar"
+    assert not plan(fmt="directory", jobs=1).prepare.forks  # type: ignore[union-attr]
 
 
-def test_encryption_is_the_last_stage_before_disk() -> None:
+def test_encryption_is_the_last_stage() -> None:
     result = plan(recipients=("age1aaa", "age1bbb"))
     assert result.stages[-1].argv == ("age", "-r", "age1aaa", "-r", "age1bbb")
     assert result.final.name.endswith(".sql.gz.age")
 
 
-def test_mysql_stages_take_the_option_file_first() -> None:
-    result = plan(MY, mysql_extra=["--defaults-extra-file=/tmp/x/my.cnf"], compress="zstd")
+def test_mysql_stages_take_the_option_file_first_and_dump_events() -> None:
+    result = plan(MY, extra=("--defaults-extra-file=/dev/fd/5",), compress="zstd")
     dump = result.stages[0].argv
     assert dump[0] in ("mariadb-dump", "mysqldump")
-    assert dump[1] == "--defaults-extra-file=/tmp/x/my.cnf"
-    assert "--single-transaction" in dump and dump[-1] == "shop"
+    assert dump[1] == "--defaults-extra-file=/dev/fd/5"
+    assert {"--single-transaction", "--routines", "--triggers", "--events"} <= set(dump)
+    assert dump[-1] == "shop"
     assert result.final.name == "staging-shop-20261127T120000Z.sql.zst"
+
+
+def test_globals_companion_shares_the_stamp_and_skips_role_passwords_unless_superuser() -> None:
+    companion = plan_globals(PG, options(compress="zstd"), Path("/b"), role_passwords=False)
+    assert companion.final.name == "development-postgres-20261127T120000Z.globals.sql.zst"
+    assert companion.stages[0].argv[-2:] == ("--globals-only", "--no-role-passwords")
+    superuser = plan_globals(PG, options(), Path("/b"), role_passwords=True)
+    assert superuser.stages[0].argv[-1] == "--globals-only"
+    name = parse_name(companion.final.name)
+    main = parse_name(plan(compress="zstd").final.name)
+    assert name is not None and main is not None and name.is_globals and not main.is_globals
+    assert name.set_key == main.set_key
 
 
 @pytest.mark.parametrize(
@@ -85,18 +156,26 @@ def test_mysql_stages_take_the_option_file_first() -> None:
         ({"compress": "bz2"}, "--compress: 'bz2' is not valid; valid: gzip, zstd, none"),
         ({"compress": "gzip", "level": 12}, "--level: 12 is not valid for gzip; valid: 1-9"),
         ({"jobs": 4}, "--jobs: 4 needs --format directory (only -Fd dumps in parallel)"),
-        ({"jobs": 0}, "--jobs: 0 is not valid; valid: 1 or more"),
-        ({"fmt": "directory", "compress": "zstd"}, ("--compress: zstd is not valid with --format "
-         "directory; valid: gzip, none")),
-        ({"recipients": ()}, ("backup.recipients: --encrypt needs at least one age recipient "
-         "(public key)")),
+        (
+            {"fmt": "directory", "compress": "zstd"},
+            ("--compress: zstd is not valid with --format " "directory; valid: gzip, none"),
+        ),
+        (
+            {"recipients": ()},
+            ("backup.recipients: --encrypt needs at least one age recipient " "(public key)"),
+        ),
     ],
-    ids=["format", "compress", "level", "jobs-plain", "jobs-zero", "dir-zstd", "no-recipients"],
-)  # fmt: skip
+    ids=["format", "compress", "level", "jobs-plain", "dir-zstd", "no-recipients"],
+)
 def test_bad_flags_fail_with_one_line(kw: dict, message: str) -> None:
     with fails_with() as caught:
         plan(**kw)
     assert caught.value.message == message
+
+
+def test_mysql_has_no_globals() -> None:
+    with fails_with(match="^--globals: only for postgres targets"):
+        plan(MY, with_globals=True)
 
 
 def test_zstd_levels() -> None:
@@ -105,54 +184,91 @@ def test_zstd_levels() -> None:
 
 
 def test_names_parse_back() -> None:
-    name = "production-postgres-20261127T120000Z.dump.zst.age"
-    assert parse_name(name) == {"env": "production", "key": "postgres",
-                                "stamp": "20261127T120000Z", "ext": ".dump.zst.age"}  # fmt: skip
-    assert backup_time(name) == NOW
+    name = parse_name("production-postgres-20261127T120000Z.dump.zst.age")
+    assert name is not None and (name.prefix, name.stamp, name.ext) == (
+        "production-postgres",
+        "20261127T120000Z",
+        ".dump.zst.age",
+    )
+    assert name.when == NOW and name.split(["production"]) == ("production", "postgres")
+    hyphen = parse_name("eu-west-orders-db-20261127T120000Z.sql")
+    assert hyphen is not None and hyphen.split(["eu-west"]) == ("eu-west", "orders-db")
     assert parse_name("notes.txt") is None
-    assert parse_name(name + ".partial") is None
+    assert parse_name("production-postgres-20261127T120000Z.sql.partial") is None
 
 
 def test_read_stages_undo_the_pipeline() -> None:
-    stages = read_stages(Path("x-y-20261127T120000Z.sql.gz.age"), "/k/id")
+    stages = read_stages("x-y-20261127T120000Z.sql.gz.age", "/k/id")
     assert [s.argv for s in stages] == [("age", "-d", "-i", "/k/id"), ("gzip", "-d", "-c")]
     with fails_with(match="--identity: x-y-20261127T120000Z.sql.gz.age is encrypted"):
-        read_stages(Path("x-y-20261127T120000Z.sql.gz.age"), None)
+        read_stages("x-y-20261127T120000Z.sql.gz.age", None)
+
+
+def test_restore_no_owner() -> None:
+    custom = restore_stage(PG, "custom", "copy", no_owner=True)
+    assert custom[0].argv[:4] == (
+        "pg_restore",
+        "--exit-on-error",
+        "--single-transaction",
+        "--no-owner",
+    )
+    plain = restore_stage(PG, "plain", "copy", no_owner=True)
+    assert [s.name for s in plain] == ["awk", "psql"]
+
+
+def test_no_owner_filter_keeps_copy_data(tmp_path: Path) -> None:
+    from tasks.backup.readback import NO_OWNER_AWK
+
+    dump = (
+        "CREATE TABLE public.t (x text);\nALTER TABLE public.t OWNER TO someone;\n"
+        "COPY public.t (x) FROM stdin;\nALTER TABLE x OWNER TO y;\n\\.\n"
+        "ALTER SEQUENCE public.s OWNER TO someone;\n"
+    )
+    out = subprocess.run(
+        ["awk", NO_OWNER_AWK], input=dump, capture_output=True, text=True, check=True
+    ).stdout
+    assert out == (
+        "CREATE TABLE public.t (x text);\nCOPY public.t (x) FROM stdin;\n"
+        "ALTER TABLE x OWNER TO y;\n\\.\n"
+    )
+
+
+def test_globals_for_existing_leaves_existing_roles_alone() -> None:
+    script = (
+        "CREATE ROLE flowlet;\nALTER ROLE flowlet WITH NOSUPERUSER LOGIN;\n"
+        "CREATE ROLE pagila_owner;\nALTER ROLE pagila_owner WITH NOLOGIN;\n"
+        'CREATE ROLE "Odd Name";\nALTER ROLE "Odd Name" WITH NOLOGIN;\n'
+        "GRANT pagila_owner TO flowlet;\n"
+    )
+    assert globals_for_existing(script, {"flowlet", "postgres"}) == (
+        "CREATE ROLE pagila_owner;\nALTER ROLE pagila_owner WITH NOLOGIN;\n"
+        'CREATE ROLE "Odd Name";\nALTER ROLE "Odd Name" WITH NOLOGIN;\n'
+        "GRANT pagila_owner TO flowlet;\n"
+    )
 
 
 def test_pgpass_line_escapes_colons_and_backslashes() -> None:
     assert pgpass_line(PG, "a:b\\c") == "127.0.0.1:54329:*:flowlet:a\\:b\\\\c\n"
-    assert mysql_option_text(MY, 'p"w\\') == '[client]\npassword="p\\"w\\\\"\n'
+    assert mysql_option_text('p"w\\') == '[client]\npassword="p\\"w\\\\"\n'
 
 
-def env_with(databases: dict) -> Environment:
-    return Environment("staging", "ns", "ctx", "flowlet", None, False, databases)
+def test_remote_command_keeps_the_secret_in_a_shell_variable() -> None:
+    from tasks.backup.remote import remote_command
 
-
-@pytest.mark.parametrize(
-    "databases,key,engine,message",
-    [
-        ({}, None, "postgres", ("--database: environment 'staging' has 0 postgres targets (none); "
-         "name one with --database")),
-        ({"a": {}}, "b", None, "--database: unknown target 'b' in staging; valid: a"),
-        ({"a": {"engine": "oracle"}}, "a", None,
-         "environments.staging.databases.a.engine: 'oracle' is not valid; valid: postgres, mysql"),
-        ({"a": {"engine": "mysql", "host": "h", "name": "n", "user": "u"}}, "a", "postgres",
-         "--database: target 'a' is a mysql database, not postgres"),
-        ({"a": {"engine": "postgres", "name": "n", "user": "u"}}, "a", None,
-         "environments.staging.databases.a.host: missing required key (set it in invoke.yaml)"),
-        ({"a": {"engine": "postgres", "host": "h", "name": "n", "user": "u", "port": "x"}}, "a",
-         None, "environments.staging.databases.a.port: 'x' is not a valid port (1-65535)"),
-        ({"a": {"engine": "postgres", "host": "h", "name": "n", "user": "u", "passfile": "p",
-                "password_env": "E"}}, "a", None,
-         "environments.staging.databases.a: set only one of password_env, passfile, option_file"),
-    ],
-    ids=["none", "unknown", "engine", "wrong-engine", "no-host", "bad-port", "two-sources"],
-)  # fmt: skip
-def test_target_errors(databases: dict, key: str | None, engine: str | None, message: str) -> None:
-    with fails_with() as caught:
-        resolve_target(env_with(databases), key, engine)
-    assert caught.value.message == message
+    pg = remote_command(plan(), None, has_secret=True)
+    assert pg.startswith('PGPASSWORD="$FLOWLET_SECRET" pg_dump --host 127.0.0.1')
+    assert pg.endswith("| gzip -c -6")
+    my = remote_command(
+        plan(MY, extra=("--defaults-extra-file=/@FLOWLET_SECRET@",)), None, has_secret=True
+    )
+    assert '--defaults-extra-file=<(printf %s "$FLOWLET_SECRET")' in my
+    directory = remote_command(plan(fmt="directory", jobs=2), None, has_secret=False)
+    assert directory.startswith("work=$(mktemp -d); trap 'rm -rf -- \"$work\"' EXIT;")
+    assert '--file "$work/d"; kill "$meter"; ' in directory
+    assert (
+        'sha256sum -- * > ../sums && mv ../sums flowlet.sha256sums); tar -c -f - -C "$work/d" .'
+        in directory
+    )
 
 
 def at(days: float, hour: int = 12) -> datetime:
@@ -181,7 +297,7 @@ def synthetic() -> list[tuple[str, datetime]]:
         ({"keep_last": 2, "daily": 2, "weekly": 2}, ["d00h02", "d01h14", "d05h14"]),
     ],
     ids=["keep-last-3", "daily-3", "weekly-3", "combined"],
-)  # fmt: skip
+)
 def test_retention_keeps_exactly(rules: dict, expected: list[str]) -> None:
     keep, delete = plan_retention(synthetic(), now=NOW, **rules)
     assert keep == expected
@@ -189,8 +305,9 @@ def test_retention_keeps_exactly(rules: dict, expected: list[str]) -> None:
 
 
 def test_retention_never_deletes_the_newest_verified() -> None:
-    keep, delete = plan_retention(synthetic(), keep_last=1, daily=0, weekly=0, now=NOW,
-                                  protect="d30h02")  # fmt: skip
+    keep, delete = plan_retention(
+        synthetic(), keep_last=1, daily=0, weekly=0, now=NOW, protect="d30h02"
+    )
     assert keep == ["d00h02", "d30h02"]
     assert "d30h02" not in delete
 
@@ -203,7 +320,7 @@ def test_retention_with_no_rules_keeps_the_newest() -> None:
 def test_progress_is_quiet_when_not_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
     from tasks.backup.stream import Progress, human
 
-    meter = Progress(True)
+    meter = Progress("x")
     meter.last -= 10
     meter.add(5 * 2**20)
     meter.done()
@@ -211,25 +328,36 @@ def test_progress_is_quiet_when_not_a_terminal(capsys: pytest.CaptureFixture[str
     assert (human(512), human(5 * 2**20)) == ("512 B", "5.0 MiB")
 
 
-def test_progress_line_on_a_terminal(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    import sys
-
+def test_progress_line_on_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
     from tasks.backup.stream import Progress
 
-    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    meter = Progress(True)
+    meter = Progress("name.sql.gz", enabled=True)
+    meter.extra = lambda: ", uploaded 1.0 MiB"
     meter.last -= 10
     meter.add(3 * 2**20)
-    assert "\r3.0 MiB written, " in capsys.readouterr().err
+    assert "\rname.sql.gz: 3.0 MiB, " in capsys.readouterr().err
+
+
+def test_the_three_backup_tasks_are_one_function() -> None:
+    from tasks import backup
+
+    bodies = {t.body.func for t in (backup.backup, backup.postgres, backup.mysql)}
+    assert bodies == {backup._backup}
+    flags = {
+        t.name: [a.name for a in t.get_arguments()]
+        for t in (backup.backup, backup.postgres, backup.mysql)
+    }
+    assert "db_type" in flags["backup"] and "db_type" not in flags["postgres"]
+    assert not {"format", "jobs", "globals", "db_type"} & set(flags["mysql"])
+    assert backup.mysql.__doc__.startswith("Back up a MariaDB/MySQL database")
 
 
 def test_import_loads_no_backup_machinery() -> None:
     """``inv --list`` imports tasks.backup: only the task definitions, none of the machinery."""
     code = (
         "import sys, tasks.backup; print(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('fabric', 'paramiko') or m.startswith(('tasks.backup.', 'tasks.sshremote'))))"
+        "('fabric', 'paramiko') or (m.startswith(('tasks.backup.', 'tasks.sshremote')) "
+        "and m != 'tasks.backup.settings')))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO

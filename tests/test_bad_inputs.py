@@ -65,7 +65,8 @@ def _scratch_project(case: Case, tmp_path: Path) -> Path:
 def test_corpus_is_big_enough() -> None:
     assert len(CASES) >= 150, f"the corpus has {len(CASES)} cases; keep at least 150"
     names = [c.name for c in CASES]
-    assert len(names) == len(set(names)), "case ids must be unique"
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    assert not repeated, f"case ids must be unique: {repeated}"
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

@@ -1,8 +1,11 @@
-"""Backups on a remote host over SSH (Fabric): stream back to a local file, or keep remotely.
+"""Backups run on a remote host over SSH (``--host``): streamed back, or kept there.
 
-The password reaches the remote side as a 0600 file in a fresh 0700 directory uploaded over
-SFTP (never on a command line) and removed afterwards (also by a shell trap if we drop off).
-The remote pipeline runs under ``bash -eo pipefail``; its stream is hashed on both ends.
+The password never touches the remote disk or a command line: it is sent on the channel's
+stdin (NUL-terminated), read into an unexported shell variable, and given to the database
+tools only (``PGPASSWORD=... pg_dump``; ``--defaults-extra-file=<(printf ...)`` for mysql).
+The channel's stdin then stays open: when it closes (Ctrl-C, ``kill -9`` of inv, a dropped
+connection) a watcher kills the remote process group (:func:`sshremote.kill_on_hangup_script`).
+Compression (and encryption) run on the remote side, so only compressed bytes cross the link.
 """
 
 from __future__ import annotations
@@ -10,50 +13,89 @@ from __future__ import annotations
 import contextlib
 import re
 import shlex
-import sys
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 from invoke import Context
+
+from tasks.backup.outputs import FileResult, Outputs
+from tasks.backup.plan import (
+    PG_SERVER_QUERY,
+    BackupPlan,
+    Stage,
+    pg_connection_args,
+    plan_backup,
+    plan_globals,
+    probe_argvs,
+)
+from tasks.backup.stream import Progress
+from tasks.backup.targets import DatabaseTarget, remote_secret
 from tasks.core.errors import OpsError
 
-from tasks.backup.pipeline import BackupPlan, plan_backup, probe_argvs
-from tasks.backup.stream import Progress, cleanup, ensure_private_dir, finalize, interrupts
-from tasks.backup.targets import DatabaseTarget, _password, mysql_option_text, pgpass_line
-from tasks.core.runner import render
-
-DIGEST_LINE = re.compile(r"^([0-9a-f]{64})  -$", re.MULTILINE)
 VERSIONS_LINE = re.compile(r"^flowlet-versions\t(.*)\t(.*)$\n?", re.MULTILINE)
+# shell text that refers to the secret (an unexported variable), never the secret itself
+MYSQL_SECRET_TOKEN = "--defaults-extra-file=/@FLOWLET_SECRET@"  # nosec B105
+MYSQL_SECRET_ARG = '--defaults-extra-file=<(printf %s "$FLOWLET_SECRET")'  # nosec B105
+PG_SECRET_ENV = 'PGPASSWORD="$FLOWLET_SECRET" '  # nosec B105
+WORK = '"$work/d"'
 
 
-def _passfile_prefix(target: DatabaseTarget, secret: str | None) -> str:
-    if target.engine == "postgres":
-        if secret is not None:
-            return f"PGPASSFILE={shlex.quote(secret)} "
-        if target.passfile and target.passfile != "~/.pgpass":
-            return f"PGPASSFILE={shlex.quote(target.passfile)} "
+def _env_prefix(target: DatabaseTarget, has_secret: bool) -> str:
+    """What a secret stage gets before its argv (postgres): the password or the passfile."""
+    if target.engine != "postgres":
+        return ""
+    if has_secret:
+        return PG_SECRET_ENV
+    if target.passfile and target.passfile != "~/.pgpass":
+        if target.passfile.startswith("~/"):
+            return f'PGPASSFILE="$HOME"/{shlex.quote(target.passfile[2:])} '
+        return f"PGPASSFILE={shlex.quote(target.passfile)} "
     return ""
 
 
-def remote_pipeline(plan: BackupPlan, secret: str | None) -> str:
-    """The pipeline as a shell line, with ``PGPASSFILE`` for pg_dump (a path, not a secret)."""
-    if plan.prepare is not None:
-        raise OpsError("--format: directory is not supported with --host; use plain or custom")
-    prefix = _passfile_prefix(plan.target, secret)
-    return prefix + " | ".join(render(stage.argv) for stage in plan.stages)
+def _render(stage: Stage, prefix: str, subs: dict[str, str]) -> str:
+    words = [subs.get(arg, shlex.quote(arg)) for arg in stage.argv]
+    return (prefix if stage.secret else "") + " ".join(words)
 
 
-def versions_script(plan: BackupPlan, secret: str | None, extra: list[str]) -> str:
-    """Print ``flowlet-versions<TAB>tool<TAB>server`` to stderr (for the manifest).
+def mysql_extra(target: DatabaseTarget, has_secret: bool) -> list[str]:
+    if target.engine != "mysql":
+        return []
+    if has_secret:
+        return [MYSQL_SECRET_TOKEN]
+    return [f"--defaults-extra-file={target.option_file}"] if target.option_file else []
 
-    It runs in the background while the dump streams; the scripts ``wait`` for it at the end.
-    """
-    prefix = _passfile_prefix(plan.target, secret)
-    tool, server = probe_argvs(plan.target, extra, plan.stages[0].argv[0])
+
+def remote_command(plan: BackupPlan, job: Any, *, has_secret: bool) -> str:
+    """The remote shell line of one file of the set (what ``--dry`` prints, too)."""
+    target = plan.target
+    prefix = _env_prefix(target, has_secret)
+    subs = {MYSQL_SECRET_TOKEN: MYSQL_SECRET_ARG}
+    if plan.workdir is not None:
+        subs[str(plan.workdir)] = WORK
+    pipeline = " | ".join(_render(stage, prefix, subs) for stage in plan.stages)
+    if plan.prepare is None:
+        return pipeline
+    meter = (
+        '(while sleep 1; do printf \'flowlet-progress %s\\n\' "$(du -sb -- "$work" 2>/dev/null '
+        '| cut -f1)" >&2; done) & meter=$!; '
+    )
     return (
-        f"(v1=$({render(tool)} 2>/dev/null || echo unknown); "
-        f"v2=$({prefix}{render(server)} 2>/dev/null || echo unknown); "
+        "work=$(mktemp -d); trap 'rm -rf -- \"$work\"' EXIT; trap 'exit 143' TERM HUP INT; "
+        f'{meter}{_render(plan.prepare, prefix, subs)}; kill "$meter"; '
+        '(cd "$work/d" && sha256sum -- * > ../sums && mv ../sums flowlet.sha256sums); '
+        f"{pipeline}"
+    )
+
+
+def versions_script(target: DatabaseTarget, has_secret: bool) -> str:
+    """Print ``flowlet-versions<TAB>tool<TAB>server`` on stderr, in the background."""
+    prefix = _env_prefix(target, has_secret)
+    subs = {MYSQL_SECRET_TOKEN: MYSQL_SECRET_ARG}
+    tool, server = probe_argvs(target, mysql_extra(target, has_secret))
+    return (
+        f"(v1=$({_render(tool, prefix, subs)} 2>/dev/null || echo unknown); "
+        f"v2=$({_render(server, prefix, subs)} 2>/dev/null || echo unknown); "
         'printf \'flowlet-versions\\t%s\\t%s\\n\' "$v1" "$v2" >&2) >/dev/null & '
     )
 
@@ -61,19 +103,14 @@ def versions_script(plan: BackupPlan, secret: str | None, extra: list[str]) -> s
 def parse_versions(stderr: str) -> tuple[tuple[str, str], str]:
     """((tool, server) versions, the rest of stderr) from a remote script's stderr."""
     found = VERSIONS_LINE.search(stderr)
-    versions = (found.group(1), found.group(2)) if found else ("unknown", "unknown")
+    versions = (found.group(1), found.group(2).split("|")[0]) if found else ("unknown", "unknown")
     return versions, VERSIONS_LINE.sub("", stderr).strip()
-
-
-def stream_script(pipeline: str) -> str:
-    """Send the stream to stdout and its sha256 (computed remotely) to stderr."""
-    return f"exec 3>&1; {pipeline} | tee /dev/fd/3 | sha256sum >&2; wait"
 
 
 def keep_script(pipeline: str, remote_dir: str, partial: str) -> str:
     """Write the stream to ``partial`` (0600, dir 0700) and print its sha256.
 
-    Killed (SIGTERM, e.g. by the hangup guard after Ctrl-C), it removes ``partial`` itself.
+    Killed (SIGTERM, by the hangup guard when the channel closes), it removes ``partial``.
     """
     quoted = shlex.quote(partial)
     return (
@@ -83,133 +120,143 @@ def keep_script(pipeline: str, remote_dir: str, partial: str) -> str:
     )
 
 
-def _secret(target: DatabaseTarget) -> bytes | None:
-    if not target.password_env:
-        return None
-    password = _password(target)
-    if target.engine == "postgres":
-        return pgpass_line(target, password).encode()
-    return mysql_option_text(target, password).encode()
-
-
-def remote_backup(
-    c: Context, host: str, target: DatabaseTarget, options: dict[str, Any], keep_remote: bool,
-    remote_dir: str,
-) -> tuple[BackupPlan, int, str, float, tuple[str, str]]:  # fmt: skip
-    """Run the backup on ``host``; return (plan, bytes, sha256, seconds, versions)."""
+def remote_backup(c: Context, job: Any) -> tuple[list[FileResult], tuple[str, str]]:
+    """Run the backup set on ``job.host``; return its files and the (tool, server) versions."""
     from tasks import sshremote
 
-    secret = _secret(target)
-    if keep_remote:
-        options = {**options, "output_dir": Path(remote_dir)}
-    conn = sshremote.connect(c, host)
+    target = job.target
+    secret = remote_secret(target)
+    has_secret = secret is not None
+    out = Path(job.settings.remote_dir) if job.keep_remote else job.out
+    rclone = None
+    if job.destination is not None:
+        from tasks.backup.offsite import Rclone
+
+        rclone = Rclone(job.destination).start()
+    conn = sshremote.connect(c, job.host)
     try:
-        holder = sshremote.remote_secret_file(conn, secret) if secret else nullcontext(None)
-        with holder as secret_path:
-            extra = [f"--defaults-extra-file={secret_path}"] if secret_path else []
-            if target.engine == "mysql" and not secret_path and target.option_file:
-                extra = [f"--defaults-extra-file={target.option_file}"]
-            plan = plan_backup(target, mysql_extra=extra, **options)
-            pg_secret = secret_path if target.engine == "postgres" else None
-            script = remote_pipeline(plan, pg_secret)
-            script = versions_script(plan, pg_secret, extra) + script
-            if secret_path:
-                script = sshremote.secret_cleanup_trap(secret_path) + script
-            if keep_remote:
-                return plan, *_keep(conn, plan, script, remote_dir)
-            return plan, *_stream(conn, plan, script)
+        files: list[FileResult] = []
+        if job.options.with_globals:
+            superuser = _remote_superuser(conn, target, secret)
+            plan = plan_globals(target, job.options, out, role_passwords=superuser)
+            files.append(
+                _stream_back(
+                    conn,
+                    job,
+                    plan,
+                    remote_command(plan, job, has_secret=has_secret),
+                    secret,
+                    rclone,
+                )[0]
+            )
+        plan = plan_backup(target, job.options, out, mysql_extra=mysql_extra(target, has_secret))
+        script = versions_script(target, has_secret) + remote_command(
+            plan, job, has_secret=has_secret
+        )
+        if job.keep_remote:
+            result, versions = _keep(conn, job, plan, script, secret)
+        else:
+            result, versions = _stream_back(conn, job, plan, script + "; wait", secret, rclone)
+        files.append(result)
+        return files, versions
     finally:
         sshremote.close(conn)
+        if rclone is not None:
+            rclone.close()
 
 
-Outcome = tuple[int, str, float, tuple[str, str]]  # bytes, sha256, seconds, versions
-
-
-def _stream(conn: Any, plan: BackupPlan, pipeline: str) -> Outcome:
+def _remote_superuser(conn: Any, target: DatabaseTarget, secret: bytes | None) -> bool:
     from tasks import sshremote
 
-    final, partial = plan.final, plan.partial
-    ensure_private_dir(final.parent)
-    if final.exists() or partial.exists():
-        raise OpsError(f"{final} already exists; refusing to replace an existing backup")
-    meter = Progress(True)
-    last = [0]
-
-    def progress(total: int) -> None:
-        meter.add(total - last[0])
-        last[0] = total
-
-    try:
-        with interrupts():
-            result = sshremote.stream_to_file(
-                conn, stream_script(pipeline), partial, on_progress=progress
-            )
-    except KeyboardInterrupt:
-        cleanup(partial, None)
-        raise OpsError(f"interrupted: removed the partial backup {partial.name}", code=130) from None
-    except sshremote.RemoteStreamError as error:
-        cleanup(partial, None)
-        raise OpsError(f"backup failed: {error}; nothing written") from None
-    except OSError as error:
-        cleanup(partial, None)
-        raise OpsError(f"backup failed writing {partial}: {error.strerror}; nothing written") from None
-    finally:
-        meter.done()
-    versions, stderr = parse_versions(DIGEST_LINE.sub("", result.stderr))
+    argv = ["psql", "-XAtq", *pg_connection_args(target), "-c", PG_SERVER_QUERY]
+    script = _env_prefix(target, secret is not None) + shlex.join(argv)
+    answer = bytearray()
+    result = sshremote.stream_to(conn, script, answer.extend, secret=secret)
     if not result.ok:
-        cleanup(partial, None)
-        if stderr:
-            sys.stderr.write(stderr + "\n")
+        tail = result.stderr.strip().splitlines()
         raise OpsError(
-            f"backup failed: remote pipeline exit {result.exit_status}; nothing written",
+            f"backup failed on {job_host(conn)}: psql exit {result.exit_status}"
+            + (f": {tail[-1]}" if tail else "")
+            + "; nothing written",
             code=result.exit_status,
         )
-    remote_digests = DIGEST_LINE.findall(result.stderr)
-    if remote_digests[-1:] != [result.sha256]:
-        cleanup(partial, None)
-        raise OpsError(f"backup failed: remote sha256 {remote_digests} != local {result.sha256}")
-    finalize(partial, final, result.sha256)
-    return result.bytes_written, result.sha256, result.seconds, versions
+    return answer.decode("utf-8", "replace").strip().endswith("|t")
 
 
-def _keep(conn: Any, plan: BackupPlan, pipeline: str, remote_dir: str) -> Outcome:
-    import tempfile
+def job_host(conn: Any) -> str:
+    return str(getattr(conn, "original_host", "host"))
+
+
+def _stream_back(
+    conn: Any, job: Any, plan: BackupPlan, script: str, secret: bytes | None, rclone: Any
+) -> tuple[FileResult, tuple[str, str]]:
+    from tasks import sshremote
+
+    meter = Progress(plan.final.name)
+    outputs = Outputs(plan.final, local=job.local, rclone=rclone, progress=meter)
+    dumped = Progress(f"pg_dump -Fd on {job.host}")
+
+    def on_mark(text: str) -> None:
+        if text.strip().isdigit():
+            dumped.update(int(text.strip()))
+
+    with outputs.failing():
+        try:
+            result = sshremote.stream_to(
+                conn,
+                script,
+                outputs.write,
+                secret=secret,
+                on_mark=on_mark if plan.prepare is not None else None,
+            )
+        except sshremote.RemoteStreamError as error:
+            raise OpsError(f"backup failed: {error}; nothing written") from None
+        finally:
+            dumped.done()
+        versions, stderr = parse_versions(result.stderr)
+        if not result.ok:
+            raise remote_failed(job, result.exit_status, stderr)
+    return outputs.commit(result.sha256), versions
+
+
+def remote_failed(job: Any, status: int, stderr: str) -> OpsError:
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    tail = f": {lines[-1]}" if lines else ""
+    return OpsError(
+        f"backup failed on {job.host}: remote pipeline exit {status}{tail}; nothing written",
+        code=status,
+    )
+
+
+def _keep(
+    conn: Any, job: Any, plan: BackupPlan, pipeline: str, secret: bytes | None
+) -> tuple[FileResult, tuple[str, str]]:
     import time
 
     from tasks import sshremote
 
     started = time.monotonic()
     partial, final = str(plan.partial), str(plan.final)
+    answer = bytearray()
     try:
-        # stream_to_file, not conn.run: its channel is closed on Ctrl-C, and its hangup guard
-        # then stops the remote pipeline (Fabric's run would wait for it without a pty)
-        with interrupts(), tempfile.TemporaryDirectory(prefix="flowlet-backup-") as tmp:
-            script = keep_script(pipeline, remote_dir, partial)
-            result = sshremote.stream_to_file(conn, script, Path(tmp) / "sha256sum")
-            versions, stderr = parse_versions(result.stderr)
-            if not result.ok:
-                sys.stderr.write(stderr + "\n")
-                raise OpsError(
-                    f"backup failed on {conn.original_host}: remote pipeline exit "
-                    f"{result.exit_status}; nothing written",
-                    code=result.exit_status,
-                )
-            streamed = sshremote.parse_sha256sum((Path(tmp) / "sha256sum").read_text())
-            on_disk = sshremote.sha256_remote(conn, partial)
-            if on_disk != streamed:
-                raise OpsError(f"backup failed: {partial} has sha256 {on_disk}, stream had {streamed}")
-            size = conn.sftp().stat(partial).st_size or 0
-            sshremote.commit_remote_file(conn, partial, final, streamed)
-    except KeyboardInterrupt:
-        _remove_quietly(conn, partial)
-        raise OpsError(f"interrupted: removed the partial backup {partial}", code=130) from None
+        script = keep_script(pipeline, job.settings.remote_dir, partial)
+        result = sshremote.stream_to(conn, script, answer.extend, secret=secret)
+        versions, stderr = parse_versions(result.stderr)
+        if not result.ok:
+            raise remote_failed(job, result.exit_status, stderr)
+        streamed = sshremote.parse_sha256sum(answer.decode("utf-8", "replace"))
+        on_disk = sshremote.sha256_remote(conn, partial)
+        if on_disk != streamed:
+            raise OpsError(f"backup failed: {partial} has sha256 {on_disk}, stream had {streamed}")
+        size = conn.sftp().stat(partial).st_size or 0
+        sshremote.commit_remote_file(conn, partial, final, streamed)
     except sshremote.RemoteStreamError as error:
         _remove_quietly(conn, partial)
         raise OpsError(f"backup failed: {error}; nothing written") from None
     except BaseException:
         _remove_quietly(conn, partial)
         raise
-    return size, streamed, time.monotonic() - started, versions
+    return FileResult(plan.final.name, size, streamed, time.monotonic() - started, final), versions
 
 
 def _remove_quietly(conn: Any, path: str) -> None:

@@ -1,31 +1,26 @@
-"""Execute a planned pipeline: every stage's exit status checked, output written atomically.
+"""Run planned pipelines through the runner: every stage's exit status checked.
 
-The stages are chained by pipes; this process reads the last stage's stdout, hashes it and
-writes it to ``NAME.partial`` (0600). Only when every stage exited 0 and the data is fsynced is
-the file linked to its final name (never replacing an existing file) with a ``.sha256`` sidecar.
-Any failure, Ctrl-C or SIGTERM removes the partial file: nothing ever appears at the final path.
+Stages are chained by pipes; this process reads the last stage's stdout and hands each chunk to
+a sink (hash, local file, upload). Only stages marked ``secret`` inherit the in-memory password
+file. Every stage dies with us, even on ``kill -9`` (the runner's parent-death signal).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
+import re
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import IO, Any
 
-from tasks.core.errors import OpsError
-
-from tasks.backup.pipeline import Stage
+from tasks.backup.plan import Stage
+from tasks.backup.targets import NO_CREDENTIALS, Credentials
+from tasks.core import runner
 
 CHUNK = 1 << 20
 
@@ -43,6 +38,17 @@ class StageError(Exception):
     def exit_code(self) -> int:
         return self.code if self.code > 0 else 128 - self.code
 
+    @property
+    def last_line(self) -> str:
+        """The tool's message: the last stderr line that says ERROR/FATAL/error (psql's last
+        lines are the statement and a caret), else the last line."""
+        lines = [line.strip() for line in self.stderr.splitlines() if line.strip()]
+        for line in reversed(lines):
+            if re.search(r"(^|\s|:)(ERROR|FATAL|error|fatal|Unexpected EOF)\b", line):
+                if not line.endswith("exiting now"):
+                    return line
+        return lines[-1] if lines else ""
+
 
 def describe_code(code: int) -> str:
     if code < 0:
@@ -53,115 +59,228 @@ def describe_code(code: int) -> str:
     return f"exit {code}"
 
 
-@contextmanager
-def interrupts() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt (like Ctrl-C) for the duration."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+def start(
+    stage: Stage,
+    creds: Credentials = NO_CREDENTIALS,
+    *,
+    stdin: Any = subprocess.DEVNULL,
+    stdout: Any = subprocess.PIPE,
+    stderr: Any = None,
+) -> subprocess.Popen[bytes]:
+    """Start one stage; only a ``secret`` stage gets the credentials (env names, inherited fds).
 
-    def _raise(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGTERM, _raise)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
-
-
-def _kill(procs: Sequence[subprocess.Popen[bytes]]) -> None:
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-    for proc in procs:
-        proc.wait()
+    A stage that forks workers gets SIGTERM when we die (not SIGKILL): pg_dump's and
+    pg_restore's leader then stops its workers itself (a SIGKILLed leader would leave them
+    running until they finish their table, under PID 1).
+    """
+    secret = stage.secret
+    return runner.spawn(
+        list(stage.argv),
+        env=creds.env if secret else None,
+        fds=creds.fds if secret else (),
+        stdin=stdin,
+        stdout=stdout,
+        stderr=stderr,
+        death_signal=signal.SIGTERM if stage.forks else signal.SIGKILL,
+    )
 
 
-def run_pipeline(
+class Pipeline:
+    """Stages chained by pipes (``stdin``: what the first one reads)."""
+
+    def __init__(
+        self,
+        stages: Sequence[Stage],
+        creds: Credentials = NO_CREDENTIALS,
+        *,
+        stdin: Any = None,
+        output: bool = True,
+    ) -> None:
+        self.stages = list(stages)
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.spools: list[IO[bytes]] = []
+        previous: Any = stdin if stdin is not None else subprocess.DEVNULL
+        try:
+            for index, stage in enumerate(self.stages):
+                last = index == len(self.stages) - 1
+                spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed in wait()
+                self.spools.append(spool)
+                proc = start(
+                    stage,
+                    creds,
+                    stdin=previous,
+                    stdout=subprocess.PIPE if output or not last else subprocess.DEVNULL,
+                    stderr=spool,
+                )
+                if index and previous is not None and hasattr(previous, "close"):
+                    previous.close()  # the next stage owns its read end now
+                previous = proc.stdout
+                self.procs.append(proc)
+        except BaseException:
+            self.kill()
+            raise
+        self.stdout: IO[bytes] | None = previous if output else None
+
+    def first_stdin(self) -> IO[bytes] | None:
+        return self.procs[0].stdin if self.procs else None
+
+    def drain(self, sink: Callable[[bytes], None]) -> None:
+        """Hand every chunk of the last stage's stdout to ``sink`` until EOF."""
+        if self.stdout is None:
+            return
+        fd = self.stdout.fileno()
+        while chunk := os.read(fd, CHUNK):
+            sink(chunk)
+
+    def kill(self) -> None:
+        for proc in self.procs:
+            runner.stop_group(proc, grace=0.5)
+        self.close()
+
+    def close(self) -> None:
+        for proc in self.procs:
+            for stream in (proc.stdin, proc.stdout):
+                if stream is not None:
+                    stream.close()
+        for spool in self.spools:
+            spool.close()
+        self.spools = []
+
+    def wait(self) -> None:
+        """Wait for every stage; raise :class:`StageError` for the one that failed first (a
+        stage killed by SIGPIPE only counts when no other failed: it is the victim)."""
+        try:
+            for proc in self.procs:
+                proc.wait()
+            failed = [(i, p.returncode) for i, p in enumerate(self.procs) if p.returncode != 0]
+            if failed:
+                real = [f for f in failed if f[1] != -signal.SIGPIPE] or failed
+                index, code = real[0]
+                spool = self.spools[index]
+                spool.seek(0)
+                text = spool.read().decode("utf-8", "replace").strip()
+                raise StageError(self.stages[index], code, text)
+        finally:
+            self.close()
+
+
+def run_stages(
     stages: Sequence[Stage],
-    env: Mapping[str, str],
+    creds: Credentials = NO_CREDENTIALS,
     *,
     sink: Callable[[bytes], None] | None = None,
-    stdin: IO[bytes] | None = None,
+    stdin: Any = None,
+    feed: Callable[[IO[bytes]], None] | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> None:
-    """Run ``stages`` chained by pipes; feed the last one's stdout to ``sink``.
+    """Run ``stages`` to the end: ``sink`` gets their output (else it is discarded); ``feed``
+    (run in a thread) writes their input to the first stage's stdin, then closes it;
+    ``on_start`` runs once they have all started."""
+    pipeline = Pipeline(
+        stages, creds, stdin=subprocess.PIPE if feed else stdin, output=sink is not None
+    )
+    if on_start is not None:
+        try:
+            on_start()
+        except BaseException:
+            pipeline.kill()
+            raise
+    feeder: threading.Thread | None = None
+    errors: list[BaseException] = []
+    try:
+        if feed is not None:
+            pipe = pipeline.first_stdin()
+            assert pipe is not None  # nosec B101 - PIPE was asked for
 
-    Raises :class:`StageError` for the first failing stage (a stage killed by SIGPIPE only
-    counts when no other stage failed: it is the victim, not the cause).
-    """
-    procs: list[subprocess.Popen[bytes]] = []
-    errors: list[IO[bytes]] = []
-    previous: IO[bytes] | None = stdin
-    try:
-        for index, stage in enumerate(stages):
-            last = index == len(stages) - 1
-            spool: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
-            errors.append(spool)
-            if shutil.which(stage.argv[0]) is None:
-                raise OpsError(
-                    f"{stage.argv[0]!r} not found on PATH (needed for the {stage.name} stage)"
-                )
-            proc = subprocess.Popen(
-                stage.argv,
-                stdin=previous if previous is not None else subprocess.DEVNULL,
-                stdout=subprocess.PIPE if (sink is not None or not last) else subprocess.DEVNULL,
-                stderr=spool,
-                env=dict(env),
-                start_new_session=True,  # Ctrl-C reaches us; we stop the stages ourselves
-            )
-            if previous is not None and previous is not stdin:
-                previous.close()
-            previous = proc.stdout
-            procs.append(proc)
-        if sink is not None and previous is not None:
-            fd = previous.fileno()
-            while chunk := os.read(fd, CHUNK):
-                sink(chunk)
-            previous.close()
-        for proc in procs:
-            proc.wait()
+            def run_feed() -> None:
+                try:
+                    feed(pipe)
+                except BrokenPipeError:
+                    pass  # the stage stopped reading: its exit status says why
+                except BaseException as exc:  # reported by the main thread
+                    errors.append(exc)
+                finally:
+                    try:
+                        pipe.close()
+                    except BrokenPipeError:
+                        pass
+
+            feeder = threading.Thread(target=run_feed, name="backup-feed", daemon=True)
+            feeder.start()
+        if sink is not None:
+            pipeline.drain(sink)
+        if feeder is not None:
+            feeder.join()
     except BaseException:
-        _kill(procs)
-        for proc in procs:
-            if proc.stdout is not None:
-                proc.stdout.close()
-        for spool in errors:
-            spool.close()
+        pipeline.kill()
         raise
-    failed = [(s, p.returncode) for s, p in zip(stages, procs) if p.returncode != 0]
-    try:
-        if failed:
-            real = [f for f in failed if f[1] != -signal.SIGPIPE] or failed
-            stage, code = real[0]
-            spool = errors[stages.index(stage)]
-            spool.seek(0)
-            raise StageError(stage, code, spool.read().decode("utf-8", "replace").strip())
-    finally:
-        for spool in errors:
-            spool.close()
+    pipeline.wait()
+    if errors:
+        raise errors[0]
+
+
+def capture_stages(
+    stages: Sequence[Stage],
+    creds: Credentials = NO_CREDENTIALS,
+    *,
+    stdin: Any = None,
+    input: bytes | None = None,
+    limit: int = 256 << 20,
+) -> bytes:
+    """The whole output of ``stages`` (a small stream: a query's answer, a globals file);
+    ``input``: bytes written to the first stage's stdin."""
+    out = bytearray()
+
+    def keep(chunk: bytes) -> None:
+        out.extend(chunk)
+        if len(out) > limit:
+            raise OSError(27, f"more than {limit} bytes of output")
+
+    def feed(pipe: IO[bytes]) -> None:
+        pipe.write(input or b"")
+
+    run_stages(stages, creds, sink=keep, stdin=stdin, feed=feed if input is not None else None)
+    return bytes(out)
 
 
 class Progress:
-    """``bytes written, rate`` on one line of a terminal; silent when stderr is not a tty."""
+    """``label: bytes, rate`` on one line of a terminal; silent when stderr is not a tty."""
 
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled and sys.stderr.isatty()
+    def __init__(self, label: str, *, enabled: bool | None = None) -> None:
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.label = label
         self.start = self.last = time.monotonic()
         self.bytes = 0
+        self.extra: Callable[[], str] | None = None
+        self.shown = False
 
     def add(self, count: int) -> None:
-        self.bytes += count
+        self.update(self.bytes + count)
+
+    def update(self, total: int) -> None:
+        self.bytes = total
         now = time.monotonic()
         if self.enabled and now - self.last >= 0.5:
             self.last = now
-            rate = self.bytes / max(now - self.start, 1e-6)
-            sys.stderr.write(f"\r{human(self.bytes)} written, {human(rate)}/s   ")
-            sys.stderr.flush()
+            self.show(now)
+
+    def show(self, now: float | None = None) -> None:
+        if not self.enabled:
+            return
+        elapsed = max((now or time.monotonic()) - self.start, 1e-6)
+        extra = self.extra() if self.extra is not None else ""
+        line = f"{self.label}: {human(self.bytes)}, {human(self.bytes / elapsed)}/s{extra}"
+        sys.stderr.write("\r" + line[:110].ljust(self.width()))
+        sys.stderr.flush()
+        self.shown = True
+
+    @staticmethod
+    def width() -> int:
+        return 72
 
     def done(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\r" + " " * 60 + "\r")
+        if self.enabled and self.shown:
+            sys.stderr.write("\r" + " " * self.width() + "\r")
             sys.stderr.flush()
 
 
@@ -173,132 +292,16 @@ def human(count: float) -> str:
     return f"{count:.1f} GiB"
 
 
-@dataclass(frozen=True)
-class StreamResult:
-    bytes: int
-    sha256: str
-    duration: float
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+def tree_size(path: os.PathLike[str] | str) -> int:
+    """Bytes of the files under ``path`` (a directory being written: races are ignored)."""
+    total = 0
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def ensure_private_dir(path: Path) -> None:
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
-
-
-def write_sidecar(final: Path, digest: str) -> Path:
-    sidecar = final.with_name(final.name + ".sha256")
-    tmp = sidecar.with_name(sidecar.name + ".partial")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, f"{digest}  {final.name}\n".encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, sidecar)
-    return sidecar
-
-
-def _place(partial: Path, final: Path) -> None:
-    """Move ``partial`` to ``final`` atomically without ever replacing an existing file."""
-    try:
-        os.link(partial, final)
-    except FileExistsError:
-        raise OpsError(f"{final} already exists; refusing to replace an existing backup") from None
-    os.unlink(partial)
-
-
-def finalize(partial: Path, final: Path, digest: str) -> None:
-    """Link the fsynced ``partial`` to ``final`` (never replacing), write the sidecar, fsync."""
-    _place(partial, final)
-    try:
-        write_sidecar(final, digest)
-        fsync_dir(final.parent)
-    except BaseException:
-        cleanup(partial, final)  # ours: linked a moment ago
-        raise
-
-
-def stream_to_file(
-    stages: Sequence[Stage],
-    final: Path,
-    env: Mapping[str, str],
-    *,
-    prepare: Stage | None = None,
-    workdir: Path | None = None,
-    progress: bool = True,
-) -> StreamResult:
-    """Run the pipeline into ``final`` with every guarantee; raise OpsError on any failure."""
-    ensure_private_dir(final.parent)
-    partial = final.with_name(final.name + ".partial")
-    if final.exists():
-        raise OpsError(f"{final} already exists; refusing to replace an existing backup")
-    started = time.monotonic()
-    digest = hashlib.sha256()
-    meter = Progress(progress)
-    try:
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise OpsError(f"{partial} exists: another backup is writing it (or remove it)") from None
-
-    def write(chunk: bytes) -> None:
-        digest.update(chunk)
-        view = memoryview(chunk)
-        while view:
-            view = view[os.write(fd, view) :]
-        meter.add(len(chunk))
-
-    try:
-        with interrupts():
-            if prepare is not None and workdir is not None:
-                workdir.mkdir(mode=0o700)
-                run_pipeline([prepare], env)
-            run_pipeline(stages, env, sink=write)
-            os.fsync(fd)
-            os.close(fd)
-            fd = -1
-            finalize(partial, final, digest.hexdigest())
-    except KeyboardInterrupt:
-        cleanup(partial, None)
-        raise OpsError(f"interrupted: removed the partial backup {partial.name}", code=130) from None
-    except StageError as error:
-        cleanup(partial, None)
-        if error.stderr:
-            sys.stderr.write(error.stderr + "\n")
-        raise OpsError(f"backup failed: {error}; nothing written", code=error.exit_code) from None
-    except OSError as error:
-        cleanup(partial, None)
-        raise OpsError(f"backup failed writing {partial}: {error.strerror}; nothing written") from None
-    except BaseException:
-        cleanup(partial, None)
-        raise
-    finally:
-        if fd >= 0:
-            os.close(fd)
-        if workdir is not None:
-            shutil.rmtree(workdir, ignore_errors=True)
-        meter.done()
-    return StreamResult(meter.bytes, digest.hexdigest(), time.monotonic() - started)
-
-
-def cleanup(partial: Path, final: Path | None) -> None:
-    partial.unlink(missing_ok=True)
-    partial.with_name(partial.name.replace(".partial", ".sha256.partial")).unlink(missing_ok=True)
-    if final is not None:
-        final.unlink(missing_ok=True)
-        final.with_name(final.name + ".sha256").unlink(missing_ok=True)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        entries = list(os.scandir(path))
+    except OSError:
+        return 0
+    for entry in entries:
+        try:
+            total += entry.stat(follow_symlinks=False).st_size if entry.is_file() else 0
+        except OSError:
+            continue
+    return total

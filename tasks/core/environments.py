@@ -88,6 +88,12 @@ ENVIRONMENT = Section(
         "values_file": FilePath("", "chart values file", kind="file", empty=True),
         "confirm": Bool(False, "changes need confirmation"),
         "backup_encrypt": Bool(False, "encrypt every backup of this environment"),
+        "backup_to": Str(
+            "",
+            "default offsite destination of its backups (a name under backup.destinations)",
+            pattern=r"^[a-z][a-z0-9_-]{0,30}$",
+            desc="a destination name (lowercase letters, digits, '-', '_')",
+        ),
         "databases": Map(DATABASE, help="database targets by name"),
     },
     "an environment",
@@ -114,7 +120,7 @@ class Environment:
 
     __slots__ = (
         "name", "namespace", "kube_context", "release", "values_file", "confirm", "databases",
-        "backup_encrypt",
+        "backup_encrypt", "backup_to",
     )  # fmt: skip
 
     def __init__(
@@ -127,9 +133,10 @@ class Environment:
         confirm: bool,
         databases: Mapping[str, Settings] | None = None,
         backup_encrypt: bool = False,
+        backup_to: str = "",
     ) -> None:
         values = (name, namespace, kube_context, release, values_file, confirm,
-                  dict(databases or {}), backup_encrypt)  # fmt: skip
+                  dict(databases or {}), backup_encrypt, backup_to)  # fmt: skip
         for slot, value in zip(self.__slots__, values):
             object.__setattr__(self, slot, value)
 
@@ -141,6 +148,7 @@ class Environment:
     confirm: bool
     databases: Mapping[str, Settings]
     backup_encrypt: bool
+    backup_to: str
 
     def __setattr__(self, key: str, value: Any) -> None:
         raise AttributeError(f"Environment is read-only ({key})")
@@ -211,6 +219,7 @@ def resolve_environment(
         confirm=raw.confirm,
         databases=raw.databases,
         backup_encrypt=raw.backup_encrypt,
+        backup_to=raw.backup_to,
     )
 
 

@@ -7,9 +7,10 @@ functions that use them, so ``inv --list`` stays light.
   ``Port``, ``IdentityFile``, ``ProxyJump`` as Fabric gateways), rejects unknown host keys
   (known_hosts from ``UserKnownHostsFile``/``GlobalKnownHostsFile`` or OpenSSH's defaults), opens
   it and maps every failure to one ``OpsError`` line.
-- :func:`stream_to_file` runs a remote pipeline (under ``bash -eo pipefail``) on a raw channel and
-  writes its stdout as bytes to a local file, hashing as it goes. A lost connection raises
-  :class:`RemoteStreamError`; it is never reported as success.
+- :func:`stream_to` runs a remote pipeline (under ``bash -eo pipefail``) on a raw channel and
+  hands its stdout as bytes to a callable, hashing as it goes (:func:`stream_to_file`: into a
+  local file); a secret can go on the channel's stdin, never on a command line or the remote
+  disk. A lost connection raises :class:`RemoteStreamError`; it is never reported as success.
 - :func:`remote_secret_file` puts a secret (passfile, option file) into a fresh 0700 directory
   over SFTP, so it never appears on any command line, and always removes it.
 
@@ -50,6 +51,8 @@ from .files import (
 )
 from .stream import (
     HANGUP_GUARD,
+    PROGRESS_MARK,
+    SECRET_READ,
     SHA256_MARK,
     STDERR_LIMIT,
     RemoteStreamError,
@@ -59,6 +62,7 @@ from .stream import (
     pipefail_command,
     sha256_tee_script,
     split_remote_sha256,
+    stream_to,
     stream_to_file,
 )
 from .transport import CHUNK_SIZE, MAX_PACKET_SIZE, PREFERRED_CIPHERS, WINDOW_SIZE
@@ -71,6 +75,8 @@ __all__ = [
     "HANGUP_GUARD",
     "MAX_PACKET_SIZE",
     "PREFERRED_CIPHERS",
+    "PROGRESS_MARK",
+    "SECRET_READ",
     "SHA256_MARK",
     "STDERR_LIMIT",
     "WINDOW_SIZE",
@@ -100,6 +106,7 @@ __all__ = [
     "sha256_remote",
     "sha256_tee_script",
     "split_remote_sha256",
+    "stream_to",
     "stream_to_file",
     "upload_secret",
 ]

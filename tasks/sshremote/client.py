@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from invoke import Context
+
 from tasks.core.errors import OpsError
 
 from .transport import _buffer_gateway_socket, _tuned_transport
@@ -102,10 +103,18 @@ def build_connection(
     Timeout per hop (TCP connect, SSH banner, authentication): ``connect_timeout`` if given, else
     the hop's ssh_config ``ConnectTimeout``, else config ``ssh.connect_timeout``, else 10 s.
     """
+    import logging
+
     from fabric import Config as FabricConfig
     from fabric import Connection as FabricConnection
 
     from tasks.core.settings import load
+
+    # Paramiko logs a dropped connection ("Socket exception: ...") through logging's last-resort
+    # stderr handler; our own error line says it (one line), so its records go nowhere.
+    logger = logging.getLogger("paramiko")
+    if not logger.handlers:
+        logger.addHandler(logging.NullHandler())
 
     ssh_settings = load(c, "ssh")  # ssh.config_file ("" = ssh's own files), ssh.connect_timeout
     if ssh_config_path is None:

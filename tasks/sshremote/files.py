@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from invoke import Result
+
 from tasks.core.errors import OpsError
 
 from .client import _label

@@ -57,6 +57,9 @@ HANGUP_GUARD = (
 )
 
 
+SECRET_READ = "IFS= read -r -d '' FLOWLET_SECRET; "  # nosec B105 - reads it from stdin
+
+
 def kill_on_hangup_script(script: str) -> str:
     """``script`` whose whole process group gets SIGTERM when the SSH channel closes.
 
@@ -97,15 +100,29 @@ class StreamResult:
         return self.exit_status == 0
 
 
-class _StderrTail(threading.Thread):
-    """Drains a channel's stderr (so it never stalls the window), keeping the last bytes."""
+#: A stderr line starting with this is a progress report (``on_stderr_mark``), not kept.
+PROGRESS_MARK = b"flowlet-progress "
 
-    def __init__(self, channel: Any, limit: int = STDERR_LIMIT) -> None:
+
+class _StderrTail(threading.Thread):
+    """Drains a channel's stderr (so it never stalls the window), keeping the last bytes.
+
+    Lines starting with :data:`PROGRESS_MARK` go to ``on_mark`` (the rest of the line) instead.
+    """
+
+    def __init__(
+        self,
+        channel: Any,
+        limit: int = STDERR_LIMIT,
+        on_mark: Callable[[str], None] | None = None,
+    ) -> None:
         super().__init__(daemon=True, name="ssh-stderr")
         self.channel = channel
         self.limit = limit
         self.data = bytearray()
         self.dropped = 0
+        self.on_mark = on_mark
+        self.pending = b""
 
     def run(self) -> None:
         while True:
@@ -116,12 +133,32 @@ class _StderrTail(threading.Thread):
             except (OSError, EOFError):  # the main loop reports a broken channel
                 return
             if not chunk:
+                if self.pending:
+                    self.data += self.pending
                 return
+            if self.on_mark is not None:
+                chunk = self._marks(self.pending + chunk)
             self.data += chunk
             excess = len(self.data) - self.limit
             if excess > 0:
                 del self.data[:excess]
                 self.dropped += excess
+
+    def _marks(self, data: bytes) -> bytes:
+        """Hand complete progress lines to ``on_mark``; return the rest (an incomplete last line
+        is held back until the next chunk)."""
+        lines = data.split(b"\n")
+        self.pending = lines.pop()
+        kept = []
+        for line in lines:
+            if line.startswith(PROGRESS_MARK) and self.on_mark is not None:
+                try:
+                    self.on_mark(line[len(PROGRESS_MARK) :].decode("utf-8", "replace"))
+                except Exception:  # nosec B110 - a progress display must not break the stream
+                    pass
+            else:
+                kept.append(line + b"\n")
+        return b"".join(kept)
 
     def text(self) -> str:
         prefix = f"[... {self.dropped} bytes of stderr dropped ...]\n" if self.dropped else ""
@@ -141,43 +178,93 @@ def stream_to_file(
 ) -> StreamResult:
     """Run shell ``command`` remotely and write its stdout, as bytes, to the local file ``dest``.
 
+    ``dest`` is created 0600 (truncated; give it your ``.partial`` path), flushed and fsynced;
+    it exists afterwards only if the exit status is 0 (on a non-zero status it is removed and the
+    result returned with ``.ok`` False; on any exception it is removed and the exception
+    re-raised). Everything else is :func:`stream_to`.
+    """
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    completed = False
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(os.dup(fd), "wb", buffering=CHUNK_SIZE) as out:
+            result = stream_to(
+                conn,
+                command,
+                out.write,
+                on_progress=on_progress,
+                stdin=stdin,
+                pipefail=pipefail,
+                idle_timeout=idle_timeout,
+                check_remote_sha256=check_remote_sha256,
+            )
+            out.flush()
+        os.fsync(fd)
+        completed = result.ok
+        return result
+    finally:
+        os.close(fd)
+        if not completed:
+            try:
+                os.unlink(dest)
+            except FileNotFoundError:
+                pass
+
+
+def stream_to(
+    conn: Connection,
+    command: str,
+    write: Callable[[bytes], Any],
+    *,
+    on_progress: Callable[[int], None] | None = None,
+    stdin: bytes | None = None,
+    secret: bytes | None = None,
+    on_mark: Callable[[str], None] | None = None,
+    pipefail: bool = True,
+    idle_timeout: float | None = None,
+    check_remote_sha256: bool = False,
+) -> StreamResult:
+    """Run shell ``command`` remotely and hand its stdout, as bytes, to ``write``.
+
     ``command`` is a shell script; it runs as ``bash -eo pipefail -c COMMAND`` (``pipefail=False``
     sends it as is), so a failing stage anywhere in a pipeline makes the exit status non-zero.
-    stdout is read from a raw Paramiko channel (binary-safe), written to ``dest`` (created 0600,
-    truncated; give it your ``.partial`` path), sha256-hashed as it arrives, flushed and fsynced.
-    stderr is drained concurrently and its last 64 KiB kept. ``stdin`` (e.g. a secret) is sent
-    then EOF; without it the command's stdin is ``/dev/null`` and the remote process group is
-    killed when the channel closes (:func:`kill_on_hangup_script`), so an interrupted command
-    stops even if it is not writing. ``on_progress(bytes_so_far)`` is
-    called at most 4 times a second and once at the end. ``check_remote_sha256`` also hashes
-    the bytes on the remote side (:func:`sha256_tee_script`, needs ``sha256sum`` there) and
-    compares: a mismatch or a missing remote digest after exit 0 is a :class:`RemoteStreamError`.
+    stdout is read from a raw Paramiko channel (binary-safe) and sha256-hashed as it arrives.
+    stderr is drained concurrently and its last 64 KiB kept (lines starting with
+    :data:`PROGRESS_MARK` go to ``on_mark`` instead).
 
-    ``dest`` exists afterwards only if the exit status is 0: on a non-zero status it is removed
-    and the result returned (``.ok`` False, ``.stderr``); on a lost connection, a remote end
-    without exit status (killed by a signal) or ``idle_timeout`` seconds without data it is
-    removed and :class:`RemoteStreamError` raised; on a local write error (disk full) or Ctrl-C
-    the channel is closed (without ``stdin`` the guard then kills the remote process group),
-    ``dest`` removed, and the exception re-raised.
+    stdin: ``stdin`` bytes (not a secret) are sent, then EOF. Otherwise stdin stays open and the
+    remote process group is killed when the channel closes (:func:`kill_on_hangup_script`), so
+    an interrupted or orphaned command stops even if it is not writing; ``secret`` (no NUL
+    byte) is sent first, NUL-terminated, and the script finds it in the unexported shell
+    variable ``$FLOWLET_SECRET`` (never on a command line, never on the remote disk).
+
+    ``on_progress(bytes_so_far)`` is called at most 4 times a second and once at the end.
+    ``check_remote_sha256`` also hashes the bytes on the remote side (:func:`sha256_tee_script`,
+    needs ``sha256sum`` there) and compares: a mismatch or a missing remote digest after exit 0
+    is a :class:`RemoteStreamError`. A lost connection, a remote end without exit status (killed
+    by a signal) or ``idle_timeout`` seconds without data raise :class:`RemoteStreamError`; a
+    local error in ``write`` (disk full) or Ctrl-C closes the channel (the guard then kills the
+    remote process group) and is re-raised.
     """
     from paramiko import SSHException
 
     transport = conn.client.get_transport() if conn.client is not None else None
     if transport is None or not transport.is_active():
         raise RemoteStreamError(f"{_label(conn)}: not connected")
+    if secret is not None and b"\0" in secret:
+        raise ValueError("a secret sent on stdin cannot contain a NUL byte")
     if check_remote_sha256:
         command = sha256_tee_script(command)
     if stdin is None:
         command = kill_on_hangup_script(command)
+        if secret is not None:
+            command = SECRET_READ + command
     remote = pipefail_command(command) if pipefail else command
     started = time.monotonic()
     digest = hashlib.sha256()
     written = 0
-    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     channel = None
-    completed = False
     try:
-        os.fchmod(fd, 0o600)
         try:
             channel = transport.open_session(
                 window_size=WINDOW_SIZE, max_packet_size=MAX_PACKET_SIZE
@@ -189,41 +276,40 @@ def stream_to_file(
                 channel.sendall(stdin)
             if stdin is not None:  # else stdin stays open: its EOF tells the guard we are gone
                 channel.shutdown_write()
+            elif secret is not None:
+                channel.sendall(secret + b"\0")
         except TimeoutError:
             raise RemoteStreamError(f"{_label(conn)}: stdin not accepted") from None
         except (EOFError, OSError, SSHException) as exc:
             raise RemoteStreamError(
                 f"{_label(conn)}: connection lost before the stream started ({exc or type(exc)})"
             ) from None
-        stderr = _StderrTail(channel)
+        stderr = _StderrTail(channel, on_mark=on_mark)
         stderr.start()
         last_report = started
-        with os.fdopen(os.dup(fd), "wb", buffering=CHUNK_SIZE) as out:
-            while True:
-                try:
-                    chunk = channel.recv(CHUNK_SIZE)
-                except TimeoutError:
-                    raise RemoteStreamError(
-                        f"{_label(conn)}: no data for {idle_timeout}s after {written} bytes"
-                    ) from None
-                except (EOFError, OSError, SSHException) as exc:
-                    # recv may send a window adjustment; on a dead transport that write fails
-                    raise RemoteStreamError(
-                        f"{_label(conn)}: connection lost mid-stream after {written} bytes "
-                        f"({type(exc).__name__})"
-                    ) from None
-                if not chunk:
-                    break
-                out.write(chunk)
-                digest.update(chunk)
-                written += len(chunk)
-                if on_progress is not None:
-                    now = time.monotonic()
-                    if now - last_report >= 0.25:
-                        on_progress(written)
-                        last_report = now
-            out.flush()
-        os.fsync(fd)
+        while True:
+            try:
+                chunk = channel.recv(CHUNK_SIZE)
+            except TimeoutError:
+                raise RemoteStreamError(
+                    f"{_label(conn)}: no data for {idle_timeout}s after {written} bytes"
+                ) from None
+            except (EOFError, OSError, SSHException) as exc:
+                # recv may send a window adjustment; on a dead transport that write fails
+                raise RemoteStreamError(
+                    f"{_label(conn)}: connection lost mid-stream after {written} bytes "
+                    f"({type(exc).__name__})"
+                ) from None
+            if not chunk:
+                break
+            write(chunk)
+            digest.update(chunk)
+            written += len(chunk)
+            if on_progress is not None:
+                now = time.monotonic()
+                if now - last_report >= 0.25:
+                    on_progress(written)
+                    last_report = now
         if not channel.status_event.wait(idle_timeout):
             raise RemoteStreamError(
                 f"{_label(conn)}: no exit status within {idle_timeout}s after end of output"
@@ -251,7 +337,6 @@ def stream_to_file(
                     f"{_label(conn)}: checksum mismatch after {written} bytes: received "
                     f"{digest.hexdigest()}, remote sent {remote_sha256 or 'no digest'}"
                 )
-        completed = status == 0
         return StreamResult(
             exit_status=status,
             bytes_written=written,
@@ -267,10 +352,3 @@ def stream_to_file(
             except (EOFError, OSError, SSHException):
                 pass  # the transport is already gone: the error being raised says so
         raise
-    finally:
-        os.close(fd)
-        if not completed:
-            try:
-                os.unlink(dest)
-            except FileNotFoundError:
-                pass

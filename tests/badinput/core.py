@@ -90,7 +90,7 @@ CASES = [
         "lint",
         config="lint: {jobs: abc}\n",
         expect=r"^lint\.jobs: 'abc' is not valid",
-        id="lint-jobs-text",
+        id="core-lint-jobs-text",
     ),
     case(
         "deploy.render",

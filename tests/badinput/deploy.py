@@ -401,7 +401,7 @@ CASES = [
         config=P,
         env={"INVOKE_DEPLOY_LOG_LINES": "-5"},
         expect=r"^INVOKE_DEPLOY_LOG_LINES: -5 is not valid; valid: an integer >= 1$",
-        id="env-log-lines",
+        id="deploy-env-log-lines",
     ),
     case(
         "deploy",

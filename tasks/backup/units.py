@@ -1,0 +1,195 @@
+"""The systemd units (and the crontab line) of a scheduled backup, as text (pure).
+
+The service (``Type=oneshot``, hardened) runs ``inv backup.<engine>`` (its failure does not stop
+the next step: ``ExecStart=-``), then ``inv backup.check`` (which reports a failed run), then
+``inv backup.prune`` (only when the check passed). The timer is ``Persistent`` with a
+``RandomizedDelaySec``. Secrets go into a separate environment file, never into the units.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tasks.backup.targets import DatabaseTarget
+from tasks.core.errors import ConfigError
+
+HARDENING = (
+    "NoNewPrivileges=yes",
+    "PrivateTmp=yes",
+    "PrivateDevices=yes",
+    "ProtectSystem=strict",
+    "ProtectHome=read-only",
+    "ProtectKernelTunables=yes",
+    "ProtectKernelModules=yes",
+    "ProtectKernelLogs=yes",
+    "ProtectControlGroups=yes",
+    "ProtectClock=yes",
+    "ProtectHostname=yes",
+    "RestrictSUIDSGID=yes",
+    "RestrictRealtime=yes",
+    "RestrictNamespaces=yes",
+    "LockPersonality=yes",
+    "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+    "SystemCallArchitectures=native",
+    "UMask=0077",
+)
+DAYS = {"mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6, "sun": 0}
+CALENDAR_SIMPLE = re.compile(
+    r"^(?:(?P<dow>[A-Za-z]{3}(?:(?:\.\.|,)[A-Za-z]{3})*) )?\*-\*-\* "
+    r"(?P<h>\d{1,2}|\*):(?P<m>\d{1,2})(?::(?P<s>\d{1,2}))?$"
+)
+
+
+@dataclass(frozen=True)
+class Units:
+    name: str  # PREFIX-ENV-TARGET
+    service: str
+    timer: str
+    env_file: Path
+    env_text: str  # with values
+    env_shown: str  # values masked (for --dry)
+    commands: tuple[tuple[str, ...], ...]  # the inv command lines, in order
+
+
+def systemd_quote(arg: str) -> str:
+    """One ExecStart= word: specifiers (%) and variables ($) escaped, quoted when needed."""
+    escaped = arg.replace("%", "%%").replace("$", "$$")
+    if re.fullmatch(r"[A-Za-z0-9_@%+=:,./-]+", escaped):
+        return escaped
+    return '"' + escaped.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def env_line(name: str, value: str) -> str:
+    if "\n" in value or "\0" in value:
+        raise ConfigError(f"{name}: its value has a newline; cannot go into an environment file")
+    return f'{name}="' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def inv_argv(config_file: str | None) -> list[str]:
+    return [sys.executable, "-m", "invoke", *(["-f", config_file] if config_file else [])]
+
+
+def plan_units(
+    target: DatabaseTarget,
+    *,
+    settings: Any,
+    root: Path,
+    config_file: str | None,
+    on_calendar: str,
+    to: str,
+    max_age: int,
+    textfile: Path | None,
+    env_values: dict[str, str],
+    home: str,
+    destination_config: Path | None = None,
+) -> Units:
+    """The service, the timer and the environment file of one target (pure)."""
+    sched = settings.schedule
+    name = f"{sched.unit_prefix}-{target.environment}-{target.key}"
+    select = ["--env", target.environment, "--database", target.key]
+    inv = inv_argv(config_file)
+    from tasks.backup.freshness import duration_text
+
+    age = duration_text(max_age)
+    run = [*inv, f"backup.{target.engine}", *select, *(["--to", to] if to else [])]
+    check = [
+        *inv,
+        "backup.check",
+        *select,
+        "--max-age",
+        age,
+        *(["--textfile", str(textfile)] if textfile else []),
+    ]
+    prune = [*inv, "backup.prune", *select]
+    commands = [tuple(run), tuple(check), tuple(prune)]
+    if to:
+        commands.append((*inv, "backup.prune", *select, "--from", to))
+    env_file = sched.env_dir / f"{name}.env"
+    writable = [str(settings.output_dir)]  # the backups and the manifest (created now)
+    writable += [f"-{textfile}"] if textfile else []  # "-": not an error while it is missing
+    if destination_config is not None:  # rclone may refresh tokens in its config file
+        writable.append(f"-{destination_config.parent}")
+    user = [f"User={sched.user}"] if sched.user else []
+    execs = [f"ExecStart=-{' '.join(systemd_quote(a) for a in run)}"]
+    execs += [f"ExecStart={' '.join(systemd_quote(a) for a in cmd)}" for cmd in commands[1:]]
+    service = "\n".join(
+        [
+            "[Unit]",
+            f"Description=Flowlet backup of {target.label}: backup, check, prune",
+            "Wants=network-online.target",
+            "After=network-online.target",
+            "",
+            "[Service]",
+            "Type=oneshot",
+            f"WorkingDirectory={systemd_quote(str(root))}",
+            f"Environment=HOME={systemd_quote(home)}",
+            f"EnvironmentFile={env_file}",
+            *execs,
+            *user,
+            "Nice=10",
+            "IOSchedulingClass=best-effort",
+            "IOSchedulingPriority=7",
+            *HARDENING,
+            "ReadWritePaths=" + " ".join(systemd_quote(p) for p in writable),
+            "",
+        ]
+    )
+    timer = "\n".join(
+        [
+            "[Unit]",
+            f"Description=Flowlet backup of {target.label} ({on_calendar})",
+            "",
+            "[Timer]",
+            f"OnCalendar={on_calendar}",
+            f"RandomizedDelaySec={sched.randomized_delay}",
+            "Persistent=true",
+            "AccuracySec=1min",
+            f"Unit={name}.service",
+            "",
+            "[Install]",
+            "WantedBy=timers.target",
+            "",
+        ]
+    )
+    env_text = "".join(env_line(k, v) + "\n" for k, v in sorted(env_values.items()))
+    shown = "".join(f"{k}=<from ${k}>\n" for k in sorted(env_values))
+    return Units(name, service, timer, env_file, env_text, shown, tuple(commands))
+
+
+def cron_spec(on_calendar: str) -> str:
+    """The crontab time fields equivalent to ``on_calendar`` (simple calendars only)."""
+    spec = {"daily": "0 0 * * *", "hourly": "0 * * * *", "weekly": "0 0 * * 1"}.get(on_calendar)
+    if spec is None:
+        match = CALENDAR_SIMPLE.match(on_calendar)
+        if match is None or (match["s"] not in (None, "0", "00")):
+            raise ConfigError(
+                f"--cron: {on_calendar!r} has no crontab equivalent here; valid: "
+                "'[Mon..Fri ]*-*-* HH:MM[:00]', daily, hourly or weekly"
+            )
+        spec = f"{int(match['m'])} {match['h'] if match['h'] == '*' else int(match['h'])} * * "
+        spec += _cron_days(match["dow"]) if match["dow"] else "*"
+    return spec
+
+
+def cron_line(on_calendar: str, units: Units, root: Path) -> str:
+    """The crontab line equivalent to the timer (no random delay in cron)."""
+    spec = cron_spec(on_calendar)
+    run, *after = (shlex.join(cmd) for cmd in units.commands)
+    env = shlex.quote(str(units.env_file))
+    steps = f"{run}; {' && '.join(after)}"
+    return f"{spec} cd {shlex.quote(str(root))} && set -a && . {env} && set +a && {{ {steps}; }}"
+
+
+def _cron_days(text: str) -> str:
+    parts = []
+    for part in text.lower().split(","):
+        ends = part.split("..")
+        if any(e not in DAYS for e in ends):
+            raise ConfigError(f"--cron: {text!r} is not valid; valid: day names like Mon..Fri")
+        parts.append("-".join(str(DAYS[e]) for e in ends))
+    return ",".join(parts)
