@@ -15,12 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import fails_with
 from invoke import Config, Context
-from tasks.core.errors import OpsError
 
 from tasks import sshremote
+from tasks.core.errors import OpsError
 from tests.fixtures_sshd import SshServer, free_port
-from conftest import fails_with
 
 # --------------------------------------------------------------------------- pure helpers
 
