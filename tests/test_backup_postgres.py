@@ -416,11 +416,14 @@ def test_progress_on_a_terminal_for_every_format(pg_backup_env: BackupEnv) -> No
     including the directory dump itself; without one: nothing but the result line."""
     env = pg_backup_env
     for fmt in ("plain", "directory"):
-        command = (
-            f"inv -f {env.config} backup.postgres --database big --compress none " f"--format {fmt}"
+        base = f"inv -f {env.config} backup.postgres --database big --compress none --format {fmt}"
+        # names carry the second: each run writes to its own directory
+        quiet_dir, tty_dir = env.out / f"{fmt}-quiet", env.out / f"{fmt}-tty"
+        quiet = run_inv(
+            f"{base} --output-dir {quiet_dir}", env={"FLOWLET_DB_PASSWORD": env.pg.password}
         )
-        quiet = run_inv(command, env={"FLOWLET_DB_PASSWORD": env.pg.password})
         assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+        command = f"{base} --output-dir {tty_dir}"
         main, child = pty.openpty()
         proc = subprocess.Popen(
             ["bash", "-c", command],
@@ -442,7 +445,9 @@ def test_progress_on_a_terminal_for_every_format(pg_backup_env: BackupEnv) -> No
         os.close(main)
         assert proc.wait(timeout=120) == 0, seen
         text = seen.decode("utf-8", "replace")
-        assert "MiB/s" in text, text
+        # a progress line: "label: size, rate/s" (units follow the speed of the machine)
+        size = r"\d+(\.\d)? (B|KiB|MiB|GiB)"
+        assert re.search(rf"\r[^\r\n]+: {size}, {size}/s", text), text
         if fmt == "directory":
             assert "pg_dump -Fd" in text, text
 

@@ -274,9 +274,11 @@ def dump_directory(
     if on_start is not None:
         on_start()
     try:
-        while pipeline.procs[0].poll() is None:
-            time.sleep(0.2)
+        while True:
             meter.update(tree_size(plan.workdir) if meter.enabled else 0)
+            if pipeline.procs[0].poll() is not None:
+                break
+            time.sleep(0.2)
     finally:
         meter.done()
     pipeline.wait()

@@ -244,7 +244,8 @@ def capture_stages(
 
 
 class Progress:
-    """``label: bytes, rate`` on one line of a terminal; silent when stderr is not a tty."""
+    """``label: bytes, rate`` on one line of a terminal, from the first update and then twice a
+    second (so a short run shows it too); silent when stderr is not a tty."""
 
     def __init__(self, label: str, *, enabled: bool | None = None) -> None:
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
@@ -260,7 +261,7 @@ class Progress:
     def update(self, total: int) -> None:
         self.bytes = total
         now = time.monotonic()
-        if self.enabled and now - self.last >= 0.5:
+        if self.enabled and (not self.shown or now - self.last >= 0.5):
             self.last = now
             self.show(now)
 
