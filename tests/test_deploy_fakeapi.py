@@ -590,7 +590,8 @@ def test_sigterm_reaches_helm_which_rolls_back_then_exit_143(
     child = start_inv(
         ["deploy", "--env=staging", "--no-diff", "--image-tag=new"],
         cwd=project,
-        env=inv_env(cluster.kubeconfig, major),
+        # a hang ends with every thread's stack on stderr (SIGABRT below)
+        env={**inv_env(cluster.kubeconfig, major), "PYTHONFAULTHANDLER": "1"},
     )
     started_upgrade(cluster, before)
     time.sleep(1)
@@ -598,7 +599,12 @@ def test_sigterm_reaches_helm_which_rolls_back_then_exit_143(
     time.sleep(2)
     assert child.poll() is None, "inv waits for helm's own rollback"
     cluster.hold_rollout(NS, "flowlet-backend", held=False)
-    out, err = child.communicate(timeout=300)
+    try:
+        out, err = child.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        child.send_signal(signal.SIGABRT)
+        out, err = child.communicate(timeout=30)
+        raise AssertionError(f"inv did not exit after helm's rollback\n{out}\n{err}") from None
     assert child.returncode == 143, err
     assert error_line(subprocess.CompletedProcess([], 143, out, err)) == (
         "interrupted (SIGTERM): helm upgrade was asked to stop and has exited; the release is at "

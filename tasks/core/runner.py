@@ -92,7 +92,9 @@ def _load_libc() -> Any:
 def child_setup(*, death_signal: int | None, new_group: bool = True) -> Callable[[], None]:
     """The ``preexec_fn`` of every child: own process group, default signals, dies with us."""
     parent = os.getpid()
-    libc = _load_libc() if death_signal else None
+    # looked up here, not in the child: a symbol lookup there (dlsym) takes the loader's lock,
+    # which another thread of ours may have held when we forked
+    prctl = _load_libc().prctl if death_signal else None
     signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
     def setup() -> None:
@@ -100,8 +102,8 @@ def child_setup(*, death_signal: int | None, new_group: bool = True) -> Callable
             signal.signal(sig, signal.SIG_DFL)
         if new_group:
             os.setpgid(0, 0)
-        if libc is not None:
-            libc.prctl(_PR_SET_PDEATHSIG, int(death_signal or 0), 0, 0, 0)
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, int(death_signal or 0), 0, 0, 0)
             if os.getppid() != parent:  # we died before prctl took effect
                 os.kill(os.getpid(), int(death_signal or signal.SIGKILL))
 

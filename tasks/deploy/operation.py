@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
 from invoke import Context
+from invoke.exceptions import CommandTimedOut
 
 from tasks.core import jsonl
 from tasks.core.environments import Environment
@@ -85,10 +86,12 @@ def chart_inputs(
 
 
 def read_history(
-    c: Context, target: Target, max_revisions: int = 20
+    c: Context, target: Target, max_revisions: int = 20, timeout: int | None = None
 ) -> list[helmout.Revision] | None:
     """The release's revisions ([] if it does not exist); None under --dry (not read)."""
-    result = run(c, commands.history_argv(target, max_revisions), hide=True, warn=True)
+    result = run(
+        c, commands.history_argv(target, max_revisions), hide=True, warn=True, timeout=timeout
+    )
     if is_dry(c):
         return None
     if result.exited != 0:
@@ -172,9 +175,9 @@ def run_helm(
 
 def release_now(c: Context, target: Target) -> str:
     """``; the release is at revision N: STATUS (DESCRIPTION)`` after an interrupted helm, or ""."""
-    try:
-        history = read_history(c, target, 1)
-    except (OpsError, KeyboardInterrupt):
+    try:  # bounded: an interrupted deploy must end even when the cluster does not answer
+        history = read_history(c, target, 1, timeout=30)
+    except (OpsError, KeyboardInterrupt, CommandTimedOut):
         return ""
     if not history:
         return ""
