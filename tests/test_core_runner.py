@@ -9,6 +9,7 @@ import signal
 import subprocess  # nosec B404
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -114,3 +115,27 @@ def test_run_feeds_stdin_and_dry_prints_instead(capsys: pytest.CaptureFixture[st
     runner.run(dry, ["kubectl", "apply", "-f", "-"], stdin="secret: value\n")
     out = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out)  # Invoke's echo is bold
     assert out == "kubectl apply -f -\n"  # the command, never what goes to its stdin
+
+
+def test_the_local_runner_finishes_when_an_interrupt_left_popens_lock_held() -> None:
+    """An interrupt raised between ``Popen.poll()``'s lock acquire and its ``try`` leaves the
+    lock held and poll() answering "running" for ever: a CI deploy once hung so after SIGTERM.
+    The runner reaps its child itself."""
+
+    class Interrupted(runner.Local):
+        def start(self, command: str, shell: str, env: dict[str, str]) -> None:
+            super().start(command, shell, env)
+            self.process._waitpid_lock.acquire()  # type: ignore[attr-defined]
+
+    c = Context(Config(overrides={"runners": {"local": Interrupted}}))
+    results: list[int] = []
+    worker = threading.Thread(
+        target=lambda: results.append(
+            runner.run(c, ["sh", "-c", "exit 7"], hide=True, warn=True, in_stream=False).exited
+        ),
+        daemon=True,
+    )
+    worker.start()
+    worker.join(timeout=20)
+    assert not worker.is_alive(), "c.run never saw its child exit"
+    assert results == [7]

@@ -136,6 +136,24 @@ class Local(InvokeLocal):
             preexec_fn=child_setup(death_signal=signal.SIGKILL),
         )
 
+    @property
+    def process_is_finished(self) -> bool:
+        """Whether the child has exited (reaping it), without ``Popen.poll()``: an interrupt
+        (Ctrl-C, or a SIGTERM the boundary raises) landing between poll()'s lock acquire and
+        its ``try`` leaves that lock held, and poll() then answers "running" for ever (a
+        SIGTERMed deploy once waited so on a helm long gone)."""
+        if self.using_pty:
+            return bool(super().process_is_finished)
+        process = self.process
+        if process.returncode is None:
+            try:
+                pid, status = os.waitpid(process.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped by Popen already (as Popen does: exit 0 if unset)
+                pid, status = process.pid, 0
+            if pid == process.pid:
+                process.returncode = os.waitstatus_to_exitcode(status)
+        return process.returncode is not None
+
     def send_interrupt(self, interrupt: KeyboardInterrupt) -> None:
         if self.using_pty:
             super().send_interrupt(interrupt)
