@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, ROOT_NS, run_inv, run_task
+from conftest import REPO, ROOT_NS, need, run_inv, run_task
 
 import tests.badinput as corpus
 from tests.badinput import Case
@@ -73,6 +73,7 @@ def test_corpus_is_big_enough() -> None:
 def test_bad_input_is_one_line(
     case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
+    need(*case.needs)
     if case.project_yaml is not None:
         result = run_inv(list(case.argv), cwd=_scratch_project(case, tmp_path), env=case.env)
         code, out, err = result.returncode, result.stdout, result.stderr

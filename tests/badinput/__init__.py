@@ -5,7 +5,8 @@ key (``config=``, YAML merged over the project's invoke.yaml and given with ``-f
 ``INVOKE_*`` variable (``env=``), a project invoke.yaml (``project_yaml=``, run by the real
 ``inv`` in a scratch project) -- and what the user must see: exactly one line on stderr
 matching ``expect`` (a regex naming the flag/key/variable and the bad value), an exit code
-other than 0 (``code`` if given), and never a traceback.
+other than 0 (``code`` if given), and never a traceback. ``needs``: binaries the case reaches
+(skipped without them, failed in CI: conftest ``need``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ class Case:
     project_yaml: str | None = None
     code: int | None = None
     id: str = ""
+    needs: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:

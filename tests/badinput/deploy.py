@@ -89,6 +89,7 @@ CASES = [
         config=P,
         expect=r"^--context: kube context '-x' not found in kubeconfig; available: none$",
         id="deploy-context",
+        needs=("helm",),
     ),
     # inv deploy.recover / deploy.rollback / deploy.unlock
     case(
@@ -224,6 +225,7 @@ CASES = [
         config=P,
         expect=r"^--output: '/proc/version/x' is not valid; ",
         id="render-output-unwritable",
+        needs=("helm",),
     ),
     case(
         "deploy.render",
