@@ -36,6 +36,7 @@ from tasks.dev import logfiles, pidfiles, procs
 
 BACKOFF_MAX = 30.0
 RESET_AFTER = 60.0
+BACKSTOP = 1.0  # seconds the keeper waits past the grace period when dev.stop asked
 
 
 class Keeper:
@@ -57,6 +58,7 @@ class Keeper:
         self.stop_requested = False
         self.restart_requested = False
         self.restart_pending = False
+        self.kill_after = 0.0
         self.kill_at: float | None = None
         self.restart_at: float | None = None
         self.state = "starting"
@@ -225,10 +227,14 @@ class Keeper:
             return
         self.state = "exited"
 
-    def request_stop(self) -> None:
+    def request_stop(self, backstop: float = 0.0) -> None:
+        """The stop signal now, SIGKILL after the grace period (plus ``backstop`` seconds when
+        ``dev.stop`` or the supervisor asked: they keep the same grace and SIGKILL themselves,
+        and say so; ours is for when they are gone)."""
         if self.child is not None and self.kill_at is None:
             procs.signal_group(self.child.pid, int(self.spec["stop_signal"]))
-            self.kill_at = time.monotonic() + float(self.spec["grace"])
+            self.kill_after = float(self.spec["grace"]) + backstop
+            self.kill_at = time.monotonic() + self.kill_after
 
     def load_next_spec(self) -> None:
         path = self.run_dir / f"{self.name}.next.json"
@@ -264,7 +270,7 @@ class Keeper:
                 if self.child is None:
                     self.state = "stopped"
                     break
-                self.request_stop()
+                self.request_stop(backstop=BACKSTOP)
             elif self.restart_requested:
                 self.restart_requested = False
                 self.load_next_spec()
@@ -276,7 +282,7 @@ class Keeper:
                     self.restarts += 1
                     self.start_child("restart (requested by inv dev.restart)")
             if self.kill_at is not None and time.monotonic() >= self.kill_at and self.child:
-                self.note(f"did not stop within {self.spec['grace']}s: SIGKILL")
+                self.note(f"did not stop within {self.kill_after:g}s: SIGKILL")
                 procs.signal_group(self.child.pid, signal.SIGKILL)
                 self.kill_at = time.monotonic() + 5.0
             if self.restart_at is not None and time.monotonic() >= self.restart_at:
