@@ -251,6 +251,13 @@ def need(*binaries: str, why: str = "") -> None:
         pytest.skip(f"needs {', '.join(missing)}" + (f" ({why})" if why else ""))
 
 
+@pytest.fixture
+def helm_on_path() -> None:
+    """For tests past the prerequisite step, which looks helm and kubectl up on PATH even when
+    a mock context answers their commands."""
+    need("helm", "kubectl", why="the prerequisite step looks them up on PATH")
+
+
 class Failure:
     """What :func:`fails_with` saw: ``value.code`` and ``value.message`` (the stderr line)."""
 

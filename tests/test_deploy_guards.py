@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT_NS, fails_with, need, run_task
+from conftest import ROOT_NS, fails_with, run_task
 from fixtures_deploy import helm_env, history_json
 from invoke import Config, Result
 
@@ -142,10 +142,10 @@ def test_bad_config_key(project: Path, capsys: Any) -> None:
     )
 
 
+@pytest.mark.usefixtures("helm_on_path")
 def test_pending_release_stops_the_deploy_under_the_lock(
     strict_context: type, deploy_config: Config, cluster_answers: Callable[..., dict[Any, Any]]
 ) -> None:
-    need("helm", "kubectl", why="the prerequisite step looks them up on PATH")
     history = history_json("superseded", "deployed", "pending-upgrade")
     answers = cluster_answers("production", history=history)
     c = strict_context(config=deploy_config, run={**answers, re.compile(r".*"): ""})
@@ -163,20 +163,20 @@ def test_pending_release_stops_the_deploy_under_the_lock(
     ), "unlocked"
 
 
+@pytest.mark.usefixtures("helm_on_path")
 def test_unsupported_helm_version(
     strict_context: type, deploy_config: Config, cluster_answers: Callable[..., dict[Any, Any]]
 ) -> None:
-    need("helm", "kubectl", why="the prerequisite step looks them up on PATH")
     c = strict_context(config=deploy_config, run=cluster_answers("staging", helm_version="v3.17.3"))
     with fails_with(match=r"helm v3\.17\.3 is not supported; supported: v3\.18\.0\+"):
         deploy_collection.deploy(c, env="staging")
     assert c.commands == ["helm version --template '{{.Version}}'"]
 
 
+@pytest.mark.usefixtures("helm_on_path")
 def test_history_error_keeps_exit_code(
     strict_context: type, deploy_config: Config, cluster_answers: Callable[..., dict[Any, Any]]
 ) -> None:
-    need("helm", "kubectl", why="the prerequisite step looks them up on PATH")
     failed = Result(exited=3, stderr="Error: Kubernetes cluster unreachable: connection refused\n")
     answers = cluster_answers("staging", history=failed)
     c = strict_context(config=deploy_config, run={**answers, re.compile(r".*"): ""})
@@ -187,10 +187,10 @@ def test_history_error_keeps_exit_code(
     )
 
 
+@pytest.mark.usefixtures("helm_on_path")
 def test_recover_needs_yes_without_terminal(
     strict_context: type, deploy_config: Config, cluster_answers: Callable[..., dict[Any, Any]]
 ) -> None:
-    need("helm", "kubectl", why="the prerequisite step looks them up on PATH")
     answers = cluster_answers("staging", history=history_json("deployed", "pending-rollback"))
     c = strict_context(config=deploy_config, run={**answers, re.compile(r".*"): ""})
     with fails_with(match="pass --yes to proceed"):

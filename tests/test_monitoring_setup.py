@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT_NS, fails_with, need, run_task
+from conftest import ROOT_NS, fails_with, run_task
 from fixtures_monitoring import (
     CONTEXTS,
     CRDS,
@@ -31,12 +31,7 @@ from invoke import Result
 from tasks import monitoring
 from tasks.monitoring.settings import COMPONENTS
 
-
-@pytest.fixture(autouse=True)
-def helm_on_path() -> None:
-    """The prerequisite step looks helm and kubectl up on PATH, even with a recording context."""
-    need("helm", "kubectl", why="the prerequisite step looks them up on PATH")
-
+pytestmark = pytest.mark.usefixtures("helm_on_path")
 
 SEARCHES = [
     search_command("prometheus-community/kube-prometheus-stack"),
