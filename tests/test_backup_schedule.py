@@ -77,7 +77,7 @@ def test_units_verify_and_their_commands_work(
     assert done.returncode == 0 and done.stderr == "", done.stderr
     assert stat.S_IMODE(envfile.stat().st_mode) == 0o600
     assert stat.S_IMODE(envfile.parent.stat().st_mode) == 0o700
-    assert envfile.read_text() == f'FLOWLET_DB_PASSWORD="{shell_escape(env.pg.password)}"\n'
+    assert envfile.read_text() == f"FLOWLET_DB_PASSWORD={sh_single_quoted(env.pg.password)}\n"
     text = service.read_text()
     assert env.pg.password not in text + timer.read_text()
     execs = [line.split("=", 1)[1] for line in text.splitlines() if line.startswith("ExecStart=")]
@@ -103,8 +103,8 @@ def test_units_verify_and_their_commands_work(
     assert len(env.backups()) == 1
 
 
-def shell_escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"')
+def sh_single_quoted(value: str) -> str:
+    return '"\'"'.join(f"'{part}'" for part in value.split("'"))
 
 
 def test_cron_line(
@@ -154,3 +154,49 @@ def test_missing_secret_variable(
     assert capsys.readouterr().err.startswith(
         "FLOWLET_DB_PASSWORD: not set; the timer's environment file needs it"
     )
+
+
+HOSTILE = [
+    "Pa$$w0rd",
+    "`touch {canary}`",
+    "$(touch {canary})",
+    "${{HOME}}$HOME",
+    "it's",
+    "'",
+    "''",
+    '"quoted" \\"',
+    "back\\slash\\",
+    "# not a comment",
+    "  spaces  around  ",
+    "multi\nline\nvalue\n",
+    "tab\there;semi|pipe&amp>gt<lt",
+    "\\\nescaped newline",
+    "ünïcødé €",
+]
+
+
+@pytest.mark.parametrize("template", HOSTILE, ids=range(len(HOSTILE)))
+def test_env_file_round_trips_hostile_secrets(
+    sched_env: BackupEnv,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    template: str,
+) -> None:
+    """Whatever the secret holds, both consumers of the written file read it back exactly:
+    ``sh`` sourcing it as the crontab line does (``set -a && . FILE``) and systemd's
+    ``EnvironmentFile=`` (tests/systemd_envfile.py, a port of systemd's parser); nothing in it
+    runs (a canary file a command substitution would create stays absent)."""
+    from systemd_envfile import load_env_file
+
+    canary = tmp_path / "pwned"
+    secret = template.format(canary=canary)
+    monkeypatch.setenv("FLOWLET_DB_PASSWORD", secret)
+    assert schedule(sched_env, "--cron") == 0
+    _service, _timer, envfile = units(tmp_path)
+    assert load_env_file(envfile.read_text()) == {"FLOWLET_DB_PASSWORD": secret}
+    script = f"set -a && . {shlex.quote(str(envfile))} && set +a"
+    script += ' && printf %s "$FLOWLET_DB_PASSWORD"'
+    done = subprocess.run(["sh", "-c", script], capture_output=True, env={"PATH": os.defpath})
+    assert done.returncode == 0 and done.stderr == b"", done.stderr
+    assert done.stdout.decode() == secret
+    assert not canary.exists()

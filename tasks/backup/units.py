@@ -65,9 +65,22 @@ def systemd_quote(arg: str) -> str:
 
 
 def env_line(name: str, value: str) -> str:
-    if "\n" in value or "\0" in value:
-        raise ConfigError(f"{name}: its value has a newline; cannot go into an environment file")
-    return f'{name}="' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """``NAME='value'``, read back byte for byte by both consumers of the file: systemd's
+    ``EnvironmentFile=`` (src/basic/env-file.c: inside ``'...'`` every character is literal,
+    newlines too; after the closing quote a new quote may open) and ``sh``'s ``.`` (for
+    ``--cron``). A single quote cannot sit inside single quotes, so it is written as ``"'"``:
+    both parsers keep ``'`` literal inside double quotes. Nothing in the value is ever
+    expanded: ``$``, backticks, ``$(...)``, backslashes and ``#`` stay text. A NUL byte or
+    text that is not UTF-8 (systemd ignores such a line) cannot be represented: refused."""
+    if "\0" in value:
+        raise ConfigError(f"{name}: its value has a NUL byte; cannot go into an environment file")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(
+            f"{name}: its value is not valid UTF-8; cannot go into an environment file"
+        ) from None
+    return f"{name}=" + '"\'"'.join(f"'{part}'" for part in value.split("'")) + "\n"
 
 
 def inv_argv(config_file: str | None) -> list[str]:
@@ -156,7 +169,7 @@ def plan_units(
             "",
         ]
     )
-    env_text = "".join(env_line(k, v) + "\n" for k, v in sorted(env_values.items()))
+    env_text = "".join(env_line(k, v) for k, v in sorted(env_values.items()))
     shown = "".join(f"{k}=<from ${k}>\n" for k in sorted(env_values))
     return Units(name, service, timer, env_file, env_text, shown, tuple(commands))
 
