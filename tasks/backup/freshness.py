@@ -151,6 +151,9 @@ def evaluate(
     elif result.last_failed and failed is not None:
         result.status = WARNING
         result.text = f"{text}, verified; the last run failed: {failed.get('error', '?')}"
+    elif record.get("upload_error"):  # the run kept this copy but its upload failed
+        result.status, result.last_failed = WARNING, True
+        result.text = f"{text}, verified; its upload failed: {record['upload_error']}"
     else:
         result.text = f"{text}, verified"
     return result

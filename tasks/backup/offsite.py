@@ -34,6 +34,7 @@ class Destination:
     url: str
     config_file: Path | None
     env: tuple[str, ...]
+    timeout: int = 20  # seconds: connect and idle timeout of every request
 
     def join(self, name: str) -> str:
         base = self.url if self.url.endswith((":", "/")) else self.url + "/"
@@ -64,12 +65,23 @@ def resolve_destination(settings: Any, name: str, *, flag: str) -> Destination:
     for var in raw.env:
         if not os.environ.get(var):
             raise ConfigError(f"{key}.env: environment variable {var} is not set")
-    return Destination(name, raw.url, config, tuple(raw.env))
+    return Destination(name, raw.url, config, tuple(raw.env), raw.timeout)
 
 
 def rclone_argv(dest: Destination, *args: str) -> list[str]:
+    """rclone with the destination's config and its failure bounds: a server that stops
+    answering (connections accepted, nothing said) fails a request after ``timeout`` of
+    silence, tried twice (``--low-level-retries 2``), and a whole operation is not retried
+    (``--retries 1``); rclone's defaults (5 min idle, 10 low-level retries, 3 retries) kept a
+    dead destination stalling a backup for minutes."""
     config = str(dest.config_file) if dest.config_file is not None else "/dev/null"
-    return ["rclone", "--config", config, "--log-level", "ERROR", *args]
+    bounds = [
+        f"--contimeout={dest.timeout}s",
+        f"--timeout={dest.timeout}s",
+        "--low-level-retries=2",
+        "--retries=1",
+    ]
+    return ["rclone", "--config", config, "--log-level", "ERROR", *bounds, *args]
 
 
 class _UnixHTTPConnection(http.client.HTTPConnection):

@@ -72,6 +72,11 @@ DESTINATION = Section(
             "variables holding this destination's credentials (passed to rclone only)",
             secret_env=True,
         ),
+        "timeout": Duration(
+            "20s",
+            "a destination that stops answering fails after this: rclone's connect and idle "
+            "timeouts, two tries per request",
+        ),
     },
     "an offsite destination (rclone)",
 )

@@ -486,9 +486,24 @@ CASES = [
         config="backup: {destinations: {offsite: {url: 'x:y', bucket: z}}}\n",
         expect=(
             r"^backup\.destinations\.offsite\.bucket: unk"
-            r"nown key; valid keys: url, config_file, env$"
+            r"nown key; valid keys: url, config_file, env, timeout$"
         ),
         id="dest-typo",
+    ),
+    case(
+        "backup.list",
+        config="backup: {destinations: {offsite: {url: 'x:y', timeout: soon}}}\n",
+        expect=(
+            r"^backup\.destinations\.offsite\.timeout: 'soon' is not valid \(set in .*\); "
+            r"valid: a duration like 90s, 10m or 1h30m, at least 1s$"
+        ),
+        id="dest-timeout-not-a-duration",
+    ),
+    case(
+        "backup.list",
+        config="backup: {destinations: {offsite: {url: 'x:y', timeout: 0s}}}\n",
+        expect=r"^backup\.destinations\.offsite\.timeout: '0s' is not valid",
+        id="dest-timeout-zero",
     ),
     case(
         "backup.postgres",
