@@ -56,6 +56,23 @@ def _yaml_loader() -> tuple[Any, Any]:
     return yaml, getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
 
 
+RUNTIME_SUFFIXES = (".yaml", ".yml", ".json", ".py")
+
+
+def check_runtime_path(path: str | None) -> None:
+    """``-f FILE`` must name a config file: Invoke silently ignores a missing one (the run then
+    uses invoke.yaml's targets and directories) and ends in a traceback on a directory or
+    another extension."""
+    if not path:
+        return
+    valid = "an existing .yaml, .yml, .json or .py config file"
+    if not os.path.isfile(path):
+        reason = "is a directory" if os.path.isdir(path) else "does not exist"
+        raise Exit(f"-f: {path!r} is not valid ({reason}); valid: {valid}")
+    if not path.endswith(RUNTIME_SUFFIXES):
+        raise Exit(f"-f: {path!r} is not valid (unsupported extension); valid: {valid}")
+
+
 def load_yaml_file(path: str) -> Any:
     """A config file's data; a syntax error or a non-mapping top level is one line."""
     yaml, loader = _yaml_loader()
@@ -242,6 +259,11 @@ def install() -> None:
     ParserContext.__deepcopy__ = _copy_context  # type: ignore[attr-defined]
     _INSTALLED["merge"] = original_merge = Config.merge
     _INSTALLED["load_shell_env"] = original_shell = Config.load_shell_env
+    _INSTALLED["load_runtime"] = original_runtime = Config.load_runtime
+
+    def load_runtime(self: Config, merge: bool = True) -> None:
+        check_runtime_path(getattr(self, "_runtime_path", None))
+        original_runtime(self, merge=merge)
 
     def _load_yaml(self: Config, path: Any) -> Any:
         return load_yaml_file(os.fspath(path))
@@ -274,3 +296,4 @@ def install() -> None:
     Config._load_yml = _load_yaml  # type: ignore[attr-defined]
     Config.merge = merge  # type: ignore[method-assign]
     Config.load_shell_env = load_shell_env  # type: ignore[method-assign]
+    Config.load_runtime = load_runtime  # type: ignore[method-assign]

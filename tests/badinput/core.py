@@ -6,6 +6,28 @@ from __future__ import annotations
 from tests.badinput import case
 
 CASES = [
+    # -f that names no config file (Invoke ignored a missing one and crashed on a directory)
+    case(
+        "-f",
+        "/nonexistent/flowlet.yaml",
+        "backup.list",
+        expect=r"^-f: '/nonexistent/flowlet\.yaml' is not valid \(does not exist\); valid: an ",
+        id="runtime-file-missing",
+    ),
+    case(
+        "-f",
+        "/etc",
+        "backup.list",
+        expect=r"^-f: '/etc' is not valid \(is a directory\); valid: an existing \.yaml",
+        id="runtime-file-directory",
+    ),
+    case(
+        "-f",
+        "/etc/hostname",
+        "backup.list",
+        expect=r"^-f: '/etc/hostname' is not valid \(unsupported extension\)",
+        id="runtime-file-extension",
+    ),
     # -f files that are not valid YAML or not a mapping
     case("backup.list", config="a: [\n", expect=r"^\S+\.yaml:2: not valid YAML", id="yaml-syntax"),
     case("backup.list", config="- a\n- b\n", expect=r"the top level is a list", id="yaml-list"),
