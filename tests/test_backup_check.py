@@ -171,6 +171,7 @@ def test_alert_rules_parse_and_use_the_textfile_metrics() -> None:
         "FlowletBackupTooOld",
         "FlowletBackupFailed",
         "FlowletBackupCheckNotRunning",
+        "FlowletBackupCheckUnknown",
     }
     for name, rule in alerts.items():
         expr = str(rule["expr"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -57,3 +58,36 @@ def test_a_destination_that_stops_answering_fails_the_run(
     check = ["backup.check", "--database", "big"]
     assert run_task(NS, check, config_file=env.config) == 1  # WARNING, not OK
     assert "its upload failed: " in capsys.readouterr().out
+
+
+def test_check_of_a_destination_that_stops_answering_is_unknown_and_says_so_in_the_textfile(
+    pg_backup_env: BackupEnv,
+    private_s3: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """UNKNOWN (exit 3) within the destination's timeout, and the ``.prom`` file says
+    ``check_status 3`` without claiming a last success (the alert FlowletBackupCheckUnknown)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    server = private_s3()
+    env = use(pg_backup_env, server, monkeypatch).env
+    update_config(env.config, backup={"destinations": {"offsite": {"timeout": "2s"}}})
+    textfile = tmp_path / "textfile"
+    textfile.mkdir()
+    argv = ["backup.check", "--database", "postgres", "--from", "offsite", "--textfile"]
+    os.kill(server.process.pid, signal.SIGSTOP)
+    try:
+        capsys.readouterr()
+        assert run_task(NS, [*argv, str(textfile)], config_file=env.config) == 3
+    finally:
+        os.kill(server.process.pid, signal.SIGCONT)
+    assert capsys.readouterr().out.startswith("BACKUP UNKNOWN - ")
+    (prom,) = textfile.iterdir()
+    assert prom.name == "flowlet_backup_development_postgres_offsite.prom"
+    samples = {
+        s.name: s for f in text_string_to_metric_families(prom.read_text()) for s in f.samples
+    }
+    assert samples["flowlet_backup_check_status"].value == 3
+    assert "flowlet_backup_last_success_timestamp_seconds" not in samples

@@ -57,7 +57,12 @@ def check(
     output_dir: Any,
     identity: Any,
 ) -> None:
-    """The body of ``backup.check``: every failure to check at all is UNKNOWN (exit 3)."""
+    """The body of ``backup.check``: every failure to check at all is UNKNOWN (exit 3); with a
+    textfile directory, the targets it could not check get ``check_status 3`` there too (an
+    unreachable destination must not leave the last OK in place)."""
+    targets: list[DatabaseTarget] = []
+    directory: Any = None
+    where_text = "local" if source is None else source
     try:
         settings = load(c, "backup")
         limits = (
@@ -89,6 +94,10 @@ def check(
                 write_textfile(Path(directory), result, limits[0], source=source)
     except OpsError as exc:
         print(f"BACKUP UNKNOWN - {exc.message}", flush=True)
+        if directory is not None:
+            for target in targets:
+                unknown = Result(target, where_text, UNKNOWN, exc.message)
+                write_textfile(Path(directory), unknown, limits[0], source="--textfile")
         raise OpsError(exc.message, code=UNKNOWN) from None
     status = max(r.status for r in results)
     perf = " ".join(perfdata(r, limits) for r in results)
@@ -218,6 +227,8 @@ def textfile_text(result: Result, max_age: int, now: float | None = None) -> str
     ]
     values["max_age"] = max_age
     values["now"] = time.time() if now is None else now
+    if result.status == UNKNOWN and result.age is None:  # nothing was seen: claim nothing
+        rows = [row for row in rows if row[2] in ("status", "max_age", "now")]
     for name, help_text, key in rows:
         metric = f"flowlet_backup_{name}"
         lines += [
