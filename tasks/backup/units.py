@@ -83,6 +83,12 @@ def env_line(name: str, value: str) -> str:
     return f"{name}=" + '"\'"'.join(f"'{part}'" for part in value.split("'")) + "\n"
 
 
+def unit_path() -> str:
+    """The unit's PATH: this interpreter's bin directory (the venv's tools: rclone, the
+    linters) before the system's."""
+    return f"{Path(sys.executable).parent}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin"
+
+
 def inv_argv(config_file: str | None) -> list[str]:
     return [sys.executable, "-m", "invoke", *(["-f", config_file] if config_file else [])]
 
@@ -141,6 +147,7 @@ def plan_units(
             "Type=oneshot",
             f"WorkingDirectory={systemd_quote(str(root))}",
             f"Environment=HOME={systemd_quote(home)}",
+            f"Environment=PATH={systemd_quote(unit_path())}",
             f"EnvironmentFile={env_file}",
             *execs,
             *user,
