@@ -363,3 +363,15 @@ def test_import_loads_no_backup_machinery() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
     )
     assert out.stdout == "[]\n"
+
+
+def test_local_compression_is_parallel_and_keeps_the_format() -> None:
+    """Locally gzip goes through pigz (gzip-compatible) and zstd gets worker threads; a
+    ``--host`` pipeline keeps the remote's plain tools."""
+    from tasks.backup.plan import compress_stage
+
+    assert compress_stage("gzip", 6, parallel=True).argv == ("pigz", "-c", "-6")
+    assert compress_stage("zstd", 3, parallel=True).argv == ("zstd", "-q", "-c", "-3", "-T0")
+    assert compress_stage("gzip", 6).argv == ("gzip", "-c", "-6")
+    assert compress_stage("zstd", 3).argv == ("zstd", "-q", "-c", "-3")
+    assert compress_stage("none", 0, parallel=True) is None

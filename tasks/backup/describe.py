@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.backup.offsite import Destination, rclone_argv
-from tasks.backup.plan import BackupPlan, plan_backup, plan_globals
+from tasks.backup.plan import BackupPlan, local_parallel, plan_backup, plan_globals
 from tasks.core.runner import render
 
 # placeholders shown instead of secrets (names of variables, never their values)
@@ -36,9 +36,12 @@ def print_plan(job: Any) -> None:
     var = target.password_env
     extra = [MYSQL_SECRET.format(var=var)] if target.engine == "mysql" and var else []
     plans: list[BackupPlan] = []
+    parallel = not job.host and local_parallel()
     if job.options.with_globals:
-        plans.append(plan_globals(target, job.options, out, role_passwords=False))
-    plans.append(plan_backup(target, job.options, out, mysql_extra=extra))
+        plans.append(
+            plan_globals(target, job.options, out, role_passwords=False, parallel=parallel)
+        )
+    plans.append(plan_backup(target, job.options, out, mysql_extra=extra, parallel=parallel))
     if job.host:
         from tasks.backup.remote import remote_command
 

@@ -139,12 +139,22 @@ def probe_argvs(target: DatabaseTarget, extra: Sequence[str] = ()) -> tuple[Stag
     return Stage(dumper, (dumper, "--version")), Stage(client[0], tuple(client), True)
 
 
-def compress_stage(compress: str, level: int) -> Stage | None:
+def compress_stage(compress: str, level: int, parallel: bool = False) -> Stage | None:
+    """The compressor. ``parallel`` (a local run with ``pigz`` installed): gzip through
+    ``pigz`` (gzip-compatible output, every core) and zstd with worker threads (``-T0``, the
+    same zstd format); on a ``--host`` the remote's plain gzip/zstd."""
     if compress == "gzip":
-        return Stage("gzip", ("gzip", "-c", f"-{level}"))
+        return Stage("gzip", ("pigz" if parallel else "gzip", "-c", f"-{level}"))
     if compress == "zstd":
-        return Stage("zstd", ("zstd", "-q", "-c", f"-{level}"))
+        return Stage("zstd", ("zstd", "-q", "-c", f"-{level}", *(["-T0"] if parallel else [])))
     return None
+
+
+def local_parallel() -> bool:
+    """Whether this machine compresses in parallel: ``pigz`` on PATH (Debian's ``pigz``)."""
+    import shutil
+
+    return shutil.which("pigz") is not None
 
 
 def encrypt_stage(recipients: tuple[str, ...]) -> Stage:
@@ -186,8 +196,10 @@ def plan_backup(
     output_dir: Path,
     *,
     mysql_extra: Sequence[str] = (),
+    parallel: bool = False,
 ) -> BackupPlan:
-    """The stages of a target's backup pipeline into ``output_dir``.
+    """The stages of a target's backup pipeline into ``output_dir`` (``parallel``: see
+    :func:`compress_stage`).
 
     Directory format (``-Fd``) dumps into a work directory beside the output (pg_dump
     compresses each file itself, gzip or none), which is then streamed as one tar file.
@@ -217,7 +229,7 @@ def plan_backup(
             ),
             secret=True,
         )
-        stages = [dump, compress_stage(options.compress, level), *tail]
+        stages = [dump, compress_stage(options.compress, level, parallel), *tail]
         return BackupPlan(target, final, tuple(s for s in stages if s), options=recorded)
     if options.fmt == "directory":
         workdir = final.with_name(final.name + ".partial.d")
@@ -243,14 +255,19 @@ def plan_backup(
         dump_argv.append("--compress=0")  # compressed once, by the compress stage
     stages = [
         Stage("pg_dump", tuple(dump_argv), secret=True),
-        compress_stage(options.compress, level),
+        compress_stage(options.compress, level, parallel),
         *tail,
     ]
     return BackupPlan(target, final, tuple(s for s in stages if s), options=recorded)
 
 
 def plan_globals(
-    target: DatabaseTarget, options: BackupOptions, output_dir: Path, *, role_passwords: bool
+    target: DatabaseTarget,
+    options: BackupOptions,
+    output_dir: Path,
+    *,
+    role_passwords: bool,
+    parallel: bool = False,
 ) -> BackupPlan:
     """The companion file of a postgres backup set: ``pg_dumpall --globals-only`` (roles,
     tablespaces), with ``--no-role-passwords`` when the user may not read them."""
@@ -260,7 +277,11 @@ def plan_globals(
     if not role_passwords:
         argv.append("--no-role-passwords")
     tail = [] if options.recipients is None else [encrypt_stage(options.recipients)]
-    stages = [Stage("pg_dumpall", tuple(argv), secret=True), compress_stage(compress, level), *tail]
+    stages = [
+        Stage("pg_dumpall", tuple(argv), secret=True),
+        compress_stage(compress, level, parallel),
+        *tail,
+    ]
     name = globals_filename(target, options)
     return BackupPlan(
         target,

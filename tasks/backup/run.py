@@ -27,6 +27,7 @@ from tasks.backup.plan import (
     BackupOptions,
     BackupPlan,
     check_options,
+    local_parallel,
     plan_backup,
     plan_globals,
     probe_argvs,
@@ -217,9 +218,21 @@ def local_backup(job: Job) -> tuple[list[FileResult], tuple[str, str]]:
                 if job.options.with_globals:  # the probe says whether role passwords are ours
                     versions = collect_probes(start_probes(job.target, creds))
                     superuser = versions[1].endswith("|t")
-                    plan = plan_globals(job.target, job.options, job.out, role_passwords=superuser)
+                    plan = plan_globals(
+                        job.target,
+                        job.options,
+                        job.out,
+                        role_passwords=superuser,
+                        parallel=local_parallel(),
+                    )
                     files.append(stream_file(plan, creds, job, rclone))
-                plan = plan_backup(job.target, job.options, job.out, mysql_extra=creds.argv)
+                plan = plan_backup(
+                    job.target,
+                    job.options,
+                    job.out,
+                    mysql_extra=creds.argv,
+                    parallel=local_parallel(),
+                )
 
                 def probe() -> None:  # while the dump streams, started right after it
                     if not job.options.with_globals:
