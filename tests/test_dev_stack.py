@@ -134,7 +134,7 @@ def test_detach_status_http_least_privilege_and_stop(stack_project: DevProject) 
     code, body = post(project.url("frontend", "/api/accounts"), {"name": "stack-test"})
     assert code == 201, body
     code, body = post(
-        project.url("frontend", "/api/transactions"), {"to": body["id"], "amount": "10.05"}
+        project.url("frontend", "/api/deposits"), {"to": body["id"], "amount": "10.05"}
     )
     assert code == 201, body
     code, text = get(project.url("frontend", "/api/accounts"))

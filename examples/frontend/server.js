@@ -1,6 +1,7 @@
 // Flowlet dev server: serves public/ (the page; "/" is public/index.html) and src/, proxies
-// /api/* to the backend, answers /healthz. Plain `node server.js`: no npm dependencies at run
-// time. On SIGTERM or SIGINT it stops at once (open keep-alive connections are closed too).
+// /api/* to the backend (end-to-end headers only, the normalised path), answers /healthz. Plain
+// `node server.js`: no npm dependencies at run time. On SIGTERM or SIGINT it stops at once (open
+// keep-alive connections are closed too).
 import { createReadStream, existsSync, statSync } from "node:fs";
 import http from "node:http";
 import path from "node:path";
@@ -23,17 +24,46 @@ function serveFile(res, file) {
   createReadStream(file).pipe(res);
 }
 
-function proxy(req, res) {
+// Hop-by-hop headers (RFC 9110 7.6.1) describe one connection, never the next: the proxy drops
+// them, and those the Connection header names, both ways. Host becomes the backend's.
+const hopByHop = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "host",
+]);
+
+function endToEndHeaders(headers) {
+  const named = String(headers.connection ?? "")
+    .split(",")
+    .map((token) => token.trim().toLowerCase())
+    .filter(Boolean);
+  const kept = {};
+  for (const [name, value] of Object.entries(headers)) {
+    const lower = name.toLowerCase();
+    if (hopByHop.has(lower) || lower.startsWith("proxy-") || named.includes(lower)) continue;
+    kept[name] = value;
+  }
+  return kept;
+}
+
+// `url` is the parsed request URL: its normalised path ("." and ".." resolved, an absolute-form
+// target reduced to its path) is what the backend gets, never the raw request target.
+function proxy(req, res, url) {
   const upstream = http.request(
     {
       hostname: backend.hostname,
       port: backend.port,
-      path: req.url,
+      path: url.pathname + url.search,
       method: req.method,
-      headers: req.headers,
+      headers: endToEndHeaders(req.headers),
     },
     (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      res.writeHead(answer.statusCode ?? 502, endToEndHeaders(answer.headers));
       answer.pipe(res);
     },
   );
@@ -56,7 +86,7 @@ const server = http.createServer((req, res) => {
     return;
   }
   if (url.pathname.startsWith("/api/")) {
-    proxy(req, res);
+    proxy(req, res, url);
     return;
   }
   const relative =

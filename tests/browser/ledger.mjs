@@ -57,7 +57,7 @@ try {
     await form.getByRole("button", { name: "Record transaction" }).click();
   }
   await transfer(null, alice, "125.50");
-  await page.getByText("Transaction of 125.50 recorded.").waitFor();
+  await page.getByText("Deposit of 125.50 recorded.").waitFor();
   await transfer(alice, bob, "0.75");
   await page.getByText("Transaction of 0.75 recorded.").waitFor();
   await page.waitForFunction(

@@ -100,11 +100,14 @@ function start() {
   );
   document.getElementById("new-transaction").addEventListener("submit", (event) =>
     submit(event, async (data) => {
-      const sent = await api("/api/transactions", {
-        from: data.get("from") || null,
-        to: data.get("to"),
-        amount: String(data.get("amount")).trim(),
-      });
+      const from = data.get("from");
+      const amount = String(data.get("amount")).trim();
+      // A deposit (money from outside the ledger) has its own endpoint; a transfer needs "from".
+      if (!from) {
+        const sent = await api("/api/deposits", { to: data.get("to"), amount });
+        return `Deposit of ${sent.amount} recorded.`;
+      }
+      const sent = await api("/api/transactions", { from, to: data.get("to"), amount });
       return `Transaction of ${sent.amount} recorded.`;
     }),
   );

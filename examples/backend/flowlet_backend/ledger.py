@@ -1,0 +1,157 @@
+"""The ledger's schema and its money movements, over one psycopg connection.
+
+Each account carries its balance (``accounts.balance_cents``); every movement changes the
+balances and inserts its ledger entry (``transactions``) in one database transaction. A debit is
+one guarded statement, ``UPDATE accounts SET balance_cents = balance_cents - x WHERE id = %s AND
+balance_cents >= x``: PostgreSQL re-checks the condition on the newest row version after any lock
+wait, so of two concurrent transfers of the whole balance exactly one debits and the other finds
+the balance too small (reading the balance first and writing later lets both pass under READ
+COMMITTED). A CHECK keeps the column from ever going below zero.
+
+All SQL is constant text; values travel as parameters.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import psycopg
+
+# One key for pg_advisory_xact_lock: two backends starting together migrate one after the other.
+SCHEMA_LOCK = 0x466C6F776C6574  # "Flowlet"
+NON_NEGATIVE = "accounts_balance_not_negative"
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS accounts (
+    id BIGSERIAL PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    balance_cents BIGINT NOT NULL DEFAULT 0 CONSTRAINT {NON_NEGATIVE} CHECK (balance_cents >= 0),
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS transactions (
+    id BIGSERIAL PRIMARY KEY,
+    from_account BIGINT REFERENCES accounts(id),
+    to_account BIGINT NOT NULL REFERENCES accounts(id),
+    amount_cents BIGINT NOT NULL CHECK (amount_cents > 0),
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS transactions_to_idx ON transactions (to_account);
+CREATE INDEX IF NOT EXISTS transactions_from_idx ON transactions (from_account);
+"""
+
+# What the entries say each balance is (sum(bigint) is numeric: cast back, exact).
+ENTRIES_BALANCE = """
+COALESCE((SELECT sum(amount_cents) FROM transactions WHERE to_account = a.id), 0)::bigint
+- COALESCE((SELECT sum(amount_cents) FROM transactions WHERE from_account = a.id), 0)::bigint
+"""
+HAS_BALANCE_COLUMN = (
+    "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('accounts') "
+    "AND attname = 'balance_cents' AND NOT attisdropped)"
+)
+HAS_NON_NEGATIVE = (
+    "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass('accounts') "
+    "AND conname = %s)"
+)
+BACKFILL = f"UPDATE accounts a SET balance_cents = {ENTRIES_BALANCE}"  # nosec B608  # constant
+LOCK_BOTH = "SELECT id, balance_cents FROM accounts WHERE id IN (%s, %s) ORDER BY id FOR UPDATE"
+DEBIT = (
+    "UPDATE accounts SET balance_cents = balance_cents - %(cents)s "
+    "WHERE id = %(id)s AND balance_cents >= %(cents)s RETURNING balance_cents"
+)
+CREDIT = (
+    "UPDATE accounts SET balance_cents = balance_cents + %(cents)s WHERE id = %(id)s RETURNING id"
+)
+ENTRY = (
+    "INSERT INTO transactions (from_account, to_account, amount_cents) "
+    "VALUES (%s, %s, %s) RETURNING id"
+)
+ADD_NON_NEGATIVE = f"ALTER TABLE accounts ADD CONSTRAINT {NON_NEGATIVE} CHECK (balance_cents >= 0)"
+BALANCES = "SELECT id, name, balance_cents FROM accounts ORDER BY id"
+
+
+class Refused(Exception):
+    """A movement the ledger refuses; ``status`` is the HTTP status the API answers with."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def format_cents(cents: int) -> str:
+    """1234 -> "12.34", -5 -> "-0.05" (exact: integer arithmetic only)."""
+    sign = "-" if cents < 0 else ""
+    whole, part = divmod(abs(cents), 100)
+    return f"{sign}{whole}.{part:02d}"
+
+
+def create_schema(conn: psycopg.Connection[Any]) -> None:
+    """Create the tables, or bring an existing database up to date: an ``accounts`` table from
+    before the balance column gets it, filled from its ledger entries (once, under a lock)."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+        if conn.execute("SELECT to_regclass('accounts') IS NOT NULL").fetchone() == (True,):
+            if conn.execute(HAS_BALANCE_COLUMN).fetchone() == (False,):
+                conn.execute(
+                    "ALTER TABLE accounts ADD COLUMN balance_cents BIGINT NOT NULL DEFAULT 0"
+                )
+                if conn.execute("SELECT to_regclass('transactions') IS NOT NULL").fetchone() == (
+                    True,
+                ):
+                    conn.execute(BACKFILL)
+        conn.execute(SCHEMA)
+        if conn.execute(HAS_NON_NEGATIVE, (NON_NEGATIVE,)).fetchone() == (False,):
+            negative = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM accounts WHERE balance_cents < 0 ORDER BY id"
+                ).fetchall()
+            ]
+            if negative:
+                print(
+                    f"flowlet-backend: accounts {', '.join(map(str, negative))} have a negative "
+                    f"balance (recorded before the balance column): {NON_NEGATIVE} is added once "
+                    "they are corrected; they cannot be debited meanwhile",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            else:
+                conn.execute(ADD_NON_NEGATIVE)
+
+
+def balances(conn: psycopg.Connection[Any]) -> list[tuple[int, str, int]]:
+    return [(int(r[0]), str(r[1]), int(r[2])) for r in conn.execute(BALANCES).fetchall()]
+
+
+def transfer(conn: psycopg.Connection[Any], source: int, to: int, cents: int) -> int:
+    """Move ``cents`` from ``source`` to ``to``; the new entry's id. Both rows are locked in id
+    order first (two opposite transfers cannot deadlock); the debit's own condition decides."""
+    with conn.transaction():
+        locked = dict(conn.execute(LOCK_BOTH, (source, to)).fetchall())
+        if source not in locked:
+            raise Refused("from: no such account")
+        if to not in locked:
+            raise Refused("to: no such account")
+        if conn.execute(DEBIT, {"cents": cents, "id": source}).fetchone() is None:
+            raise Refused(
+                f"amount: {format_cents(cents)} is more than the balance of account "
+                f"{source} ({format_cents(int(locked[source]))})",
+                status=409,
+            )
+        conn.execute(CREDIT, {"cents": cents, "id": to})
+        return _entry(conn, source, to, cents)
+
+
+def deposit(conn: psycopg.Connection[Any], to: int, cents: int) -> int:
+    """Add ``cents`` to ``to`` from outside the ledger (an entry with no source account)."""
+    with conn.transaction():
+        if conn.execute(CREDIT, {"cents": cents, "id": to}).fetchone() is None:
+            raise Refused("to: no such account")
+        return _entry(conn, None, to, cents)
+
+
+def _entry(conn: psycopg.Connection[Any], source: int | None, to: int, cents: int) -> int:
+    row = conn.execute(ENTRY, (source, to, cents)).fetchone()
+    assert row is not None  # nosec B101  # RETURNING always yields a row
+    return int(row[0])
