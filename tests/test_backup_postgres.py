@@ -457,3 +457,37 @@ def test_fails_with_reports_the_boundary_line() -> None:
         from tasks.core.errors import OpsError
 
         raise OpsError("x")
+
+
+def test_two_backups_in_the_same_second_keep_both(
+    pg_backup_env: BackupEnv, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A second backup of a target within the same second (another format) gets milliseconds
+    in its stamp: list, verify, check and prune see two sets (one vanished before)."""
+    from datetime import datetime, timedelta, timezone
+
+    import tasks.backup.run as run_module
+
+    env = pg_backup_env
+    start = datetime(2026, 12, 7, 3, 0, 0, tzinfo=timezone.utc)
+    times = iter([start, start + timedelta(milliseconds=250)])
+    monkeypatch.setattr(run_module, "clock", lambda: next(times))
+    assert backup(env, "--format", "plain") == 0
+    assert backup(env, "--format", "custom") == 0
+    names = sorted(p.name for p in env.backups())
+    assert names == [
+        "development-postgres-20261207T030000250Z.dump.gz",
+        "development-postgres-20261207T030000Z.sql.gz",
+    ]
+    capsys.readouterr()
+    assert run_task(NS, ["backup.list"], config_file=env.config) == 0
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in names), listed
+    for name in names:
+        assert (
+            run_task(NS, ["backup.verify", "--file", str(env.out / name)], config_file=env.config)
+            == 0
+        )
+    capsys.readouterr()
+    assert run_task(NS, ["backup.verify", "--latest"], config_file=env.config) == 0
+    assert names[0] in capsys.readouterr().out  # the newer one, by milliseconds

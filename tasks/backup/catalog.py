@@ -120,7 +120,7 @@ def build(
             by_set[key].companions.extend(items)
         else:  # a companion whose dump is gone (or failed): list it on its own
             by_set[key] = BackupSet(items[0], items[1:])
-    sets = sorted(by_set.values(), key=lambda s: (s.parsed.stamp, s.main.name), reverse=True)
+    sets = sorted(by_set.values(), key=lambda s: (s.parsed.when, s.main.name), reverse=True)
     return Catalog(where, sets, sorted(partials, key=lambda p: p.name, reverse=True))
 
 

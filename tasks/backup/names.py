@@ -2,6 +2,8 @@
 
 EXT is ``.sql`` / ``.dump`` / ``.dir.tar`` (plain, custom, directory format), then ``.gz`` /
 ``.zst``, then ``.age``; the globals companion of a set is ``.globals.sql...`` with the same stamp.
+A second backup of a target within the same second gets milliseconds in its stamp
+(``YYYYMMDDTHHMMSSmmmZ``), so that two sets never share a stamp.
 """
 
 from __future__ import annotations
@@ -22,13 +24,23 @@ FORMAT_EXT = {"plain": ".sql", "custom": ".dump", "directory": ".dir.tar"}
 GLOBALS_EXT = ".globals.sql"
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 NAME_RE = re.compile(
-    r"^(?P<prefix>[a-z][a-z0-9-]*-.+)-(?P<stamp>\d{8}T\d{6}Z)"
+    r"^(?P<prefix>[a-z][a-z0-9-]*-.+)-(?P<stamp>\d{8}T\d{6}(?:\d{3})?Z)"
     r"(?P<ext>\.(globals\.sql|sql|dump|dir\.tar)(\.gz|\.zst)?(\.age)?)$"
 )
 
 
-def stamp(now: datetime) -> str:
-    return now.astimezone(timezone.utc).strftime(STAMP_FORMAT)
+def stamp(now: datetime, precise: bool = False) -> str:
+    """``YYYYMMDDTHHMMSSZ``; ``precise``: with milliseconds (``...SSmmmZ``)."""
+    utc = now.astimezone(timezone.utc)
+    if precise:
+        return utc.strftime("%Y%m%dT%H%M%S") + f"{utc.microsecond // 1000:03d}Z"
+    return utc.strftime(STAMP_FORMAT)
+
+
+def taken(names: Sequence[str], environment: str, key: str, now: datetime) -> bool:
+    """Whether a set of this target already has this second's stamp (among ``names``)."""
+    prefix = f"{environment}-{key}-{stamp(now)}."
+    return any(name.startswith(prefix) for name in names)
 
 
 def backup_filename(target: DatabaseTarget, options: BackupOptions) -> str:
@@ -39,13 +51,13 @@ def backup_filename(target: DatabaseTarget, options: BackupOptions) -> str:
         ext += COMPRESS_EXT[options.compress]
     if options.recipients is not None:
         ext += ".age"
-    return f"{target.environment}-{target.key}-{stamp(options.now)}{ext}"
+    return f"{target.environment}-{target.key}-{stamp(options.now, options.precise)}{ext}"
 
 
 def globals_filename(target: DatabaseTarget, options: BackupOptions) -> str:
     ext = GLOBALS_EXT + COMPRESS_EXT[options.compress]
     ext += ".age" if options.recipients is not None else ""
-    return f"{target.environment}-{target.key}-{stamp(options.now)}{ext}"
+    return f"{target.environment}-{target.key}-{stamp(options.now, options.precise)}{ext}"
 
 
 @dataclass(frozen=True)
@@ -59,7 +71,9 @@ class BackupName:
 
     @property
     def when(self) -> datetime:
-        return datetime.strptime(self.stamp, STAMP_FORMAT).replace(tzinfo=timezone.utc)
+        when = datetime.strptime(self.stamp[:15] + "Z", STAMP_FORMAT)
+        millis = int(self.stamp[15:18]) if len(self.stamp) == 19 else 0
+        return when.replace(tzinfo=timezone.utc, microsecond=millis * 1000)
 
     @property
     def is_globals(self) -> bool:

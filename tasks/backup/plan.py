@@ -44,6 +44,7 @@ class BackupOptions:
     recipients: tuple[str, ...] | None  # None: not encrypted
     now: datetime
     with_globals: bool = False
+    precise: bool = False  # milliseconds in the stamp: this second's is taken (names.taken)
 
 
 @dataclass(frozen=True)

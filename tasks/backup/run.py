@@ -13,7 +13,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +22,7 @@ from invoke import Context
 
 from tasks.backup import manifest
 from tasks.backup.files import WorkDir, ensure_private_dir, write_dir_sums
+from tasks.backup.names import taken
 from tasks.backup.outputs import FileResult, Outputs
 from tasks.backup.plan import (
     BackupOptions,
@@ -68,6 +69,18 @@ class Job:
         return self.out / self.settings.manifest
 
 
+def clock() -> datetime:
+    """Now, in UTC: a backup's stamp (tests replace it)."""
+    return datetime.now(timezone.utc)
+
+
+def known_names(out: Path, manifest_name: str) -> list[str]:
+    """The backup names in ``out`` and in its manifest (sets kept only at a destination)."""
+    names = [p.name for p in out.iterdir()] if out.is_dir() else []
+    records = manifest.read(out / manifest_name) if out.is_dir() else []
+    return names + [str(r.get("file")) for r in records if r.get("file")]
+
+
 def resolve_job(c: Context, engine: str | None, flags: dict[str, Any]) -> Job:
     settings = load(c, "backup")
     environment = resolve_environment(c, flags.get("env"))
@@ -82,10 +95,14 @@ def resolve_job(c: Context, engine: str | None, flags: dict[str, Any]) -> Job:
         level=settings.level if flags.get("level") is None else flags["level"],
         jobs=(flags.get("jobs") or settings.jobs) if fmt == "directory" else 1,
         recipients=tuple(settings.recipients) if encrypted else None,
-        now=datetime.now(timezone.utc),
+        now=clock(),
         with_globals=bool(flags.get("globals"))
         or (settings.globals and target.engine == "postgres"),
     )
+    if taken(
+        known_names(Path(out), settings.manifest), target.environment, target.key, options.now
+    ):
+        options = replace(options, precise=True)  # a set of this second exists: milliseconds
     if flags.get("jobs") and fmt != "directory" and flags["jobs"] > 1:
         raise ConfigError(
             f"--jobs: {flags['jobs']} needs --format directory (only -Fd dumps in parallel)"
