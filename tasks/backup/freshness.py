@@ -24,7 +24,7 @@ from tasks.backup.catalog import Source, age, catalog_of, open_source, select
 from tasks.backup.stream import human
 from tasks.backup.targets import DatabaseTarget, targets_of
 from tasks.core.environments import resolve_environment
-from tasks.core.errors import OpsError
+from tasks.core.errors import ConfigError, OpsError
 from tasks.core.settings import Settings, flag, load
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
@@ -73,6 +73,12 @@ def check(
                 else flag("backup.check.warn_age", warn_age, "--warn-age")
             ),
         )
+        if limits[1] is not None and limits[1] >= limits[0]:
+            name = "--warn-age" if warn_age is not None else "backup.check.warn_age"
+            raise ConfigError(
+                f"{name}: {duration_text(limits[1])} is not valid; valid: a duration shorter "
+                f"than the --max-age ({duration_text(limits[0])}), or none"
+            )
         where = flag("backup.check.textfile_dir", textfile, "--textfile") if textfile else None
         directory = where or settings.check.textfile_dir
         out = flag("backup.output_dir", output_dir, "--output-dir") if output_dir else None

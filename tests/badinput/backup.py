@@ -491,6 +491,19 @@ CASES = [
         id="dest-typo",
     ),
     case(
+        "backup.check",
+        "--warn-age",
+        "30h",
+        "--max-age",
+        "26h",
+        expect=(
+            r"^--warn-age: 30h is not valid; valid: a duration shorter than the --max-age "
+            r"\(26h\), or none$"
+        ),
+        code=3,
+        id="check-warn-age-past-max-age",
+    ),
+    case(
         "backup.list",
         config="backup: {destinations: {offsite: {url: 'x:y', timeout: soon}}}\n",
         expect=(
