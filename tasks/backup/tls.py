@@ -1,0 +1,44 @@
+"""How a target's TLS policy reaches its database tools (pure).
+
+The policy is per target: ``sslmode`` and ``sslrootcert`` (``environments.<env>.databases``,
+checked in :mod:`tasks.core.environments`; ``auto`` is resolved into the target). PostgreSQL tools
+get it through libpq's ``PGSSLMODE`` / ``PGSSLROOTCERT`` (lower precedence than nothing we set on
+the command line, so the dbname can never weaken it); the MariaDB client and dump get options.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tasks.backup.targets import DatabaseTarget
+
+# MariaDB client options per sslmode ("prefer": the client's default, TLS when offered).
+MYSQL_TLS = {
+    "disable": ("--skip-ssl",),
+    "prefer": (),
+    "require": ("--ssl",),
+    "verify-full": ("--ssl", "--ssl-verify-server-cert"),
+}
+
+
+def pg_tls_env(target: DatabaseTarget) -> dict[str, str]:
+    """libpq's variables for ``target`` (set on every postgres connection we make)."""
+    env = {"PGSSLMODE": target.sslmode}
+    if target.sslrootcert:
+        env["PGSSLROOTCERT"] = target.sslrootcert
+    return env
+
+
+def mysql_tls_args(target: DatabaseTarget) -> list[str]:
+    """mariadb / mariadb-dump options for ``target``."""
+    args = list(MYSQL_TLS[target.sslmode])
+    if target.sslrootcert:
+        args.append(f"--ssl-ca={target.sslrootcert}")
+    return args
+
+
+def pg_tls_prefix(target: DatabaseTarget) -> str:
+    """``PGSSLMODE=... `` shell text before a remote postgres command (``--host``)."""
+    return "".join(f"{key}={shlex.quote(value)} " for key, value in pg_tls_env(target).items())
