@@ -9,6 +9,7 @@ servers: the suite's other databases keep running without TLS.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -17,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import need
-from fixtures_backup import PG_BIN, PgServer, postgres_cluster
+from conftest import free_port, need
+from fixtures_backup import PG_BIN, MariaServer, PgServer, postgres_cluster
 
 EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
 CA_EXT = ["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=keyCertSign"]
@@ -107,3 +108,60 @@ def pg_tls_server(pki: Pki) -> Iterator[PgServer]:
             yield server
     finally:
         shutil.rmtree(conf, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def mariadb_tls_server(pki: Pki) -> Iterator[MariaServer]:
+    """MariaDB with the test certificate and ``require_secure_transport``, listening on
+    127.0.0.1 and 127.0.0.2; db ``shop`` (a table), user ``flowlet`` from any loopback address."""
+    import time
+
+    need("mariadb-install-db", "mariadbd", "mariadb", "mariadb-dump", "openssl")
+    base = Path(tempfile.mkdtemp(prefix="flowlet-mariadb-tls-"))
+    os.chmod(base, 0o755)
+    shutil.chown(base, "mysql", "mysql")
+    data, sock = base / "data", base / "mysqld.sock"
+    for source in (pki.server_cert, pki.server_key):
+        shutil.copy(source, base / source.name)
+        shutil.chown(base / source.name, "mysql", "mysql")
+    os.chmod(base / pki.server_key.name, 0o600)
+    proc = None
+    try:
+        subprocess.run(
+            ["mariadb-install-db", "--user=mysql", f"--datadir={data}", "--skip-test-db",
+             "--auth-root-authentication-method=socket"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        port = free_port()
+        proc = subprocess.Popen(
+            ["mariadbd", "--no-defaults", "--user=mysql", f"--datadir={data}", f"--socket={sock}",
+             f"--port={port}", f"--bind-address=127.0.0.1,{WRONG_NAME_HOST}",
+             "--skip-name-resolve", f"--pid-file={base / 'mysqld.pid'}",
+             f"--log-error={base / 'error.log'}", "--innodb-buffer-pool-size=16M",
+             "--skip-log-bin", f"--ssl-cert={base / 'server.crt'}",
+             f"--ssl-key={base / 'server.key'}", "--require-secure-transport=ON"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        server = MariaServer(base, port, sock, "flowlet", "tls:" + secrets.token_urlsafe(12))
+        deadline = time.monotonic() + 60
+        ping = ["mariadb-admin", f"--socket={sock}", "-u", "root", "ping"]
+        while subprocess.run(ping, capture_output=True, check=False).returncode != 0:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError((base / "error.log").read_text())
+            time.sleep(0.2)
+        server.sql(
+            f"create user flowlet@'127.%' identified by '{server.password}' require ssl;"
+            "grant all on *.* to flowlet@'127.%'; create database shop;"
+            "create table shop.t (id int primary key, note text);"
+            "use shop; insert into t select seq, concat('row ', seq) from seq_1_to_50;"
+        )
+        yield server
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(base, ignore_errors=True)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from conftest import run_inv
-from fixtures_backup import PgServer, pg_target, write_config
+from fixtures_backup import MariaServer, PgServer, mysql_target, pg_target, write_config
 from fixtures_tls import WRONG_NAME_HOST, Pki
 
 from tasks.backup.plan import mysql_connection_args
@@ -68,12 +68,22 @@ def checked(**values: Any) -> Any:
         ({"engine": "mysql", "host": "db", "sslmode": "prefer"}, r"valid: verify-full$"),
         ({"engine": "mysql", "sslmode": "verify-ca"}, r"not valid for a mysql target"),
         ({"engine": "mysql", "sslmode": "allow"}, r"not valid for a mysql target"),
+        ({"engine": "mysql", "sslmode": "require"}, r"valid: auto, disable, prefer, verify-full$"),
         ({"sslmode": "require", "sslrootcert": "/ca.pem"}, r"sslrootcert: set, but sslmode"),
         ({"sslrootcert": "relative/ca.pem"}, r"valid: an absolute path"),
         ({"sslmode": "verify"}, r"valid: auto, disable, allow"),
     ],
-    ids=["remote-require", "remote-disable", "mysql-remote-prefer", "mysql-verify-ca",
-         "mysql-allow", "ca-without-verify", "ca-relative", "unknown-mode"],  # fmt: skip
+    ids=[
+        "remote-require",
+        "remote-disable",
+        "mysql-remote-prefer",
+        "mysql-verify-ca",
+        "mysql-allow",
+        "mysql-require",
+        "ca-without-verify",
+        "ca-relative",
+        "unknown-mode",
+    ],
 )
 def test_weak_or_inconsistent_policies_are_refused(values: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -131,10 +141,9 @@ def test_postgres_credentials_carry_the_policy(monkeypatch: pytest.MonkeyPatch) 
         ({"host": "db", "sslrootcert": "/ca.pem"},
          ["--ssl", "--ssl-verify-server-cert", "--ssl-ca=/ca.pem"]),  # fmt: skip
         ({"host": "127.0.0.1"}, []),
-        ({"host": "127.0.0.1", "sslmode": "require"}, ["--ssl"]),
         ({"host": "127.0.0.1", "sslmode": "disable"}, ["--skip-ssl"]),
     ],
-    ids=["remote", "remote-ca", "loopback", "loopback-require", "loopback-disable"],
+    ids=["remote", "remote-ca", "loopback", "loopback-disable"],
 )
 def test_mysql_options(values: dict[str, Any], args: list[str]) -> None:
     target = target_of(engine="mysql", port=3306, **values)
@@ -181,6 +190,12 @@ def made(config: Path) -> list[str]:
     return sorted(p.name for p in out.iterdir() if p.name.endswith(".gz")) if out.exists() else []
 
 
+def one_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
 @pytest.mark.slow
 def test_verify_full_with_the_right_ca_backs_up_and_verifies(
     pg_tls_server: PgServer, pki: Pki, tmp_path: Path
@@ -219,9 +234,7 @@ def test_verify_full_refuses_a_server_it_cannot_authenticate(
     config = tls_config(tmp_path, pg_tls_server, host=host, sslrootcert=str(ca))
     done = backup(config, pg_tls_server, "backup.postgres")
     assert done.returncode != 0
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, lines
-    assert why in lines[0]
+    assert why in one_line(done.stderr)
     assert made(config) == []
 
 
@@ -232,3 +245,58 @@ def test_the_server_refuses_plain_connections(pg_tls_server: PgServer, tmp_path:
     done = backup(config, pg_tls_server, "backup.postgres")
     assert done.returncode != 0
     assert "no encryption" in done.stderr
+
+
+# --- real MariaDB that accepts only TLS (require_secure_transport, the user REQUIRE SSL) -------
+
+
+def mysql_tls_config(tmp_path: Path, server: MariaServer, **tls: Any) -> Path:
+    target = mysql_target(server, **tls)
+    return write_config(tmp_path / "invoke.yaml", {"shop": target})
+
+
+def mysql_run(config: Path, server: MariaServer, *args: str) -> Any:
+    env = {"FLOWLET_MYSQL_PASSWORD": server.password}
+    return run_inv(["-f", str(config), *args], env=env, timeout=180)
+
+
+@pytest.mark.slow
+def test_mysql_verify_full_with_the_right_ca_backs_up_and_verifies(
+    mariadb_tls_server: MariaServer, pki: Pki, tmp_path: Path
+) -> None:
+    config = mysql_tls_config(tmp_path, mariadb_tls_server, sslrootcert=str(pki.ca))  # auto
+    done = mysql_run(config, mariadb_tls_server, "backup.mysql")
+    assert done.returncode == 0, done.stderr
+    assert len(made(config)) == 1
+    checked = mysql_run(config, mariadb_tls_server, "backup.verify", "--latest", "--restore-test")
+    assert checked.returncode == 0, checked.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("host", "which_ca", "why"),
+    [
+        ("127.0.0.1", "other_ca", "unable to get local issuer certificate"),
+        (WRONG_NAME_HOST, "ca", "Validation of SSL server certificate failed"),
+    ],
+    ids=["signed-by-another-ca", "wrong-name"],
+)
+def test_mysql_verify_full_refuses_a_server_it_cannot_authenticate(
+    mariadb_tls_server: MariaServer, pki: Pki, tmp_path: Path, host: str, which_ca: str, why: str
+) -> None:
+    ca = getattr(pki, which_ca)
+    config = mysql_tls_config(tmp_path, mariadb_tls_server, host=host, sslrootcert=str(ca))
+    done = mysql_run(config, mariadb_tls_server, "backup.mysql")
+    assert done.returncode != 0
+    assert why in one_line(done.stderr)
+    assert made(config) == []
+
+
+@pytest.mark.slow
+def test_mysql_server_refuses_plain_connections(
+    mariadb_tls_server: MariaServer, tmp_path: Path
+) -> None:
+    config = mysql_tls_config(tmp_path, mariadb_tls_server, sslmode="disable")
+    done = mysql_run(config, mariadb_tls_server, "backup.mysql")
+    assert done.returncode != 0
+    assert "Access denied" in one_line(done.stderr)

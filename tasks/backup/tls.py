@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from tasks.backup.targets import DatabaseTarget
 
-# MariaDB client options per sslmode ("prefer": the client's default, TLS when offered).
+# MariaDB client options per sslmode ("prefer": the client's default, TLS when offered; only
+# --ssl-verify-server-cert makes it refuse a server without TLS).
 MYSQL_TLS = {
     "disable": ("--skip-ssl",),
     "prefer": (),
-    "require": ("--ssl",),
     "verify-full": ("--ssl", "--ssl-verify-server-cert"),
 }
 

@@ -42,7 +42,8 @@ HOST = r"^[A-Za-z0-9_.:\[\]-]+$"
 # libpq's sslmode values, plus "auto" (verify-full, or prefer on a loopback host without a CA)
 SSLMODES = ("auto", "disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 VERIFYING = ("verify-ca", "verify-full")
-MYSQL_SSLMODES = ("auto", "disable", "prefer", "require", "verify-full")
+# the MariaDB client has no "require" (its --ssl falls back to plain text) and no "verify-ca"
+MYSQL_SSLMODES = ("auto", "disable", "prefer", "verify-full")
 CA_PATH = r"^/[^\x00-\x1f]*$"
 
 

@@ -615,7 +615,7 @@ CASES = [
         ),
         expect=(
             r"^environments\.development\.databases\.mysql\.sslmode: 'verify-ca' is not valid "
-            r"for a mysql target; valid: auto, disable, prefer, require, verify-full$"
+            r"for a mysql target; valid: auto, disable, prefer, verify-full$"
         ),
         id="tls-sslmode-mysql-verify-ca",
     ),
