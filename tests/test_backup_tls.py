@@ -300,3 +300,21 @@ def test_mysql_server_refuses_plain_connections(
     done = mysql_run(config, mariadb_tls_server, "backup.mysql")
     assert done.returncode != 0
     assert "Access denied" in one_line(done.stderr)
+
+
+def test_dry_shows_the_default_policy_for_a_remote_host(tmp_path: Path) -> None:
+    """From the command line: a target off loopback gets verify-full without being asked."""
+    pg = {"engine": "postgres", "host": "db.example.internal", "port": 5432, "name": "app",
+          "user": "backup", "sslrootcert": "/etc/flowlet/db-ca.pem"}  # fmt: skip
+    my = {"engine": "mysql", "host": "10.1.2.3", "port": 3306, "name": "shop", "user": "backup"}
+    config = write_config(tmp_path / "invoke.yaml", {"postgres": pg, "shop": my})
+    done = run_inv(["-f", str(config), "--dry", "backup.postgres"])
+    assert done.returncode == 0, done.stderr
+    assert "PGSSLMODE=verify-full PGSSLROOTCERT=/etc/flowlet/db-ca.pem\n" in done.stdout
+    remote = run_inv(["-f", str(config), "--dry", "backup.postgres", "--host", "bastion-db"])
+    assert remote.returncode == 0, remote.stderr
+    prefix = "  PGSSLMODE=verify-full PGSSLROOTCERT=/etc/flowlet/db-ca.pem PGPASSWORD="
+    assert prefix in remote.stdout
+    mysql = run_inv(["-f", str(config), "--dry", "backup.mysql"])
+    assert mysql.returncode == 0, mysql.stderr
+    assert "--user backup --ssl --ssl-verify-server-cert " in mysql.stdout
