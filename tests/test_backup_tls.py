@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 from conftest import run_inv
-from fixtures_backup import MariaServer, PgServer, mysql_target, pg_target, write_config
+from fixtures_backup import (
+    MariaServer,
+    PgServer,
+    mysql_target,
+    pg_target,
+    update_config,
+    write_config,
+)
 from fixtures_tls import WRONG_NAME_HOST, Pki
 
 from tasks.backup.plan import mysql_connection_args
@@ -318,3 +325,23 @@ def test_dry_shows_the_default_policy_for_a_remote_host(tmp_path: Path) -> None:
     mysql = run_inv(["-f", str(config), "--dry", "backup.mysql"])
     assert mysql.returncode == 0, mysql.stderr
     assert "--user backup --ssl --ssl-verify-server-cert " in mysql.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("which_ca", "code"), [("ca", 0), ("other_ca", 1)], ids=["right-ca", "another-ca"]
+)
+def test_host_backup_follows_the_policy_on_the_remote_side(
+    pg_tls_server: PgServer, pki: Pki, tmp_path: Path, ssh_config: Path, which_ca: str, code: int
+) -> None:
+    """--host: pg_dump on the database host gets PGSSLMODE/PGSSLROOTCERT there."""
+    config = tls_config(tmp_path, pg_tls_server, sslrootcert=str(getattr(pki, which_ca)))
+    update_config(config, ssh={"config_file": str(ssh_config), "connect_timeout": 5})
+    done = backup(config, pg_tls_server, "backup.postgres", "--host", "flowlet-db")
+    if code == 0:
+        assert done.returncode == 0, done.stderr
+        assert len(made(config)) == 1
+    else:
+        assert done.returncode != 0
+        assert "certificate verify failed" in one_line(done.stderr)
+        assert made(config) == []
