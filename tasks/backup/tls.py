@@ -2,8 +2,9 @@
 
 The policy is per target: ``sslmode`` and ``sslrootcert`` (``environments.<env>.databases``,
 checked in :mod:`tasks.core.environments`; ``auto`` is resolved into the target). PostgreSQL tools
-get it through libpq's ``PGSSLMODE`` / ``PGSSLROOTCERT`` (lower precedence than nothing we set on
-the command line, so the dbname can never weaken it); the MariaDB client and dump get options.
+get it through libpq's ``PGSSLMODE`` / ``PGSSLROOTCERT``: a connection-string keyword would
+override them, so nothing we pass on a command line may be one (the dbname stays a plain name).
+The MariaDB client and dump get options after the connection's own.
 """
 
 from __future__ import annotations
