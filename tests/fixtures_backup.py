@@ -117,8 +117,10 @@ def pg_server() -> Iterator[PgServer]:
 
 
 @contextmanager
-def postgres_cluster() -> Iterator[PgServer]:
-    """initdb + start a private cluster (role ``flowlet`` with a password); stop and remove it."""
+def postgres_cluster(extra_options: str = "") -> Iterator[PgServer]:
+    """initdb + start a private cluster (role ``flowlet`` with a password); stop and remove it.
+
+    ``extra_options``: more ``-c name=value`` server options (later ones win)."""
     base = Path(tempfile.mkdtemp(prefix="flowlet-pg-"))
     os.chmod(base, 0o755)
     shutil.chown(base, "postgres", "postgres")
@@ -131,6 +133,7 @@ def postgres_cluster() -> Iterator[PgServer]:
     as_pg = ["runuser", "-u", "postgres", "--"]
     options = (
         f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=40"
+        f" {extra_options}"
     )
     try:
         subprocess.run(

@@ -256,7 +256,7 @@ def test_remote_command_keeps_the_secret_in_a_shell_variable() -> None:
     from tasks.backup.remote import remote_command
 
     pg = remote_command(plan(), None, has_secret=True)
-    assert pg.startswith('PGPASSWORD="$FLOWLET_SECRET" pg_dump --host 127.0.0.1')
+    assert pg.startswith('PGSSLMODE=prefer PGPASSWORD="$FLOWLET_SECRET" pg_dump --host 127.0.0.1')
     assert pg.endswith("| gzip -c -6")
     my = remote_command(
         plan(MY, extra=("--defaults-extra-file=/@FLOWLET_SECRET@",)), None, has_secret=True

@@ -8,6 +8,7 @@ from typing import Any
 
 from tasks.backup.offsite import Destination, rclone_argv
 from tasks.backup.plan import BackupPlan, local_parallel, plan_backup, plan_globals
+from tasks.backup.tls import pg_tls_prefix
 from tasks.core.runner import render
 
 # placeholders shown instead of secrets (names of variables, never their values)
@@ -56,6 +57,8 @@ def print_plan(job: Any) -> None:
     else:
         if target.engine == "postgres" and var:
             print(f"PGPASSFILE={PG_SECRET.format(var=var)}")
+        if target.engine == "postgres":
+            print(pg_tls_prefix(target).strip())
         for plan in plans:
             lines = plan.describe()
             if not job.local:

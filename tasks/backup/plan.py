@@ -16,6 +16,7 @@ from pathlib import Path
 from tasks.backup.names import backup_filename, globals_filename
 from tasks.backup.settings import COMPRESSORS, FORMATS
 from tasks.backup.targets import DatabaseTarget
+from tasks.backup.tls import mysql_tls_args
 from tasks.core.errors import ConfigError
 
 DEFAULT_LEVELS = {"gzip": 6, "zstd": 3, "none": 0}
@@ -113,6 +114,7 @@ def mysql_connection_args(target: DatabaseTarget, extra: Sequence[str] = ()) -> 
         str(target.port),
         "--user",
         target.user,
+        *mysql_tls_args(target),
     ]
 
 

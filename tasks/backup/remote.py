@@ -30,6 +30,7 @@ from tasks.backup.plan import (
 )
 from tasks.backup.stream import Progress
 from tasks.backup.targets import DatabaseTarget, remote_secret
+from tasks.backup.tls import pg_tls_prefix
 from tasks.core.errors import OpsError
 
 VERSIONS_LINE = re.compile(r"^flowlet-versions\t(.*)\t(.*)$\n?", re.MULTILINE)
@@ -41,9 +42,14 @@ WORK = '"$work/d"'
 
 
 def _env_prefix(target: DatabaseTarget, has_secret: bool) -> str:
-    """What a secret stage gets before its argv (postgres): the password or the passfile."""
+    """What a secret stage gets before its argv (postgres): the TLS policy (``PGSSLMODE``),
+    then the password or the passfile."""
     if target.engine != "postgres":
         return ""
+    return pg_tls_prefix(target) + _password_prefix(target, has_secret)
+
+
+def _password_prefix(target: DatabaseTarget, has_secret: bool) -> str:
     if has_secret:
         return PG_SECRET_ENV
     if target.passfile and target.passfile != "~/.pgpass":

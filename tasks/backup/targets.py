@@ -14,7 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from tasks.core.environments import Environment
+from tasks.backup.tls import pg_tls_env
+from tasks.core.environments import Environment, effective_sslmode
 from tasks.core.errors import ConfigError, OpsError
 
 
@@ -33,6 +34,8 @@ class DatabaseTarget:
     passfile: str = ""
     option_file: str = ""
     backup_host: str = ""
+    sslmode: str = "prefer"  # resolved: never "auto" (tasks.core.environments.effective_sslmode)
+    sslrootcert: str = ""
 
     @property
     def source(self) -> str:
@@ -79,6 +82,8 @@ def resolve_target(env: Environment, key: str | None, engine: str | None) -> Dat
         passfile=raw.passfile,
         option_file=raw.option_file,
         backup_host=raw.backup_host,
+        sslmode=effective_sslmode(raw.sslmode, raw.host, raw.sslrootcert),
+        sslrootcert=raw.sslrootcert,
     )
 
 
@@ -135,8 +140,18 @@ def credentials(target: DatabaseTarget) -> Iterator[Credentials]:
     """The target's :class:`Credentials` for as long as the block runs (secrets in memory).
 
     postgres: ``PGPASSFILE`` names an in-memory passfile written from ``password_env``, or the
-    configured ``passfile``. mysql: ``--defaults-extra-file`` the same way (``option_file``).
+    configured ``passfile``; ``PGSSLMODE`` / ``PGSSLROOTCERT`` carry the target's TLS policy
+    (:mod:`tasks.backup.tls`). mysql: ``--defaults-extra-file`` the same way (``option_file``).
     """
+    with _password_credentials(target) as creds:
+        if target.engine != "postgres":
+            yield creds
+            return
+        yield Credentials({**creds.env, **pg_tls_env(target)}, creds.argv, creds.fds)
+
+
+@contextmanager
+def _password_credentials(target: DatabaseTarget) -> Iterator[Credentials]:
     from tasks.core.secrets import SecretFile
 
     if target.password_env:

@@ -39,6 +39,12 @@ RELEASE_DESC = (
 )
 CONTEXT = r"^[^-\s][^\s]*$"
 HOST = r"^[A-Za-z0-9_.:\[\]-]+$"
+# libpq's sslmode values, plus "auto" (verify-full, or prefer on a loopback host without a CA)
+SSLMODES = ("auto", "disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+VERIFYING = ("verify-ca", "verify-full")
+# the MariaDB client has no "require" (its --ssl falls back to plain text) and no "verify-ca"
+MYSQL_SSLMODES = ("auto", "disable", "prefer", "verify-full")
+CA_PATH = r"^/[^\x00-\x1f]*$"
 
 
 def namespace_kind(default: str = "", help: str = "") -> Str:
@@ -57,6 +63,47 @@ def _check_database(db: Settings, where: Where) -> None:
         raise ConfigError(f"{where.name}.option_file: only for mysql targets; use passfile")
     if db.passfile and db.engine != "postgres":
         raise ConfigError(f"{where.name}.passfile: only for postgres targets; use option_file")
+    _check_tls(db, where)
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback address (127.0.0.0/8, ::1): traffic that stays on the host."""
+    import ipaddress
+
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def effective_sslmode(sslmode: str, host: str, sslrootcert: str) -> str:
+    """``auto``: ``verify-full``, except ``prefer`` on a loopback host when no CA is given."""
+    if sslmode != "auto":
+        return sslmode
+    return "prefer" if is_loopback(host) and not sslrootcert else "verify-full"
+
+
+def _check_tls(db: Settings, where: Where) -> None:
+    """Weak modes (no server authentication) only on loopback; a CA only with verification."""
+    mode = effective_sslmode(db.sslmode, db.host, db.sslrootcert)
+    if db.engine == "mysql" and mode not in MYSQL_SSLMODES:
+        raise ConfigError(
+            f"{where.name}.sslmode: {mode!r} is not valid for a mysql target; "
+            f"valid: {', '.join(MYSQL_SSLMODES)}"
+        )
+    if mode not in VERIFYING and db.host and not is_loopback(db.host):
+        raise ConfigError(
+            f"{where.name}.sslmode: {mode!r} does not authenticate the server at {db.host} "
+            f"(not a loopback host); valid: verify-full"
+            + (", verify-ca" if db.engine == "postgres" else "")
+        )
+    if db.sslrootcert and mode not in VERIFYING:
+        raise ConfigError(
+            f"{where.name}.sslrootcert: set, but sslmode {mode!r} does not verify the server "
+            "certificate; use sslmode verify-full or remove sslrootcert"
+        )
 
 
 DATABASE = Section(
@@ -70,6 +117,15 @@ DATABASE = Section(
         "passfile": Str("", "a .pgpass file (postgres)"),
         "option_file": Str("", "a my.cnf-style option file (mysql)"),
         "backup_host": Str("", "ssh_config host the dump runs on (default --host)"),
+        "sslmode": Choice(
+            "auto", SSLMODES, "TLS to the server (auto: verify-full; prefer on loopback)"
+        ),
+        "sslrootcert": Str(
+            "",
+            "CA certificate(s) the server's certificate must chain to (PEM file)",
+            pattern=CA_PATH,
+            desc="an absolute path to a PEM file (on the host the dump runs on)",
+        ),
     },
     "a database target",
     check_all=_check_database,

@@ -7,6 +7,11 @@ from __future__ import annotations
 from tests.badinput import case
 
 PROJECT = "{}\n"  # the project's invoke.yaml as it is (the environments have namespaces)
+# a project whose target names its TLS keys (INVOKE_* variables override only keys that exist)
+TLS_PROJECT = (
+    "environments: {development: {namespace: dev, databases: {postgres: {host: 127.0.0.1, "
+    "name: d, user: u, sslmode: auto, sslrootcert: ''}}}}\n"
+)
 DEST = "backup: {destinations: {offsite: {url: 'offsite:bucket'}}}\n"
 
 CASES = [
@@ -597,6 +602,89 @@ CASES = [
         config="ssh: {connect_timeout: 0}\n",
         expect=r"^ssh\.connect_timeout: 0 is not valid .*> 0",
         id="ssh-timeout",
+    ),
+    # database targets: the TLS policy (sslmode, sslrootcert)
+    case(
+        "backup.postgres",
+        config="environments: {development: {databases: {postgres: {sslmode: verify}}}}\n",
+        expect=(
+            r"^environments\.development\.databases\.postgres\.sslmode: 'verify' is not valid "
+            r"\(set in -f .*\); valid: auto, disable, allow, prefer, require, verify-ca, verify-full$"
+        ),
+        id="tls-sslmode-choice",
+    ),
+    case(
+        "backup.postgres",
+        config=(
+            "environments: {development: {databases: {postgres: "
+            "{host: db.example.com, sslmode: prefer}}}}\n"
+        ),
+        expect=(
+            r"^environments\.development\.databases\.postgres\.sslmode: 'prefer' does not "
+            r"authenticate the server at db\.example\.com \(not a loopback host\); "
+            r"valid: verify-full, verify-ca$"
+        ),
+        id="tls-sslmode-weak-remote",
+    ),
+    case(
+        "backup.postgres",
+        config=(
+            "environments: {development: {databases: {postgres: "
+            "{host: '10.0.0.5', sslmode: disable}}}}\n"
+        ),
+        expect=r"^environments\.development\.databases\.postgres\.sslmode: 'disable' does not",
+        id="tls-sslmode-disable-remote",
+    ),
+    case(
+        "backup.mysql",
+        config=(
+            "environments: {development: {databases: {mysql: {engine: mysql, host: 127.0.0.1, "
+            "port: 3306, name: shop, user: u, sslmode: verify-ca}}}}\n"
+        ),
+        expect=(
+            r"^environments\.development\.databases\.mysql\.sslmode: 'verify-ca' is not valid "
+            r"for a mysql target; valid: auto, disable, prefer, verify-full$"
+        ),
+        id="tls-sslmode-mysql-verify-ca",
+    ),
+    case(
+        "backup.postgres",
+        config="environments: {development: {databases: {postgres: {sslrootcert: ca.pem}}}}\n",
+        expect=(
+            r"^environments\.development\.databases\.postgres\.sslrootcert: 'ca\.pem' is not "
+            r"valid .*; valid: an absolute path to a PEM file \(on the host the dump runs on\)$"
+        ),
+        id="tls-sslrootcert-relative",
+    ),
+    case(
+        "backup.postgres",
+        config=(
+            "environments: {development: {databases: {postgres: "
+            "{sslmode: prefer, sslrootcert: /etc/ssl/ca.pem}}}}\n"
+        ),
+        expect=(
+            r"^environments\.development\.databases\.postgres\.sslrootcert: set, but sslmode "
+            r"'prefer' does not verify the server certificate; use sslmode verify-full or "
+            r"remove sslrootcert$"
+        ),
+        id="tls-sslrootcert-no-verify",
+    ),
+    case(
+        "backup.postgres",
+        project_yaml=TLS_PROJECT,
+        env={"INVOKE_ENVIRONMENTS_DEVELOPMENT_DATABASES_POSTGRES_SSLMODE": "off"},
+        expect=(
+            r"^environments\.development\.databases\.postgres\.sslmode: 'off' is not valid "
+            r"\(set in INVOKE_ENVIRONMENTS_DEVELOPMENT_DATABASES_POSTGRES_SSLMODE\)"
+        ),
+        id="env-tls-sslmode",
+    ),
+    case(
+        "backup.postgres",
+        project_yaml=TLS_PROJECT,
+        env={"INVOKE_ENVIRONMENTS_DEVELOPMENT_DATABASES_POSTGRES_SSLROOTCERT": "/ca\n.pem"},
+        expect=r"^environments\.development\.databases\.postgres\.sslrootcert: '/ca\\n\.pem' is",
+        id="env-tls-sslrootcert-newline",
     ),
     # INVOKE_* variables
     case(
