@@ -18,25 +18,33 @@ EVIL_PY = "open('/dev/null', 'w').write('pwned')\n"
 
 
 def mktree(project: LintProject, files: dict[tuple[str, ...], str]) -> str:
-    """A tree holding ``files`` (path components, any names at all: ``..`` too)."""
+    """A tree holding ``files`` (path components, any names at all: ``..`` too; a lone
+    surrogate stands for a byte that is not UTF-8)."""
     entries: list[str] = []
     subdirs: dict[str, dict[tuple[str, ...], str]] = {}
     for parts, text in files.items():
         if len(parts) == 1:
-            blob = subprocess.run(
-                ["git", "hash-object", "-w", "--stdin"], cwd=project.root, input=text,
-                capture_output=True, text=True, check=True,
-            ).stdout.strip()  # fmt: skip
+            blob = git_out(project, ["hash-object", "-w", "--stdin"], text)
             entries.append(f"100644 blob {blob}\t{parts[0]}")
         else:
             subdirs.setdefault(parts[0], {})[parts[1:]] = text
     for name, inner in subdirs.items():
         entries.append(f"040000 tree {mktree(project, inner)}\t{name}")
-    listing = "".join(f"{entry}\0" for entry in entries)
-    return subprocess.run(
-        ["git", "mktree", "-z"], cwd=project.root, input=listing, capture_output=True,
-        text=True, check=True,
-    ).stdout.strip()  # fmt: skip
+    return git_out(project, ["mktree", "-z"], "".join(f"{entry}\0" for entry in entries))
+
+
+def git_out(project: LintProject, argv: list[str], stdin: str) -> str:
+    return (
+        subprocess.run(
+            ["git", *argv],
+            cwd=project.root,
+            input=stdin.encode("utf-8", "surrogateescape"),
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .strip()
+    )
 
 
 def evil_branch(project: LintProject, hostile: tuple[str, ...], name: str = "evil") -> None:
@@ -101,8 +109,9 @@ def test_rev_refuses_a_dotdot_entry_and_writes_nothing(
         ("app", ".git.", "config.py"),
         ("app", ".git ", "config.py"),
         ("web", "src", ".", "x.js"),
+        ("app", "\udcff.py"),
     ],
-    ids=["dotgit", "dotGIT", "hfs-zwnj", "ntfs-8.3", "ntfs-dot", "ntfs-space", "dot"],
+    ids=["dotgit", "dotGIT", "hfs-zwnj", "ntfs-8.3", "ntfs-dot", "ntfs-space", "dot", "not-utf8"],
 )
 def test_rev_refuses_dotgit_aliases_dot_and_empty_names(
     lint_repo: LintProject, private_tmp: Path, hostile: tuple[str, ...]

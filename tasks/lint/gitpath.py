@@ -55,6 +55,8 @@ def problem(path: str) -> str:
         return "an absolute path"
     if "\0" in path:
         return "a NUL byte"
+    if any("\udc80" <= ch <= "\udcff" for ch in path):
+        return "not valid UTF-8"
     for part in path.split("/"):
         if part == "":
             return "an empty component"
