@@ -345,18 +345,26 @@ def test_pip_install_targets_the_active_virtualenv(tmp_path: Path) -> None:
     env = install.python_env({"VIRTUAL_ENV": str(tmp_path / "venv")})
     assert env.bin_dir == tmp_path / "venv" / "bin"
     isort = next(t for t in all_tools() if t.name == "isort")
-    argv = install.plan_pip_install([isort], {"isort": "9.0.2"}, env)
-    assert argv == [sys.executable, "-m", "pip", "--python", str(env.python), "install",
-                    "isort==9.0.2"]  # fmt: skip
+    lock = install.LIBRARY_LOCK
+    plan_ = install.plan_pip_install(
+        [isort], {"isort": "9.0.2"}, lock.read_text(), lock, env, tmp_path / "req.txt"
+    )
+    assert plan_.argv == [sys.executable, "-m", "pip", "--python", str(env.python), "install",
+                          "--require-hashes", "--only-binary", ":all:", "--no-input",
+                          "-r", str(tmp_path / "req.txt")]  # fmt: skip
 
 
-@pytest.mark.parametrize("lockfile,verb", [(True, "ci"), (False, "install")], ids=["ci", "install"])
-def test_npm_install_uses_the_lockfile(tmp_path: Path, lockfile: bool, verb: str) -> None:
-    if lockfile:
-        (tmp_path / "package-lock.json").write_text("{}")
+def test_npm_install_is_npm_ci_from_the_lockfile(tmp_path: Path) -> None:
+    (tmp_path / "package-lock.json").write_text("{}")
     assert install.plan_npm_install(tmp_path) == [
-        "npm", verb, "--no-audit", "--no-fund", "--no-update-notifier",
+        "npm", "ci", "--no-audit", "--no-fund", "--no-update-notifier", "--ignore-scripts",
     ]  # fmt: skip
+
+
+def test_npm_install_without_a_lockfile_is_refused(tmp_path: Path) -> None:
+    with fails_with(match=r"^lint: ESLint/Prettier are missing and .* has no package-lock\.json: "
+                    r"run `npm install --package-lock-only` there"):  # fmt: skip
+        install.plan_npm_install(tmp_path)
 
 
 def test_hook_script_reads_refs_and_carries_the_marker() -> None:

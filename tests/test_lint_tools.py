@@ -183,7 +183,8 @@ def test_missing_python_tool_is_installed_into_the_active_virtualenv(
     lint_project: LintProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capfd: pytest.CaptureFixture,
 ) -> None:  # fmt: skip
-    """A virtualenv lacking isort: lint installs the pinned isort into it (from PyPI)."""
+    """A virtualenv lacking isort: lint installs the pinned isort into it (from PyPI), hashes
+    checked against the lock."""
     venv = tmp_path / "venv"
     assert os.system(f"{sys.executable} -m venv --without-pip {venv}") == 0  # nosec B605
     here = Path(shutil.which("flake8") or "").parent
@@ -193,7 +194,12 @@ def test_missing_python_tool_is_installed_into_the_active_virtualenv(
     lint_project.write(*BAD["isort"])
     assert inv(lint_project, "lint.python") == 1
     out = capfd.readouterr().out
-    assert re.search(r"lint: isort missing from \S+/venv/bin: installing: .*isort==9\.0\.2", out)
+    assert re.search(
+        r"lint: isort missing from \S+/venv/bin: installing \(hashes from \S+requirements-lint"
+        r"\.txt\): .* install --require-hashes --only-binary :all: ",
+        out,
+    )
+    assert list((venv / "lib").glob("python3*/site-packages/isort-9.0.2.dist-info"))
     assert (venv / "bin" / "isort").exists()
     assert summary_rows(out)["isort"] == (3, "findings")
     gc.collect()  # let the leaked pipes go while the warning filter above applies

@@ -62,8 +62,14 @@ def is_python(path: Path) -> bool:
 
 
 def under(path: Path, prefixes: Iterable[Path]) -> bool:
-    """True if ``path`` is one of ``prefixes`` or inside one of them."""
-    return any(path == p or p in path.parents for p in prefixes)
+    """True if ``path`` is one of ``prefixes`` or inside one of them, both normalised first
+    (:func:`normal`): ``tasks/../../x`` is not under ``tasks``."""
+    target = normal(path)
+    for prefix in prefixes:
+        base = normal(prefix)
+        if target == base or base in target.parents:
+            return True
+    return False
 
 
 def skipped(rel: str) -> bool:

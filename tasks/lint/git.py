@@ -23,9 +23,22 @@ def git(repo: Path, argv: Sequence[str], *, input: str | None = None) -> runner.
     return runner.capture(["git", "-C", str(repo), *argv], input=input)
 
 
+def git_bytes(repo: Path, argv: Sequence[str]) -> runner.Captured:
+    """:func:`git`, decoding the output as file names are (``surrogateescape``): a commit may
+    hold a name that is not UTF-8, which :mod:`tasks.lint.gitpath` then refuses by name."""
+    child = runner.spawn(["git", "-C", str(repo), *argv], stdout=PIPE, stderr=PIPE)
+    out, err = child.communicate()
+    return runner.Captured(
+        argv,
+        child.returncode,
+        out.decode("utf-8", "surrogateescape"),
+        err.decode("utf-8", "replace"),
+    )
+
+
 def lines(repo: Path, argv: Sequence[str], what: str, *, sep: str = "\n") -> list[str]:
     """Output lines of a git query; fail with one line naming ``what`` if git fails."""
-    result = git(repo, argv)
+    result = git_bytes(repo, argv) if sep == "\0" else git(repo, argv)
     if not result.ok:
         detail = (result.stderr or result.stdout).strip().splitlines()
         reason = detail[-1] if detail else f"exit {result.returncode}"

@@ -4,6 +4,12 @@ Python tools live in the active virtualenv (``$VIRTUAL_ENV``, else the environme
 ``inv``) and are pinned in pyproject.toml's ``lint`` extra; ESLint and Prettier live in the
 frontend's node_modules and are pinned by its package.json / package-lock.json. Presence is
 a file check, so with every tool installed nothing here touches the network.
+
+An install is authenticated (README "lint": what an auto-install may fetch): pip installs the
+missing tools and their dependencies only from the hashed lock :data:`LOCK_NAME`
+(``--require-hashes``: an archive whose sha256 is not in the lock is refused by pip), and npm
+only runs ``npm ci`` from the frontend's lockfile, with ``--ignore-scripts``. Without a lock
+(or with pins the lock disagrees with) nothing is installed: one line says what to run.
 """
 
 from __future__ import annotations
@@ -17,11 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from tasks.core import runner
-from tasks.core.errors import OpsError
+from tasks.core.errors import OpsError, Refused
 from tasks.lint.tools import Tool
 
 LIBRARY_PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
+LOCK_NAME = "requirements-lint.txt"
+LIBRARY_LOCK = Path(__file__).resolve().parent / LOCK_NAME
+NPM_LOCKS = ("package-lock.json", "npm-shrinkwrap.json")
 _PIN = re.compile(r"""["']\s*([A-Za-z0-9_.\-]+)\s*==\s*([^"';\s]+)\s*["']""")
+_REQUIREMENT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.\-]*)==([^\s;\\]+)")
 
 
 @dataclass(frozen=True)
@@ -72,19 +82,128 @@ def missing(tools: Sequence[Tool], env: PythonEnv, frontend: Path) -> list[Tool]
     return [t for t in tools if not os.access(binary_path(t, env, frontend), os.X_OK)]
 
 
-def plan_pip_install(tools: Sequence[Tool], pins: dict[str, str], env: PythonEnv) -> list[str]:
-    """``pip install`` of the pinned versions into ``env`` (pip's ``--python`` for another env)."""
-    specs = sorted(
-        {f"{t.package}=={pins[t.package]}" if t.package in pins else t.package for t in tools}
-    )
+def canonical(name: str) -> str:
+    """A distribution name as PyPI compares them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@dataclass(frozen=True)
+class Locked:
+    """One requirement of the hashed lock: its lines, as written, and who needs it."""
+
+    name: str
+    version: str
+    text: str
+    needed_by: tuple[str, ...]  # empty: a tool itself
+
+
+def parse_lock(text: str) -> dict[str, Locked]:
+    """The requirements of a ``uv pip compile --generate-hashes --annotation-style line``
+    file: ``name==version`` (marker), its ``--hash`` lines and its ``# via`` line."""
+    found: dict[str, Locked] = {}
+    block: list[str] = []
+
+    def close() -> None:
+        if not block:
+            return
+        match = _REQUIREMENT.match(block[0])
+        if match is None:
+            raise OpsError(f"{LOCK_NAME}: not a pinned requirement: {block[0]!r}")
+        via: tuple[str, ...] = ()
+        for line in block[1:]:
+            comment = line.strip()
+            if comment.startswith("# via "):
+                names = comment[len("# via ") :].split(",")
+                via = tuple(canonical(n.strip()) for n in names if not n.strip().startswith("-"))
+        text = "".join(line for line in block if not line.lstrip().startswith("#"))
+        name = canonical(match.group(1))
+        found[name] = Locked(name, match.group(2), text, via)
+        block.clear()
+
+    for line in text.splitlines(keepends=True):
+        if not line.strip() or (line.startswith("#") and not block):
+            continue
+        if not line[0].isspace() and not line.startswith("#"):
+            close()
+        block.append(line)
+    close()
+    return found
+
+
+def lock_path(root: Path) -> Path:
+    """The project's own lock (``requirements-lint.txt`` at its root), else this library's."""
+    own = root / LOCK_NAME
+    return own if own.is_file() else LIBRARY_LOCK
+
+
+def closure(lock: dict[str, Locked], packages: Sequence[str]) -> list[Locked]:
+    """``packages`` and every locked requirement one of them needs, in the lock's order."""
+    chosen = {canonical(p) for p in packages}
+    grew = True
+    while grew:
+        grew = False
+        for entry in lock.values():
+            if entry.name not in chosen and chosen.intersection(entry.needed_by):
+                chosen.add(entry.name)
+                grew = True
+    return [entry for entry in lock.values() if entry.name in chosen]
+
+
+@dataclass(frozen=True)
+class PipInstall:
+    """What installing the missing Python tools runs: ``argv`` reads ``requirements`` (the
+    lock's lines for them and their dependencies, hashes included) from ``path``."""
+
+    argv: list[str]
+    requirements: str
+    path: Path
+
+
+def plan_pip_install(
+    tools: Sequence[Tool],
+    pins: dict[str, str],
+    lock_text: str,
+    lock_file: Path,
+    env: PythonEnv,
+    path: Path,
+) -> PipInstall:
+    """``pip install --require-hashes`` of the missing tools from the hashed lock into ``env``
+    (pip's ``--python`` for another env); refused when the lock lacks a tool or locks another
+    version than the project pins."""
+    lock = parse_lock(lock_text)
+    wanted = sorted({canonical(t.package) for t in tools})
+    for name in wanted:
+        entry = lock.get(name)
+        if entry is None:
+            raise Refused(
+                f"lint: {name} is missing and {lock_file} has no hashes for it: add it "
+                f"(see the file's header) or install it yourself"
+            )
+        pin = pins.get(name)
+        if pin is not None and pin != entry.version:
+            raise Refused(
+                f"lint: {name} is missing and pyproject.toml pins {name}=={pin} but "
+                f"{lock_file} locks {name}=={entry.version}: regenerate the lock (see its header)"
+            )
+    requirements = "".join(entry.text for entry in closure(lock, wanted))
     target = [] if env.python == Path(sys.executable) else ["--python", str(env.python)]
-    return [sys.executable, "-m", "pip", *target, "install", *specs]
+    argv = [
+        sys.executable, "-m", "pip", *target, "install", "--require-hashes",
+        "--only-binary", ":all:", "--no-input", "-r", str(path),
+    ]  # fmt: skip
+    return PipInstall(argv, requirements, path)
 
 
 def plan_npm_install(frontend: Path) -> list[str]:
-    """``npm ci`` when a lockfile pins the tree, else ``npm install``; run in ``frontend``."""
-    verb = "ci" if (frontend / "package-lock.json").is_file() else "install"
-    return ["npm", verb, "--no-audit", "--no-fund", "--no-update-notifier"]
+    """``npm ci`` from the frontend's lockfile, install scripts off; run in ``frontend``.
+    Without a lockfile nothing is installed (``npm install`` would resolve versions anew)."""
+    if not any((frontend / name).is_file() for name in NPM_LOCKS):
+        raise Refused(
+            f"lint: ESLint/Prettier are missing and {frontend} has no package-lock.json: "
+            f"run `npm install --package-lock-only` there, review and commit the lockfile "
+            f"(lint installs only with `npm ci` from it)"
+        )
+    return ["npm", "ci", "--no-audit", "--no-fund", "--no-update-notifier", "--ignore-scripts"]
 
 
 def ensure_tools(
@@ -94,10 +213,25 @@ def ensure_tools(
     absent = missing(chosen, env, frontend)
     python_side = [t for t in absent if t.side == "python"]
     if python_side:
-        argv = plan_pip_install(python_side, find_pins(project), env)
+        from tasks.core import secrets
+
+        lock_file = lock_path(project)
+        try:
+            lock_text = lock_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise OpsError(f"lint: cannot read {lock_file}: {exc.strerror or exc}") from None
+        install = plan_pip_install(
+            python_side, find_pins(project), lock_text, lock_file, env,
+            secrets.run_dir() / LOCK_NAME,
+        )  # fmt: skip
         names = ", ".join(sorted({t.package for t in python_side}))
-        print(f"lint: {names} missing from {env.bin_dir}: installing: {runner.render(argv)}")
-        runner.run(c, argv, warn=True, in_stream=False)
+        print(
+            f"lint: {names} missing from {env.bin_dir}: installing (hashes from {lock_file}): "
+            f"{runner.render(install.argv)}"
+        )
+        if not runner.is_dry(c):
+            install.path.write_text(install.requirements, encoding="utf-8")
+        runner.run(c, install.argv, warn=True, in_stream=False)
     if any(t.side == "js" for t in absent):
         if not (frontend / "package.json").is_file():
             raise OpsError(
