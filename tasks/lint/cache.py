@@ -25,7 +25,7 @@ from pathlib import Path
 from tasks.lint.findings import FileResult
 from tasks.lint.tools import ERROR, Tool
 
-VERSION = 1
+VERSION = 2  # 2: package markers in the layout (snapshots before 2 had none)
 MAX_ENTRIES = 50000  # the oldest go first
 LAYOUT_TOOLS = frozenset({"isort", "ruff-check"})
 
@@ -46,11 +46,13 @@ def _listing(directory: Path) -> list[str]:
         return []
     from tasks.lint.files import SKIPPED_DIRS
 
-    return sorted(
+    listed = sorted(
         n for n in names
         if not n.startswith(".") and n not in SKIPPED_DIRS
         and (n.endswith((".py", ".pyi")) or (directory / n).is_dir())
     )  # fmt: skip
+    # a top-level directory is a package (first-party to isort and Ruff) by its __init__.py
+    return [n + "/" if (directory / n / "__init__.py").is_file() else n for n in listed]
 
 
 def installed(tool: Tool, binary: str) -> list[str]:

@@ -29,6 +29,8 @@ from tasks.lint.tools import JS_CONFIGS, PYTHON_CONFIGS
 
 CONFIG_NAMES = frozenset(PYTHON_CONFIGS) | frozenset(JS_CONFIGS)
 REGULAR = frozenset({"100644", "100755"})
+# a package's markers: without them isort and Ruff class ``pkg.sub`` as third-party
+PACKAGE_MARKERS = frozenset({"__init__.py", "__init__.pyi", "py.typed"})
 _COUNTER = itertools.count(1)
 
 
@@ -97,10 +99,13 @@ def build(
     for rel in dict.fromkeys((*wanted, *configs)):  # a frontend file may be both
         mode = 0o755 if by_path[rel].mode == "100755" else 0o644
         _write(_inside(dest, rel, label), blobs[by_path[rel].oid], mode)
-    for rel in by_path:  # top-level modules: isort's and Ruff's first-party detection
-        top = PurePosixPath(rel)
-        if len(top.parts) <= 2 and top.suffix in (".py", ".pyi") and not (dest / rel).exists():
-            if len(top.parts) == 1 or top.parts[0] == "src":
+    for rel in by_path:  # isort's and Ruff's first-party detection, as in a checkout:
+        top = PurePosixPath(rel)  # top-level modules and every package marker of the commit
+        if (dest / rel).exists():
+            continue
+        marker = top.name in PACKAGE_MARKERS
+        if marker or (len(top.parts) <= 2 and top.suffix in (".py", ".pyi")):
+            if marker or len(top.parts) == 1 or top.parts[0] == "src":
                 _write(_inside(dest, rel, label), b"", 0o644)
     modules = layout.frontend / "node_modules"
     link = dest / frontend / "node_modules"
