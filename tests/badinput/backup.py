@@ -223,6 +223,14 @@ CASES = [
     case(
         "backup.verify",
         "--latest",
+        "--trust-destination",
+        config=PROJECT,
+        expect=r"^--trust-destination: only with --from NAME \(a local backup is checked",
+        id="verify-trust-destination-local",
+    ),
+    case(
+        "backup.verify",
+        "--latest",
         "--identity",
         "/etc",
         config=PROJECT,
@@ -293,6 +301,16 @@ CASES = [
         config=PROJECT,
         expect=r"^--from: 'nowhere' is not valid",
         id="restore-from",
+    ),
+    case(
+        "backup.restore",
+        "x.dump",
+        "--database",
+        "copy",
+        "--trust-destination",
+        config=PROJECT,
+        expect=r"^--trust-destination: only with --from NAME",
+        id="restore-trust-destination-local",
     ),
     case(
         "backup.list",
@@ -379,6 +397,14 @@ CASES = [
         expect=r"^--from: 'nowhere' is not valid",
         code=3,
         id="check-from",
+    ),
+    case(
+        "backup.check",
+        "--trust-destination",
+        config=PROJECT,
+        expect=r"^--trust-destination: only with --from NAME",
+        code=3,
+        id="check-trust-destination-local",
     ),
     case(
         "backup.check",
