@@ -10,12 +10,13 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures_backup import BackupEnv
+from fixtures_backup import BackupEnv, update_config
 from fixtures_s3 import S3Server
 from test_backup_offsite import Offsite, use
 
@@ -137,7 +138,7 @@ def upload(offsite: Offsite) -> str:
         offsite, "backup.postgres", "--to", "offsite", "--format", "plain", "--compress", "gzip"
     )
     assert code == 0, err
-    (name,) = [n for n in offsite.objects() if not n.endswith(".sha256")]
+    (name,) = [n for n in offsite.objects() if not n.endswith((".sha256", ".sig"))]
     return name
 
 
@@ -275,3 +276,95 @@ def test_the_genuine_round_trip_still_passes(offsite: Offsite) -> None:
     assert code == 0 and err == "", err
     assert env.pg.checksum(target) == env.pg.checksum("flowlet")
     assert not [p for p in env.out.iterdir() if ".partial" in p.name]
+
+
+# -- signed sidecars: a second bastion (no manifest line) trusts what an allowed key signed --------
+
+
+def make_signer(directory: Path) -> tuple[Path, Path]:
+    """(an unencrypted ed25519 key, an allowed_signers file naming it ``bastion-a``)."""
+    key = directory / "signing_key"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "bastion-a", "-f", str(key)],
+        check=True,
+    )
+    public = " ".join(key.with_name("signing_key.pub").read_text().split()[:2])
+    allowed = directory / "allowed_signers"
+    allowed.write_text(f"bastion-a {public}\n")
+    return key, allowed
+
+
+@pytest.mark.slow
+def test_a_signed_backup_is_trusted_by_another_bastion(offsite: Offsite, tmp_path: Path) -> None:
+    env = offsite.env
+    key, allowed = make_signer(tmp_path)
+    update_config(env.config, backup={"signing_key": str(key), "allowed_signers": str(allowed)})
+    name = upload(offsite)
+    assert sorted(offsite.objects()) == sorted([name, f"{name}.sha256", f"{name}.sha256.sig"])
+    local_sig = env.out / f"{name}.sha256.sig"
+    assert local_sig.stat().st_mode & 0o777 == 0o600
+    assert (offsite.bucket / f"{name}.sha256.sig").read_bytes() == local_sig.read_bytes()
+    by_hand = subprocess.run(  # README's manual check
+        ["ssh-keygen", "-Y", "verify", "-f", str(allowed), "-I", "bastion-a"]
+        + ["-n", "flowlet-backup", "-s", str(local_sig)],
+        input=(env.out / f"{name}.sha256").read_bytes(),
+        capture_output=True,
+    )
+    assert by_hand.returncode == 0, by_hand.stderr
+
+    other = tmp_path / "bastion-b"  # another bastion: its own (empty) manifest
+    code, out, err = inv(
+        offsite, "backup.verify", "--latest", "--from", "offsite", "--output-dir", str(other)
+    )
+    assert code == 0 and err == "" and f"{name}: sha256 ok" in out, err
+    target = "signed_" + uuid.uuid4().hex[:8]
+    code, out, err = inv(
+        offsite,
+        "backup.restore",
+        name,
+        "--from",
+        "offsite",
+        "--database",
+        target,
+        "--output-dir",
+        str(other),
+    )
+    assert code == 0 and err == "", err
+    assert env.pg.checksum(target) == env.pg.checksum("flowlet")
+
+    renamed = "development-postgres-20300101T000000Z.sql.gz"  # a signed sidecar of another name
+    for suffix in ("", ".sha256", ".sha256.sig"):
+        (offsite.bucket / f"{renamed}{suffix}").write_bytes(
+            (offsite.bucket / f"{name}{suffix}").read_bytes()
+        )
+    code, _out, err = inv(
+        offsite, "backup.verify", "--latest", "--from", "offsite", "--output-dir", str(other)
+    )
+    assert code == 1
+    refused(err, renamed, "does not verify against backup.allowed_signers")
+    for suffix in ("", ".sha256", ".sha256.sig"):
+        (offsite.bucket / f"{renamed}{suffix}").unlink()
+
+    marker = tmp_path / "pwned"
+    plant(offsite, name, hostile_dump(marker))  # object and sidecar forged, signature kept
+    for out_dir in (str(other), str(env.out)):
+        code, _out, err = inv(
+            offsite, "backup.verify", "--latest", "--from", "offsite", "--output-dir", out_dir
+        )
+        assert code == 1
+        why = "allowed_signers" if out_dir == str(other) else "manifest recorded at upload"
+        refused(err, name, why)
+    code, _out, err = inv(
+        offsite,
+        "backup.restore",
+        name,
+        "--from",
+        "offsite",
+        "--database",
+        "x" + uuid.uuid4().hex[:8],
+        "--output-dir",
+        str(other),
+    )
+    assert code == 1
+    refused(err, name, "does not verify against backup.allowed_signers")
+    assert not marker.exists()

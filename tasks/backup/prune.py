@@ -18,6 +18,7 @@ from invoke import Context
 from tasks.backup import manifest
 from tasks.backup.catalog import BackupSet, Source, catalog_of, check_env, open_source, select
 from tasks.backup.retention import plan_retention
+from tasks.backup.signing import SIG_SUFFIX
 from tasks.backup.source import Untrusted
 from tasks.core.runner import is_dry
 from tasks.core.settings import load
@@ -72,6 +73,7 @@ def prune(
                     if not dry:
                         opened.delete(item.name)
                         opened.delete(item.name + ".sha256")
+                        opened.delete(item.name + SIG_SUFFIX)
                     print(f"{verb} {opened.label(item.name)}")
             print(f"{group_env}/{key} at {opened.where}: keeping {len(keep)}, {verb} {len(delete)}")
         stale = [p for p in catalog.partials if not p.live]

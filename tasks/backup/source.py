@@ -3,8 +3,10 @@
 A destination is not trusted: whoever can write an object there can write its sidecar too. An
 object read from one is checked against the sha256 the local manifest recorded when this
 bastion uploaded it (:meth:`Source.expected_sha256`); an object the manifest does not know, or
-whose sidecar there disagrees with the manifest, is refused (:class:`Untrusted`) unless
-``--trust-destination`` says explicitly to take the destination's sidecar instead.
+whose sidecar there disagrees with the manifest, is refused (:class:`Untrusted`) unless its
+sidecar is signed by a key of ``backup.allowed_signers`` (:mod:`tasks.backup.signing`: a backup
+another bastion made) or ``--trust-destination`` says explicitly to take the destination's
+sidecar instead.
 """
 
 from __future__ import annotations
@@ -46,12 +48,14 @@ class Source:
         *,
         manifest: str = "manifest.jsonl",
         trust_destination: bool = False,
+        allowed_signers: Path | None = None,
     ) -> None:
         self.where = where
         self.out = out
         self.rclone = rclone
         self.manifest = manifest  # file name under ``out``: the sha256s recorded at upload
         self.trust_destination = trust_destination
+        self.allowed_signers = allowed_signers  # keys whose signed sidecars are trusted too
         self._recorded: dict[str, str] | None = None
 
     @property
@@ -63,9 +67,11 @@ class Source:
 
     def expected_sha256(self, name: str) -> str | None:
         """The sha256 ``name`` must have: locally its sidecar; at a destination the one the
-        local manifest recorded at upload (raises :class:`Untrusted` for an object it does not
-        know or whose sidecar there says otherwise), or with ``--trust-destination`` the
-        destination's sidecar. None: no checksum at all (the caller refuses the file)."""
+        local manifest recorded at upload, else the one its sidecar there says if a key of
+        ``backup.allowed_signers`` signed that sidecar (raises :class:`Untrusted` for an object
+        neither vouches for, or whose sidecar disagrees with the manifest), or with
+        ``--trust-destination`` the destination's sidecar. None: no checksum at all (the
+        caller refuses the file)."""
         if self.is_local:
             return read_sidecar(self.out / name)
         data = self.rclone.read_small(name + ".sha256")
@@ -73,9 +79,12 @@ class Source:
         if self.trust_destination:
             return sidecar
         recorded = self.recorded_sha256(name)
+        if recorded is None and self.allowed_signers is not None and data is not None:
+            recorded = self.signed_sha256(name, data)
         if recorded is None:
             raise Untrusted(
-                f"{name}: not in the local manifest ({self.out / self.manifest}), so nothing "
+                f"{name}: not in the local manifest ({self.out / self.manifest})"
+                f"{'' if self.allowed_signers is None else ' nor signed'}, so nothing "
                 f"vouches for this object at {self.where}; refusing it ({TRUST_HINT})",
                 "UNTRUSTED (not in the manifest)",
             )
@@ -86,6 +95,27 @@ class Source:
                 "UNTRUSTED (sidecar differs from the manifest)",
             )
         return recorded
+
+    def signed_sha256(self, name: str, sidecar: bytes) -> str | None:
+        """The digest of a sidecar signed by a key of ``backup.allowed_signers`` for this very
+        object; None when it has no signature; :class:`Untrusted` when its signature or its
+        name is wrong."""
+        from tasks.backup.signing import SIG_SUFFIX, verify
+
+        assert self.allowed_signers is not None  # nosec B101 - checked by the caller
+        signature = self.rclone.read_small(name + SIG_SUFFIX)
+        if signature is None:
+            return None
+        words = sidecar.decode("utf-8", "replace").split()
+        principal = verify(self.allowed_signers, sidecar, signature)
+        if principal is None or len(words) != 2 or words[1].lstrip("*") != name:
+            raise Untrusted(
+                f"{name}: its signed sidecar at {self.where} does not verify against "
+                f"backup.allowed_signers ({self.allowed_signers}) for this object; refusing it "
+                f"({TRUST_HINT})",
+                "UNTRUSTED (bad signature)",
+            )
+        return parse_sidecar(sidecar.decode("utf-8", "replace"))
 
     def recorded_sha256(self, name: str) -> str | None:
         """The sha256 the local manifest recorded for ``name`` when it was backed up."""
@@ -183,4 +213,5 @@ def open_source(
         Rclone(dest).start(),
         manifest=settings.manifest,
         trust_destination=trust_destination,
+        allowed_signers=settings.allowed_signers,
     )

@@ -508,6 +508,28 @@ CASES = [
         id="dest-config-file",
     ),
     case(
+        "backup.postgres",
+        config="backup: {signing_key: /nonexistent/id_ed25519}\n",
+        expect=r"^backup\.signing_key: '/nonexistent/id_ed25519' is not valid .*does not exist$",
+        id="signing-key-missing",
+    ),
+    case(
+        "backup.verify",
+        "--latest",
+        config="backup: {allowed_signers: /etc}\n",
+        expect=r"^backup\.allowed_signers: '/etc' is not valid",
+        id="allowed-signers-dir",
+    ),
+    case(
+        "backup.postgres",
+        "--host",
+        "db",
+        "--keep-remote",
+        config="backup: {signing_key: /etc/hostname}\n",
+        expect=r"^--keep-remote: the copy stays on the host, where backup\.signing_key cannot",
+        id="backup-keep-remote-signing",
+    ),
+    case(
         "backup.list",
         config="backup: {destinations: {offsite: {url: 'x:y', bucket: z}}}\n",
         expect=(
