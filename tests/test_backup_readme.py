@@ -158,6 +158,8 @@ def test_restore_commands(project: Project, pg_server: PgServer) -> None:
             project.backups / path.name.replace(made.name, README_NAME),
             project.bucket / path.name.replace(made.name, README_NAME),
         )
+    manifest = project.backups / "manifest.jsonl"  # made under that name, as far as it knows
+    manifest.write_text(manifest.read_text().replace(made.name, README_NAME))
     for db in ("flowlet_copy", "flowlet_copy2"):
         pg_server.sql(f"drop database if exists {db}")
     out = project.run(f"inv backup.restore backups/{README_NAME} --database flowlet_copy").stdout

@@ -60,6 +60,10 @@ SELECT_HELP = {
     "output_dir": "backup directory; default backup.output_dir",
     "from_": "look at this destination (backup.destinations) instead of the local directory",
 }
+TRUST_HELP = (
+    "with --from: accept the destination's own sha256 sidecars for objects the local manifest "
+    "does not vouch for (uploaded from elsewhere); says so on stderr"
+)
 
 
 class EngineTask(OpsTask):
@@ -150,6 +154,7 @@ backup = _engine_task(
         "latest": "verify the newest backup (of --env / --database)",
         "restore_test": "also restore into a scratch database and compare it with the source",
         "identity": "age identity file (encrypted backups); default backup.identity",
+        "trust_destination": TRUST_HELP,
     },
 )
 def verify(
@@ -162,6 +167,7 @@ def verify(
     identity: Path | None = None,
     output_dir: Path | None = None,
     from_: str | None = None,
+    trust_destination: bool = False,
 ) -> None:
     """Verify a backup: checksum, every byte decompressed and read; --restore-test restores it."""
     from tasks.backup.verify import verify as run_verify
@@ -176,6 +182,7 @@ def verify(
         identity=identity,
         output_dir=output_dir,
         source=from_,
+        trust_destination=trust_destination,
     )
 
 
@@ -194,6 +201,7 @@ def verify(
         "no_owner": "postgres: do not restore object ownership (roles may not exist there)",
         "globals": "postgres: restore the set's roles and tablespaces first (needs a superuser)",
         "output_dir": "where a backup fetched with --from is staged; default backup.output_dir",
+        "trust_destination": TRUST_HELP,
     },
 )
 def restore(
@@ -209,6 +217,7 @@ def restore(
     no_owner: bool = False,
     globals: bool = False,
     output_dir: Path | None = None,
+    trust_destination: bool = False,
 ) -> None:
     """Restore a backup into a named database; stops at the first SQL error."""
     from tasks.backup.restore import restore as run_restore
@@ -226,6 +235,7 @@ def restore(
         no_owner=no_owner,
         with_globals=globals,
         output_dir=output_dir,
+        trust_destination=trust_destination,
     )
 
 
@@ -269,6 +279,7 @@ def prune(
         "warn_age": "WARNING when older than this (e.g. 25h); default backup.check.warn_age",
         "textfile": "also write node-exporter textfile metrics into this directory",
         "identity": "age identity file (encrypted backups); default backup.identity",
+        "trust_destination": TRUST_HELP,
     },
 )
 def check(
@@ -281,6 +292,7 @@ def check(
     textfile: str | None = None,
     output_dir: str | None = None,
     identity: str | None = None,
+    trust_destination: bool = False,
 ) -> None:
     """Nagios-style freshness check: newest backup younger than --max-age and verified (0/1/2/3)."""
     from tasks.backup.freshness import check as run_check
@@ -295,6 +307,7 @@ def check(
         textfile=textfile,
         output_dir=output_dir,
         identity=identity,
+        trust_destination=trust_destination,
     )
 
 

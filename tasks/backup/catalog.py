@@ -21,7 +21,7 @@ from invoke import Context
 from tasks.backup import manifest
 from tasks.backup.files import is_live
 from tasks.backup.names import BackupName, parse_name
-from tasks.backup.source import Source, open_source
+from tasks.backup.source import Source, Untrusted, open_source
 from tasks.backup.stream import human
 from tasks.core.errors import ConfigError
 from tasks.core.settings import load
@@ -209,7 +209,10 @@ def set_state(
     source: Source, states: dict[str, manifest.FileState], item: Item, check: bool
 ) -> str:
     if check:
-        expected = source.expected_sha256(item.name)
+        try:
+            expected = source.expected_sha256(item.name)
+        except Untrusted as exc:
+            return exc.state
         if expected is None:
             return "missing"
         return "ok" if source.sha256(item.name) == expected else "MISMATCH"

@@ -21,6 +21,7 @@ from invoke import Context
 
 from tasks.backup import manifest
 from tasks.backup.catalog import Source, age, catalog_of, open_source, select
+from tasks.backup.source import check_trust_flag
 from tasks.backup.stream import human
 from tasks.backup.targets import DatabaseTarget, targets_of
 from tasks.core.environments import resolve_environment
@@ -56,6 +57,7 @@ def check(
     textfile: str | None,
     output_dir: Any,
     identity: Any,
+    trust_destination: bool = False,
 ) -> None:
     """The body of ``backup.check``: every failure to check at all is UNKNOWN (exit 3); with a
     textfile directory, the targets it could not check get ``check_status 3`` there too (an
@@ -87,9 +89,10 @@ def check(
             from tasks.backup.settings import NAME
 
             flag(NAME, source, "--from")
+        check_trust_flag(source, trust_destination)
         environment = resolve_environment(c, env)
         targets = targets_of(environment, database)
-        opened = open_source(c, settings, source, out)
+        opened = open_source(c, settings, source, out, trust_destination=trust_destination)
         try:
             results = [evaluate(c, settings, opened, t, limits, ident) for t in targets]
         finally:

@@ -59,6 +59,19 @@ def by_file(records: list[dict[str, Any]]) -> dict[str, FileState]:
     return result
 
 
+def recorded_sha256s(records: list[dict[str, Any]]) -> dict[str, str]:
+    """File name -> the sha256 its ``backup`` line recorded when it was written (the dump and
+    its globals companion): what an object fetched from a destination must hash to."""
+    result: dict[str, str] = {}
+    for record in records:
+        if record.get("event", "backup") != "backup":
+            continue
+        for entry in (record, record.get("globals")):
+            if isinstance(entry, dict) and entry.get("file") and entry.get("sha256"):
+                result[str(entry["file"])] = str(entry["sha256"])
+    return result
+
+
 def last_events(records: list[dict[str, Any]], environment: str, database: str) -> dict[str, Any]:
     """The last ``backup`` and ``failed`` lines of one target (keys ``backup``, ``failed``)."""
     found: dict[str, Any] = {}

@@ -4,7 +4,8 @@ destination (``--from``); never the newest verified set; remove stale partials.
 "Verified" locally: the file's sha256 matches its sidecar (checked newest first until one
 does). On a destination: the manifest confirms that copy (its upload was size+sha256-checked
 there, or ``backup.verify --from`` passed) and the object still has the recorded size; without
-such a record the objects' sha256 is computed there, newest first, until one matches.
+such a record the objects' sha256 is computed there, newest first, until one matches the sha256
+the local manifest recorded for it (an object it does not know protects nothing).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from invoke import Context
 from tasks.backup import manifest
 from tasks.backup.catalog import BackupSet, Source, catalog_of, check_env, open_source, select
 from tasks.backup.retention import plan_retention
+from tasks.backup.signing import SIG_SUFFIX
+from tasks.backup.source import Untrusted
 from tasks.core.runner import is_dry
 from tasks.core.settings import load
 
@@ -30,7 +33,10 @@ def is_verified(
     state = states.get(main.name)
     if not source.is_local and state is not None and state.confirmed_at(source.where):
         return int(state.record.get("bytes", -1)) == main.size
-    expected = source.expected_sha256(main.name)
+    try:
+        expected = source.expected_sha256(main.name)
+    except Untrusted:  # nothing vouches for it: it protects nothing
+        return False
     return expected is not None and source.sha256(main.name) == expected
 
 
@@ -67,6 +73,7 @@ def prune(
                     if not dry:
                         opened.delete(item.name)
                         opened.delete(item.name + ".sha256")
+                        opened.delete(item.name + SIG_SUFFIX)
                     print(f"{verb} {opened.label(item.name)}")
             print(f"{group_env}/{key} at {opened.where}: keeping {len(keep)}, {verb} {len(delete)}")
         stale = [p for p in catalog.partials if not p.live]

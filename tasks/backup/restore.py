@@ -2,9 +2,12 @@
 
 A backup is restored only once its checksum matches its sidecar: a local file is hashed first;
 one on a destination (``--from``) is fetched into ``NAME.partial`` beside the local backups,
-hashed on the way, and removed afterwards. ``--globals`` loads the set's roles first (roles that
-exist already are left alone). A database the restore created is dropped again when the restore
-fails (or is interrupted): nothing half-restored is left behind.
+hashed on the way against the sha256 the local manifest recorded at upload (not the sidecar
+there, which whoever writes the object writes too; ``--trust-destination`` takes it), and
+removed afterwards; the restore test of ``verify --from`` restores that fetched copy too.
+``--globals`` loads the set's roles first (roles that exist already are left alone). A
+database the restore created is dropped again when the restore fails (or is interrupted):
+nothing half-restored is left behind.
 """
 
 from __future__ import annotations
@@ -153,12 +156,13 @@ def restore(
     no_owner: bool,
     with_globals: bool,
     output_dir: Any,
+    trust_destination: bool = False,
 ) -> None:
     settings = load(c, "backup")
     if database is None:
         raise ConfigError("--database: name the database to restore into")
     dbname = check_dbname(database, flag="--database")
-    opened = open_source(c, settings, source, output_dir)
+    opened = open_source(c, settings, source, output_dir, trust_destination=trust_destination)
     staged: list[Partial] = []
     try:
         name = Path(file).name
@@ -270,30 +274,37 @@ def restore_test(
     assert parsed is not None  # nosec B101 - verified names only
     _environment, target = target_for(c, parsed, env)
     scratch = f"{target.name}_verify_{secrets.token_hex(4)}"[:63]
+    staged: Partial | None = None
+    if source.is_local:
+        opener = local_opener(source.out / name)
+    else:  # the bytes restored are the bytes checked: fetched once, hashed, then restored
+        from tasks.backup.files import ensure_private_dir
 
-    @contextmanager
-    def opener() -> Iterator[IO[bytes]]:
-        with source.open(name) as handle:
-            yield handle
-
-    with credentials(target) as creds:
-        session = Session(target, creds)
-        session.create(scratch)
-        try:
-            restore_into(
-                session,
-                opener,
-                name,
-                scratch,
-                identity,
-                jobs=2,
-                no_owner=False,
-                workroot=source.out,
-            )
-            restored = (session.row_counts(scratch), session.objects(scratch))
-            live = (session.row_counts(target.name), session.objects(target.name))
-        finally:
-            session.drop(scratch)
+        ensure_private_dir(source.out, source="backup.output_dir")
+        staged = stage_locally(source, name, source.out)
+        opener = local_opener(staged.path)
+    try:
+        with credentials(target) as creds:
+            session = Session(target, creds)
+            session.create(scratch)
+            try:
+                restore_into(
+                    session,
+                    opener,
+                    name,
+                    scratch,
+                    identity,
+                    jobs=2,
+                    no_owner=False,
+                    workroot=source.out,
+                )
+                restored = (session.row_counts(scratch), session.objects(scratch))
+                live = (session.row_counts(target.name), session.objects(target.name))
+            finally:
+                session.drop(scratch)
+    finally:
+        if staged is not None:
+            staged.discard()
     for what, got, want in (
         ("row counts", restored[0], live[0]),
         ("objects", restored[1], live[1]),

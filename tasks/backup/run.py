@@ -125,6 +125,10 @@ def resolve_job(c: Context, engine: str | None, flags: dict[str, Any]) -> Job:
         raise ConfigError("--keep-remote: needs --host (or backup_host in the target's config)")
     if keep_remote and (destination is not None or not local):
         raise ConfigError("--keep-remote: the copy stays on the host; not with --to / --no-local")
+    if keep_remote and settings.signing_key is not None:
+        raise ConfigError(
+            "--keep-remote: the copy stays on the host, where backup.signing_key cannot sign it"
+        )
     if keep_remote and options.with_globals:
         raise ConfigError("--globals: not with --keep-remote (the companion would stay local)")
     return Job(
@@ -150,6 +154,10 @@ def backup(c: Context, engine: str | None, flags: dict[str, Any]) -> None:
         print_plan(job)
         return
     ensure_private_dir(job.out, source=job.out_source)
+    if job.settings.signing_key is not None:  # a key that cannot sign fails before the dump
+        from tasks.backup.signing import sign
+
+        sign(job.settings.signing_key, b"flowlet-backup: can this key sign?\n")
     started = time.time()
     try:
         if job.host:
@@ -158,6 +166,8 @@ def backup(c: Context, engine: str | None, flags: dict[str, Any]) -> None:
             files, versions = remote_backup(c, job)
         else:
             files, versions = local_backup(job)
+        if job.settings.signing_key is not None:
+            sign_files(job, files)
     except (OpsError, KeyboardInterrupt) as exc:
         error = exc.message if isinstance(exc, OpsError) else "interrupted"
         manifest.append(
@@ -210,6 +220,32 @@ def record(job: Job, files: list[FileResult], versions: tuple[str, str], started
     if main.upload_error:
         line["upload_error"] = main.upload_error
     manifest.append(job.manifest_path, line)
+
+
+def sign_files(job: Job, files: list[FileResult]) -> None:
+    """``NAME.sha256.sig`` beside every copy of every file (:mod:`tasks.backup.signing`)."""
+    from tasks.backup.files import sidecar_text, write_atomic
+    from tasks.backup.signing import SIG_SUFFIX, sign
+
+    assert job.settings.signing_key is not None  # nosec B101 - only called when configured
+    signatures = {
+        f.name: sign(job.settings.signing_key, sidecar_text(f.name, f.sha256).encode())
+        for f in files
+    }
+    for f in files:
+        if f.local:
+            path = Path(f.local).with_name(f.name + SIG_SUFFIX)
+            write_atomic(path, signatures[f.name].decode(), 0o600, source=job.out_source)
+    uploaded = [f for f in files if f.destinations]
+    if uploaded and job.destination is not None:
+        from tasks.backup.offsite import Rclone
+
+        rclone = Rclone(job.destination).start()
+        try:
+            for f in uploaded:
+                rclone.put_small(f.name + SIG_SUFFIX, signatures[f.name])
+        finally:
+            rclone.close()
 
 
 def stage_failed(error: StageError, what: str = "backup") -> OpsError:

@@ -102,6 +102,21 @@ SCHEMA = Section(
             "age public recipients",
         ),
         "identity": FilePath("", "age identity file for verify/restore", kind="file", empty=True),
+        "signing_key": FilePath(
+            "",
+            "SSH private key that signs each sidecar (NAME.sha256.sig); empty: no signatures",
+            kind="file",
+            must_exist=True,
+            empty=True,
+        ),
+        "allowed_signers": FilePath(
+            "",
+            "ssh-keygen allowed_signers file: --from trusts objects whose sidecar one of these "
+            "keys signed (empty: only the local manifest)",
+            kind="file",
+            must_exist=True,
+            empty=True,
+        ),
         "remote_dir": Str(
             "/var/backups/flowlet",
             "backup dir on --host for --keep-remote",

@@ -176,9 +176,10 @@ def verify(
     identity: Any,
     output_dir: Any,
     source: str | None,
+    trust_destination: bool = False,
 ) -> None:
     settings = load(c, "backup")
-    opened = open_source(c, settings, source, output_dir)
+    opened = open_source(c, settings, source, output_dir, trust_destination=trust_destination)
     try:
         backup_set = pick(c, settings, opened, file=file, latest=latest, env=env, database=database)
         results = verify_set(
