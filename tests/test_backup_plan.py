@@ -195,6 +195,7 @@ def test_names_parse_back() -> None:
     assert hyphen is not None and hyphen.split(["eu-west"]) == ("eu-west", "orders-db")
     assert parse_name("notes.txt") is None
     assert parse_name("production-postgres-20261127T120000Z.sql.partial") is None
+    assert parse_name("production-postgres-20261127T120000Z.sql\n") is None
 
 
 def test_read_stages_undo_the_pipeline() -> None:
