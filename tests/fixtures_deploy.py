@@ -167,14 +167,15 @@ def cluster_answers() -> Callable[..., dict[Any, Any]]:
             "kubectl config get-contexts -o name": "\n".join(CONTEXTS),
             f"git -C {REPO} rev-parse HEAD": SHA + "\n",
             f"git -C {REPO} status --porcelain": porcelain,
-            f"helm --kube-context {context} history flowlet --namespace {namespace} --max 20 "
-            "--output json": history,
+            f"helm --kube-context {context} history --namespace {namespace} --max 20 "
+            "--output json -- flowlet": history,
             "helm plugin list": plugins,
-            f"helm --kube-context {context} status flowlet --namespace {namespace} --output json": (
-                status_json(2, namespace)
+            f"helm --kube-context {context} status --namespace {namespace} "
+            "--output json -- flowlet": status_json(2, namespace),
+            f"helm --kube-context {context} history --namespace {namespace} --max 1 "
+            "--output json -- flowlet": json.dumps(
+                json.loads(history_json("superseded", "deployed"))[-1:]
             ),
-            f"helm --kube-context {context} history flowlet --namespace {namespace} --max 1 "
-            "--output json": json.dumps(json.loads(history_json("superseded", "deployed"))[-1:]),
             f"{kubectl} get secret flowlet-app --output json": secret,
             f"{kubectl} create --filename - --output json": lease_json(namespace),
             re.compile(r"kubectl --context \S+ --namespace \S+ create secret generic .*"): (

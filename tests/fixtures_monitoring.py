@@ -45,9 +45,10 @@ H3 = ["--atomic", "--wait", "--timeout", "10m"]
 def upgrades(context: str, flags: list[str], namespace: str = "monitoring") -> list[str]:
     def one(release: str, chart: str, version: str, values: str, extra: str = "") -> str:
         return (
-            f"helm --kube-context {context} upgrade --install {release} {chart} --version "
+            f"helm --kube-context {context} upgrade --install --version "
             f"{version} --namespace {namespace} --values {VALUES / values}{extra} "
             + " ".join(flags)
+            + f" -- {release} {chart}"
         )
 
     return [
@@ -65,7 +66,7 @@ def upgrades(context: str, flags: list[str], namespace: str = "monitoring") -> l
 
 
 def search_command(chart: str) -> str:
-    return f"helm search repo {chart} --version {CHARTS[chart]} -o json"
+    return f"helm search repo --version {CHARTS[chart]} -o json -- {chart}"
 
 
 def search_answer(chart: str, version: str | None = None) -> str:

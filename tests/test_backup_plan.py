@@ -38,7 +38,7 @@ CONN = (
     "flowlet",
     "--no-password",
     "--dbname",
-    "flowlet",
+    "dbname='flowlet'",
 )
 
 
@@ -116,7 +116,7 @@ def test_directory_format_dumps_in_parallel_under_a_lifeline_then_tars() -> None
         work,
     )
     assert result.prepare.forks and result.prepare.secret
-    assert [s.argv for s in result.stages] == [("tar", "-c", "-f", "-", "-C", work, ".")]
+    assert [s.argv for s in result.stages] == [("tar", "-c", "-f", "-", "-C", work, "--", ".")]
     assert result.final.name == "development-postgres-20261127T120000Z.dir.tar"
     assert not plan(fmt="directory", jobs=1).prepare.forks  # type: ignore[union-attr]
 
@@ -133,7 +133,7 @@ def test_mysql_stages_take_the_option_file_first_and_dump_events() -> None:
     assert dump[0] in ("mariadb-dump", "mysqldump")
     assert dump[1] == "--defaults-extra-file=/dev/fd/5"
     assert {"--single-transaction", "--routines", "--triggers", "--events"} <= set(dump)
-    assert dump[-1] == "shop"
+    assert dump[-2:] == ("--", "shop")
     assert result.final.name == "staging-shop-20261127T120000Z.sql.zst"
 
 
@@ -195,6 +195,7 @@ def test_names_parse_back() -> None:
     assert hyphen is not None and hyphen.split(["eu-west"]) == ("eu-west", "orders-db")
     assert parse_name("notes.txt") is None
     assert parse_name("production-postgres-20261127T120000Z.sql.partial") is None
+    assert parse_name("production-postgres-20261127T120000Z.sql\n") is None
 
 
 def test_read_stages_undo_the_pipeline() -> None:
@@ -266,7 +267,7 @@ def test_remote_command_keeps_the_secret_in_a_shell_variable() -> None:
     assert directory.startswith("work=$(mktemp -d); trap 'rm -rf -- \"$work\"' EXIT;")
     assert '--file "$work/d"; kill "$meter"; ' in directory
     assert (
-        'sha256sum -- * > ../sums && mv ../sums flowlet.sha256sums); tar -c -f - -C "$work/d" .'
+        'sha256sum -- * > ../sums && mv ../sums flowlet.sha256sums); tar -c -f - -C "$work/d" -- .'
         in directory
     )
 
@@ -375,3 +376,120 @@ def test_local_compression_is_parallel_and_keeps_the_format() -> None:
     assert compress_stage("gzip", 6).argv == ("gzip", "-c", "-6")
     assert compress_stage("zstd", 3).argv == ("zstd", "-q", "-c", "-3")
     assert compress_stage("none", 0, parallel=True) is None
+
+
+# Every positional argument comes after "--" and the PostgreSQL database name is a quoted
+# keyword value, so a name is never read as an option or a connection string (issue 23).
+@pytest.mark.parametrize(
+    "name,quoted",
+    [
+        ("flowlet", "dbname='flowlet'"),
+        ("O'Brien", "dbname='O\\'Brien'"),
+        ("a\\b", "dbname='a\\\\b'"),
+        ("postgresql://evil/x", "dbname='postgresql://evil/x'"),
+    ],
+    ids=["plain", "quote", "backslash", "uri"],
+)
+def test_pg_dbname_is_a_quoted_keyword_value(name: str, quoted: str) -> None:
+    from tasks.backup.plan import pg_dbname
+
+    assert pg_dbname(name) == quoted
+
+
+def test_mysql_dump_argv_ends_with_double_dash_and_the_name() -> None:
+    dump = plan(MY, extra=("--defaults-extra-file=/dev/fd/5",), compress="none").stages[0]
+    assert dump.argv[1:] == (
+        "--defaults-extra-file=/dev/fd/5",
+        "--protocol=TCP",
+        "--host",
+        "db",
+        "--port",
+        "3306",
+        "--user",
+        "backup",
+        "--single-transaction",
+        "--quick",
+        "--routines",
+        "--triggers",
+        "--events",
+        "--",
+        "shop",
+    )
+
+
+def test_globals_argv_quotes_the_database() -> None:
+    companion = plan_globals(PG, options(compress="none"), Path("/b"), role_passwords=True)
+    assert companion.stages[0].argv == (
+        "pg_dumpall",
+        *CONN[:-2],
+        "--database",
+        "dbname='flowlet'",
+        "--globals-only",
+    )
+
+
+def test_restore_argvs_put_positionals_after_double_dash() -> None:
+    from tasks.backup.readback import read_all_stage
+
+    work = Path("/w")
+    assert [s.argv for s in restore_stage(PG, "directory", "copy", jobs=2, workdir=work)] == [
+        (
+            "pg_restore",
+            "--exit-on-error",
+            "--jobs=2",
+            *CONN[:-1],
+            "dbname='copy'",
+            "--format=directory",
+            "--",
+            "/w",
+        )
+    ]
+    assert [s.argv for s in restore_stage(PG, "custom", "copy")] == [
+        ("pg_restore", "--exit-on-error", "--single-transaction", *CONN[:-1], "dbname='copy'")
+    ]
+    assert [s.argv for s in restore_stage(PG, "plain", "copy")] == [
+        (
+            "psql",
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            *CONN[:-1],
+            "dbname='copy'",
+            "--single-transaction",
+            "-o",
+            "/dev/null",
+        )
+    ]
+    mysql = restore_stage(MY, "plain", "copy", client_extra=("--defaults-extra-file=/dev/fd/5",))
+    assert mysql[0].argv[1:] == (
+        "--defaults-extra-file=/dev/fd/5",
+        "--protocol=TCP",
+        "--host",
+        "db",
+        "--port",
+        "3306",
+        "--user",
+        "backup",
+        "--",
+        "copy",
+    )
+    assert read_all_stage("directory", work).argv == (
+        "pg_restore",
+        "-f",
+        "/dev/null",
+        "--format=directory",
+        "--",
+        "/w",
+    )
+    assert read_all_stage("custom").argv == ("pg_restore", "-f", "/dev/null")
+
+
+def test_rclone_streams_put_the_object_after_double_dash() -> None:
+    from tasks.backup.describe import upload_lines
+    from tasks.backup.offsite import Destination
+
+    dest = Destination("offsite", "offsite:bucket", None, ())
+    line = upload_lines(dest, "x.sql.gz")[0]
+    assert line.startswith("| ") and "rclone --config /dev/null --log-level ERROR " in line
+    assert " rcat -- offsite:bucket/x.sql.gz.partial " in line

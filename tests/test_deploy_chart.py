@@ -38,7 +38,8 @@ def template_args(env: str, *extra: str) -> list[str]:
         Target(env, namespace, "", "flowlet"),
         ChartInputs(CHART, CHART / values, "flowlet-app", TIMEOUT),
     )
-    return [*argv[1:], *extra]  # without "helm": run_helm picks the binary
+    dash = argv.index("--")  # options before it, the release and chart after
+    return [*argv[1:dash], *extra, *argv[dash:]]  # without "helm": run_helm picks the binary
 
 
 @pytest.fixture(scope="module")

@@ -216,8 +216,8 @@ def test_dry_setup_production_touches_no_cluster(project: Path, cluster: FakeKub
         "    (dry run: the values from environment variables FLOWLET_DB_PASSWORD are not read)",
         "==> 5. diff against the deployed release",
         "    helm-diff plugin not installed: comparing helm template with helm get manifest",
-        f"helm template flowlet {chart} {ns} {values}",
-        f"helm --kube-context flowlet-production get manifest flowlet {ns}",
+        f"helm template {ns} {values} -- flowlet {chart}",
+        f"helm --kube-context flowlet-production get manifest {ns} -- flowlet",
         "==> 6. confirmation",
         "    (dry run: would ask) Set up and deploy flowlet in production (namespace flowlet-prod, "
         "context flowlet-production)?",
@@ -229,7 +229,7 @@ def test_dry_setup_production_touches_no_cluster(project: Path, cluster: FakeKub
         f"{kubectl} {ns} create --filename - --output json",
         "    (dry run: the lock is not taken)",
         "==> 9. release state: flowlet in flowlet-prod",
-        f"helm --kube-context flowlet-production history flowlet {ns} --max 20 --output json",
+        f"helm --kube-context flowlet-production history {ns} --max 20 --output json -- flowlet",
         "    (dry run: release history not read)",
         "==> 10. secret flowlet-app: server-side apply",
         f"{kubectl} {ns} apply --server-side --force-conflicts --field-manager=flowlet-ops "
@@ -237,10 +237,10 @@ def test_dry_setup_production_touches_no_cluster(project: Path, cluster: FakeKub
         "    secret/flowlet-app would be applied in flowlet-prod",
         "==> 11. helm upgrade --install",
         re.compile(re.escape(
-            f"helm --kube-context flowlet-production upgrade flowlet {chart} --install {ns} "
+            f"helm --kube-context flowlet-production upgrade --install {ns} "
             f"{values} --rollback-on-failure --wait=watcher --timeout 600s --cleanup-on-fail "
             "--history-max 10 --description 'flowlet-ops deploy env=production git="
-        ) + r"[0-9a-f]{40} user=\S+ at=\S+Z'"),
+        ) + r"[0-9a-f]{40} user=\S+ at=\S+Z' -- flowlet " + re.escape(str(chart))),
         "==> 12. rollout verification",
         f"{kubectl} {ns} rollout status deployment/flowlet-backend --timeout=600s",
         f"{kubectl} {ns} rollout status deployment/flowlet-frontend --timeout=600s",

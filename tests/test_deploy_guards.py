@@ -215,7 +215,8 @@ def test_dry_run_end_to_end_without_a_cluster(
     assert len(re.findall(r"^==> \d+\. ", out, flags=re.MULTILINE)) == 13
     assert f"helm v{major}." in out
     assert "kube context flowlet-production (from environments.production.kube_context)" in out
-    assert "helm --kube-context flowlet-production upgrade flowlet" in out
+    assert "helm --kube-context flowlet-production upgrade --install " in out
+    assert re.search(r" -- flowlet /\S+/flowlet-chart\b", out)
     safety = "--rollback-on-failure --wait=watcher" if major == 4 else "--atomic --wait"
     assert (
         f"--set-string image.tag=abc1234 --set-string secretChecksum=SHA256_OF_THE_SECRET_DATA "

@@ -85,13 +85,13 @@ def expected_deploy(
     if diff:
         commands += [
             "helm plugin list",
-            f"helm template flowlet {CHART} --namespace {namespace} {values_args}",
-            f"{helm} get manifest flowlet --namespace {namespace}",
+            f"helm template --namespace {namespace} {values_args} -- flowlet {CHART}",
+            f"{helm} get manifest --namespace {namespace} -- flowlet",
         ]
     commands += [
         f"{kubectl} apply --server-side --field-manager=flowlet-ops --filename -",
         f"{kubectl} --namespace {namespace} create --filename - --output json",
-        f"{helm} history flowlet --namespace {namespace} --max 20 --output json",
+        f"{helm} history --namespace {namespace} --max 20 --output json -- flowlet",
     ]
     if setup:
         commands.append(
@@ -100,15 +100,19 @@ def expected_deploy(
         )
     return commands + [
         (
-            f"{helm} upgrade flowlet {CHART} --install --namespace {namespace} {values_args} "
+            f"{helm} upgrade --install --namespace {namespace} {values_args} "
             f"{safety} --timeout 600s{extra_upgrade} --cleanup-on-fail --history-max 10 "
-            f"--description '{description}'"
+            f"--description '{description}' -- flowlet {CHART}"
         ),
         f"{kubectl} --namespace {namespace} rollout status deployment/flowlet-backend "
         f"--timeout=600s",
         f"{kubectl} --namespace {namespace} rollout status deployment/flowlet-frontend "
         f"--timeout=600s",
-        *([] if dry else [f"{helm} history flowlet --namespace {namespace} --max 1 --output json"]),
+        *(
+            []
+            if dry
+            else [f"{helm} history --namespace {namespace} --max 1 --output json -- flowlet"]
+        ),
         f"{kubectl} delete --raw /apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/"
         f"{LEASE} --filename -",
     ]
@@ -351,7 +355,8 @@ def test_no_diff_and_timeout_and_context_override(
     )
     assert "helm plugin list" not in c.commands
     upgrade = next(cmd for cmd in c.commands if " upgrade " in cmd)
-    assert upgrade.startswith("helm --kube-context flowlet-staging upgrade flowlet")
+    assert upgrade.startswith("helm --kube-context flowlet-staging upgrade --install ")
+    assert upgrade.endswith(f" -- flowlet {CHART}")
     assert "--namespace t1 " in upgrade
     assert "--set progressDeadlineSeconds=96 " in upgrade and "--timeout 120s " in upgrade
 
@@ -396,8 +401,8 @@ def test_failed_rollout_shows_events_and_logs(
         f"{kubectl} get pods --selector=app.kubernetes.io/instance=flowlet,"
         "app.kubernetes.io/component=backend --output json",
         f"{kubectl} logs flowlet-backend-2 --all-containers --tail=40 --prefix",
-        "helm --kube-context flowlet-staging history flowlet --namespace flowlet-staging --max 1 "
-        "--output json",
+        "helm --kube-context flowlet-staging history --namespace flowlet-staging --max 1 "
+        "--output json -- flowlet",
         "kubectl --context flowlet-staging delete --raw /apis/coordination.k8s.io/v1/namespaces/"
         f"flowlet-staging/leases/{LEASE} --filename -",
     ]
@@ -488,9 +493,9 @@ def test_recover_plan(
     )
     assert c.commands[3:] == [
         f"{kubectl} --namespace flowlet-prod create --filename - --output json",
-        f"{helm} history flowlet --namespace flowlet-prod --max 20 --output json",
-        f"{helm} {verb} {args} --namespace flowlet-prod {tail}",
-        f"{helm} history flowlet --namespace flowlet-prod --max 1 --output json",
+        f"{helm} history --namespace flowlet-prod --max 20 --output json -- flowlet",
+        f"{helm} {verb} --namespace flowlet-prod {tail} -- {args}",
+        f"{helm} history --namespace flowlet-prod --max 1 --output json -- flowlet",
         f"{kubectl} delete --raw "
         f"/apis/coordination.k8s.io/v1/namespaces/flowlet-prod/leases/{LEASE} "
         "--filename -",
@@ -523,7 +528,7 @@ def test_recover_refuses_a_young_pending_revision(
         config=deploy_config, run={**cluster_answers("staging", history=history), CATCH_ALL: ""}
     )
     deploy_collection.recover(c, env="staging", yes=True, force=True)
-    assert any(" rollback flowlet 1 " in cmd for cmd in c.commands)
+    assert any(" rollback " in cmd and cmd.endswith(" -- flowlet 1") for cmd in c.commands)
 
 
 def test_recover_nothing_to_do(
@@ -555,19 +560,19 @@ def test_rollback_plan(
     wait = "--wait=watcher" if major == 4 else "--wait"
     kubectl = "kubectl --context flowlet-staging"
     helm = "helm --kube-context flowlet-staging"
-    history = f"{helm} history flowlet --namespace flowlet-staging --max 20 --output json"
+    history = f"{helm} history --namespace flowlet-staging --max 20 --output json -- flowlet"
     assert c.commands[3:] == [
         history,
         f"{kubectl} --namespace flowlet-staging create --filename - --output json",
         history,
-        f"{helm} rollback flowlet 1 --namespace flowlet-staging {wait} --timeout 600s "
+        f"{helm} rollback --namespace flowlet-staging {wait} --timeout 600s "
         f"--cleanup-on-fail "
-        "--history-max 10",
+        "--history-max 10 -- flowlet 1",
         f"{kubectl} --namespace flowlet-staging rollout status deployment/flowlet-backend "
         f"--timeout=600s",
         f"{kubectl} --namespace flowlet-staging rollout status deployment/flowlet-frontend "
         f"--timeout=600s",
-        f"{helm} history flowlet --namespace flowlet-staging --max 1 --output json",
+        f"{helm} history --namespace flowlet-staging --max 1 --output json -- flowlet",
         f"{kubectl} delete --raw "
         f"/apis/coordination.k8s.io/v1/namespaces/flowlet-staging/leases/{LEASE} "
         "--filename -",
@@ -658,8 +663,8 @@ def test_signal_during_upgrade_exits_143_is_audited_and_unlocks(
         deploy_collection.deploy(c, env="staging", diff=False)
     upgrade = next(i for i, cmd in enumerate(c.commands) if " upgrade " in cmd)
     assert c.commands[upgrade + 1 :] == [  # what helm left, then no rollout check: the lock
-        "helm --kube-context flowlet-staging history flowlet --namespace flowlet-staging --max 1 "
-        "--output json",
+        "helm --kube-context flowlet-staging history --namespace flowlet-staging --max 1 "
+        "--output json -- flowlet",
         "kubectl --context flowlet-staging delete --raw /apis/coordination.k8s.io/v1/namespaces/"
         f"flowlet-staging/leases/{LEASE} --filename -",
     ]

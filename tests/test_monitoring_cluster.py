@@ -57,7 +57,7 @@ def environment(tmp_path: Path, recorder: Recorder, **extra: str) -> dict[str, s
 
 def setup_plan(context: str, repos: ChartRepos | None, namespace: str = "monitoring") -> list[str]:
     """Every helm/kubectl call of a first ``monitoring.setup`` (Helm 4), in order."""
-    adds = [f"helm repo add {repo} {repos.url(repo)}" for repo in REPOS] if repos else []
+    adds = [f"helm repo add -- {repo} {repos.url(repo)}" for repo in REPOS] if repos else []
     kubectl = f"kubectl --context {context}"
     return [
         "kubectl config get-contexts -o name",
@@ -68,7 +68,7 @@ def setup_plan(context: str, repos: ChartRepos | None, namespace: str = "monitor
         f"{kubectl} --namespace {namespace} get secret grafana-admin -o name",
         f"{kubectl} --namespace {namespace} create secret generic grafana-admin "
         "--from-literal=admin-user=admin --from-file=admin-password=/dev/stdin",
-        "helm show crds prometheus-community/kube-prometheus-stack --version 88.5.3",
+        "helm show crds --version 88.5.3 -- prometheus-community/kube-prometheus-stack",
         f"{kubectl} apply --server-side --force-conflicts -f -",
         *upgrades(context, H4, namespace),
     ]
@@ -213,10 +213,10 @@ def test_setup_twice_changes_nothing_the_second_time(
         "kubectl config get-contexts -o name",
         "helm version --template '{{.Version}}'",
         "helm repo list -o json",
-        *(f"helm search repo {ref} --version {v} -o json" for ref, v in CHART_REFS),
+        *(f"helm search repo --version {v} -o json -- {ref}" for ref, v in CHART_REFS),
         f"{kubectl} apply -f -",
         f"{kubectl} --namespace monitoring get secret grafana-admin -o name",
-        "helm show crds prometheus-community/kube-prometheus-stack --version 88.5.3",
+        "helm show crds --version 88.5.3 -- prometheus-community/kube-prometheus-stack",
         f"{kubectl} apply --server-side --force-conflicts -f -",
         *upgrades("kind-flowlet", H4),
     ]
@@ -530,7 +530,7 @@ def test_uninstall_asks_first_then_removes_the_releases(
     assert "[y/N]" in out
     tail = "--namespace monitoring --ignore-not-found --wait=watcher --timeout 10m"
     assert recorder.argvs()[2:] == [
-        f"helm --kube-context flowlet-staging uninstall {release} {tail}"
+        f"helm --kube-context flowlet-staging uninstall {tail} -- {release}"
         for release in reversed(RELEASES)
     ]
     assert not [n for n in cluster.names("Secret", "monitoring") if "helm" in n]

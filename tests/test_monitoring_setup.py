@@ -53,7 +53,7 @@ def test_setup_helm4_up_to_date_machine(mon_config: Any, recording_context: Any)
         *SEARCHES,
         f"kubectl --context {ctx} apply -f -",
         f"kubectl --context {ctx} --namespace monitoring get secret grafana-admin -o name",
-        "helm show crds prometheus-community/kube-prometheus-stack --version 88.5.3",
+        "helm show crds --version 88.5.3 -- prometheus-community/kube-prometheus-stack",
         f"kubectl --context {ctx} apply --server-side --force-conflicts -f -",
         *upgrades(ctx, H4),
     ]
@@ -86,14 +86,14 @@ def test_setup_helm3_fresh_machine(
         CONTEXTS,
         HELM_VERSION,
         REPO_LIST,
-        "helm repo add prometheus-community https://prometheus-community.github.io/helm-charts",
-        "helm repo add grafana-community https://grafana-community.github.io/helm-charts",
-        "helm repo add grafana https://grafana.github.io/helm-charts",
-        "helm repo add jaegertracing https://jaegertracing.github.io/helm-charts",
+        "helm repo add -- prometheus-community https://prometheus-community.github.io/helm-charts",
+        "helm repo add -- grafana-community https://grafana-community.github.io/helm-charts",
+        "helm repo add -- grafana https://grafana.github.io/helm-charts",
+        "helm repo add -- jaegertracing https://jaegertracing.github.io/helm-charts",
         f"kubectl --context {ctx} apply -f -",
         f"kubectl --context {ctx} --namespace monitoring get secret grafana-admin -o name",
         create,
-        "helm show crds prometheus-community/kube-prometheus-stack --version 88.5.3",
+        "helm show crds --version 88.5.3 -- prometheus-community/kube-prometheus-stack",
         f"kubectl --context {ctx} apply --server-side --force-conflicts -f -",
         *upgrades(ctx, H3),
     ]
@@ -116,7 +116,7 @@ def test_setup_updates_only_stale_repositories(mon_config: Any, recording_contex
     )
     c = recording_context(mon_config(), answers)
     monitoring.setup(c, context="kind-flowlet", mon_namespace="observability")
-    assert "helm repo update grafana-community grafana" in c.commands
+    assert "helm repo update -- grafana-community grafana" in c.commands
     assert not any(cmd.startswith("helm repo add") for cmd in c.commands)
     assert c.commands[-4:] == upgrades("kind-flowlet", H4, namespace="observability")
 
@@ -212,7 +212,7 @@ def test_setup_skips_disabled_components(mon_config: Any, recording_context: Any
     off = {"monitoring": {"components": {"loki": {"enabled": False}, "alloy": {"enabled": False}}}}
     c = recording_context(mon_config(overrides=off), canned())
     monitoring.setup(c, context="kind-flowlet")
-    assert [cmd.split()[5] for cmd in c.commands if " upgrade " in cmd] == [
+    assert [cmd.split()[-2] for cmd in c.commands if " upgrade " in cmd] == [  # after "--"
         "kube-prometheus-stack",
         "jaeger",
     ]
@@ -251,12 +251,13 @@ def test_setup_ctrl_c_while_creating_the_secret_exits_130(
 def test_failed_helm_upgrade_keeps_its_exit_code(mon_config: Any, recording_context: Any) -> None:
     failed = Result(stdout="", stderr="Error: UPGRADE FAILED: timed out", exited=3)
     answers = canned(
-        overrides={re.compile(r"helm --kube-context \S+ upgrade --install loki .*"): failed}
+        overrides={re.compile(r"helm --kube-context \S+ upgrade --install .* -- loki \S+$"): failed}
     )
     c = recording_context(mon_config(), answers)
     with fails_with(match=r"^helm failed \(exit 3\)$", code=3):
         monitoring.setup(c, context="kind-flowlet")
-    assert c.commands[-1].startswith("helm --kube-context kind-flowlet upgrade --install loki ")
+    assert c.commands[-1].startswith("helm --kube-context kind-flowlet upgrade --install ")
+    assert c.commands[-1].endswith(" -- loki grafana-community/loki")
     assert "upgrade --install alloy" not in " ".join(c.commands)
 
 
@@ -344,7 +345,7 @@ def test_uninstall_plan(
         CONTEXTS,
         HELM_VERSION,
         *(
-            f"helm --kube-context flowlet-staging uninstall {release} {tail}"
+            f"helm --kube-context flowlet-staging uninstall {tail} -- {release}"
             for release in ("jaeger", "alloy", "loki", "kube-prometheus-stack")
         ),
     ]
@@ -453,10 +454,10 @@ def test_dry_setup_with_the_real_helm_and_kubectl(
     lines = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in done.stdout.splitlines()]
     commands = [line for line in lines if not line.startswith(("==>", "    "))]
     assert commands[:4] == [
-        "helm repo add prometheus-community https://prometheus-community.github.io/helm-charts",
-        "helm repo add grafana-community https://grafana-community.github.io/helm-charts",
-        "helm repo add grafana https://grafana.github.io/helm-charts",
-        "helm repo add jaegertracing https://jaegertracing.github.io/helm-charts",
+        "helm repo add -- prometheus-community https://prometheus-community.github.io/helm-charts",
+        "helm repo add -- grafana-community https://grafana-community.github.io/helm-charts",
+        "helm repo add -- grafana https://grafana.github.io/helm-charts",
+        "helm repo add -- jaegertracing https://jaegertracing.github.io/helm-charts",
     ]
     assert commands[-4:] == upgrades("kind-flowlet", flags)
     assert not list(tmp_path.rglob("repositories.yaml")), "--dry must not add repositories"

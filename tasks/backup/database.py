@@ -40,7 +40,7 @@ MYSQL_OBJECTS = (
 
 
 def check_dbname(name: str, *, flag: str) -> str:
-    if not DBNAME_RE.match(name):
+    if not DBNAME_RE.fullmatch(name):
         raise ConfigError(
             f"{flag}: {name!r} is not valid; valid: a database name (letters, digits, _; "
             "at most 63 characters, not starting with a digit)"
@@ -58,7 +58,8 @@ class Session:
         if self.target.engine == "postgres":
             connection = pg_connection_args(self.target, dbname)
             return ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", *connection]
-        return [mysql_client_binary(), *mysql_connection_args(self.target, self.creds.argv), dbname]
+        connection = mysql_connection_args(self.target, self.creds.argv)
+        return [mysql_client_binary(), *connection, f"--database={dbname}"]  # options follow
 
     def query(self, sql: str, dbname: str | None = None) -> list[list[str]]:
         if self.target.engine == "postgres":

@@ -24,8 +24,9 @@ def credentials_note(dest: Destination) -> str:
 
 def upload_lines(dest: Destination, name: str) -> list[str]:
     temp = dest.join(name + ".partial")
+    rcat = render(rclone_argv(dest, "rcat", "--", temp))
     return [
-        f"| {render(rclone_argv(dest, 'rcat', temp))}   (credentials: {credentials_note(dest)})",
+        f"| {rcat}   (credentials: {credentials_note(dest)})",
         f"confirm size + sha256 of {temp} on {dest.name}; move it to {dest.join(name)}; "
         f"then {dest.join(name + '.sha256')}",
     ]

@@ -96,7 +96,7 @@ class BackupName:
 
 def parse_name(name: str) -> BackupName | None:
     """A backup (or globals companion) file name, or None for anything else."""
-    match = NAME_RE.match(name)
+    match = NAME_RE.fullmatch(name)  # "$" alone would accept a trailing newline
     if match is None:
         return None
     return BackupName(name, match["prefix"], match["stamp"], match["ext"])

@@ -283,7 +283,7 @@ class Rclone:
     def read_small(self, name: str) -> bytes | None:
         """A small object's content (a sidecar), or None when it does not exist."""
         done = runner.capture(
-            rclone_argv(self.dest, "cat", self.dest.join(name)),
+            rclone_argv(self.dest, "cat", "--", self.dest.join(name)),
             env=runner.child_env(pass_secrets=self.dest.env),
             timeout=120,
         )
@@ -298,7 +298,7 @@ class Rclone:
     def cat(self, name: str, stderr: IO[bytes]) -> subprocess.Popen[bytes]:
         """``rclone cat`` of an object: its stdout is the object."""
         return runner.spawn(
-            rclone_argv(self.dest, "cat", self.dest.join(name)),
+            rclone_argv(self.dest, "cat", "--", self.dest.join(name)),
             pass_secrets=self.dest.env,
             stdout=subprocess.PIPE,
             stderr=stderr,
@@ -307,7 +307,7 @@ class Rclone:
     def rcat(self, name: str, stderr: IO[bytes]) -> subprocess.Popen[bytes]:
         """``rclone rcat`` into an object: write it to the process's stdin."""
         return runner.spawn(
-            rclone_argv(self.dest, "rcat", self.dest.join(name)),
+            rclone_argv(self.dest, "rcat", "--", self.dest.join(name)),
             pass_secrets=self.dest.env,
             stdin=subprocess.PIPE,
             stderr=stderr,

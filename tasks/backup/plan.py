@@ -99,8 +99,18 @@ def pg_server_args(target: DatabaseTarget) -> list[str]:
     return ["--host", target.host, "--port", port, "--username", target.user, "--no-password"]
 
 
+def pg_dbname(name: str) -> str:
+    """``name`` as a libpq ``dbname='...'`` keyword value (``'`` and ``\\`` escaped): the tools
+    expand a ``--dbname`` holding ``=`` or a URI as a connection string, this never is one."""
+    return "dbname='" + name.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def pg_connection_args(target: DatabaseTarget, dbname: str | None = None) -> list[str]:
-    return [*pg_server_args(target), "--dbname", target.name if dbname is None else dbname]
+    return [
+        *pg_server_args(target),
+        "--dbname",
+        pg_dbname(target.name if dbname is None else dbname),
+    ]
 
 
 def mysql_connection_args(target: DatabaseTarget, extra: Sequence[str] = ()) -> list[str]:
@@ -228,6 +238,7 @@ def plan_backup(
                 "--routines",
                 "--triggers",
                 "--events",
+                "--",
                 target.name,
             ),
             secret=True,
@@ -250,7 +261,7 @@ def plan_backup(
             secret=True,
             forks=options.jobs > 1,
         )
-        tar = Stage("tar", ("tar", "-c", "-f", "-", "-C", str(workdir), "."))
+        tar = Stage("tar", ("tar", "-c", "-f", "-", "-C", str(workdir), "--", "."))
         recorded["jobs"] = options.jobs
         return BackupPlan(target, final, (tar, *tail), prepare, workdir, recorded)
     dump_argv = ["pg_dump", *pg_connection_args(target), f"--format={options.fmt}"]
@@ -276,7 +287,13 @@ def plan_globals(
     tablespaces), with ``--no-role-passwords`` when the user may not read them."""
     compress = options.compress
     level = resolve_level(compress, options.level)
-    argv = ["pg_dumpall", *pg_server_args(target), "--database", target.name, "--globals-only"]
+    argv = [
+        "pg_dumpall",
+        *pg_server_args(target),
+        "--database",
+        pg_dbname(target.name),
+        "--globals-only",
+    ]
     if not role_passwords:
         argv.append("--no-role-passwords")
     tail = [] if options.recipients is None else [encrypt_stage(options.recipients)]

@@ -46,7 +46,7 @@ def read_all_stage(kind: str, workdir: Path | None = None) -> Stage:
     extracted directory archive (every data file decompressed), writing nothing."""
     argv = ["pg_restore", "-f", "/dev/null"]
     if kind == "directory" and workdir is not None:
-        argv += ["--format=directory", str(workdir)]
+        argv += ["--format=directory", "--", str(workdir)]
     return Stage("pg_restore", tuple(argv))
 
 
@@ -62,7 +62,7 @@ def restore_stage(
 ) -> list[Stage]:
     """The stages that load a dump stream (or an extracted directory) into ``dbname``."""
     if target.engine == "mysql":
-        client = [mysql_client_binary(), *mysql_connection_args(target, client_extra), dbname]
+        client = [mysql_client_binary(), *mysql_connection_args(target, client_extra), "--", dbname]
         return [Stage(client[0], tuple(client), secret=True)]
     owner = ["--no-owner"] if no_owner else []
     if kind == "plain":
@@ -95,6 +95,7 @@ def restore_stage(
         *owner,
         *pg_connection_args(target, dbname),
         "--format=directory",
+        "--",
         str(workdir),
     )
     return [Stage("pg_restore", argv, secret=True, forks=jobs > 1)]

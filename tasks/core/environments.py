@@ -37,8 +37,20 @@ RELEASE_DESC = (
     "a Helm release name: lowercase letters, digits, '-' and '.', starting and ending with a "
     "letter or digit, at most 53 characters"
 )
-CONTEXT = r"^[^-\s][^\s]*$"
-HOST = r"^[A-Za-z0-9_.:\[\]-]+$"
+# A kube context reaches kubectl/helm argv: letters, digits and the punctuation real context
+# names use (kind-x, gke_p_z_c, arn:aws:eks:...:cluster/x, user@cluster), never a leading '-'.
+CONTEXT = r"^[A-Za-z0-9_.:@/+][A-Za-z0-9_.:@/+-]*$"
+CONTEXT_DESC = (
+    "a kube context name: letters, digits, '_', '.', ':', '@', '/', '+', '-', not starting "
+    "with '-'"
+)
+HOST = r"^[A-Za-z0-9_.:\[\]][A-Za-z0-9_.:\[\]-]*$"
+HOST_DESC = "a host name or address (not starting with '-')"
+# A database name or user reaches the tools' argv and libpq's conninfo: never an option
+# (leading '-'), never a conninfo keyword (an '='), no whitespace or control characters.
+DB_WORD = r"^[^-=\s\x00-\x1f\x7f-\x9f][^=\s\x00-\x1f\x7f-\x9f]*$"
+DB_WORD_DESC = "no leading '-', no '=', whitespace or control characters"
+SSH_HOST = r"^[^-\s\x00-\x1f\x7f-\x9f][^\s\x00-\x1f\x7f-\x9f]*$"
 # libpq's sslmode values, plus "auto" (verify-full, or prefer on a loopback host without a CA)
 SSLMODES = ("auto", "disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 VERIFYING = ("verify-ca", "verify-full")
@@ -109,14 +121,27 @@ def _check_tls(db: Settings, where: Where) -> None:
 DATABASE = Section(
     {
         "engine": Choice("postgres", ("postgres", "mysql"), "postgres or mysql"),
-        "host": Str("", "database host", pattern=HOST, desc="a host name or address"),
+        "host": Str("", "database host", pattern=HOST, desc=HOST_DESC),
         "port": Port(5432, "database port"),
-        "name": Str("", "database name"),
-        "user": Str("", "database user"),
+        "name": Str(
+            "",
+            "database name",
+            pattern=DB_WORD,
+            desc=f"a database name: {DB_WORD_DESC}",
+            max_len=64,
+        ),
+        "user": Str(
+            "", "database user", pattern=DB_WORD, desc=f"a user name: {DB_WORD_DESC}", max_len=80
+        ),
         "password_env": EnvName("", "variable holding the password", secret_env=True),
         "passfile": Str("", "a .pgpass file (postgres)"),
         "option_file": Str("", "a my.cnf-style option file (mysql)"),
-        "backup_host": Str("", "ssh_config host the dump runs on (default --host)"),
+        "backup_host": Str(
+            "",
+            "ssh_config host the dump runs on (default --host)",
+            pattern=SSH_HOST,
+            desc="an ssh_config host (no whitespace, not starting with '-')",
+        ),
         "sslmode": Choice(
             "auto", SSLMODES, "TLS to the server (auto: verify-full; prefer on loopback)"
         ),
@@ -131,6 +156,15 @@ DATABASE = Section(
     check_all=_check_database,
 )
 
+
+def _check_environment(env: Settings, where: Where) -> None:
+    # helm reads --values as a comma-separated list (CSV): a ',' or '"' would split the path.
+    if env.values_file is not None and any(ch in str(env.values_file) for ch in ',"\n'):
+        raise where.child("values_file").fail(
+            str(env.values_file), "a file path without ',', '\"' or newlines (helm splits --values)"
+        )
+
+
 ENVIRONMENT = Section(
     {
         "namespace": namespace_kind(help="Kubernetes namespace"),
@@ -138,7 +172,7 @@ ENVIRONMENT = Section(
             "",
             "the kube context this environment runs against",
             pattern=CONTEXT,
-            desc="a kube context name (no spaces, not starting with '-')",
+            desc=CONTEXT_DESC,
         ),
         "release": release_kind(help="Helm release name"),
         "values_file": FilePath("", "chart values file", kind="file", empty=True),
@@ -153,6 +187,7 @@ ENVIRONMENT = Section(
         "databases": Map(DATABASE, help="database targets by name"),
     },
     "an environment",
+    check_all=_check_environment,
 )
 
 SCHEMA = Map(

@@ -121,7 +121,7 @@ class Str(Kind):
             raise where.fail(value, self.describe())
         if self.max_len is not None and len(value) > self.max_len:
             raise where.fail(value, f"{self.describe()} (at most {self.max_len} characters)")
-        if self.pattern is not None and not re.match(self.pattern, value):
+        if self.pattern is not None and not re.fullmatch(self.pattern, value):
             raise where.fail(value, self.describe())
         return value
 
@@ -287,7 +287,7 @@ class Duration(Kind):
         return f"a duration like 90s, 10m or 1h30m, at least {self.min_seconds}s"
 
     def check(self, value: Any, where: Where) -> int:
-        match = re.match(_DURATION, value) if isinstance(value, str) and value else None
+        match = re.fullmatch(_DURATION, value) if isinstance(value, str) and value else None
         if match is None:
             raise where.fail(value, self.describe())
         hours, minutes, seconds = (int(g or 0) for g in match.groups())
@@ -465,7 +465,7 @@ class Map(Kind):
         result = {}
         for key, item in value.items():
             if not isinstance(key, str) or (
-                self.key_pattern is not None and not re.match(self.key_pattern, key)
+                self.key_pattern is not None and not re.fullmatch(self.key_pattern, key)
             ):
                 raise where.fail(key, f"a key that is {self.key_desc or 'text'}")
             result[key] = self.item.check(item, where.child(key))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from invoke import Collection, Context
 
+from tasks.core.environments import CONTEXT, CONTEXT_DESC
 from tasks.core.settings import FilePath, Int, List, Str
 from tasks.core.task import task
 from tasks.deploy.settings import IMAGE_DIGEST_DESC, IMAGE_DIGEST_ITEM
@@ -39,6 +40,8 @@ IMAGE = {
     "deploy.image_digests)",
 }
 DIGESTS = List([], Str(pattern=IMAGE_DIGEST_ITEM, desc=IMAGE_DIGEST_DESC))
+# --context reaches every kubectl/helm argv: the same rules as environments.<env>.kube_context.
+WHERE_FLAGS = {"context": Str(pattern=CONTEXT, desc=CONTEXT_DESC, empty=False)}
 IMAGE_FLAGS = {"image_tag": "deploy.image_tag", "image_digest": DIGESTS}
 TIMEOUT = "helm and rollout timeout, e.g. 10m (default: deploy.timeout)"
 FORCE_CONFLICTS = (
@@ -58,7 +61,7 @@ FORCE_CONFLICTS = (
         "allow_dirty": "allow a production deploy from a git tree with uncommitted changes",
         "force_conflicts": FORCE_CONFLICTS,
     },
-    flags={**IMAGE_FLAGS, "timeout": "deploy.timeout"},
+    flags={**WHERE_FLAGS, **IMAGE_FLAGS, "timeout": "deploy.timeout"},
 )
 def deploy(
     c: Context,
@@ -124,7 +127,7 @@ def setup_cluster(
         "force": "recover a pending revision younger than the deploy timeout",
         "timeout": TIMEOUT + "; a younger pending revision needs --force",
     },
-    flags={"timeout": "deploy.timeout"},
+    flags={**WHERE_FLAGS, "timeout": "deploy.timeout"},
 )
 def recover(
     c: Context,
@@ -167,6 +170,7 @@ def recover(
         "force_conflicts": FORCE_CONFLICTS,
     },
     flags={
+        **WHERE_FLAGS,
         "revision": Int(0, minimum=0, desc="0 (the previous revision) or a revision >= 1"),
         "timeout": "deploy.timeout",
     },
@@ -204,7 +208,10 @@ def rollback(
     )
 
 
-@task(help={**WHERE, "yes": "do not ask for confirmation", "force": "remove a live lock too"})
+@task(
+    help={**WHERE, "yes": "do not ask for confirmation", "force": "remove a live lock too"},
+    flags=WHERE_FLAGS,
+)
 def unlock(
     c: Context,
     env: str | None = None,
@@ -234,7 +241,7 @@ def unlock(
         "exit_code": "exit 2 when a deploy would change something, 0 when not, 1 on errors",
         "show_secrets": "show Secret values in the diff (redacted by default)",
     },
-    flags=IMAGE_FLAGS,
+    flags={**WHERE_FLAGS, **IMAGE_FLAGS},
 )
 def diff(
     c: Context,
@@ -259,7 +266,7 @@ def diff(
     show.diff(c, environment, settings, options, exit_code=exit_code, show_secrets=show_secrets)
 
 
-@task(help=WHERE)
+@task(help=WHERE, flags=WHERE_FLAGS)
 def status(
     c: Context, env: str | None = None, namespace: str | None = None, context: str | None = None
 ) -> None:
@@ -276,7 +283,7 @@ def status(
 
 @task(
     help={**WHERE, "max": "show at most this many revisions (default 20)"},
-    flags={"max": Int(20, minimum=1, maximum=1000)},
+    flags={**WHERE_FLAGS, "max": Int(20, minimum=1, maximum=1000)},
 )
 def history(
     c: Context,

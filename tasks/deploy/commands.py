@@ -2,6 +2,8 @@
 
 Each command passes the environment's kube context explicitly (:func:`tasks.kube.helm` /
 :func:`tasks.kube.kubectl`), so the user's current context never decides where a change goes.
+Positional arguments (release, chart, object names) come last, after ``--``: a value is never
+read as an option, whatever it spells (the values are validated too).
 """
 
 from __future__ import annotations
@@ -16,22 +18,25 @@ def history_argv(t: Target, max_revisions: int = 20) -> list[str]:
     return helm(
         t.context,
         "history",
-        t.release,
         "--namespace",
         t.namespace,
         "--max",
         str(max_revisions),
         "--output",
         "json",
+        "--",
+        t.release,
     )
 
 
 def status_argv(t: Target) -> list[str]:
-    return helm(t.context, "status", t.release, "--namespace", t.namespace, "--output", "json")
+    return helm(
+        t.context, "status", "--namespace", t.namespace, "--output", "json", "--", t.release
+    )
 
 
 def get_manifest_argv(t: Target) -> list[str]:
-    return helm(t.context, "get", "manifest", t.release, "--namespace", t.namespace)
+    return helm(t.context, "get", "manifest", "--namespace", t.namespace, "--", t.release)
 
 
 def template_argv(t: Target, chart: ChartInputs) -> list[str]:
@@ -39,11 +44,12 @@ def template_argv(t: Target, chart: ChartInputs) -> list[str]:
     return [
         "helm",
         "template",
-        t.release,
-        str(chart.chart),
         "--namespace",
         t.namespace,
         *chart.values_args(),
+        "--",
+        t.release,
+        str(chart.chart),
     ]
 
 
@@ -52,11 +58,12 @@ def lint_argv(chart: Path, values_file: Path, namespace: str) -> list[str]:
         "helm",
         "lint",
         "--strict",
-        str(chart),
         "--namespace",
         namespace,
         "--values",
         str(values_file),
+        "--",
+        str(chart),
     ]
 
 
@@ -102,8 +109,6 @@ def upgrade_argv(
     return helm(
         t.context,
         "upgrade",
-        t.release,
-        str(chart.chart),
         "--install",
         "--namespace",
         t.namespace,
@@ -115,6 +120,9 @@ def upgrade_argv(
         str(history_max),
         "--description",
         description,
+        "--",
+        t.release,
+        str(chart.chart),
     )
 
 
@@ -138,8 +146,6 @@ def rollback_argv(
     return helm(
         t.context,
         "rollback",
-        t.release,
-        *revision_args,
         "--namespace",
         t.namespace,
         *wait_flags(version),
@@ -149,6 +155,9 @@ def rollback_argv(
         "--cleanup-on-fail",
         "--history-max",
         str(history_max),
+        "--",
+        t.release,
+        *revision_args,
     )
 
 
@@ -156,12 +165,13 @@ def uninstall_argv(t: Target, version: HelmVersion, *, timeout_seconds: int) -> 
     return helm(
         t.context,
         "uninstall",
-        t.release,
         "--namespace",
         t.namespace,
         *wait_flags(version),
         "--timeout",
         timeout_flag(timeout_seconds),
+        "--",
+        t.release,
     )
 
 

@@ -69,7 +69,10 @@ def superuser_psql_argv(stack: Stack) -> list[str]:
 
 
 def login_probe_argv(stack: Stack) -> list[str]:
-    """psql as the app role over TCP; the password comes from PGPASSFILE (an in-memory file)."""
+    """psql as the app role over TCP; the password comes from PGPASSFILE (an in-memory file).
+    The database goes as a quoted ``dbname='...'`` value: never expanded as a conninfo/URI."""
+    from tasks.backup.plan import pg_dbname
+
     db = stack.database
     return [
         stack.pg("psql"),
@@ -83,7 +86,7 @@ def login_probe_argv(stack: Stack) -> list[str]:
         "-U",
         db.user,
         "-d",
-        db.name,
+        pg_dbname(db.name),
         "-c",
         "SELECT 1",
     ]

@@ -146,7 +146,7 @@ def plan_setup(target: Target, version: HelmVersion, repo_steps: Sequence[Step])
         steps.append(
             Step(
                 f"Prometheus Operator CRDs of {kps.chart_ref} {kps.version}",
-                ("helm", "show", "crds", kps.chart_ref, "--version", kps.version),
+                ("helm", "show", "crds", "--version", kps.version, "--", kps.chart_ref),
                 tags=frozenset({OUTPUT_HIDDEN}),
             )
         )
@@ -167,8 +167,6 @@ def plan_setup(target: Target, version: HelmVersion, repo_steps: Sequence[Step])
             context,
             "upgrade",
             "--install",
-            comp.release,
-            comp.chart_ref,
             "--version",
             comp.version,
             "--namespace",
@@ -177,6 +175,9 @@ def plan_setup(target: Target, version: HelmVersion, repo_steps: Sequence[Step])
             str(comp.values),
             *extra,
             *upgrade_safety_flags(version, timeout),
+            "--",
+            comp.release,
+            comp.chart_ref,
         )
         steps.append(Step(f"{comp.release} ({comp.chart_ref} {comp.version})", tuple(argv)))
     return steps
@@ -199,8 +200,8 @@ def plan_uninstall(target: Target, version: HelmVersion) -> list[Step]:
         Step(
             f"uninstall {comp.release}",
             tuple(
-                helm(target.context, "uninstall", comp.release, "--namespace", target.namespace)
-                + flags
+                helm(target.context, "uninstall", "--namespace", target.namespace, *flags)
+                + ["--", comp.release]
             ),
         )
         for comp in reversed(target.components)

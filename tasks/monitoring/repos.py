@@ -44,7 +44,7 @@ def chart_in_index(text: str, chart_ref: str, version: str) -> bool:
 def search_argv(component: Component) -> list[str]:
     """Does the local index of the component's repository have the pinned version?"""
     ref, version = component.chart_ref, component.version
-    return ["helm", "search", "repo", ref, "--version", version, "-o", "json"]
+    return ["helm", "search", "repo", "--version", version, "-o", "json", "--", ref]
 
 
 def plan_repos(
@@ -59,7 +59,8 @@ def plan_repos(
     steps: list[Step] = []
     for repo, url in dict.fromkeys((c.repo, c.repo_url) for c in components):
         if repo not in present:
-            steps.append(Step(f"add chart repository {repo}", ("helm", "repo", "add", repo, url)))
+            add = ("helm", "repo", "add", "--", repo, url)
+            steps.append(Step(f"add chart repository {repo}", add))
         elif present[repo].rstrip("/") != url.rstrip("/"):
             raise OpsError(
                 f"monitoring.repos.{repo}: helm already has repository {repo!r} at "
@@ -69,6 +70,6 @@ def plan_repos(
     if stale:
         names = list(dict.fromkeys(stale))
         steps.append(
-            Step(f"refresh index of {', '.join(names)}", ("helm", "repo", "update", *names))
+            Step(f"refresh index of {', '.join(names)}", ("helm", "repo", "update", "--", *names))
         )
     return steps

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.core.environments import CONTEXT, release_kind
+from tasks.core.environments import CONTEXT, CONTEXT_DESC, release_kind
 from tasks.core.errors import ConfigError
 from tasks.core.settings import (
     DNS_LABEL,
@@ -49,9 +49,7 @@ def namespace(default: str = "", help: str = "") -> Str:
 
 
 # The kinds of the flags every monitoring task shares (converted before the body runs).
-CONTEXT_FLAG = Str(
-    pattern=CONTEXT, desc="a kube context name (no spaces, not starting with '-')", empty=False
-)
+CONTEXT_FLAG = Str(pattern=CONTEXT, desc=CONTEXT_DESC, empty=False)
 TARGET_FLAGS: dict[str, Any] = {"context": CONTEXT_FLAG, "mon_namespace": namespace()}
 
 
