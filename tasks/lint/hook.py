@@ -10,6 +10,7 @@ from typing import Any
 
 from tasks.core import runner
 from tasks.core.errors import OpsError
+from tasks.core.files import write_atomic
 
 HOOK_MARKER = "# flowlet-ops-lint-hook: installed by `inv lint.install-hook`"
 
@@ -65,6 +66,5 @@ def install_hook(c: Any, root: Path, force: bool) -> None:
         backup = target.with_name("pre-push.replaced")
         target.replace(backup)
         print(f"lint: kept the replaced hook as {backup}")
-    target.write_text(script, encoding="utf-8")
-    target.chmod(0o755)
+    write_atomic(target, script, 0o755)
     print(f"lint: installed {target} (lints the content of the commits each push brings)")
