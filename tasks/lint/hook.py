@@ -10,7 +10,7 @@ from typing import Any
 
 from tasks.core import runner
 from tasks.core.errors import OpsError
-from tasks.core.files import write_atomic
+from tasks.core.files import make_dirs, write_atomic
 
 HOOK_MARKER = "# flowlet-ops-lint-hook: installed by `inv lint.install-hook`"
 
@@ -61,7 +61,7 @@ def install_hook(c: Any, root: Path, force: bool) -> None:
     if runner.is_dry(c):
         print(f"would write {target}:\n{script}")
         return
-    hooks_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(hooks_dir, 0o755)
     if not is_ours(target):
         backup = target.with_name("pre-push.replaced")
         target.replace(backup)
