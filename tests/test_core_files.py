@@ -285,7 +285,8 @@ def test_private_dir_refuses_what_others_own_or_may_write(tmp_path: Path, nobody
     theirs.mkdir()
     os.chown(theirs, nobody, nobody)
     assert "owned by nobody" in why(theirs)
-    assert "its parent" in why(theirs / "below")  # created (0700, ours) but under theirs
+    assert "its parent" in why(theirs / "below" / "new")
+    assert not (theirs / "below").exists()  # nothing created under their directory
     sticky = tmp_path / "sticky"
     sticky.mkdir()
     sticky.chmod(0o1777)

@@ -1,10 +1,11 @@
-"""Files the toolkit creates, created safely (README "Security model": another user's symlinks
-are never followed, and a file's mode never depends on the umask).
+"""Files the toolkit creates, created safely: another user's symlinks are never followed, and a
+file's mode never depends on the umask (README: backup, dev, lint; the deploy audit log).
 
-- :func:`private_dir`: a directory secrets, backups or state are written into: created 0700 where
-  missing (every missing component), then refused, in one line naming the flag or key that chose
-  it, unless it is owned by the effective user (or root) and not writable by group or others,
-  its ancestors likewise (a sticky ancestor such as ``/tmp`` may be world-writable).
+- :func:`private_dir`: a directory secrets, backups or state are written into: created 0700 if
+  missing (never under another user's directory), then refused, in one line naming the flag or
+  key that chose it, unless it is owned by the effective user (or root) and not writable by
+  group or others, its ancestors likewise (a sticky ancestor such as ``/tmp`` may be
+  world-writable).
 - :func:`write_atomic`: a new file from ``mkstemp`` beside the target (``O_EXCL|O_NOFOLLOW``),
   ``fchmod`` to its mode, fsynced, renamed over the target (a planted symlink is replaced, not
   followed).
@@ -93,17 +94,33 @@ def ancestor_problem(parent: Path, trusted: set[int]) -> str | None:
     return None
 
 
+def parent_problem(path: Path) -> str | None:
+    """Why the nearest existing directory above a missing ``path`` is unsafe to create it in."""
+    existing = next((p for p in (path, *path.parents) if os.path.lexists(p)), path)
+    if existing == path or not os.path.isdir(existing):
+        return None
+    trusted = {0, os.geteuid()}
+    real = Path(os.path.realpath(existing))
+    for each in (real, *real.parents):
+        if why := ancestor_problem(each, trusted):
+            return why
+    return None
+
+
 def private_dir(path: Path, *, source: str, tighten: bool = True) -> None:
     """Create ``path`` (0700, parents too) unless it exists; refuse it, in one line naming
     ``source`` (the flag or key that chose it), unless it is safe to write into. A directory of
     ours that others may read or traverse is tightened to 0700 (``tighten``)."""
     try:
-        make_dirs(path)
-        why = dir_problem(path)
-        st = os.stat(path)
-        if tighten and why is None and st.st_uid == os.geteuid() and st.st_mode & 0o077:
-            os.chmod(path, 0o700)
-        if why is None:  # a read-only file system, a root-owned directory of a non-root run
+        why = parent_problem(path)  # nothing is created under another user's directory
+        if why is None:
+            make_dirs(path)
+            why = dir_problem(path)
+        if why is None:
+            st = os.stat(path)
+            if tighten and st.st_uid == os.geteuid() and st.st_mode & 0o077:
+                os.chmod(path, 0o700)
+            # a read-only file system, a root-owned directory of a non-root run:
             fd, probe = tempfile.mkstemp(prefix=".flowlet-write-test-", dir=path)
             os.close(fd)
             os.unlink(probe)
