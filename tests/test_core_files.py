@@ -14,6 +14,7 @@ import json
 import os
 import pwd
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from pathlib import Path
 import pytest
 from conftest import INV, inv_env, run_inv
 from fixtures_backup import BackupEnv
+from fixtures_dev import DevProject
 from fixtures_lint import LintProject
 
 from tasks.core import files, jsonl
@@ -175,6 +177,27 @@ def test_lint_cache_has_its_modes_whatever_the_umask(lint_project: LintProject, 
     assert mode(cache / "results.json") == 0o600
     assert mode(cache) == 0o700
     assert mode(cache.parent) == (0o755 & ~mask)
+
+
+@pytest.mark.slow
+def test_dev_logs_and_state_have_their_modes_under_umask_000(stack_project: DevProject) -> None:
+    project = stack_project
+    flowlet = project.root / ".flowlet"
+    for name in ("logs", "run"):  # nothing runs (the fixture checks): created anew below
+        shutil.rmtree(flowlet / name, ignore_errors=True)
+    started = run_inv(
+        f"umask 000; exec inv -f {project.config} dev.start --detach --name backend",
+        cwd=project.root,
+    )
+    try:
+        assert started.returncode == 0, started.stderr
+        made = [flowlet / "logs", flowlet / "run"]
+        made += [*(flowlet / "logs").iterdir(), *(flowlet / "run").iterdir()]
+        assert any(p.name == "backend.log" for p in made)
+        want = {p.name: 0o700 if p.is_dir() else 0o600 for p in made}
+        assert {p.name: mode(p) for p in made} == want
+    finally:
+        assert project.inv("dev.stop").returncode == 0
 
 
 # --- the helpers ----------------------------------------------------------------------------
