@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 from conftest import INV, inv_env, run_inv
+from fakekube import FakeKube
 from fixtures_backup import BackupEnv
 from fixtures_dev import DevProject
 from fixtures_lint import LintProject
@@ -198,6 +199,36 @@ def test_dev_logs_and_state_have_their_modes_under_umask_000(stack_project: DevP
         assert {p.name: mode(p) for p in made} == want
     finally:
         assert project.inv("dev.stop").returncode == 0
+
+
+@pytest.mark.slow
+def test_setup_refuses_an_audit_log_in_another_users_directory(
+    project: Path, cluster: FakeKube, tmp_path: Path, nobody: int
+) -> None:
+    """Before anything changes in the cluster: the audit record's directory is checked."""
+    from fixtures_deploy import inv_env as deploy_env
+
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    os.chown(shared, nobody, nobody)
+    victim, _ = victims(tmp_path)
+    plant(shared, ["audit.jsonl"], victim, nobody)
+    env = deploy_env(
+        cluster.kubeconfig,
+        INVOKE_DEPLOY_AUDIT_LOG=str(shared / "audit.jsonl"),
+        FLOWLET_DB_PASSWORD="one",
+    )
+    result = run_inv("inv setup --env staging", cwd=project, env=env)  # today: appends there
+    assert result.returncode == 1
+    assert re.fullmatch(
+        rf"deploy\.audit_log: '{re.escape(str(shared))}' is not valid: owned by nobody "
+        r"\(uid \d+\), not by root; valid: a directory owned by you \(or root\), not writable "
+        r"by group or others\n",
+        result.stderr,
+    ), result.stderr
+    assert victim.read_bytes() == VICTIM
+    assert cluster.get("Lease", "flowlet-staging", "flowlet-ops-lock-flowlet") is None
+    assert cluster.get("Namespace", "", "flowlet-staging") is None
 
 
 # --- the helpers ----------------------------------------------------------------------------
