@@ -46,7 +46,10 @@ BACKUP_HELP = {
     "compress": "gzip, zstd or none; default from config (backup.compress)",
     "level": "compression level (gzip 1-9, zstd 1-19); 0 = the compressor's default",
     "jobs": "parallel dump jobs (directory format only); default backup.jobs",
-    "output_dir": "directory for backups and the manifest (0700); default backup.output_dir",
+    "output_dir": (
+        "directory for backups and the manifest (0700; yours or root's, not writable by "
+        "others); default backup.output_dir"
+    ),
     "encrypt": "encrypt with age to backup.recipients before the data leaves the pipeline",
     "host": "run the dump on this SSH host (ssh_config alias) and stream it back",
     "keep_remote": "with --host: keep the backup in backup.remote_dir on that host",

@@ -23,6 +23,7 @@ from tasks.backup.units import cron_line, cron_spec, plan_units
 from tasks.core import runner
 from tasks.core.environments import resolve_environment
 from tasks.core.errors import ConfigError
+from tasks.core.files import private_dir
 from tasks.core.settings import load, project_root
 
 SYSTEM_UNIT_DIR = Path("/etc/systemd/system")
@@ -142,6 +143,7 @@ def schedule(
         if dry:
             print(f"# {units.env_file} (mode 0600):\n{units.env_shown}", end="")
         else:
+            private_dir(units.env_file.parent, source="backup.schedule.env_dir", tighten=False)
             write_atomic(units.env_file, units.env_text, 0o600, source="backup.schedule.env_dir")
             print(f"# wrote {units.env_file} (mode 0600); add this line with crontab -e:")
         print(line)
@@ -154,6 +156,7 @@ def schedule(
         from tasks.backup.files import ensure_private_dir
 
         ensure_private_dir(settings.output_dir, source="backup.output_dir")
+        private_dir(units.env_file.parent, source="backup.schedule.env_dir", tighten=False)
         for path, text in files.items():
             write_atomic(path, text, 0o644, source=dir_source)
         write_atomic(units.env_file, units.env_text, 0o600, source="backup.schedule.env_dir")

@@ -17,6 +17,7 @@ from invoke.exceptions import CommandTimedOut
 from tasks.core import jsonl
 from tasks.core.environments import Environment
 from tasks.core.errors import ConfigError, Interrupted, OpsError, Refused, last_line
+from tasks.core.files import private_dir
 from tasks.core.prompt import confirm
 from tasks.core.runner import is_dry, probe, run
 from tasks.core.settings import Settings
@@ -267,6 +268,8 @@ class Operation:
 
     def step_prerequisites(self) -> None:
         self.version = prerequisites(self.c, self.options)
+        if not is_dry(self.c):  # the audit record's directory is ours, before anything changes
+            private_dir(self.settings.audit_log.parent, source="deploy.audit_log", tighten=False)
 
     def step_context(self) -> None:
         self.target = target_for(self.c, self.environment, self.options)

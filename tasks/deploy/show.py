@@ -12,6 +12,7 @@ from invoke import Context
 
 from tasks.core.environments import Environment, resolve_environment
 from tasks.core.errors import ConfigError, OpsError, last_line
+from tasks.core.files import make_dirs, write_atomic
 from tasks.core.runner import is_dry, probe, run
 from tasks.core.settings import Settings
 from tasks.deploy import commands, diffs, helmout, plan
@@ -154,8 +155,8 @@ def render(
             continue
         path = output / f"{name}.yaml"
         try:
-            output.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
+            make_dirs(output, 0o755)
+            write_atomic(path, text, 0o644)  # never through a symlink planted at the name
         except OSError as exc:
             raise ConfigError(
                 f"--output: {str(output)!r} is not valid; cannot write {path}: "

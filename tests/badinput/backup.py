@@ -130,6 +130,32 @@ CASES = [
         ),
         id="backup-output-dir-file",
     ),
+    case(  # /tmp: world-writable (sticky or not): anyone may plant names in it
+        "backup.postgres",
+        "--output-dir",
+        "/tmp",
+        config=PROJECT,
+        expect=(
+            r"^--output-dir: '/tmp' is not valid: writable by group or others \(mode 1777\); "
+            r"valid: a directory owned by you \(or root\), not writable by group or others$"
+        ),
+        id="backup-output-dir-shared",
+    ),
+    case(
+        "backup",
+        env={"INVOKE_BACKUP_OUTPUT_DIR": "/tmp"},
+        config=PROJECT,
+        expect=r"^backup\.output_dir: '/tmp' is not valid: writable by group or others",
+        id="env-output-dir-shared",
+    ),
+    case(
+        "backup.schedule",
+        "--cron",
+        config="backup: {schedule: {env_dir: /tmp}}\n",
+        env={"FLOWLET_DB_PASSWORD": "x"},
+        expect=(r"^backup\.schedule\.env_dir: '/tmp' is not valid: writable by group or others"),
+        id="schedule-env-dir-shared",
+    ),
     case(
         "backup.postgres",
         "--to",
