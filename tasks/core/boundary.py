@@ -109,6 +109,7 @@ def guarded(task_name: str, c: Any, body: Callable[[], Any]) -> Any:
                 settings.validate_config(c)
                 runner.register_secret_names(settings.secret_env_names(c))
                 secrets.sweep()
+                secrets.no_core_dumps()
                 return body()
             except OpsError as exc:
                 message, code = exc.message, exc.code
