@@ -1,13 +1,15 @@
 """Observability stack: kube-prometheus-stack, Loki + Alloy, Jaeger v2 (pinned Helm charts).
 
 ``setup`` installs or upgrades the stack idempotently; ``status`` shows the app's and the stack's
-workloads; ``uninstall`` removes the releases; ``grafana`` / ``jaeger`` port-forward the UIs.
+workloads; ``uninstall`` removes the releases; ``grafana`` / ``jaeger`` port-forward the UIs;
+``test-rules`` unit-tests the shipped alert rules with promtool.
 Every kubectl/helm call is pinned to the environment's kube context (see tasks/kube.py).
 
 Each task is defined once, here. Tasks with the same flags are built from one function per
 family (:func:`_change_task`: setup, uninstall; :func:`_ui_task`: grafana, jaeger). Modules:
 ``settings`` (the schema: every default, and the flag kinds), ``plan`` (pure step builders),
-``repos`` (chart repositories), ``workloads`` (parsers of kubectl output), ``run`` (executes
+``repos`` (chart repositories), ``workloads`` (parsers of kubectl output), ``rules`` (the rule
+files and promtool tests of ``test-rules``), ``run`` (executes
 the plans; imported inside the tasks, so ``inv --list`` stays light).
 """
 
@@ -121,4 +123,19 @@ def status(
     run.status(c, where, app_namespace=app_namespace, json=json)
 
 
-ns = Collection("monitoring", setup, status, uninstall, grafana, jaeger)
+@task
+def test_rules(c: Context) -> None:
+    """Unit-test the shipped alert rules with the real promtool; exit 1 naming a failing rule.
+
+    The backup rules (kube-prometheus-stack values, additionalPrometheusRulesMap) and the Flowlet
+    chart's PrometheusRule as `inv deploy` renders it per environment are written to a temp dir;
+    `promtool check rules` checks them and `promtool test rules` runs the unit tests in
+    monitoring.rule_tests (kubernetes/monitoring/tests). Every alert needs a case where it fires
+    and one where it stays quiet. Under `inv --dry` promtool is only printed.
+    """
+    from tasks.monitoring import rules, run
+
+    run.test_rules(c, rules.resolve(c))
+
+
+ns = Collection("monitoring", setup, status, uninstall, grafana, jaeger, test_rules)

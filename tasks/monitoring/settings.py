@@ -100,6 +100,11 @@ SCHEMA = Section(
             "kubernetes/monitoring", "directory of the values files", kind="dir"
         ),
         "timeout": Duration("10m", "Helm --timeout per release", min_seconds=1),
+        "rule_tests": FilePath(
+            "kubernetes/monitoring/tests",
+            "directory of the promtool rule tests (monitoring.test-rules)",
+            kind="dir",
+        ),
         "repos": Map(
             Str(pattern=r"^(https?|oci)://\S+$", desc="a chart repository URL"),
             {

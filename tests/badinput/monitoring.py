@@ -87,6 +87,21 @@ CASES = [
     key("setup", "monitoring: {values_dir: nowhere}", id="mon-key-values-dir-missing",
         expect=rf"^monitoring\.values_dir: 'nowhere' is not valid {F}; valid: an existing "
                r"directory \(\S+/nowhere does not exist\)$"),
+    key("test-rules", "monitoring: {rule_tests: README.md}", id="mon-key-rule-tests-is-a-file",
+        expect=rf"^monitoring\.rule_tests: 'README\.md' is not valid {F}; valid: a directory "
+               r".*README\.md is not a directory"),
+    key("test-rules", "monitoring: {rule_tests: [a]}", id="mon-key-rule-tests-list",
+        expect=rf"^monitoring\.rule_tests: \['a'\] is not valid {F}; valid: a directory"),
+    key("test-rules", "monitoring: {rule_tests: no-tests}", id="mon-key-rule-tests-missing",
+        expect=rf"^monitoring\.rule_tests: 'no-tests' is not valid {F}; valid: an existing "
+               r"directory \(\S+/no-tests is none\)$"),
+    key("test-rules", "monitoring: {components: {kube_prometheus_stack: {values: x.yaml}}}",
+        id="mon-key-test-rules-values-missing",
+        expect=rf"^monitoring\.components\.kube_prometheus_stack\.values: 'x\.yaml' is not "
+               rf"valid {F}; valid: a file in monitoring\.values_dir \(\S+/x\.yaml is none\)$"),
+    var("test-rules", "INVOKE_MONITORING_RULE_TESTS", "invoke.yaml", id="mon-env-rule-tests-file",
+        expect=r"^monitoring\.rule_tests: 'invoke\.yaml' is not valid \(set in "
+               r"INVOKE_MONITORING_RULE_TESTS\); valid: a directory .*is not a directory"),
     key("setup", "monitoring: {components: {loki: {values: missing.yaml}}}",
         id="mon-key-values-missing",
         expect=rf"^monitoring\.components\.loki\.values: 'missing\.yaml' is not valid {F}; valid: "
