@@ -28,6 +28,8 @@ from tasks.core.settings import Settings, Where, load
 from tasks.core.steps import Progress, Step
 from tasks.kube import KUBE_TOOLS, guard_context, kubectl, require_kube_tools, resolve_context
 from tasks.monitoring import plan, repos, rules
+from tasks.monitoring.alerting import enabled as receivers_enabled
+from tasks.monitoring.alerting import missing_env, require_env, secret_manifest
 from tasks.monitoring.plan import Target
 
 
@@ -48,6 +50,8 @@ def target(
     settings = load(c, "monitoring")
     if install:
         check_values_files(c, settings)
+        if _receivers(settings) and not is_dry(c):
+            require_env(settings.alerting, os.environ)  # before any command runs
     if ui is not None:
         key = plan.UIS[ui][0]
         if not settings.components[key].enabled:
@@ -57,6 +61,11 @@ def target(
     guard_context(c, kube_context, source)
     namespace = settings.namespace if mon_namespace is None else mon_namespace
     return Target(settings, environment, kube_context, namespace)
+
+
+def _receivers(settings: Settings) -> bool:
+    """Receivers configured, and kube-prometheus-stack (their Alertmanager) enabled."""
+    return receivers_enabled(settings.alerting) and settings.components[plan.KPS].enabled
 
 
 def check_values_files(c: Context, settings: Settings) -> None:
@@ -118,6 +127,9 @@ def execute(c: Context, steps: Sequence[Step], target: Target) -> None:
             stdin = _admin_password(c, target)
             if stdin is None and not is_dry(c):
                 continue
+        if plan.RECEIVERS_SECRET in step.tags and not is_dry(c):
+            alerting = target.settings.alerting
+            stdin = secret_manifest(alerting, target.namespace, os.environ)
         hide = "out" if plan.OUTPUT_HIDDEN in step.tags else None
         if stdin is None:  # never the user's stdin
             result = run(c, step.argv, echo=True, hide=hide, in_stream=False)
@@ -142,6 +154,11 @@ def setup(c: Context, target: Target, *, yes: bool) -> None:
             probe(c, repos.search_argv(comp)).stdout, comp.chart_ref, comp.version
         )
     }
+    alerting = target.settings.alerting
+    missing = missing_env(alerting, os.environ) if _receivers(target.settings) else []
+    if missing:  # only under --dry: target() refused it otherwise
+        names = ", ".join(f"${name}" for name in missing)
+        Progress.note(f"(--dry: {names} not set; needed for the Alertmanager receivers)")
     steps = plan.plan_setup(target, version, repos.plan_repos(components, present, cached))
     if target.environment.confirm:
         confirm(

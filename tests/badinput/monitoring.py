@@ -102,6 +102,48 @@ CASES = [
     var("test-rules", "INVOKE_MONITORING_RULE_TESTS", "invoke.yaml", id="mon-env-rule-tests-file",
         expect=r"^monitoring\.rule_tests: 'invoke\.yaml' is not valid \(set in "
                r"INVOKE_MONITORING_RULE_TESTS\); valid: a directory .*is not a directory"),
+    # monitoring.alerting: receivers and routes
+    key("setup", "monitoring: {alerting: {critical: [pager]}}", id="mon-key-alerting-route-unknown",
+        expect=r"^monitoring\.alerting\.critical: 'pager' is not in monitoring\.alerting\."
+               r"receivers; valid: \(none configured\)$"),
+    key("setup", "monitoring: {alerting: {receivers: {pager: {type: opsgenie, secret_env: K}}}}",
+        id="mon-key-alerting-type",
+        expect=rf"^monitoring\.alerting\.receivers\.pager\.type: 'opsgenie' is not valid {F}; "
+               r"valid: slack, pagerduty, email, webhook$"),
+    key("setup", "monitoring: {alerting: {receivers: {chat: {type: slack}}}}",
+        id="mon-key-alerting-secret-env-missing",
+        expect=r"^monitoring\.alerting\.receivers\.chat\.secret_env: missing \(the variable "
+               r"holding the slack receiver's secret\)$"),
+    key("setup", "monitoring: {alerting: {receivers: {chat: {type: slack, secret_env: 'A B'}}}}",
+        id="mon-key-alerting-secret-env-bad",
+        expect=rf"^monitoring\.alerting\.receivers\.chat\.secret_env: 'A B' is not valid {F}; "
+               r"valid: an environment variable name"),
+    key("status", "monitoring: {alerting: {receivers: {Chat_1: {type: slack, secret_env: A}}}}",
+        id="mon-key-alerting-receiver-name",
+        expect=rf"^monitoring\.alerting\.receivers: 'Chat_1' is not valid {F}; valid: a key that "
+               r"is a receiver name"),
+    key("setup", "monitoring: {alerting: {receivers: {'null': {type: webhook, secret_env: A}}}}",
+        id="mon-key-alerting-receiver-null",
+        expect=r"^monitoring\.alerting\.receivers\.null: 'null' is reserved"),
+    key("setup", "monitoring: {alerting: {receivers: {mail: {type: email, secret_env: P, "
+        "to: a@example.com, from: b@example.com}}}}", id="mon-key-alerting-email-smarthost",
+        expect=r"^monitoring\.alerting\.receivers\.mail\.smarthost: missing \(needed by email\)$"),
+    key("setup", "monitoring: {alerting: {receivers: {mail: {type: email, secret_env: P, "
+        "smarthost: smtp.example.com}}}}", id="mon-key-alerting-email-smarthost-port",
+        expect=rf"^monitoring\.alerting\.receivers\.mail\.smarthost: 'smtp\.example\.com' is not "
+               rf"valid {F}; valid: host:port$"),
+    key("setup", "monitoring: {alerting: {group_by: []}}", id="mon-key-alerting-group-by-empty",
+        expect=rf"^monitoring\.alerting\.group_by: \[\] is not valid {F}"),
+    key("setup", "monitoring: {alerting: {repeat_interval: often}}",
+        id="mon-key-alerting-repeat-interval",
+        expect=rf"^monitoring\.alerting\.repeat_interval: 'often' is not valid {F}; valid: a "
+               r"duration"),
+    key("setup", "monitoring: {alerting: {secret: Receivers}}", id="mon-key-alerting-secret",
+        expect=rf"^monitoring\.alerting\.secret: 'Receivers' is not valid {F}; {DNS}"),
+    case("monitoring.setup", code=1, id="mon-setup-receiver-env-unset",
+         config="monitoring: {alerting: {warning: [chat], receivers: {chat: {type: slack, "
+                "secret_env: FLOWLET_TEST_UNSET_SLACK_URL}}}}\n",
+         expect=r"^Alertmanager receivers: \$FLOWLET_TEST_UNSET_SLACK_URL not set"),
     key("setup", "monitoring: {components: {loki: {values: missing.yaml}}}",
         id="mon-key-values-missing",
         expect=rf"^monitoring\.components\.loki\.values: 'missing\.yaml' is not valid {F}; valid: "
