@@ -5,9 +5,11 @@ their own data dirs and free ports. ``inv backup.postgres`` backs up the test Po
 ``inv backup.check --textfile DIR --max-age 1s`` writes the metrics file, node-exporter's
 textfile collector exports it, Prometheus scrapes it every second and evaluates the project's
 backup rules (extracted from kube-prometheus-stack.yaml by the code ``monitoring.test-rules``
-uses), and Alertmanager delivers ``FlowletBackupTooOld`` to a webhook receiver in this test
-with the labels backup.check wrote. After a fresh backup and a check with a normal
-``--max-age`` the page resolves.
+uses), and Alertmanager, configured with the routing ``monitoring.setup`` renders from
+``monitoring.alerting``, pages ``FlowletBackupTooOld`` (critical) to the "pager" webhook of this
+test with the labels backup.check wrote, and sends the warning ``FlowletBackupCheckNotRunning``
+to "chat" only. After a fresh backup and a check with a normal ``--max-age`` the page
+resolves.
 
 One change to the rules, and only this one: every ``for:`` is cut to 2s (the shipped 5m-30m
 would make the test wait that long); the expressions, labels and annotations are the shipped
@@ -108,14 +110,16 @@ class Webhook:
     """A tiny Alertmanager webhook receiver: every notification it was sent, in order."""
 
     port: int
-    received: list[dict[str, Any]] = field(default_factory=list)
+    received: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (path, body)
 
-    def alerts(self, alertname: str, status: str) -> list[dict[str, Any]]:
+    def alerts(self, alertname: str, status: str, path: str | None = None) -> list[dict[str, Any]]:
         return [
             alert
-            for note in list(self.received)
+            for where, note in list(self.received)
             for alert in note["alerts"]
-            if alert["labels"].get("alertname") == alertname and alert["status"] == status
+            if alert["labels"].get("alertname") == alertname
+            and alert["status"] == status
+            and path in (None, where)
         ]
 
 
@@ -126,7 +130,7 @@ def webhook() -> Iterator[Webhook]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            hook.received.append(json.loads(body))
+            hook.received.append((self.path, json.loads(body)))
             self.send_response(200)
             self.end_headers()
 
@@ -156,6 +160,36 @@ def shortened_rules() -> tuple[str, list[rules.RuleFile]]:
     return yaml.safe_dump({"groups": groups}, sort_keys=False), shipped
 
 
+# monitoring.alerting as a project would set it, with the test's timings: critical alerts page
+# "pager", warnings go to "chat" (both webhooks of this test).
+ALERTING = {
+    "critical": ["pager"],
+    "warning": ["chat"],
+    "group_wait": "1s",
+    "group_interval": "1s",
+    "receivers": {
+        "pager": {"type": "webhook", "secret_env": "PAGER_URL"},
+        "chat": {"type": "webhook", "secret_env": "CHAT_URL"},
+    },
+}
+
+
+def routing_config(port: int) -> dict[str, Any]:
+    """The Alertmanager config ``monitoring.setup`` renders from ALERTING, with one change:
+    Debian's Alertmanager 0.25 predates ``webhook_configs.url_file`` (the cluster's reads the
+    URL from the receivers' Secret), so each webhook gets its URL inline."""
+    from tasks.core.settings import Where
+    from tasks.monitoring import alerting
+    from tasks.monitoring.settings import ALERTING as SCHEMA
+
+    config = alerting.alertmanager_config(SCHEMA.check(ALERTING, Where("monitoring.alerting")))
+    for receiver in config["receivers"]:
+        for hook in receiver.get("webhook_configs", []):
+            name = Path(hook.pop("url_file")).name
+            hook["url"] = f"http://127.0.0.1:{port}/{name}"
+    return config
+
+
 @dataclass
 class Stack:
     prometheus: Server
@@ -174,24 +208,7 @@ def stack(tmp_path: Path, webhook: Webhook) -> Iterator[Stack]:
     rules_text, _ = shortened_rules()
     (tmp_path / "rules.yaml").write_text(rules_text)
     ports = {name: free_port() for name in ("prometheus", "alertmanager", "node-exporter")}
-    am_config = {
-        "route": {
-            "receiver": "webhook",
-            "group_by": ["alertname", "environment", "database", "location"],
-            "group_wait": "1s",
-            "group_interval": "1s",
-            "repeat_interval": "1h",
-        },
-        "receivers": [
-            {
-                "name": "webhook",
-                "webhook_configs": [
-                    {"url": f"http://127.0.0.1:{webhook.port}/alerts", "send_resolved": True}
-                ],
-            }
-        ],
-    }
-    (tmp_path / "alertmanager.yml").write_text(yaml.safe_dump(am_config))
+    (tmp_path / "alertmanager.yml").write_text(yaml.safe_dump(routing_config(webhook.port)))
     prom_config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(tmp_path / "rules.yaml")],
@@ -307,9 +324,9 @@ def test_backup_too_old_pages_the_webhook_and_resolves(
     assert exported(stack, "node_textfile_scrape_error 0")
 
     firing = wait_until(
-        lambda: webhook.alerts("FlowletBackupTooOld", "firing"),
+        lambda: webhook.alerts("FlowletBackupTooOld", "firing", "/pager"),
         TIMEOUT,
-        "Alertmanager to deliver FlowletBackupTooOld to the webhook",
+        "Alertmanager to page FlowletBackupTooOld (critical) to the pager webhook",
     )
     alert = firing[0]
     assert alert["labels"] == {
@@ -326,16 +343,25 @@ def test_backup_too_old_pages_the_webhook_and_resolves(
     )
     assert "(limit: backup.check --max-age)" in alert["annotations"]["description"]
     assert prometheus_alert(stack, "FlowletBackupTooOld", "firing") is not None
+    # the check (max-age 1s) is also older than twice its limit: a warning, sent to chat only
+    stale = wait_until(
+        lambda: webhook.alerts("FlowletBackupCheckNotRunning", "firing", "/chat"),
+        TIMEOUT,
+        "Alertmanager to send FlowletBackupCheckNotRunning (warning) to the chat webhook",
+    )
+    assert stale[0]["labels"]["severity"] == "warning"
+    assert webhook.alerts("FlowletBackupCheckNotRunning", "firing", "/pager") == []
 
     again = run_inv([*config, "backup.postgres", "--database", "postgres"])
     assert again.returncode == 0, again.stderr
     normal = run_inv([*check, "--max-age", "1h"])
     assert normal.returncode == 0, normal.stdout + normal.stderr
     resolved = wait_until(
-        lambda: webhook.alerts("FlowletBackupTooOld", "resolved"),
+        lambda: webhook.alerts("FlowletBackupTooOld", "resolved", "/pager"),
         TIMEOUT,
         "Alertmanager to deliver the resolution of FlowletBackupTooOld",
     )
     assert resolved[0]["labels"] == alert["labels"]
+    assert webhook.alerts("FlowletBackupTooOld", "firing", "/chat") == []  # critical: paged only
     assert prometheus_alert(stack, "FlowletBackupTooOld", "firing") is None
     assert os.listdir(stack.textfile_dir) == [prom.name]  # no temp file left beside it
