@@ -11,6 +11,11 @@ test with the labels backup.check wrote, and sends the warning ``FlowletBackupCh
 to "chat" only. After a fresh backup and a check with a normal ``--max-age`` the page
 resolves.
 
+The same harness scrapes the example backend (on its own database of the test PostgreSQL) as
+the chart's ServiceMonitor would, with the chart's rules as production renders them; dropping
+its table makes every request a 503, and ``FlowletHighErrorRate`` is paged. Its /metrics text
+passes ``promtool check metrics``.
+
 One change to the rules, and only this one: every ``for:`` is cut to 2s (the shipped 5m-30m
 would make the test wait that long); the expressions, labels and annotations are the shipped
 ones (asserted). promtool's unit tests (test_monitoring_rules.py) cover the real ``for:``.
@@ -24,6 +29,8 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -41,6 +48,7 @@ from tasks.monitoring import rules
 pytestmark = pytest.mark.slow
 
 KPS_VALUES = REPO / "kubernetes" / "monitoring" / "kube-prometheus-stack.yaml"
+CHART = REPO / "kubernetes" / "flowlet-chart"
 SHORT_FOR = "2s"
 TIMEOUT = 120.0  # a loaded 2-core machine starts three Go servers and runs two inv's
 
@@ -146,9 +154,8 @@ def webhook() -> Iterator[Webhook]:
     thread.join()
 
 
-def shortened_rules() -> tuple[str, list[rules.RuleFile]]:
-    """The shipped backup rules with every ``for:`` cut to SHORT_FOR (nothing else changed)."""
-    shipped = rules.values_rule_files(KPS_VALUES.read_text(), str(KPS_VALUES))
+def shortened(shipped: list[rules.RuleFile]) -> str:
+    """The rule files' groups with every ``for:`` cut to SHORT_FOR (nothing else changed)."""
     groups = []
     for rule_file in shipped:
         for group in rule_file.groups:
@@ -157,7 +164,25 @@ def shortened_rules() -> tuple[str, list[rules.RuleFile]]:
                 if "for" in rule:
                     rule["for"] = SHORT_FOR
             groups.append(copy)
-    return yaml.safe_dump({"groups": groups}, sort_keys=False), shipped
+    return str(yaml.safe_dump({"groups": groups}, sort_keys=False))
+
+
+def backup_rules() -> list[rules.RuleFile]:
+    return rules.values_rule_files(KPS_VALUES.read_text(), str(KPS_VALUES))
+
+
+def chart_rules(env: str = "production") -> list[rules.RuleFile]:
+    """The Flowlet chart's PrometheusRule as ``inv deploy --env production`` renders it."""
+    from tasks.deploy.commands import template_argv
+    from tasks.deploy.plan import ChartInputs, Target
+
+    namespace, values = {"production": ("flowlet-prod", "values-production.yaml")}[env]
+    argv = template_argv(
+        Target(env, namespace, "", "flowlet"),
+        ChartInputs(CHART, CHART / values, "flowlet-app", 600),
+    )
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    return rules.chart_rule_files(env, out, str(CHART))
 
 
 # monitoring.alerting as a project would set it, with the test's timings: critical alerts page
@@ -198,17 +223,20 @@ class Stack:
     textfile_dir: Path
 
 
-@pytest.fixture
-def stack(tmp_path: Path, webhook: Webhook) -> Iterator[Stack]:
+def start_stack(
+    tmp_path: Path, webhook: Webhook, rule_text: str, scrapes: dict[str, tuple[int, dict[str, str]]]
+) -> tuple[Stack, list[Server]]:
+    """node-exporter (textfile collector), Alertmanager (the toolkit's routing) and Prometheus
+    (1s scrapes and evaluations of ``rule_text``; ``scrapes``: job -> (port, target labels))."""
     need("prometheus", "prometheus-alertmanager", "prometheus-node-exporter")
     logs = tmp_path / "logs"
     logs.mkdir()
     textfile_dir = tmp_path / "textfile"
     textfile_dir.mkdir()
-    rules_text, _ = shortened_rules()
-    (tmp_path / "rules.yaml").write_text(rules_text)
+    (tmp_path / "rules.yaml").write_text(rule_text)
     ports = {name: free_port() for name in ("prometheus", "alertmanager", "node-exporter")}
     (tmp_path / "alertmanager.yml").write_text(yaml.safe_dump(routing_config(webhook.port)))
+    jobs = {"node-exporter": (ports["node-exporter"], {}), **scrapes}
     prom_config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(tmp_path / "rules.yaml")],
@@ -219,56 +247,73 @@ def stack(tmp_path: Path, webhook: Webhook) -> Iterator[Stack]:
         },
         "scrape_configs": [
             {
-                "job_name": "node-exporter",
-                "static_configs": [{"targets": [f"127.0.0.1:{ports['node-exporter']}"]}],
+                "job_name": job,
+                "static_configs": [{"targets": [f"127.0.0.1:{port}"], "labels": labels}],
             }
+            for job, (port, labels) in jobs.items()
         ],
     }
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(prom_config))
     started: list[Server] = []
     try:
-        node_exporter = start(
-            "node-exporter",
-            [
-                "prometheus-node-exporter",
-                f"--web.listen-address=127.0.0.1:{ports['node-exporter']}",
-                "--collector.disable-defaults",
-                "--collector.textfile",
-                f"--collector.textfile.directory={textfile_dir}",
-            ],
-            ports["node-exporter"],
-            "/metrics",
-            logs,
+        started.append(
+            start(
+                "node-exporter",
+                [
+                    "prometheus-node-exporter",
+                    f"--web.listen-address=127.0.0.1:{ports['node-exporter']}",
+                    "--collector.disable-defaults",
+                    "--collector.textfile",
+                    f"--collector.textfile.directory={textfile_dir}",
+                ],
+                ports["node-exporter"],
+                "/metrics",
+                logs,
+            )
         )
-        started.append(node_exporter)
-        alertmanager = start(
-            "alertmanager",
-            [
-                "prometheus-alertmanager",
-                f"--config.file={tmp_path / 'alertmanager.yml'}",
-                f"--storage.path={tmp_path / 'alertmanager-data'}",
-                f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
-                "--cluster.listen-address=",  # no gossip port: a single instance
-            ],
-            ports["alertmanager"],
-            "/-/ready",
-            logs,
+        started.append(
+            start(
+                "alertmanager",
+                [
+                    "prometheus-alertmanager",
+                    f"--config.file={tmp_path / 'alertmanager.yml'}",
+                    f"--storage.path={tmp_path / 'alertmanager-data'}",
+                    f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
+                    "--cluster.listen-address=",  # no gossip port: a single instance
+                ],
+                ports["alertmanager"],
+                "/-/ready",
+                logs,
+            )
         )
-        started.append(alertmanager)
-        prometheus = start(
-            "prometheus",
-            [
+        started.append(
+            start(
                 "prometheus",
-                f"--config.file={tmp_path / 'prometheus.yml'}",
-                f"--storage.tsdb.path={tmp_path / 'prometheus-data'}",
-                f"--web.listen-address=127.0.0.1:{ports['prometheus']}",
-            ],
-            ports["prometheus"],
-            "/-/ready",
-            logs,
+                [
+                    "prometheus",
+                    f"--config.file={tmp_path / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={tmp_path / 'prometheus-data'}",
+                    f"--web.listen-address=127.0.0.1:{ports['prometheus']}",
+                ],
+                ports["prometheus"],
+                "/-/ready",
+                logs,
+            )
         )
-        started.append(prometheus)
-        yield Stack(prometheus, alertmanager, node_exporter, textfile_dir)
+    except BaseException:
+        for server in reversed(started):
+            server.stop()
+        raise
+    node_exporter, alertmanager, prometheus = started
+    return Stack(prometheus, alertmanager, node_exporter, textfile_dir), started
+
+
+@pytest.fixture
+def stack(tmp_path: Path, webhook: Webhook) -> Iterator[Stack]:
+    """The stack with the shipped backup rules."""
+    built, started = start_stack(tmp_path, webhook, shortened(backup_rules()), {})
+    try:
+        yield built
     finally:
         for server in reversed(started):
             server.stop()
@@ -276,8 +321,9 @@ def stack(tmp_path: Path, webhook: Webhook) -> Iterator[Stack]:
 
 def test_only_for_is_shortened() -> None:
     """The e2e rules differ from the shipped ones in ``for:`` only."""
-    text, shipped = shortened_rules()
-    ours = yaml.safe_load(text)["groups"]
+    need("helm")
+    shipped = backup_rules() + chart_rules()
+    ours = yaml.safe_load(shortened(shipped))["groups"]
     theirs = [dict(g) for rf in shipped for g in rf.groups]
     for group in theirs:
         for rule in group["rules"]:
@@ -365,3 +411,121 @@ def test_backup_too_old_pages_the_webhook_and_resolves(
     assert webhook.alerts("FlowletBackupTooOld", "firing", "/chat") == []  # critical: paged only
     assert prometheus_alert(stack, "FlowletBackupTooOld", "firing") is None
     assert os.listdir(stack.textfile_dir) == [prom.name]  # no temp file left beside it
+
+
+@dataclass
+class Backend:
+    port: int
+    database: str
+    server: Server
+
+    def get(self, path: str) -> int:
+        try:
+            with urllib.request.urlopen(  # nosec B310 (127.0.0.1)
+                f"http://127.0.0.1:{self.port}{path}", timeout=10
+            ) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+        except OSError:
+            return 0
+
+
+@pytest.fixture
+def backend(pg_server: Any, tmp_path: Path) -> Iterator[Backend]:
+    """The example backend (examples/backend) on a database of its own in the test PostgreSQL."""
+    import secrets
+    import sys
+
+    database = pg_server.create_db("alerts_" + secrets.token_hex(4))
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO / "examples" / "backend"),
+        "FLOWLET_DB_DSN": f"host={pg_server.host} port={pg_server.port} dbname={database} "
+        f"user={pg_server.user}",
+        "FLOWLET_DB_PASSWORD": pg_server.password,
+        "FLOWLET_BACKEND_PORT": str(port),
+    }
+    log = tmp_path / "backend.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(  # nosec B603
+            [sys.executable, "-m", "flowlet_backend.app"],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            env=env,
+            preexec_fn=child_setup(death_signal=signal.SIGKILL),
+        )
+    server = Server("backend", process, log, port)
+    try:
+        wait_until(lambda: server.ready("/healthz"), TIMEOUT, "the backend to answer /healthz")
+        yield Backend(port, database, server)
+    finally:
+        server.stop()
+        pg_server.sql(f'drop database "{database}" with (force)')
+
+
+def test_5xx_storm_pages_high_error_rate(
+    tmp_path: Path, webhook: Webhook, backend: Backend, pg_server: Any
+) -> None:
+    """The example backend scraped as the chart's ServiceMonitor would (job flowlet-backend,
+    namespace flowlet-prod), the chart's rules as production renders them: when its database
+    loses the accounts table, every request answers 503, and FlowletHighErrorRate is paged.
+    Its /metrics passes ``promtool check metrics``. (Its resolution takes the rule's 5m rate
+    window; the promtool unit tests cover that side.)"""
+    need("promtool", "helm")
+    labels = {"namespace": "flowlet-prod"}
+    built, started = start_stack(
+        tmp_path, webhook, shortened(chart_rules()), {"flowlet-backend": (backend.port, labels)}
+    )
+    stop = threading.Event()
+
+    def traffic() -> None:
+        while not stop.is_set():
+            backend.get("/api/accounts")
+            stop.wait(0.02)
+
+    thread = threading.Thread(target=traffic)
+    thread.start()
+    try:
+        assert backend.get("/api/accounts") == 200
+        metrics = http_get(f"http://127.0.0.1:{backend.port}/metrics")
+        assert metrics is not None and 'route="/api/accounts",status="200"' in metrics
+        check = subprocess.run(
+            ["promtool", "check", "metrics"],
+            input=metrics,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert check.returncode == 0, check.stdout + check.stderr
+        wait_until(
+            lambda: prometheus_has(built, 'flowlet_http_requests_total{job="flowlet-backend"}'),
+            TIMEOUT,
+            "Prometheus to scrape the backend",
+        )
+        assert webhook.alerts("FlowletHighErrorRate", "firing") == []
+
+        pg_server.sql("drop table accounts cascade", backend.database)  # the injected fault
+        assert backend.get("/api/accounts") == 503
+        paged = wait_until(
+            lambda: webhook.alerts("FlowletHighErrorRate", "firing", "/pager"),
+            TIMEOUT,
+            "Alertmanager to page FlowletHighErrorRate",
+        )
+        assert paged[0]["labels"] == {"alertname": "FlowletHighErrorRate", "severity": "critical"}
+        description = paged[0]["annotations"]["description"]
+        assert "of the requests to flowlet-backend in flowlet-prod failed with a 5xx" in description
+        assert "(threshold 0.02)" in description
+    finally:
+        stop.set()
+        thread.join()
+        for server in reversed(started):
+            server.stop()
+
+
+def prometheus_has(stack: Stack, selector: str) -> bool:
+    query = urllib.parse.urlencode({"query": selector})
+    text = http_get(stack.prometheus.url(f"/api/v1/query?{query}"))
+    return bool(text and json.loads(text)["data"]["result"])
