@@ -217,3 +217,39 @@ def test_setup_from_the_command_line_creates_the_receivers_secret(
         assert not any(s.encode() in data for s in SECRETS.values()), path
     progress = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout)
     assert "Alertmanager routing (monitoring.alerting)" in progress
+
+
+# --- monitoring.test-alert: the pure parts ---------------------------------------------------
+
+
+def test_test_alert_payload_and_verdict() -> None:
+    from datetime import datetime, timezone
+
+    from tasks.core.errors import OpsError
+    from tasks.monitoring import testalert
+
+    now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    (alert,) = testalert.test_alert("warning", "staging", now)
+    assert alert["labels"] == {
+        "alertname": "FlowletTestAlert",
+        "severity": "warning",
+        "environment": "staging",
+        "flowlet_test": "true",
+    }
+    assert alert["endsAt"] == "2026-01-02T03:09:05+00:00"
+    groups = [
+        {"receiver": {"name": "chat"}, "alerts": [alert]},
+        {"receiver": {"name": "hook"}, "alerts": [alert]},
+        {"receiver": {"name": "pager"}, "alerts": [{"labels": {"alertname": "Other"}}]},
+    ]
+    assert testalert.routed_receivers(json.dumps(groups), "warning") == ["chat", "hook"]
+    assert testalert.routed_receivers(json.dumps(groups), "critical") is None
+    assert testalert.verdict(["chat", "hook"], "hook", "warning") == (
+        "FlowletTestAlert (warning) routed to: chat, hook"
+    )
+    with pytest.raises(OpsError, match=r"^the critical test alert was routed to no receiver"):
+        testalert.verdict(["null"], None, "critical")
+    with pytest.raises(OpsError, match=r"no receiver"):
+        testalert.verdict([], None, "critical")
+    with pytest.raises(OpsError, match=r"JSON"):
+        testalert.routed_receivers("<html>", "critical")

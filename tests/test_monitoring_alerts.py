@@ -40,7 +40,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import REPO, free_port, need, run_inv
+from conftest import REPO, free_port, need, readme, run_inv
 
 from tasks.core.runner import child_setup
 from tasks.monitoring import rules
@@ -529,3 +529,81 @@ def prometheus_has(stack: Stack, selector: str) -> bool:
     query = urllib.parse.urlencode({"query": selector})
     text = http_get(stack.prometheus.url(f"/api/v1/query?{query}"))
     return bool(text and json.loads(text)["data"]["result"])
+
+
+@pytest.fixture
+def alertmanager(tmp_path: Path, webhook: Webhook) -> Iterator[Server]:
+    """Alertmanager alone, with the routing ``monitoring.alerting`` renders (ALERTING)."""
+    need("prometheus-alertmanager")
+    logs = tmp_path / "logs"
+    logs.mkdir(exist_ok=True)
+    (tmp_path / "alertmanager.yml").write_text(yaml.safe_dump(routing_config(webhook.port)))
+    port = free_port()
+    server = start(
+        "alertmanager",
+        [
+            "prometheus-alertmanager",
+            f"--config.file={tmp_path / 'alertmanager.yml'}",
+            f"--storage.path={tmp_path / 'alertmanager-data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
+        port,
+        "/-/ready",
+        logs,
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@readme(
+    "inv monitoring.test-alert --env staging",
+    "inv monitoring.test-alert --env staging --severity warning --receiver chat",
+)
+def test_test_alert_reports_where_alertmanager_routed_it(
+    cluster: Any, recording_tools: Any, alertmanager: Server, webhook: Webhook
+) -> None:
+    """``inv monitoring.test-alert`` through the (recorded) kubectl port-forward to a real
+    Alertmanager: it prints the receivers Alertmanager itself reports, and the page arrives.
+    The recording kubectl answers port-forward without binding, so the local port is the real
+    Alertmanager's."""
+    recorder = recording_tools("no-secret-here")
+    env = {"PATH": recorder.path()}
+    port = ["--port", str(alertmanager.port)]
+    critical = run_inv(["monitoring.test-alert", "--env", "staging", *port], env=env)
+    assert critical.returncode == 0, critical.stdout + critical.stderr
+    assert critical.stdout.splitlines()[-1] == "FlowletTestAlert (critical) routed to: pager"
+    assert (
+        f"kubectl --context flowlet-staging --namespace monitoring port-forward "
+        f"svc/kube-prometheus-stack-alertmanager {alertmanager.port}:9093" in recorder.argvs()
+    )
+    paged = wait_until(
+        lambda: webhook.alerts("FlowletTestAlert", "firing", "/pager"),
+        TIMEOUT,
+        "the test alert to reach the pager webhook",
+    )
+    assert paged[0]["labels"]["flowlet_test"] == "true"
+    assert paged[0]["labels"]["environment"] == "staging"
+
+    argv = ["monitoring.test-alert", "--env", "staging", "--severity", "warning", *port]
+    warning = run_inv([*argv, "--receiver", "chat"], env=env)
+    assert warning.returncode == 0, warning.stdout + warning.stderr
+    assert warning.stdout.splitlines()[-1] == "FlowletTestAlert (warning) routed to: chat"
+
+    wrong = run_inv([*argv, "--receiver", "pager"], env=env)
+    assert wrong.returncode == 1
+    assert wrong.stderr.strip() == "the warning test alert was routed to chat, not pager"
+
+
+@readme("inv --dry monitoring.test-alert --env production")
+def test_test_alert_dry_posts_nothing(cluster: Any, recording_tools: Any) -> None:
+    recorder = recording_tools("no-secret-here")
+    done = run_inv(
+        "inv --dry monitoring.test-alert --env production", env={"PATH": recorder.path()}
+    )
+    assert done.returncode == 0, done.stderr
+    assert "POST http://127.0.0.1:9093/api/v2/alerts" in done.stdout
+    assert '"alertname": "FlowletTestAlert", "severity": "critical"' in done.stdout
+    assert not any("port-forward" in argv for argv in recorder.argvs())

@@ -20,7 +20,13 @@ from typing import Any
 from invoke import Collection, Context
 
 from tasks.core.task import task
-from tasks.monitoring.settings import SCHEMA, TARGET_FLAGS, namespace
+from tasks.monitoring.settings import (
+    RECEIVER_FLAG,
+    SCHEMA,
+    SEVERITY_FLAG,
+    TARGET_FLAGS,
+    namespace,
+)
 
 TARGET_HELP = {
     "env": "environment from invoke.yaml (development, staging, production); default development",
@@ -123,6 +129,43 @@ def status(
     run.status(c, where, app_namespace=app_namespace, json=json)
 
 
+@task(
+    help={
+        **TARGET_HELP,
+        "severity": "critical (pages) or warning (chat); default critical",
+        "receiver": "fail unless the alert is routed to this receiver",
+        "port": "local port of the port-forward (default: monitoring.local_ports.alertmanager, "
+        "9093)",
+    },
+    flags={
+        **TARGET_FLAGS,
+        "severity": SEVERITY_FLAG,
+        "receiver": RECEIVER_FLAG,
+        "port": "monitoring.local_ports.alertmanager",
+    },
+)
+def test_alert(
+    c: Context,
+    env: str | None = None,
+    context: str | None = None,
+    mon_namespace: str | None = None,
+    severity: str = "critical",
+    receiver: str | None = None,
+    port: int | None = None,
+) -> None:
+    """Post a labelled test alert to the installed Alertmanager; print where it was routed.
+
+    Port-forwards the Alertmanager Service, posts FlowletTestAlert (labels severity,
+    environment, flowlet_test="true"; it ends by itself after 5 minutes) to its API, and asks
+    Alertmanager which receivers its group went to. Exit 1 if it reached no receiver (or not
+    --receiver).
+    """
+    from tasks.monitoring import run
+
+    where = run.target(c, env, context, mon_namespace)
+    run.test_alert(c, where, severity=severity, receiver=receiver, port=port)
+
+
 @task
 def test_rules(c: Context) -> None:
     """Unit-test the shipped alert rules with the real promtool; exit 1 naming a failing rule.
@@ -138,4 +181,4 @@ def test_rules(c: Context) -> None:
     run.test_rules(c, rules.resolve(c))
 
 
-ns = Collection("monitoring", setup, status, uninstall, grafana, jaeger, test_rules)
+ns = Collection("monitoring", setup, status, uninstall, grafana, jaeger, test_alert, test_rules)

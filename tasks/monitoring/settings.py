@@ -55,6 +55,8 @@ CONTEXT_FLAG = Str(
     pattern=CONTEXT, desc="a kube context name (no spaces, not starting with '-')", empty=False
 )
 TARGET_FLAGS: dict[str, Any] = {"context": CONTEXT_FLAG, "mon_namespace": namespace()}
+SEVERITY_FLAG = Choice("critical", ("critical", "warning"))
+RECEIVER_FLAG = Str(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", desc="a receiver name", empty=False)
 
 
 def component(release: str, repo: str, chart: str, version: str, values: str) -> Section:
@@ -242,6 +244,7 @@ SCHEMA = Section(
             {
                 "grafana": Port(3000, "local port of monitoring.grafana"),
                 "jaeger": Port(16686, "local port of monitoring.jaeger"),
+                "alertmanager": Port(9093, "local port of monitoring.test-alert"),
             }
         ),
     },

@@ -102,6 +102,18 @@ CASES = [
     var("test-rules", "INVOKE_MONITORING_RULE_TESTS", "invoke.yaml", id="mon-env-rule-tests-file",
         expect=r"^monitoring\.rule_tests: 'invoke\.yaml' is not valid \(set in "
                r"INVOKE_MONITORING_RULE_TESTS\); valid: a directory .*is not a directory"),
+    # monitoring.test-alert
+    flags("test-alert", "--severity", "info", id="mon-test-alert-severity",
+          expect=r"^--severity: 'info' is not valid; valid: critical, warning$"),
+    flags("test-alert", "--receiver", "Pager!", id="mon-test-alert-receiver",
+          expect=r"^--receiver: 'Pager!' is not valid; valid: a receiver name"),
+    flags("test-alert", "--receiver", "", id="mon-test-alert-receiver-empty",
+          expect=r"^--receiver: '' is not valid"),
+    flags("test-alert", "--port", "0", id="mon-test-alert-port", expect=rf"^--port: 0 is not valid; {PORT}"),
+    flags("test-alert", "--env", "qa", id="mon-test-alert-env", expect=r"^--env: 'qa' is not valid"),
+    key("test-alert", "monitoring: {local_ports: {alertmanager: 99999}}",
+        id="mon-key-local-ports-alertmanager",
+        expect=rf"^monitoring\.local_ports\.alertmanager: 99999 is not valid {F}; {PORT}"),
     # monitoring.alerting: receivers and routes
     key("setup", "monitoring: {alerting: {critical: [pager]}}", id="mon-key-alerting-route-unknown",
         expect=r"^monitoring\.alerting\.critical: 'pager' is not in monitoring\.alerting\."
