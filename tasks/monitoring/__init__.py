@@ -2,14 +2,16 @@
 
 ``setup`` installs or upgrades the stack idempotently; ``status`` shows the app's and the stack's
 workloads; ``uninstall`` removes the releases; ``grafana`` / ``jaeger`` port-forward the UIs;
-``test-rules`` unit-tests the shipped alert rules with promtool.
+``test-alert`` posts a test alert and reports its receivers; ``test-rules`` unit-tests the
+shipped alert rules with promtool.
 Every kubectl/helm call is pinned to the environment's kube context (see tasks/kube.py).
 
 Each task is defined once, here. Tasks with the same flags are built from one function per
 family (:func:`_change_task`: setup, uninstall; :func:`_ui_task`: grafana, jaeger). Modules:
 ``settings`` (the schema: every default, and the flag kinds), ``plan`` (pure step builders),
 ``repos`` (chart repositories), ``workloads`` (parsers of kubectl output), ``rules`` (the rule
-files and promtool tests of ``test-rules``), ``run`` (executes
+files and promtool tests of ``test-rules``), ``alerting`` (the Alertmanager routing),
+``testalert`` (``test-alert``), ``run`` (executes
 the plans; imported inside the tasks, so ``inv --list`` stays light).
 """
 
@@ -160,10 +162,10 @@ def test_alert(
     Alertmanager which receivers its group went to. Exit 1 if it reached no receiver (or not
     --receiver).
     """
-    from tasks.monitoring import run
+    from tasks.monitoring import run, testalert
 
     where = run.target(c, env, context, mon_namespace)
-    run.test_alert(c, where, severity=severity, receiver=receiver, port=port)
+    testalert.execute(c, where, severity=severity, receiver=receiver, port=port)
 
 
 @task

@@ -13,7 +13,6 @@ import json as jsonlib
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -24,7 +23,7 @@ from invoke import Context
 from tasks.core.environments import resolve_environment
 from tasks.core.errors import CommandFailed, ConfigError, OpsError
 from tasks.core.prompt import confirm
-from tasks.core.runner import is_dry, probe, render, require_tools, run
+from tasks.core.runner import is_dry, probe, require_tools, run
 from tasks.core.settings import Settings, Where, load
 from tasks.core.steps import Progress, Step
 from tasks.kube import KUBE_TOOLS, guard_context, kubectl, require_kube_tools, resolve_context
@@ -273,65 +272,6 @@ def test_rules(c: Context, options: rules.RuleTestOptions) -> None:
             raise OpsError(f"promtool test rules {step.data}: failed: {rules.summary(failed)}")
     counts = f"{len(rule_files)} rule files, {len(tests)} test files"
     print(f"{counts} (--dry: promtool did not run)" if is_dry(c) else f"ok: {counts}", flush=True)
-
-
-def test_alert(
-    c: Context, target: Target, *, severity: str, receiver: str | None, port: int | None
-) -> None:
-    """``inv monitoring.test-alert`` (documented on the task)."""
-    import time
-    import urllib.parse
-    import urllib.request
-
-    from tasks.core.runner import spawn
-    from tasks.monitoring import testalert
-
-    local = target.settings.local_ports.alertmanager if port is None else port
-    require_tools({"kubectl": KUBE_TOOLS["kubectl"]})
-    service = f"svc/{target.release(plan.KPS)}-alertmanager"
-    argv = kubectl(target.context, "--namespace", target.namespace, "port-forward", service)
-    argv.append(f"{local}:{testalert.REMOTE_PORT}")
-    alert = testalert.test_alert(severity, target.environment.name, datetime.now(timezone.utc))
-    base = f"http://127.0.0.1:{local}"
-    progress = Progress()
-    progress(f"port-forward {target.namespace}/{service} to 127.0.0.1:{local}")
-    progress.note(render(argv))
-    progress(f"POST {base}/api/v2/alerts")
-    progress.note(jsonlib.dumps(alert[0]["labels"]))
-    if is_dry(c):
-        return
-    forward = spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = forward.stdout.readline() if forward.stdout else ""
-        if "Forwarding from" not in line:
-            forward.kill()
-            _, err = forward.communicate()
-            raise CommandFailed(argv, forward.returncode or 1, err, what="kubectl port-forward")
-
-        def call(path: str, body: bytes | None = None) -> str:
-            request = urllib.request.Request(  # 127.0.0.1: our port-forward
-                base + path, data=body, headers={"Content-Type": "application/json"}
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=10) as answer:  # nosec B310
-                    return str(answer.read().decode())
-            except OSError as exc:
-                raise OpsError(f"Alertmanager at {base}{path}: {exc}") from None
-
-        call("/api/v2/alerts", jsonlib.dumps(alert).encode())
-        query = "/api/v2/alerts/groups?filter=" + urllib.parse.quote(
-            f'alertname="{testalert.ALERTNAME}"'
-        )
-        deadline = time.monotonic() + 15
-        receivers = testalert.routed_receivers(call(query), severity)
-        while receivers is None and time.monotonic() < deadline:
-            time.sleep(0.2)  # Alertmanager groups the new alert asynchronously
-            receivers = testalert.routed_receivers(call(query), severity)
-        print(testalert.verdict(receivers or [], receiver, severity), flush=True)
-    finally:
-        if forward.poll() is None:
-            forward.terminate()
-            forward.wait()
 
 
 ACTIONS = {"setup": setup, "uninstall": uninstall}

@@ -2,17 +2,28 @@
 (through a kubectl port-forward), and the receivers Alertmanager routed it to.
 
 Pure parts: the alert, and the parser of ``GET /api/v2/alerts/groups`` (Alertmanager's own
-answer, so the report is what the installed routing did, not what we think it does).
+answer, so the report is what the installed routing did, not what we think it does), and the
+verdict; :func:`execute` runs the port-forward and the two HTTP calls.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import time
+import urllib.parse
+import urllib.request
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from tasks.core.errors import OpsError
+from invoke import Context
+
+from tasks.core.errors import CommandFailed, OpsError
+from tasks.core.runner import is_dry, render, require_tools, spawn
+from tasks.core.steps import Progress
+from tasks.kube import KUBE_TOOLS, kubectl
+from tasks.monitoring.plan import KPS, Target
 
 ALERTNAME = "FlowletTestAlert"
 REMOTE_PORT = 9093
@@ -67,3 +78,54 @@ def verdict(receivers: Sequence[str], expected: str | None, severity: str) -> st
             f"the {severity} test alert was routed to {', '.join(people)}, not {expected}"
         )
     return f"{ALERTNAME} ({severity}) routed to: {', '.join(people)}"
+
+
+def execute(
+    c: Context, target: Target, *, severity: str, receiver: str | None, port: int | None
+) -> None:
+    """``inv monitoring.test-alert`` (documented on the task): the port-forward (through the
+    runner's spawn: its own process group, dies with us) and two HTTP calls."""
+    local = target.settings.local_ports.alertmanager if port is None else port
+    require_tools({"kubectl": KUBE_TOOLS["kubectl"]})
+    service = f"svc/{target.release(KPS)}-alertmanager"
+    argv = kubectl(target.context, "--namespace", target.namespace, "port-forward", service)
+    argv.append(f"{local}:{REMOTE_PORT}")
+    alert = test_alert(severity, target.environment.name, datetime.now(timezone.utc))
+    base = f"http://127.0.0.1:{local}"
+    progress = Progress()
+    progress(f"port-forward {target.namespace}/{service} to 127.0.0.1:{local}")
+    progress.note(render(argv))
+    progress(f"POST {base}/api/v2/alerts")
+    progress.note(json.dumps(alert[0]["labels"]))
+    if is_dry(c):
+        return
+    forward = spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = forward.stdout.readline() if forward.stdout else ""
+        if "Forwarding from" not in line:
+            forward.kill()
+            _, err = forward.communicate()
+            raise CommandFailed(argv, forward.returncode or 1, err, what="kubectl port-forward")
+
+        def call(path: str, body: bytes | None = None) -> str:
+            request = urllib.request.Request(  # 127.0.0.1: our port-forward
+                base + path, data=body, headers={"Content-Type": "application/json"}
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=10) as answer:  # nosec B310
+                    return str(answer.read().decode())
+            except OSError as exc:
+                raise OpsError(f"Alertmanager at {base}{path}: {exc}") from None
+
+        call("/api/v2/alerts", json.dumps(alert).encode())
+        query = "/api/v2/alerts/groups?filter=" + urllib.parse.quote(f'alertname="{ALERTNAME}"')
+        deadline = time.monotonic() + 15
+        receivers = routed_receivers(call(query), severity)
+        while receivers is None and time.monotonic() < deadline:
+            time.sleep(0.2)  # Alertmanager groups the new alert asynchronously
+            receivers = routed_receivers(call(query), severity)
+        print(verdict(receivers or [], receiver, severity), flush=True)
+    finally:
+        if forward.poll() is None:
+            forward.terminate()
+            forward.wait()
