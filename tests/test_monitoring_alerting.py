@@ -253,3 +253,36 @@ def test_test_alert_payload_and_verdict() -> None:
         testalert.verdict([], None, "critical")
     with pytest.raises(OpsError, match=r"JSON"):
         testalert.routed_receivers("<html>", "critical")
+
+
+def test_dry_setup_production_shows_the_routing_tree_from_the_command_line(
+    cluster: Any, local_chart_repos: Any, recording_tools: Any, tmp_path: Path
+) -> None:
+    """``inv -f receivers.yaml --dry monitoring.setup --env production`` by the real inv: the
+    routing tree and the Secret step are printed with the variables' names, never their
+    values; nothing reaches the cluster."""
+    from conftest import run_inv
+
+    recorder = recording_tools(PAGER)
+    config = tmp_path / "receivers.yaml"
+    config.write_text(yaml.safe_dump({"monitoring": {"alerting": CONFIG}}))
+    env = {"PATH": recorder.path(), **SECRETS}
+    argv = ["-f", str(config), "--dry", "monitoring.setup", "--env", "production"]
+    done = run_inv(argv, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout)
+    tree = out[out.index("Alertmanager routing (monitoring.alerting)") :].splitlines()[1:6]
+    assert tree == [
+        "    group by alertname, namespace, environment, database; wait 30s, interval 5m, "
+        "repeat 4h",
+        '    severity="critical" -> pager (pagerduty; secret $PD_KEY -> Secret key pager), '
+        "mail (email ops@example.com; secret $SMTP_PASSWORD -> Secret key mail)",
+        '    severity="warning" -> chat (slack #ops; secret $SLACK_URL -> Secret key chat), '
+        "hook (webhook; secret $HOOK_URL -> Secret key hook)",
+        "    anything else -> nobody (null)",
+        "    a critical alert inhibits the warnings with the same alertname, namespace, "
+        "environment, database, location",
+    ]
+    assert "kubectl --context flowlet-production apply -f -" in out
+    assert not any(s in done.stdout + done.stderr for s in SECRETS.values())
+    assert cluster.requests == []
