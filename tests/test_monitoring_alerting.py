@@ -274,14 +274,14 @@ def test_dry_setup_production_shows_the_routing_tree_from_the_command_line(
     tree = out[out.index("Alertmanager routing (monitoring.alerting)") :].splitlines()[1:6]
     assert tree == [
         "    group by alertname, namespace, environment, database; wait 30s, interval 5m, "
-        "repeat 4h",
-        '    severity="critical" -> pager (pagerduty; secret $PD_KEY -> Secret key pager), '
-        "mail (email ops@example.com; secret $SMTP_PASSWORD -> Secret key mail)",
-        '    severity="warning" -> chat (slack #ops; secret $SLACK_URL -> Secret key chat), '
-        "hook (webhook; secret $HOOK_URL -> Secret key hook)",
+        + "repeat 4h",
+        '    severity="critical" -> pager (pagerduty; secret $PD_KEY -> Secret key pager), mail '
+        + "(email ops@example.com; secret $SMTP_PASSWORD -> Secret key mail)",
+        '    severity="warning" -> chat (slack #ops; secret $SLACK_URL -> Secret key chat), hook '
+        + "(webhook; secret $HOOK_URL -> Secret key hook)",
         "    anything else -> nobody (null)",
         "    a critical alert inhibits the warnings with the same alertname, namespace, "
-        "environment, database, location",
+        + "environment, database, location",
     ]
     assert "kubectl --context flowlet-production apply -f -" in out
     assert not any(s in done.stdout + done.stderr for s in SECRETS.values())
