@@ -18,7 +18,7 @@ from tasks.core import jsonl
 from tasks.core.environments import Environment
 from tasks.core.errors import ConfigError, Interrupted, OpsError, Refused, last_line
 from tasks.core.prompt import confirm
-from tasks.core.runner import is_dry, probe, run
+from tasks.core.runner import GRACEFUL, is_dry, probe, run
 from tasks.core.settings import Settings
 from tasks.core.steps import Progress, Step
 from tasks.deploy import commands, failures, helmout, plan
@@ -147,11 +147,14 @@ def ask(c: Context, environment: Environment, target: Target, *, yes: bool, what
 def run_helm(
     c: Context, argv: list[str], target: Target, action: str, version: HelmVersion
 ) -> None:
-    """A helm operation that changes the release. Ctrl-C/SIGTERM reach helm (the runner forwards
-    them to its process group, never SIGKILL) and are raised again once helm has finished its
-    own rollback: exit 130/143 with what to check."""
+    """A helm operation that changes the release. Whatever stops ``inv`` -- Ctrl-C, SIGTERM,
+    SIGHUP, even ``kill -9`` -- reaches helm as SIGTERM only (the runner's GRACEFUL: helm cancels
+    and rolls back with --rollback-on-failure/--atomic; SIGHUP would kill it outright and
+    SIGKILL strand the release in pending-*), in its own session (a closing terminal's SIGHUP
+    never reaches it). We wait for helm's own rollback, then raise the interrupt again: exit
+    130/143/129 with the release's state and what to check."""
     try:
-        result = run(c, argv, warn=True)
+        result = run(c, argv, warn=True, stopping=GRACEFUL)
     except KeyboardInterrupt as exc:
         signum = int(getattr(exc, "signum", signal.SIGINT))
         raise Interrupted(
