@@ -750,6 +750,37 @@ def test_rollback_to_a_revision(major: int, project: Path, cluster: FakeKube) ->
     assert 'deployment "flowlet-frontend" successfully rolled out' in result.stdout
 
 
+@MAJORS
+def test_a_default_rollback_after_a_failed_deploy_lands_on_the_last_good_revision(
+    major: int, project: Path, cluster: FakeKube
+) -> None:
+    """A deploy that failed and that Helm rolled back (1 superseded, 2 failed, 3 "Rollback to
+    1"): Helm's "previous revision" is the broken 2; the default target is 1, named with its
+    image, chart, git SHA and age before the prompt and after the rollback."""
+    setup = inv(project, cluster, "inv setup --env staging", major=major, FLOWLET_DB_PASSWORD="x")
+    assert setup.returncode == 0, setup.stderr
+    cluster.fail(f"PATCH /apis/apps/v1/namespaces/{NS}/deployments/flowlet-backend", 500, times=1)
+    broken = inv(
+        project, cluster, "inv deploy --env=staging --no-diff --image-tag=1.1.0-broken", major=major
+    )
+    assert broken.returncode != 0
+    assert release(cluster, 2)["info"]["status"] == "failed"
+    assert release(cluster, 3)["info"]["description"] == "Rollback to 1"
+    result = inv(project, cluster, "inv deploy.rollback --env=staging --yes", major=major)
+    assert result.returncode == 0, result.stderr
+    target = r"revision 1 \(image tag 0\.1\.0, chart flowlet-0\.1\.0, git [0-9a-f]{12}, \d+s old\)"
+    assert "    skipped revision 2: a failed upgrade (failed)\n" in result.stdout
+    assert re.search(
+        rf"^    current: revision 3 \(deployed\); target: {target}$", result.stdout, re.M
+    )
+    assert re.search(rf"^    rolled back to {target}$", result.stdout, re.M)
+    assert release(cluster, 4)["info"]["description"] == "Rollback to 1"
+    image = template(cluster, "Deployment", "flowlet-backend")["spec"]["template"]["spec"][
+        "containers"
+    ][0]["image"]
+    assert image == "ghcr.io/flowlet/backend:0.1.0"
+
+
 def test_recover_refuses_while_the_lock_is_live(project: Path, cluster: FakeKube) -> None:
     cluster.namespace(NS)
     for revision, status in ((1, "deployed"), (2, "pending-upgrade")):

@@ -113,7 +113,7 @@ CASES = [
         "--revision",
         "abc",
         config=P,
-        expect=r"^--revision: 'abc' is not valid; valid: 0 \(the previous revision\) or a",
+        expect=r"^--revision: 'abc' is not valid; valid: 0 \(the last good revision\) or a",
         id="rollback-revision-text",
     ),
     case(
@@ -121,7 +121,7 @@ CASES = [
         "--revision",
         "-1",
         config=P,
-        expect=r"^--revision: -1 is not valid; valid: 0 \(the previous revision\)",
+        expect=r"^--revision: -1 is not valid; valid: 0 \(the last good revision\)",
         id="rollback-revision-negative",
     ),
     case(
