@@ -831,6 +831,13 @@ def test_diff_exit_code(project: Path, cluster: FakeKube) -> None:
     )
     plain = inv(project, cluster, "inv deploy.diff --env=staging --image-tag=abc")
     assert plain.returncode == 0
+    # a Secret it may not read: an error (1), never "changes pending" (2)
+    cluster.fail(f"GET /api/v1/namespaces/{NS}/secrets/flowlet-app", 403, times=1)
+    forbidden = inv(project, cluster, "inv deploy.diff --env=staging --exit-code")
+    assert forbidden.returncode == 1, forbidden.stdout
+    assert error_line(forbidden).startswith(
+        "kubectl get secret flowlet-app failed (exit 1): Error from server (Forbidden): "
+    )
     cluster.fail("GET /api/v1/namespaces/flowlet-staging/secrets", 500)
     broken = inv(project, cluster, "inv deploy.diff --env=staging --exit-code")
     assert broken.returncode == 1 and error_line(broken).startswith(
