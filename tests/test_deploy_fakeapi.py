@@ -9,16 +9,22 @@ Each test runs ``inv`` as a real process in a scratch git checkout (fixture ``pr
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import re
+import select
 import signal
 import subprocess
+import termios
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import INV
+from conftest import inv_env as conftest_inv_env
 from conftest import readme, run_inv, start_inv
 from fakekube import FakeKube, read_helm_release
 from fixtures_deploy import (
@@ -677,6 +683,79 @@ def test_a_signal_reaches_helm_as_sigterm_which_rolls_back(
     again = inv(project, cluster, "inv deploy --env=staging --no-diff --image-tag=new", major=major)
     assert again.returncode == 0, again.stderr
     assert release(cluster, 4)["info"]["status"] == "deployed"
+
+
+def start_in_terminal(argv: list[str], project: Path, env: dict[str, str]) -> tuple[Any, int]:
+    """``inv`` leading a session whose controlling terminal is a new pty (an SSH login): returns
+    the process and the pty's master end."""
+    master, slave = os.openpty()
+
+    def login() -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+            signal.signal(sig, signal.SIG_DFL)
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    child = subprocess.Popen(  # nosec B603
+        [INV, *argv],
+        cwd=project,
+        env=conftest_inv_env(env),
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        preexec_fn=login,
+    )
+    os.close(slave)
+    return child, master
+
+
+@MAJORS
+@pytest.mark.signals
+def test_a_closed_terminal_rolls_back_and_releases_the_lock(
+    major: int, project: Path, cluster: FakeKube
+) -> None:
+    """The terminal of inv goes away mid-upgrade (a closed window, a dropped SSH session): inv
+    gets SIGHUP, and every write to its terminal fails from then on. helm still gets SIGTERM
+    and rolls back, inv waits for it, and releases the lock; the next deploy proceeds."""
+    setup = inv(project, cluster, "inv setup --env staging", major=major, FLOWLET_DB_PASSWORD="x")
+    assert setup.returncode == 0, setup.stderr
+    cluster.hold_rollout(NS, "flowlet-backend")
+    before = backend_writes(cluster)
+    child, master = start_in_terminal(
+        ["deploy", "--env=staging", "--no-diff", "--image-tag=new"],
+        project,
+        inv_env(cluster.kubeconfig, major),
+    )
+    seen = bytearray()
+    stop = threading.Event()
+
+    def drain() -> None:  # what a terminal does: read everything inv writes
+        while not stop.is_set():
+            if select.select([master], [], [], 0.05)[0]:
+                try:
+                    seen.extend(os.read(master, 65536))
+                except OSError:
+                    return
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        started_upgrade(cluster, before)
+    finally:
+        stop.set()
+        reader.join()
+        os.close(master)  # the hangup: SIGHUP to inv, EIO on its every write from now on
+    wait_until(lambda: rolling_back(cluster), "helm rolls back")
+    assert child.poll() is None, "inv waits for helm's own rollback"
+    cluster.hold_rollout(NS, "flowlet-backend", held=False)
+    assert child.wait(timeout=120) == 128 + signal.SIGHUP, seen.decode(errors="replace")
+    rolled_back = release(cluster, 3)["info"]
+    assert (rolled_back["status"], rolled_back["description"]) == ("deployed", "Rollback to 1")
+    assert cluster.get("Lease", NS, LEASE) is None, "the lock is released without a terminal"
+    record = json.loads((project / ".flowlet/deploy-audit.jsonl").read_text().splitlines()[-1])
+    assert record["result"] == "interrupted"
+    again = inv(project, cluster, "inv deploy --env=staging --no-diff", major=major)
+    assert again.returncode == 0, again.stderr
 
 
 def test_status_history_and_the_errors_of_each_query(project: Path, cluster: FakeKube) -> None:
