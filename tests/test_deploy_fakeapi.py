@@ -563,6 +563,50 @@ def test_a_pending_release_refuses_until_recovered(project: Path, cluster: FakeK
     assert release(cluster, 3)["info"]["status"] == "deployed"
 
 
+@MAJORS
+def test_a_release_left_pending_by_a_stale_locks_holder_is_recovered_under_the_same_lock(
+    major: int, project: Path, cluster: FakeKube
+) -> None:
+    """The holder of a stale lock died with the release pending-upgrade, longer ago than the
+    deploy timeout (its helm died too: a lost machine): the deploy that takes the lock over
+    rolls the release back under that same lock and goes on, no second manual step."""
+    setup = inv(project, cluster, "inv setup --env staging", major=major, FLOWLET_DB_PASSWORD="x")
+    assert setup.returncode == 0, setup.stderr
+    old = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(time.time() - 300))
+    pending = release(cluster, 1)
+    pending["version"], pending["info"]["status"] = 2, "pending-upgrade"
+    pending["info"]["last_deployed"] = old
+    store_release(cluster, pending)
+    cluster.put(
+        {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {
+                "name": LEASE,
+                "namespace": NS,
+                "annotations": {"flowlet.io/operation": "deploy"},
+            },
+            "spec": {
+                "holderIdentity": "ci@runner-3/77",
+                "leaseDurationSeconds": 120,
+                "acquireTime": old,
+                "renewTime": old,
+            },
+        }
+    )
+    result = inv(project, cluster, "inv deploy --env=staging --no-diff --timeout=60s", major=major)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"    taken over from a stale lock \(ci@runner-3 pid 77 ", result.stdout)
+    assert (
+        "    revision 2 is pending-upgrade, left by the stale lock's holder (ci@runner-3 pid 77) "
+        "and older than the deploy timeout (1m00s): rolling back to revision 1 under this same "
+        "lock\n" in result.stdout
+    )
+    assert release(cluster, 3)["info"]["description"] == "Rollback to 1"
+    assert release(cluster, 4)["info"]["status"] == "deployed"
+    assert cluster.get("Lease", NS, LEASE) is None
+
+
 def test_unlock_removes_the_lock_of_a_killed_deploy(project: Path, cluster: FakeKube) -> None:
     assert inv(project, cluster, "inv setup --env staging", FLOWLET_DB_PASSWORD="x").returncode == 0
     cluster.hold_rollout(NS, "flowlet-backend")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from datetime import datetime, timezone
 
 import pytest
 from conftest import fails_with
@@ -163,6 +164,15 @@ def test_describe_revision_names_image_chart_git_and_age() -> None:
         "images backend@0123456789ab, frontend:2.0"
     )
     assert helmout.describe_revision(r, None, now).startswith("revision 1 (chart flowlet-0.1.0")
+
+
+def test_pending_wait_is_what_is_left_of_the_timeout() -> None:
+    (stuck,) = _revisions(("pending-upgrade", "Preparing upgrade"))  # updated 10:00:00
+    unknown = helmout.Revision(2, "pending-upgrade", "", "", "", "")
+    one, twenty = (datetime(2026, 11, 20, 10, minute, tzinfo=timezone.utc) for minute in (1, 20))
+    assert helmout.pending_wait(stuck, one, 600) == 540
+    assert helmout.pending_wait(stuck, twenty, 600) == 0
+    assert helmout.pending_wait(unknown, twenty, 600) == 600
 
 
 def test_plan_recovery_without_live_revision() -> None:

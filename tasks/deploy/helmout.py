@@ -236,6 +236,14 @@ def describe_revision(r: Revision, images: Sequence[str] | None, now: datetime) 
     return f"revision {r.revision} ({', '.join(parts)})"
 
 
+def pending_wait(stuck: Revision, now: datetime, timeout_seconds: int) -> float:
+    """How long a revision left pending by a dead lock holder may still change on its own: its
+    helm (SIGTERMed when the holder died) rolls back within the deploy timeout of ``updated``.
+    0 when that has passed, or when ``updated`` cannot be read (wait the whole timeout)."""
+    age = stuck.age_seconds(now)
+    return float(timeout_seconds) if age is None else max(0.0, timeout_seconds - age)
+
+
 def plan_recovery(history: Sequence[Revision]) -> Recovery:
     """Roll back to the last live revision; uninstall a release that was never deployed."""
     stuck = stuck_revision(history)
