@@ -729,6 +729,42 @@ def test_a_signal_reaches_helm_as_sigterm_which_rolls_back(
     assert release(cluster, 4)["info"]["status"] == "deployed"
 
 
+@MAJORS
+@pytest.mark.signals
+def test_sighup_during_the_first_install_leaves_no_pending_install(
+    major: int, project: Path, cluster: FakeKube
+) -> None:
+    """SIGHUP to ``inv setup`` while helm installs: helm gets SIGTERM and removes the release
+    it could not finish (Helm's rollback of an install), never a ``pending-install``; the next
+    setup installs without deploy.recover."""
+    cluster.hold_rollout(NS, "flowlet-backend")
+    child = start_inv(
+        ["setup", "--env=staging"],
+        cwd=project,
+        env=inv_env(cluster.kubeconfig, major, FLOWLET_DB_PASSWORD="x"),
+    )
+    wait_until(
+        lambda: cluster.get("Deployment", NS, "flowlet-backend") is not None,
+        "helm creates the backend Deployment",
+    )
+    child.send_signal(signal.SIGHUP)
+    wait_until(
+        lambda: any(r.startswith("DELETE ") and "/deployments/" in r for r in cluster.requests),
+        "helm removes what it installed",
+    )
+    cluster.hold_rollout(NS, "flowlet-backend", held=False)
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 129, err
+    assert error_line(subprocess.CompletedProcess([], 129, out, err)).startswith(
+        "interrupted (SIGHUP): helm upgrade was asked to stop and has exited"
+    )
+    assert cluster.get("Secret", NS, "sh.helm.release.v1.flowlet.v1") is None, "no pending-install"
+    assert cluster.get("Lease", NS, LEASE) is None
+    again = inv(project, cluster, "inv setup --env staging", major=major, FLOWLET_DB_PASSWORD="x")
+    assert again.returncode == 0, again.stderr
+    assert release(cluster, 1)["info"]["status"] == "deployed"
+
+
 def start_in_terminal(argv: list[str], project: Path, env: dict[str, str]) -> tuple[Any, int]:
     """``inv`` leading a session whose controlling terminal is a new pty (an SSH login): returns
     the process and the pty's master end."""
