@@ -5,13 +5,15 @@ anything."""
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
 from conftest import run_inv
-from fixtures_backup import MariaServer, mysql_target, write_config
+from fixtures_backup import MariaServer, PgServer, mysql_target, pg_target, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -132,3 +134,110 @@ def test_mysql_hostile_names_stay_data(
     finally:
         db.sql(f"drop database if exists {target}")
     assert db.sql(f"show databases like '{PWNED}'") == ""
+
+
+def forge(out: Path, name: str, sql: str) -> Path:
+    """A forged plain dump with a matching sidecar (whoever can write one can write both)."""
+    out.mkdir(mode=0o700, parents=True, exist_ok=True)
+    data = gzip.compress(sql.encode())
+    path = out / name
+    path.write_bytes(data)
+    (out / f"{name}.sha256").write_text(f"{hashlib.sha256(data).hexdigest()}  {name}\n")
+    return path
+
+
+PG_HEAD = (
+    "--\n-- PostgreSQL database dump\n--\n\nSET standard_conforming_strings = on;\n"
+    "CREATE TABLE public.before_bad (a integer, b text);\n"
+    "COPY public.before_bad (a, b) FROM stdin;\n1\t\\\\! not a command in COPY data\n\\.\n"
+)
+PG_TAIL = "\n--\n-- PostgreSQL database dump complete\n--\n\n"
+PG_PAYLOADS = {
+    "shell": ("\\! touch {file}\n", 10, "psql meta-command \\!"),
+    "output-pipe": ("\\o |touch {file}\n", 10, "psql meta-command \\o"),
+    "copy-program": ("\\copy public.before_bad from program 'touch {file}'\n", 10, "\\copy"),
+    "mid-line": ("select 1; \\! touch {file}\n", 10, "psql meta-command \\!"),
+    "in-a-statement": ("select\n'x' \\! touch {file}\n;\n", 11, "psql meta-command \\!"),
+    "after-begin-atomic": (
+        "CREATE FUNCTION public.f() RETURNS int LANGUAGE sql\nBEGIN ATOMIC\n select 1;\n"
+        "COPY public.before_bad (a, b) FROM stdin;\n\\! touch {file}\nEND;\n",
+        14,
+        "psql meta-command \\!",
+    ),
+}
+
+
+@pytest.fixture
+def pg_env(pg_server: PgServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("FLOWLET_DB_PASSWORD", pg_server.password)
+    return write_config(tmp_path / "invoke.yaml", {"postgres": pg_target(pg_server)})
+
+
+@pytest.mark.parametrize("payload", sorted(PG_PAYLOADS))
+def test_forged_plain_dump_runs_no_psql_meta_command(
+    pg_server: PgServer, pg_env: Path, tmp_path: Path, payload: str
+) -> None:
+    """restore and verify --restore-test refuse the forged dump in one line naming the line;
+    the command never runs and the SQL before it is rolled back."""
+    marker = tmp_path / "pwned"
+    text, line, found = PG_PAYLOADS[payload]
+    name = "development-postgres-20250101T000000Z.sql.gz"
+    backup = forge(tmp_path / "backups", name, PG_HEAD + text.format(file=marker) + PG_TAIL)
+    target = pg_server.create_db("forged_" + uuid.uuid4().hex[:8])  # exists, empty: kept
+    done = run_inv(["-f", str(pg_env), "backup.restore", str(backup), "--database", target])
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith(f"{name}: refusing to restore it: line {line}: "), done.stderr
+    assert found in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert not marker.exists()
+    assert (
+        pg_server.sql("select count(*) from pg_tables where schemaname = 'public'", target) == "0"
+    )
+    verify = ["-f", str(pg_env), "backup.verify", "--file", str(backup), "--restore-test"]
+    done = run_inv(verify)
+    assert done.returncode == 1, done.stderr
+    assert f"refusing to restore it: line {line}: " in done.stderr, done.stderr
+    assert not marker.exists()
+    assert "_verify_" not in pg_server.sql("select string_agg(datname, ' ') from pg_database")
+
+
+MYSQL_PAYLOADS = {
+    "system": "system touch {file}\n",
+    "shell": "\\! touch {file}\n",
+    "tee": "tee {file}\nselect 1;\n",
+    "local-infile": "load data local infile '/etc/hostname' into table before_bad;\n",
+}
+
+
+@pytest.mark.parametrize("payload", sorted(MYSQL_PAYLOADS))
+def test_forged_mysql_dump_runs_no_client_command(
+    mariadb_server: MariaServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    payload: str,
+) -> None:
+    """The mariadb client restores in --sandbox (and without LOCAL INFILE): the forged dump
+    fails, the file is never created."""
+    marker = tmp_path / "pwned"
+    monkeypatch.setenv("FLOWLET_MYSQL_PASSWORD", mariadb_server.password)
+    config = write_config(tmp_path / "invoke.yaml", {"shop": mysql_target(mariadb_server)})
+    name = "development-shop-20250101T000000Z.sql.gz"
+    sql = (
+        "-- MariaDB dump\ncreate table before_bad (a text);\n"
+        + MYSQL_PAYLOADS[payload].format(file=marker)
+        + "-- Dump completed on 2025-01-01\n"
+    )
+    backup = forge(tmp_path / "backups", name, sql)
+    target = "forged_" + uuid.uuid4().hex[:8]
+    try:
+        restore = ["backup.restore", str(backup), "--database", target]
+        done = run_inv(["-f", str(config), *restore])
+        assert done.returncode != 0, done.stdout
+        assert done.stderr.count("\n") == 1, done.stderr
+        assert not marker.exists()
+        verify = ["-f", str(config), "backup.verify", "--file", str(backup), "--restore-test"]
+        done = run_inv(verify)
+        assert done.returncode != 0, done.stdout
+        assert not marker.exists()
+        assert "_verify_" not in mariadb_server.sql("show databases")
+    finally:
+        mariadb_server.sql(f"drop database if exists {target}")
