@@ -15,6 +15,8 @@ import pytest
 from conftest import run_inv
 from fixtures_backup import MariaServer, PgServer, mysql_target, pg_target, write_config
 
+from tasks.backup.sqlguard import psql_restricts
+
 pytestmark = pytest.mark.slow
 
 PWNED = "pwned_" + uuid.uuid4().hex[:6]
@@ -241,3 +243,27 @@ def test_forged_mysql_dump_runs_no_client_command(
         assert "_verify_" not in mariadb_server.sql("show databases")
     finally:
         mariadb_server.sql(f"drop database if exists {target}")
+
+
+def test_psql_restricts_itself_where_the_guard_reads_a_quote_otherwise(
+    pg_server: PgServer, pg_env: Path, tmp_path: Path
+) -> None:
+    """With standard_conforming_strings turned off by the dump, ``'a\\' '`` is one string for
+    psql and two for the guard (which reads it as pg_dump sets it): psql's own \\restrict with
+    our random key refuses the command the guard took for a string."""
+    version = subprocess.run(["psql", "--version"], capture_output=True, text=True).stdout
+    if not psql_restricts(version):
+        pytest.skip(f"{version.strip()} has no \\restrict (15.14, 16.10, 17.6 and later)")
+    marker = tmp_path / "pwned"
+    name = "development-postgres-20250101T000000Z.sql.gz"
+    hidden = f"SET standard_conforming_strings = off;\nselect 'a\\' ' \\! touch {marker}\n';\n"
+    backup = forge(tmp_path / "backups", name, PG_HEAD + hidden + PG_TAIL)
+    target = pg_server.create_db("forged_" + uuid.uuid4().hex[:8])
+    done = run_inv(["-f", str(pg_env), "backup.restore", str(backup), "--database", target])
+    assert done.returncode != 0, done.stderr
+    assert "backslash commands are restricted" in done.stderr, done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert not marker.exists()
+    assert (
+        pg_server.sql("select count(*) from pg_tables where schemaname = 'public'", target) == "0"
+    )

@@ -21,6 +21,7 @@ PASSES = {
     "begin-atomic": b"CREATE FUNCTION f() RETURNS int LANGUAGE sql\nBEGIN ATOMIC\n"
     b"select 1;\nEND;\nCOPY t (a) FROM stdin;\n\\!\n\\.\n",
     "lowercase-variable": b"select x[1:n];\n",
+    "e-string-escapes": b"select E'it\\'s \\! x', U&'\\0041', X'0F', B'01';\n",
 }
 
 REFUSED = {
@@ -36,7 +37,7 @@ REFUSED = {
     "escaped-semicolon": (b"select 1 \\;\n", "line 1: psql meta-command \\;"),
     "quote-ambiguity": (
         b"select 'a\\' \\! id ';\n",
-        "line 1: a backslash before a quote (its meaning depends on settings)",
+        "line 1: a backslash before a quote (its meaning depends on standard_conforming",
     ),
     "lowercase-copy": (b"copy t from stdin;\n\\.\n\\! id\n", "line 1: a COPY statement not as"),
     "copy-then-more": (b"COPY t FROM stdin; select 1;\n", "line 1: a COPY statement not as"),
@@ -47,6 +48,7 @@ REFUSED = {
         b"COPY t (a) FROM stdin;\n\\! id\n",
         "line 3: psql meta-command \\!",
     ),
+    "after-an-e-string": (b"select E'\\'' \\! id\n", "line 1: psql meta-command \\!"),
     "builtin-variable": (b"select :LAST_ERROR_MESSAGE;\n", "line 1: psql variable :LAST_"),
     "number-junk": (b"select 1end;\n", "line 1: a number run into a name"),
     "restrict-mid-statement": (b"select\n\\restrict abc\n;\n", "line 2: psql meta-command"),
@@ -101,3 +103,15 @@ def test_chunks_split_anywhere_give_the_same_answer() -> None:
 )
 def test_psql_restricts(version: str, restricts: bool) -> None:
     assert psql_restricts(version) is restricts
+
+
+def test_an_ambiguous_quote_is_read_as_pg_dump_sets_it_when_psql_restricts_itself() -> None:
+    """``'\\'``: one backslash with standard_conforming_strings on (pg_dump's), an escaped
+    quote with it off: refused unless psql refuses backslash commands itself."""
+    script = b"create view v as select replace(a, '\\', '/') from t;\n"
+    with pytest.raises(Refused, match="line 1: a backslash before a quote"):
+        guard_script("dump", script)
+    guard = PsqlGuard("dump", restrict=True)
+    assert guard.feed(script).endswith(script)
+    with pytest.raises(Refused, match="line 2: psql meta-command"):
+        guard.feed(b"\\! id\n")

@@ -5,14 +5,16 @@ psql executes a backslash command wherever one appears outside quotes, comments 
 to it runs commands as the restoring user. :class:`PsqlGuard` reads the stream the way psql's
 lexer does (quotes, dollar quotes, nested comments, parentheses, ``BEGIN ATOMIC`` bodies, COPY
 data blocks) and refuses, naming the line, the first backslash command, psql variable
-interpolation, a COPY statement not as pg_dump writes it, or a backslash before a quote whose
-meaning depends on ``standard_conforming_strings``. pg_dump's own ``\\restrict KEY`` and
-``\\unrestrict KEY`` lines are dropped; the stream then starts with ``\\restrict`` and a random
-key when psql supports it (>= 13.22, 14.19, 15.14, 16.10, 17.6), so psql itself refuses any
-backslash command this scan missed. ``\\connect`` is refused: these dumps are made without
-``--create``. The restore feeds psql through the guard and kills psql, before it sees the end of
-its input, at the first refused line: its single transaction rolls back (SQL before that line
-ran inside it; no client command ran).
+interpolation, or a COPY statement not as pg_dump writes it. pg_dump's own ``\\restrict KEY``
+and ``\\unrestrict KEY`` lines are dropped; the stream then starts with ``\\restrict`` and a
+random key when psql supports it (>= 13.22, 14.19, 15.14, 16.10, 17.6), so psql itself refuses
+any backslash command this scan missed. Where a quote ends depends on the server's
+``standard_conforming_strings`` after an odd run of backslashes (``'a\\'``): with such a psql
+the scan reads it as pg_dump sets it (on); with an older one the line is refused.
+``\\connect`` is refused: these dumps are made without ``--create``. The restore feeds psql
+through the guard and kills psql, before it sees the end of its input, at the first refused
+line: its single transaction rolls back (SQL before that line ran inside it; no client command
+ran).
 
 MySQL/MariaDB restores rely on the client's ``--sandbox`` instead (``system``, ``\\!``, ``tee``,
 ``source`` refused by the client), see :func:`tasks.backup.readback.restore_stage`.
@@ -74,6 +76,9 @@ class PsqlGuard:
         self.pending = b""
         self.copy = False
         self.state = "init"  # init, xc (comment), xq ('), xd ("), xdolq ($tag$)
+        self.quoting = "std"  # in xq: std ('', N''), escape (E''), literal (B'', X'', U&'')
+        self.prefix = ""
+        self.lenient = restrict  # psql refuses what an ambiguous quote could hide
         self.depth = 0  # nested comment depth
         self.tag = ""
         self.paren = 0
@@ -163,9 +168,9 @@ class PsqlGuard:
                 pos = self.lex_token(text, pos)
 
     def lex_quoted(self, text: str, pos: int) -> int:
-        """Inside '...': whether backslashes escape depends on the server's
-        standard_conforming_strings (and E'' strings); both readings end the string at the same
-        quote unless an odd run of backslashes precedes a quote, which is refused."""
+        """Inside '...': in '' and N'' whether backslashes escape depends on the server's
+        standard_conforming_strings; both readings end the string at the same quote unless an
+        odd run of backslashes precedes a quote (refused unless psql restricts itself)."""
         while True:
             match = _XQ_STOP.search(text, pos)
             if match is None:
@@ -175,10 +180,15 @@ class PsqlGuard:
                 run = found
                 while run < len(text) and text[run] == "\\":
                     run += 1
-                if (run - found) % 2 and text.startswith("'", run):
-                    raise self.refuse(
-                        "a backslash before a quote (its meaning depends on settings)"
-                    )
+                odd = (run - found) % 2 == 1
+                if self.quoting == "escape" and odd:
+                    run += 1  # E'...': the backslash escapes the next character
+                elif self.quoting == "std" and odd and text.startswith("'", run):
+                    if not self.lenient:
+                        raise self.refuse(
+                            "a backslash before a quote (its meaning depends on "
+                            "standard_conforming_strings)"
+                        )
                 pos = run
                 continue
             if text.startswith("''", found):
@@ -210,8 +220,12 @@ class PsqlGuard:
             if text[:pos].strip():
                 raise self.refuse("a COPY statement not at the start of a line")
             self.copy_lines, self.copy_start = [text], pos
+        prefix, self.prefix = self.prefix, value.lower() if kind == "prefix" else ""
         if kind == "squote":
             self.state = "xq"
+            self.quoting = {"e": "escape", "b": "literal", "x": "literal", "u&": "literal"}.get(
+                prefix, "std"
+            )
         elif kind == "dquote":
             self.state = "xd"
         elif kind == "dolq":
