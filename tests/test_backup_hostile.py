@@ -267,3 +267,64 @@ def test_psql_restricts_itself_where_the_guard_reads_a_quote_otherwise(
     assert (
         pg_server.sql("select count(*) from pg_tables where schemaname = 'public'", target) == "0"
     )
+
+
+PG_HOSTILE = f"""
+create table "x',1;create database {PWNED};select 'y" (id int, v text);
+insert into "x',1;create database {PWNED};select 'y"
+  select g, 'C:\\dir\\' || g from generate_series(1, 7) g;
+create table "new
+line\ttab\\back""dq" (id int);
+insert into "new
+line\ttab\\back""dq" select generate_series(1, 14);
+create schema "s\\!x;";
+create table "s\\!x;"."café 名前" ("a;b" text);
+insert into "s\\!x;"."café 名前" select E'\\\\! not a command\\n' || g from generate_series(1, 21) g;
+create view "v\\!" as select replace(v, '\\', '/') as r
+  from "x',1;create database {PWNED};select 'y";
+create function "f\\!"() returns text language plpgsql as $$
+begin
+  return E'\\\\! x';
+end $$;
+create function atomic_f() returns int language sql begin atomic select 1; select 2; end;
+comment on table "new
+line\ttab\\back""dq" is 'C:\\path\\';
+"""
+
+
+def pg_counts(pg: PgServer, db: str) -> dict[str, int]:
+    names = pg.sql(
+        "select encode(convert_to(format('%I.%I', schemaname, relname), 'UTF8'), 'hex') "
+        "from pg_stat_user_tables",
+        db,
+    ).split()
+    counts = {}
+    for encoded in names:
+        name = bytes.fromhex(encoded).decode()
+        counts[name] = int(pg.sql(f"select count(*) from {name}", db))
+    return counts
+
+
+def test_postgres_hostile_names_round_trip(
+    pg_server: PgServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plain dump of hostile names and backslashes in DDL passes the guard: verify
+    --restore-test and restore give the source back; nothing injected runs."""
+    pg = pg_server
+    dbname = pg.create_db("hostile_" + uuid.uuid4().hex[:6], PG_HOSTILE)
+    monkeypatch.setenv("FLOWLET_DB_PASSWORD", pg.password)
+    config = write_config(tmp_path / "invoke.yaml", {"hostile": pg_target(pg, dbname)})
+    source = pg_counts(pg, dbname)
+    assert sorted(source.values()) == [7, 14, 21]
+    done = run_inv(["-f", str(config), "backup.postgres", "--database", "hostile"])
+    assert done.returncode == 0, done.stderr
+    done = run_inv(["-f", str(config), "backup.verify", "--latest", "--restore-test"])
+    assert done.returncode == 0, done.stderr
+    assert "restore test ok (3 tables, row counts and" in done.stdout
+    (backup,) = (tmp_path / "backups").glob("*.sql.gz")
+    target = "restored_" + uuid.uuid4().hex[:8]
+    done = run_inv(["-f", str(config), "backup.restore", str(backup), "--database", target])
+    assert done.returncode == 0, done.stderr
+    assert pg_counts(pg, target) == source
+    assert pg.schema(target) == pg.schema(dbname)
+    assert PWNED not in pg.sql("select string_agg(datname, ' ') from pg_database")
