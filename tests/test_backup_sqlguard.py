@@ -50,7 +50,10 @@ REFUSED = {
     ),
     "after-an-e-string": (b"select E'\\'' \\! id\n", "line 1: psql meta-command \\!"),
     "builtin-variable": (b"select :LAST_ERROR_MESSAGE;\n", "line 1: psql variable :LAST_"),
-    "number-junk": (b"select 1end;\n", "line 1: a number run into a name"),
+    "number-junk": (
+        b"CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1end;\n",
+        "line 1: a number run into a name",
+    ),
     "restrict-mid-statement": (b"select\n\\restrict abc\n;\n", "line 2: psql meta-command"),
 }
 

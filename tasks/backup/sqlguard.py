@@ -46,6 +46,22 @@ _TOKEN = re.compile(
     re.X | re.S,
 )
 _META_NAME = re.compile(r"\\[!-~]{0,30}")
+# A run of tokens that change no state but the parentheses' depth once a statement is known
+# not to be CREATE [OR REPLACE] FUNCTION|PROCEDURE (whose BEGIN ... END psql tracks): spaces,
+# operators, parentheses, names (with their $), numbers, parameters, :: and :=, and '...' on one
+# line without a backslash (the speed of the scan over long statements).
+_PLAIN_RUN = re.compile(
+    r"""(?:
+      [^'"$\\\-/:;A-Za-z\x80-\xff_0-9]
+    | '[^'\\\n]*'
+    | \$[0-9]+
+    | (?>[A-Za-z\x80-\xff_][A-Za-z\x80-\xff_0-9$]*)(?!['"&])
+    | [0-9]+
+    | -(?!-) | /(?!\*) | :[:=]
+    )+""",
+    re.X,
+)
+_PAREN_OR_STRING = re.compile(r"'[^']*'|[()]")
 _IDENT_START = re.compile(r"[A-Za-z\x80-\xff_]")
 _XQ_STOP = re.compile(r"['\\]")
 _XC_STOP = re.compile(r"/\*|\*/")
@@ -165,7 +181,30 @@ class PsqlGuard:
                     return
                 pos, self.state = found + len(self.tag), "init"
             else:
+                if self.tokens and self.not_a_routine():
+                    run = _PLAIN_RUN.match(text, pos)
+                    if run is not None:
+                        for part in _PAREN_OR_STRING.findall(run.group()):
+                            if part == "(":
+                                self.paren += 1
+                            elif part == ")" and self.paren > 0:
+                                self.paren -= 1
+                        pos = run.end()
+                        continue
                 pos = self.lex_token(text, pos)
+
+    def not_a_routine(self) -> bool:
+        """The statement's first names already rule out CREATE [OR REPLACE] FUNCTION|PROCEDURE."""
+        ids, count = self.idents, self.ident_count
+        if count == 0 or self.begin:
+            return False
+        if ids[0] != "c":
+            return True
+        if count >= 2 and ids[1] not in ("f", "p", "o"):
+            return True
+        if ids[1] == "o" and count >= 3 and ids[2] != "r":
+            return True
+        return ids[1] == "o" and count >= 4 and ids[3] not in ("f", "p")
 
     def lex_quoted(self, text: str, pos: int) -> int:
         """Inside '...': in '' and N'' whether backslashes escape depends on the server's
