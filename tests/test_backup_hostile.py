@@ -15,7 +15,8 @@ import pytest
 from conftest import run_inv
 from fixtures_backup import MariaServer, PgServer, mysql_target, pg_target, write_config
 
-from tasks.backup.sqlguard import psql_restricts
+from tasks.backup.sqlguard import guard_script, psql_restricts
+from tasks.core.errors import Refused
 
 pytestmark = pytest.mark.slow
 
@@ -328,3 +329,37 @@ def test_postgres_hostile_names_round_trip(
     assert pg_counts(pg, target) == source
     assert pg.schema(target) == pg.schema(dbname)
     assert PWNED not in pg.sql("select string_agg(datname, ' ') from pg_database")
+
+
+FRAGMENTS = [
+    "select 1", ";", ";\n", "\n", " ", "'", "''", "\\", "\\\\", "\\'", "E'", "U&'", "b'", "N'",
+    "$$", "$a$", "$1", "a$b$", "12$a$", "/*", "*/", "--", '"', '""', "(", ")", "x", "1", "1e",
+    "::int", ":FOO", ":'v'", "create function f() returns int language sql begin atomic ",
+    "create or replace procedure p() begin atomic ", "end", "case", "begin",
+    "COPY t (a) FROM stdin;\n", "\\.\n", "SET standard_conforming_strings = off;\n",
+    "\\echo FLOWLET_META\n", " \\echo FLOWLET_META ",
+]  # fmt: skip
+
+
+def test_the_guard_refuses_every_script_in_which_psql_runs_a_command(pg_server: PgServer) -> None:
+    """Differential: random scripts of quotes, comments, dollar quotes, COPY blocks, BEGIN
+    ATOMIC bodies and backslashes; whenever psql itself (no \\restrict) runs ``\\echo``, the
+    guard refused the script."""
+    import random
+
+    db = pg_server.create_db("guardfuzz_" + uuid.uuid4().hex[:6], "create table t (a text)")
+    where = ["-h", str(pg_server.socket_dir), "-p", str(pg_server.port), "-U", "postgres"]
+    argv = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", *where, "-d", db]
+    rng = random.Random(23)
+    ran = refused = 0
+    for _ in range(200):
+        script = "".join(rng.choice(FRAGMENTS) for _ in range(rng.randint(3, 16)))
+        out = subprocess.run(argv, input=script, capture_output=True, text=True, timeout=60)
+        try:
+            guard_script("fuzz", script.encode())
+        except Refused:
+            refused += 1
+        else:
+            assert "FLOWLET_META" not in out.stdout, script
+        ran += "FLOWLET_META" in out.stdout
+    assert ran > 20 and refused > ran  # the corpus does reach psql's meta-commands

@@ -89,7 +89,7 @@ class PsqlGuard:
     def __init__(self, what: str, *, restrict: bool = False) -> None:
         self.what = what
         self.line_no = 0
-        self.pending = b""
+        self.pending: list[bytes] = []
         self.copy = False
         self.state = "init"  # init, xc (comment), xq ('), xd ("), xdolq ($tag$)
         self.quoting = "std"  # in xq: std ('', N''), escape (E''), literal (B'', X'', U&'')
@@ -110,11 +110,14 @@ class PsqlGuard:
         return Refused(f"{self.what}: refusing to restore it: line {self.line_no}: {found}")
 
     def feed(self, chunk: bytes) -> bytes:
-        data = self.pending + chunk
-        end = data.rfind(b"\n") + 1
-        self.pending = data[end:]
         out = [self.head] if self.head else []
         self.head = b""
+        if b"\n" not in chunk:  # a long line: joined once, when it ends
+            self.pending.append(chunk)
+            return b"".join(out)
+        data = b"".join([*self.pending, chunk])
+        end = data.rfind(b"\n") + 1
+        self.pending = [data[end:]]
         start = 0
         while start < end:
             stop = data.index(b"\n", start) + 1
@@ -127,8 +130,8 @@ class PsqlGuard:
     def finish(self) -> bytes:
         out = self.head
         self.head = b""
-        if self.pending:
-            line, self.pending = self.pending, b""
+        line, self.pending = b"".join(self.pending), []
+        if line:
             if self.line(line):
                 out += line
         return out
