@@ -9,6 +9,7 @@ import gzip
 import hashlib
 import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,7 @@ HOSTILE_TABLES = [
 ]
 HOSTILE_VIEW = f"v'`;\ncreate database {PWNED};#"
 HOSTILE_ROUTINE = f"r'`;drop database {PWNED};\u00e9"
+HOSTILE_DATABASE = f"d'`;create database {PWNED};#\u00e9"
 
 
 def ident(name: str) -> str:
@@ -72,8 +74,9 @@ def mysql_counts(db: MariaServer, dbname: str) -> dict[str, int]:
 @pytest.fixture
 def hostile_mysql(
     mariadb_server: MariaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> tuple[Path, str]:
-    """A database whose app account created hostile table, view, routine, trigger names."""
+) -> Iterator[tuple[Path, str]]:
+    """A database whose app account created hostile table, view, routine, trigger names; a
+    hostile database name beside it."""
     db = mariadb_server
     dbname = "hostile_" + uuid.uuid4().hex[:6]
     password = uuid.uuid4().hex
@@ -81,6 +84,8 @@ def hostile_mysql(
     db.sql(
         f"create database {dbname}; create user {app} identified by '{password}';"
         f"grant all on {dbname}.* to {app};"
+        f"create database {ident(HOSTILE_DATABASE)};"
+        f"create table {ident(HOSTILE_DATABASE)}.{ident(HOSTILE_TABLES[0])} (id int);"
     )
     sql = []
     for number, name in enumerate(HOSTILE_TABLES, start=1):
@@ -102,7 +107,10 @@ def hostile_mysql(
     monkeypatch.setenv("FLOWLET_MYSQL_PASSWORD", db.password)
     config = write_config(tmp_path / "invoke.yaml", {"hostile": mysql_target(db, dbname)})
     yield config, dbname
-    db.sql(f"drop database if exists {dbname}; drop user {app}; drop database if exists {PWNED}")
+    db.sql(
+        f"drop database if exists {dbname}; drop user {app}; drop database if exists {PWNED};"
+        f"drop database if exists {ident(HOSTILE_DATABASE)}"
+    )
 
 
 def test_mysql_hostile_names_stay_data(
