@@ -371,3 +371,28 @@ def test_the_guard_refuses_every_script_in_which_psql_runs_a_command(pg_server: 
             assert "FLOWLET_META" not in out.stdout, script
         ran += "FLOWLET_META" in out.stdout
     assert ran > 20 and refused > ran  # the corpus does reach psql's meta-commands
+
+
+def test_mysql_session_answers_for_empty_and_missing_databases(
+    mariadb_server: MariaServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The prepared row-count statement of a database without tables is empty, not an error."""
+    from tasks.backup.database import Session
+    from tasks.backup.targets import DatabaseTarget, credentials
+
+    db = mariadb_server
+    monkeypatch.setenv("FLOWLET_MYSQL_PASSWORD", db.password)
+    empty = "empty_" + uuid.uuid4().hex[:6]
+    db.sql(f"create database {empty}")
+    target = DatabaseTarget(
+        "development", "shop", "mysql", db.host, db.port, "shop", db.user, "FLOWLET_MYSQL_PASSWORD"
+    )
+    try:
+        with credentials(target) as creds:
+            session = Session(target, creds)
+            assert session.row_counts(empty) == {}
+            assert session.row_counts("shop") == {"customers": 200, "payments": 3000}
+            assert session.exists(empty) and not session.exists(empty + "_no")
+            assert session.relations(empty) == 0 and session.objects(empty) == {}
+    finally:
+        db.sql(f"drop database {empty}")

@@ -46,8 +46,9 @@ MYSQL_ROW_COUNTS = (
     "replace(table_schema, '`', '``'), '`.`', replace(table_name, '`', '``'), '`') "
     "order by table_name separator ' union all ') into @flowlet_row_counts "
     "from information_schema.tables where table_schema = {db} and table_type = 'BASE TABLE';\n"
-    "prepare flowlet_row_counts from "
+    "set @flowlet_row_counts = "
     "coalesce(@flowlet_row_counts, 'select null, null from dual where false');\n"
+    "prepare flowlet_row_counts from @flowlet_row_counts;\n"
     "execute flowlet_row_counts;\n"
     "deallocate prepare flowlet_row_counts;\n"
 )
