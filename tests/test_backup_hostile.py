@@ -254,18 +254,27 @@ def test_forged_mysql_dump_runs_no_client_command(
         mariadb_server.sql(f"drop database if exists {target}")
 
 
+HIDDEN_FROM_THE_GUARD = {
+    "standard-conforming-strings-off": "SET standard_conforming_strings = off;\n"
+    "select 'a\\' ' \\! touch {file}\n';\n",
+    "sjis-hides-a-quote": "SET client_encoding = 'SJIS';\nselect \u0081' \\! touch {file}\n';\n",
+}
+
+
+@pytest.mark.parametrize("trick", sorted(HIDDEN_FROM_THE_GUARD))
 def test_psql_restricts_itself_where_the_guard_reads_a_quote_otherwise(
-    pg_server: PgServer, pg_env: Path, tmp_path: Path
+    pg_server: PgServer, pg_env: Path, tmp_path: Path, trick: str
 ) -> None:
-    """With standard_conforming_strings turned off by the dump, ``'a\\' '`` is one string for
-    psql and two for the guard (which reads it as pg_dump sets it): psql's own \\restrict with
-    our random key refuses the command the guard took for a string."""
+    """Settings the dump itself changes make psql read a quote otherwise than the guard does
+    (standard_conforming_strings off: ``'a\\' '`` is one string; client_encoding SJIS: 0x81
+    hides the quote after it): psql's own \\restrict with our random key refuses the command
+    the guard took for a string; without it the guard refuses those lines (unit tests)."""
     version = subprocess.run(["psql", "--version"], capture_output=True, text=True).stdout
     if not psql_restricts(version):
         pytest.skip(f"{version.strip()} has no \\restrict (15.14, 16.10, 17.6 and later)")
     marker = tmp_path / "pwned"
     name = "development-postgres-20250101T000000Z.sql.gz"
-    hidden = f"SET standard_conforming_strings = off;\nselect 'a\\' ' \\! touch {marker}\n';\n"
+    hidden = HIDDEN_FROM_THE_GUARD[trick].format(file=marker)
     backup = forge(tmp_path / "backups", name, PG_HEAD + hidden + PG_TAIL)
     target = pg_server.create_db("forged_" + uuid.uuid4().hex[:8])
     done = run_inv(["-f", str(pg_env), "backup.restore", str(backup), "--database", target])

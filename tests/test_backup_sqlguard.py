@@ -118,3 +118,22 @@ def test_an_ambiguous_quote_is_read_as_pg_dump_sets_it_when_psql_restricts_itsel
     assert guard.feed(script).endswith(script)
     with pytest.raises(Refused, match="line 2: psql meta-command"):
         guard.feed(b"\\! id\n")
+
+
+def test_a_byte_a_client_encoding_could_hide_is_refused_without_psql_restrict() -> None:
+    """In SJIS (which SQL in the dump can switch psql to) a byte >= 0x80 hides the next one:
+    ``\\x81'`` is no quote for psql. Only letters, _ and such bytes may follow (old psql)."""
+    hiding = "select \u0081' \\! x\n';\n".encode()  # SJIS: 0x81 hides the quote
+    with pytest.raises(Refused, match=r"line 1: a non-ASCII byte before \"'\""):
+        guard_script("dump", hiding)
+    with pytest.raises(Refused, match="line 1: a non-ASCII byte before ' '"):
+        guard_script("dump", b"select \x8fa ;\n")
+    fine = "comment on table t is 'caf\u00e9s\n\u540d\u524d\n';\n".encode()
+    assert guard_script("dump", fine) == fine
+    lenient = PsqlGuard("dump", restrict=True)
+    assert lenient.feed(hiding).endswith(hiding)  # psql's own \restrict refuses it
+
+
+def test_a_nul_byte_is_refused() -> None:
+    with pytest.raises(Refused, match="line 2: a NUL byte"):
+        guard_script("dump", b"select 1;\nselect 1;\x00'\n\\! id\n'\n")

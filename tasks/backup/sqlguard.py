@@ -10,7 +10,10 @@ and ``\\unrestrict KEY`` lines are dropped; the stream then starts with ``\\rest
 random key when psql supports it (>= 13.22, 14.19, 15.14, 16.10, 17.6), so psql itself refuses
 any backslash command this scan missed. Where a quote ends depends on the server's
 ``standard_conforming_strings`` after an odd run of backslashes (``'a\\'``): with such a psql
-the scan reads it as pg_dump sets it (on); with an older one the line is refused.
+the scan reads it as pg_dump sets it (on); with an older one the line is refused, and so is a
+byte >= 0x80 before anything but a letter, ``_``, another such byte or the end of the line (in
+SJIS, BIG5, GBK, UHC, GB18030 or JOHAB, which SQL in the dump can switch psql to, it hides the
+next byte from psql's lexer). A NUL byte outside COPY data is refused (psql drops what follows).
 ``\\connect`` is refused: these dumps are made without ``--create``. The restore feeds psql
 through the guard and kills psql, before it sees the end of its input, at the first refused
 line: its single transaction rolls back (SQL before that line ran inside it; no client command
@@ -62,6 +65,12 @@ _PLAIN_RUN = re.compile(
     re.X,
 )
 _PAREN_OR_STRING = re.compile(r"'[^']*'|[()]")
+# In the client-only encodings psql lexes by (SJIS, BIG5, GBK, UHC, GB18030, JOHAB) a byte
+# >= 0x80 hides the next one (0x8f the next two; GB18030 three after a digit): only a letter,
+# _ or another such byte (the same kind of token either way) or the end of the line may follow.
+_HIDDEN_BY_ENCODING = re.compile(
+    rb"\x8f[A-Za-z_\x80-\xff][^A-Za-z_\x80-\xff\n]|[\x80-\xff][^A-Za-z_\x80-\xff\n]"
+)
 _IDENT_START = re.compile(r"[A-Za-z\x80-\xff_]")
 _XQ_STOP = re.compile(r"['\\]")
 _XC_STOP = re.compile(r"/\*|\*/")
@@ -150,6 +159,17 @@ class PsqlGuard:
             and _PG_DUMP_META.fullmatch(line)
         ):
             return False
+        if b"\0" in line:
+            raise self.refuse("a NUL byte (psql would drop what follows it)")
+        if not self.lenient:
+            hidden = _HIDDEN_BY_ENCODING.search(line)
+            if hidden is not None:
+                raise self.refuse(
+                    f"a non-ASCII byte before {hidden.group()[-1:].decode('latin-1')!r} "
+                    "(a client encoding such "
+                    "as SJIS, which the dump can switch to, hides that character from psql "
+                    "< 15.14; a newer psql restores this dump)"
+                )
         self.lex(line.decode("latin-1"))
         return True
 
