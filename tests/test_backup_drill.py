@@ -1,0 +1,178 @@
+"""backup.drill: the newest backup restored into a scratch database, compared with its source
+and timed per phase; evidence (JSON lines) and node-exporter metrics for every drill, passed
+or failed; ``backup.schedule --drill``; the drill alerts of the monitoring values."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import run_task
+from fixtures_backup import BackupEnv, backup_collection
+from test_backup_postgres import reseal
+
+NS = backup_collection()
+LABELS = {"environment": "development", "database": "postgres", "location": "local"}
+
+
+def drill(env: BackupEnv, *argv: str) -> int:
+    return run_task(NS, ["backup.drill", "--database", "postgres", *argv], config_file=env.config)
+
+
+def evidence(env: BackupEnv) -> list[dict[str, Any]]:
+    lines = (env.out / "drills.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def metrics(prom: Path) -> dict[tuple[str, str], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    found = {}
+    for family in text_string_to_metric_families(prom.read_text()):
+        for sample in family.samples:
+            labels = dict(sample.labels)
+            phase = labels.pop("phase", "")
+            assert labels == LABELS, sample
+            found[(sample.name, phase)] = sample.value
+    return found
+
+
+def scratch_databases(env: BackupEnv) -> list[str]:
+    return [db for db in env.pg.sql("select datname from pg_database").split() if "_drill_" in db]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["plain", "directory"])
+def test_a_drill_restores_verifies_and_records(
+    pg_backup_env: BackupEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    env = pg_backup_env
+    argv = ["backup.postgres", "--database", "postgres", "--format", fmt]
+    assert run_task(NS, argv, config_file=env.config) == 0
+    (made,) = env.backups()
+    textfile = tmp_path / "textfile"
+    textfile.mkdir()
+    capsys.readouterr()
+    assert drill(env, "--textfile", str(textfile)) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.startswith(f"drill ok: development/postgres {made.name} ")
+    assert "2 tables, row counts and" in out
+    (record,) = evidence(env)
+    assert record["event"] == "drill" and record["result"] == "ok" and record["error"] is None
+    assert (record["file"], record["where"], record["bytes"]) == (
+        made.name,
+        "local",
+        made.stat().st_size,
+    )
+    assert record["checks"] == ["sha256", "restore", "row_counts", "objects"]
+    assert set(record["phases"]) == {"fetch", "restore", "verify"}
+    assert record["rto_seconds"] == pytest.approx(
+        record["phases"]["fetch"] + record["phases"]["restore"], abs=0.002
+    )
+    assert record["tables"] == 2 and record["rows"] > 0
+    assert record["rows"] == sum(env.pg.row_counts("flowlet").values())
+    assert record["scratch_database"].startswith("flowlet_drill_")
+    assert not scratch_databases(env)  # dropped
+    (prom,) = textfile.iterdir()
+    assert prom.name == "flowlet_backup_drill_development_postgres_local.prom"
+    values = metrics(prom)
+    assert values[("flowlet_backup_drill_last_failed", "")] == 0
+    assert (
+        abs(values[("flowlet_backup_drill_last_success_timestamp_seconds", "")] - time.time()) < 600
+    )
+    for phase in ("fetch", "restore", "verify"):
+        assert values[("flowlet_backup_drill_duration_seconds", phase)] == pytest.approx(
+            record["phases"][phase], abs=0.002
+        )
+    assert values[("flowlet_backup_drill_size_bytes", "")] == made.stat().st_size
+    assert values[("flowlet_backup_drill_max_age_seconds", "")] == 192 * 3600
+    assert not [p for p in env.out.iterdir() if "partial" in p.name]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", ["flipped", "truncated"])
+def test_a_corrupted_backup_fails_the_drill(
+    pg_backup_env: BackupEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: str
+) -> None:
+    """A flipped byte fails the fetch (sha256); a truncated dump with a matching sidecar fails
+    the restore. Either way: one line, exit != 0, evidence ``failed``, metrics say failed and
+    keep the last passed drill's time."""
+    env = pg_backup_env
+    textfile = tmp_path / "textfile"
+    textfile.mkdir()
+    assert run_task(NS, ["backup.postgres", "--database", "postgres"], config_file=env.config) == 0
+    assert drill(env, "--textfile", str(textfile)) == 0
+    (passed,) = evidence(env)
+    (made,) = env.backups()
+    data = made.read_bytes()
+    if damage == "flipped":
+        made.write_bytes(data[:-100] + bytes([data[-100] ^ 0xFF]) + data[-99:])
+    else:
+        reseal(made, data[: len(data) // 2])
+    capsys.readouterr()
+    code = drill(env, "--textfile", str(textfile))
+    err = capsys.readouterr().err
+    assert code != 0 and err.count("\n") == 1, err
+    phase = "fetch" if damage == "flipped" else "restore"
+    assert err.startswith(f"drill FAILED: development/postgres at local ({phase}): "), err
+    _, failed = evidence(env)
+    assert failed["result"] == "failed" and failed["failed_phase"] == phase
+    assert failed["file"] == made.name and failed["error"] in err
+    assert failed["checks"] == ([] if damage == "flipped" else ["sha256"])
+    assert phase in failed["phases"]
+    values = metrics(textfile / "flowlet_backup_drill_development_postgres_local.prom")
+    assert values[("flowlet_backup_drill_last_failed", "")] == 1
+    last = values[("flowlet_backup_drill_last_success_timestamp_seconds", "")]
+    assert last == pytest.approx(
+        datetime_seconds(passed["finished"]), abs=0.001
+    )  # the passed drill before it
+    assert ("flowlet_backup_drill_rto_seconds", "") not in values
+    assert not scratch_databases(env)
+    assert [p.name for p in textfile.iterdir()] == [
+        "flowlet_backup_drill_development_postgres_local.prom"
+    ]
+
+
+def datetime_seconds(text: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text).timestamp()
+
+
+def test_no_backup_is_a_failed_drill(
+    pg_backup_env: BackupEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = pg_backup_env
+    capsys.readouterr()
+    assert drill(env) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        "drill FAILED: development/postgres at local (fetch): no backup of "
+        "development/postgres at local\n"
+    )
+    (record,) = evidence(env)
+    assert record["result"] == "failed" and record["file"] is None
+
+
+def test_dry_prints_the_plan_and_does_nothing(
+    pg_backup_env: BackupEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = pg_backup_env
+    capsys.readouterr()
+    argv = ["--dry", "backup.drill", "--database", "postgres", "--textfile", str(tmp_path)]
+    assert run_task(NS, argv, config_file=env.config) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        "would fetch",
+        "would restore",
+        "would verify",
+        "would evidence",
+        "would metrics",
+    ]
+    assert lines[-1].endswith(
+        "flowlet_backup_drill_development_postgres_local.prom (flowlet_backup_drill_*)"
+    )
+    assert not env.out.exists() and list(tmp_path.iterdir()) == [env.config]
