@@ -162,9 +162,8 @@ def rules() -> list[dict[str, object]]:
 def test_alert_rules_parse_and_use_the_textfile_metrics() -> None:
     import promql_parser
 
-    from tasks.backup.freshness import METRICS
-
     from tasks.backup.drill import METRICS as DRILL_METRICS
+    from tasks.backup.freshness import METRICS
 
     written = {f"flowlet_backup_{name}" for name, _, _ in METRICS}
     written |= {"flowlet_backup_max_age_seconds", "flowlet_backup_check_timestamp_seconds"}

@@ -5,13 +5,16 @@ or failed; ``backup.schedule --drill``; the drill alerts of the monitoring value
 from __future__ import annotations
 
 import json
+import shlex
+import shutil
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import run_task
-from fixtures_backup import BackupEnv, backup_collection
+from fixtures_backup import BackupEnv, backup_collection, update_config
 from test_backup_postgres import reseal
 
 NS = backup_collection()
@@ -176,3 +179,111 @@ def test_dry_prints_the_plan_and_does_nothing(
         "flowlet_backup_drill_development_postgres_local.prom (flowlet_backup_drill_*)"
     )
     assert not env.out.exists() and list(tmp_path.iterdir()) == [env.config]
+
+
+DRILL_UNIT = "flowlet-backup-development-postgres-drill"
+
+
+@pytest.mark.slow
+def test_schedule_drill_writes_its_own_units_that_run_the_drill(
+    pg_backup_env: BackupEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``backup.schedule --drill``: a separate unit pair (weekly by default) that passes
+    ``systemd-analyze verify``; its ExecStart, run as systemd would, drills and writes the
+    metrics; the backup's own units are untouched; ``--remove --drill`` removes only the drill's."""
+    env = pg_backup_env
+    units, etc, textfile = tmp_path / "units", tmp_path / "etc-flowlet", tmp_path / "textfile"
+    textfile.mkdir()
+    schedule = {"unit_dir": str(units), "env_dir": str(etc)}
+    update_config(env.config, backup={"schedule": schedule})
+    base = ["backup.schedule", "--database", "postgres", "--textfile", str(textfile)]
+    assert run_task(NS, base, config_file=env.config) == 0
+    assert run_task(NS, [*base, "--drill"], config_file=env.config) == 0
+    assert sorted(p.name for p in units.iterdir()) == sorted(
+        f"{name}.{kind}"
+        for name in ("flowlet-backup-development-postgres", DRILL_UNIT)
+        for kind in ("service", "timer")
+    )
+    service, timer = units / f"{DRILL_UNIT}.service", units / f"{DRILL_UNIT}.timer"
+    assert "OnCalendar=Sun *-*-* 04:30:00\n" in timer.read_text()
+    assert (etc / f"{DRILL_UNIT}.env").stat().st_mode & 0o777 == 0o600
+    if shutil.which("systemd-analyze"):
+        done = subprocess.run(
+            ["systemd-analyze", "verify", str(timer), str(service)],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+    text = service.read_text()
+    assert env.pg.password not in text
+    (execs,) = [
+        line.split("=", 1)[1] for line in text.splitlines() if line.startswith("ExecStart=")
+    ]
+    argv = shlex.split(execs)
+    assert argv[argv.index("backup.drill") :] == [
+        "backup.drill",
+        "--env",
+        "development",
+        "--database",
+        "postgres",
+        "--textfile",
+        str(textfile),
+    ]
+    assert run_task(NS, ["backup.postgres", "--database", "postgres"], config_file=env.config) == 0
+    workdir = next(
+        line.split("=", 1)[1] for line in text.splitlines() if line.startswith("WorkingDirectory=")
+    )
+    done = subprocess.run(argv, cwd=workdir, capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.startswith("drill ok: "), done.stderr
+    assert [r["result"] for r in evidence(env)] == ["ok"]
+    values = metrics(textfile / "flowlet_backup_drill_development_postgres_local.prom")
+    assert values[("flowlet_backup_drill_last_failed", "")] == 0
+    capsys.readouterr()
+    assert run_task(NS, [*base, "--drill", "--cron"], config_file=env.config) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line.startswith("30 4 * * 0 cd ") and line.endswith(f"--textfile {textfile}; }}")
+    assert run_task(NS, [*base, "--drill", "--remove"], config_file=env.config) == 0
+    assert sorted(p.name for p in units.iterdir()) == [
+        "flowlet-backup-development-postgres.service",
+        "flowlet-backup-development-postgres.timer",
+    ]
+    assert not (etc / f"{DRILL_UNIT}.env").exists()
+    assert (etc / "flowlet-backup-development-postgres.env").exists()
+
+
+def test_drill_units_with_a_destination_drill_both_copies() -> None:
+    """With a destination: the local copy, then the one there (a failed first drill does not
+    stop the second: ``ExecStart=-``)."""
+    from tasks.backup.targets import DatabaseTarget
+    from tasks.backup.units import plan_drill_units
+    from tasks.core.settings import Settings
+
+    target = DatabaseTarget("production", "postgres", "postgres", "db", 5432, "flowlet", "u")
+    settings = Settings(
+        schedule=Settings(
+            unit_prefix="flowlet-backup",
+            env_dir=Path("/etc/flowlet"),
+            user="",
+            randomized_delay=900,
+        ),
+        output_dir=Path("/var/backups/flowlet"),
+    )
+    units = plan_drill_units(
+        target,
+        settings=settings,
+        root=Path("/srv/ops"),
+        config_file=None,
+        on_calendar="weekly",
+        to="offsite",
+        textfile=None,
+        env_values={},
+        home="/root",
+    )
+    assert units.name == "flowlet-backup-production-postgres-drill"
+    execs = [line for line in units.service.splitlines() if line.startswith("ExecStart=")]
+    assert [e.split(" backup.drill ")[1] for e in execs] == [
+        "--env production --database postgres",
+        "--env production --database postgres --from offsite",
+    ]
+    assert execs[0].startswith("ExecStart=-") and not execs[1].startswith("ExecStart=-")
+    assert "ReadWritePaths=/var/backups/flowlet\n" in units.service
