@@ -5,16 +5,18 @@ or failed; ``backup.schedule --drill``; the drill alerts of the monitoring value
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_task
-from fixtures_backup import BackupEnv, backup_collection, update_config
+from conftest import run_task, start_inv
+from fixtures_backup import BackupEnv, backup_collection, descendants, update_config
 from test_backup_postgres import reseal
 
 NS = backup_collection()
@@ -287,3 +289,112 @@ def test_drill_units_with_a_destination_drill_both_copies() -> None:
     ]
     assert execs[0].startswith("ExecStart=-") and not execs[1].startswith("ExecStart=-")
     assert "ReadWritePaths=/var/backups/flowlet\n" in units.service
+
+
+@pytest.mark.slow
+@pytest.mark.signals
+def test_an_interrupted_drill_drops_its_scratch_database_and_says_so(
+    pg_backup_env: BackupEnv,
+) -> None:
+    """SIGTERM mid-restore: exit 143, the scratch database dropped, the attempt recorded."""
+    env = pg_backup_env
+    assert run_task(NS, ["backup.postgres", "--database", "big"], config_file=env.config) == 0
+    proc = start_inv(
+        ["-f", str(env.config), "backup.drill", "--database", "big"],
+        env={"FLOWLET_DB_PASSWORD": env.pg.password},
+    )
+    deadline = time.monotonic() + 60
+
+    def restoring() -> bool:  # the restore's psql runs (all its stages started: no fork now)
+        names = scratch_databases(env)
+        return bool(names) and any(
+            "psql" in " ".join(argv) and names[0] in " ".join(argv)
+            for argv in descendants(proc.pid).values()
+        )
+
+    while not restoring():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGTERM)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert err.count("\n") == 1 and err.startswith("interrupted (SIGTERM)"), err
+    assert not scratch_databases(env)
+    (record,) = evidence(env)
+    assert record["result"] == "failed" and record["error"] == "interrupted (SIGTERM)"
+    assert record["failed_phase"] == "restore" and record["scratch_database"]
+
+
+def options(tmp_path: Path, source: str | None = None) -> Any:
+    from tasks.backup.drill import DrillOptions
+    from tasks.backup.targets import DatabaseTarget
+
+    target = DatabaseTarget("production", "postgres", "postgres", "db", 5432, "flowlet", "u")
+    return DrillOptions(
+        target=target,
+        source=source,
+        output_dir=tmp_path,
+        evidence=tmp_path / "drills.jsonl",
+        textfile=tmp_path / "textfile",
+        textfile_source="--textfile",
+        identity=None,
+        trust_destination=False,
+        max_age=3600,
+        jobs=1,
+    )
+
+
+def test_plan_names_every_step(tmp_path: Path) -> None:
+    from tasks.backup.drill import plan_drill
+
+    assert plan_drill(options(tmp_path, "offsite")) == [
+        "fetch: the newest backup set of production/postgres at offsite, its sha256 checked "
+        f"while fetched into {tmp_path} (NAME.partial, removed afterwards)",
+        "restore: into a scratch database flowlet_drill_XXXXXXXX on db:5432 (dropped afterwards)",
+        "verify: row counts and objects compared with flowlet",
+        f"evidence: append one record to {tmp_path / 'drills.jsonl'}",
+        f"metrics: write {tmp_path / 'textfile'}/flowlet_backup_drill_production_postgres_offsite"
+        ".prom (flowlet_backup_drill_*)",
+    ]
+
+
+def test_metrics_of_a_failed_drill_claim_no_rto(tmp_path: Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tasks.backup.drill import Drill, metrics_text
+
+    drill = Drill(options(tmp_path), started=100.0, finished=105.5, error="no backup")
+    drill.phases["fetch"] = 0.25
+    drill.failed_phase = "fetch"
+    samples = {
+        (s.name, s.labels.get("phase", "")): s.value
+        for f in text_string_to_metric_families(metrics_text(drill, 42.0))
+        for s in f.samples
+    }
+    assert samples == {
+        ("flowlet_backup_drill_last_success_timestamp_seconds", ""): 42.0,
+        ("flowlet_backup_drill_timestamp_seconds", ""): 105.5,
+        ("flowlet_backup_drill_last_failed", ""): 1.0,
+        ("flowlet_backup_drill_duration_seconds", "fetch"): 0.25,
+        ("flowlet_backup_drill_max_age_seconds", ""): 3600.0,
+    }
+
+
+def test_last_success_reads_only_this_targets_passed_drills(tmp_path: Path) -> None:
+    from tasks.backup.drill import last_success
+    from tasks.core import jsonl
+
+    path = tmp_path / "drills.jsonl"
+    base = {"event": "drill", "environment": "production", "database": "postgres"}
+    for extra in (
+        {"where": "local", "result": "ok", "finished": "2026-12-01T00:00:00+00:00"},
+        {"where": "local", "result": "failed", "finished": "2026-12-03T00:00:00+00:00"},
+        {"where": "offsite", "result": "ok", "finished": "2026-12-04T00:00:00+00:00"},
+        {"where": "local", "result": "ok", "finished": "garbage"},
+    ):
+        jsonl.append(path, {**base, **extra})
+    with path.open("a") as handle:
+        handle.write('{"torn": ')
+    target = options(tmp_path).target
+    assert last_success(path, target, "local") == 1796083200.0  # 2026-12-01
+    assert last_success(path, target, "nowhere") == 0

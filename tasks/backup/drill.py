@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import signal
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -204,7 +205,9 @@ def execute(c: Context, options: DrillOptions, clock: Any = time.monotonic) -> D
             code=exc.code,
         ) from None
     except BaseException as exc:  # interrupted: evidence of the attempt, then the signal's exit
-        drill.error = f"interrupted ({type(exc).__name__})"
+        signum = getattr(exc, "signum", None)
+        how = signal.Signals(signum).name if signum else type(exc).__name__
+        drill.error = f"interrupted ({how})"
         drill.finished = time.time()
         _record(drill)
         raise
@@ -256,9 +259,9 @@ def _run(c: Context, settings: Any, options: DrillOptions, drill: Drill, clock: 
             session = Session(target, creds)
             scratch = f"{target.name}_drill_{secrets.token_hex(4)}"[:63]
             phase, started = "restore", clock()
-            session.create(scratch)
             drill.scratch = scratch
-            try:
+            try:  # created inside: a signal during "create database" still drops it
+                session.create(scratch)
                 restore_into(
                     session,
                     local_opener(path),
