@@ -76,7 +76,12 @@ def checked(stream: bytes, chunk: int = 7) -> list[str]:
     return checker.problems
 
 
-HEADER = b'SET x = 1;\n\nCOPY public.t (id, "a,b", c) FROM stdin;\n'
+def data(name: bytes) -> bytes:
+    """pg_dump's comment before a table's COPY."""
+    return b"--\n-- Data for Name: " + name + b"; Type: TABLE DATA; Schema: s; Owner: u\n--\n\n"
+
+
+HEADER = b"SET x = 1;\n\n" + data(b"t") + b'COPY public.t (id, "a,b", c) FROM stdin;\n'
 
 
 @pytest.mark.parametrize(
@@ -89,10 +94,11 @@ HEADER = b'SET x = 1;\n\nCOPY public.t (id, "a,b", c) FROM stdin;\n'
             ["public.t: the data ends without its end-of-data line (cut short)"],
         ),
         (HEADER + b"1\tx\n\\.\n", ["public.t: row 1 has 2 fields, not 3"]),
-        (b"COPY public.e  FROM stdin;\n\\.\n", []),
-        (b'COPY "s.x"."t""q" (a) FROM stdin;\nv\n\\.\n', []),
+        (data(b"e") + b"COPY public.e  FROM stdin;\n\\.\n", []),
+        (data(b"q") + b'COPY "s.x"."t""q" (a) FROM stdin;\nv\n\\.\n', []),
+        (b"CREATE FUNCTION f() AS $$\nCOPY public.t (a) FROM stdin;\n$$;\n", []),
     ],
-    ids=["ok", "mid-row", "no-terminator", "missing-field", "no-columns", "quoted-names"],
+    ids=["ok", "mid-row", "no-terminator", "missing-field", "no-columns", "quoted-names", "body"],
 )
 def test_copy_checker(stream: bytes, expected: list[str]) -> None:
     for chunk in (1, 7, 1 << 20):  # rows split across chunks, and all at once
@@ -113,9 +119,9 @@ def test_problems_name_the_data_file_of_the_toc_entry() -> None:
     assert entries == {"ledger.entries": "3362", "public.accounts": "3360", 's.x.t"q': "3361"}
     assert unquote(b'"s.x"."t""q"') == 's.x.t"q'
     checker = CopyChecker()
-    checker(b"COPY public.accounts (id) FROM stdin;\n1\t2\n\\.\n")
-    checker(b'COPY "s.x"."t""q" (a) FROM stdin;\n\\.\n')
-    checker(b"COPY public.stray (a) FROM stdin;\n\\.\n")
+    checker(data(b"accounts") + b"COPY public.accounts (id) FROM stdin;\n1\t2\n\\.\n")
+    checker(data(b"q") + b'COPY "s.x"."t""q" (a) FROM stdin;\n\\.\n')
+    checker(data(b"stray") + b"COPY public.stray (a) FROM stdin;\n\\.\n")
     checker.finish()
     assert problems(checker, entries) == [
         "3360.dat (public.accounts: row 1 has 2 fields, not 1)",

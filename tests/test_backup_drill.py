@@ -11,12 +11,19 @@ import shutil
 import signal
 import subprocess
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import run_task, start_inv
-from fixtures_backup import BackupEnv, backup_collection, descendants, update_config
+from fixtures_backup import (
+    BackupEnv,
+    backup_collection,
+    descendants,
+    pg_target,
+    update_config,
+)
 from test_backup_postgres import reseal
 
 NS = backup_collection()
@@ -72,7 +79,7 @@ def test_a_drill_restores_verifies_and_records(
         "local",
         made.stat().st_size,
     )
-    assert record["checks"] == ["sha256", "restore", "row_counts", "objects"]
+    assert record["checks"] == ["sha256", "restore", "row_counts_vs_dump", "objects_vs_source"]
     assert set(record["phases"]) == {"fetch", "restore", "verify"}
     assert record["rto_seconds"] == pytest.approx(
         record["phases"]["fetch"] + record["phases"]["restore"], abs=0.002
@@ -351,7 +358,7 @@ def test_plan_names_every_step(tmp_path: Path) -> None:
         "fetch: the newest backup set of production/postgres at offsite, its sha256 checked "
         f"while fetched into {tmp_path} (NAME.partial, removed afterwards)",
         "restore: into a scratch database flowlet_drill_XXXXXXXX on db:5432 (dropped afterwards)",
-        "verify: row counts and objects compared with flowlet",
+        "verify: row counts compared with the dump's own, objects with flowlet",
         f"evidence: append one record to {tmp_path / 'drills.jsonl'}",
         f"metrics: write {tmp_path / 'textfile'}/flowlet_backup_drill_production_postgres_offsite"
         ".prom (flowlet_backup_drill_*)",
@@ -398,3 +405,32 @@ def test_last_success_reads_only_this_targets_passed_drills(tmp_path: Path) -> N
     target = options(tmp_path).target
     assert last_success(path, target, "local") == 1796083200.0  # 2026-12-01
     assert last_success(path, target, "nowhere") == 0
+
+
+@pytest.mark.slow
+def test_rows_written_after_the_backup_do_not_fail_the_drill(
+    pg_backup_env: BackupEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """PostgreSQL: the drill counts the restored rows against the dump's own COPY blocks, not
+    the live source (which a busy database changes between backup and drill), so it passes
+    where ``--restore-test`` (comparing with the source) reports the difference."""
+    env = pg_backup_env
+    db = f"drill_live_{uuid.uuid4().hex[:8]}"
+    env.pg.create_db(
+        db, "create table t (id int primary key); insert into t select generate_series(1, 100)"
+    )
+    try:
+        update_config(
+            env.config, environments={"development": {"databases": {"live": pg_target(env.pg, db)}}}
+        )
+        assert run_task(NS, ["backup.postgres", "--database", "live"], config_file=env.config) == 0
+        env.pg.sql("insert into t select generate_series(101, 105)", db=db)
+        assert run_task(NS, ["backup.drill", "--database", "live"], config_file=env.config) == 0
+        (record,) = evidence(env)
+        assert record["rows"] == 100 and record["result"] == "ok"
+        capsys.readouterr()
+        argv = ["backup.verify", "--latest", "--database", "live", "--restore-test"]
+        assert run_task(NS, argv, config_file=env.config) == 1
+        assert "restore test row counts differ from " + db in capsys.readouterr().err
+    finally:
+        env.pg.sql(f"drop database if exists {db} with (force)")

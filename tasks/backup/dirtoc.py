@@ -28,6 +28,8 @@ from tasks.backup.plan import Stage
 COPY_RE = re.compile(rb"^COPY (?P<name>.+?) (?:\((?P<cols>.*)\) )?FROM stdin;$")
 TOC_DATA_RE = re.compile(r"^(?P<id>\d+); \d+ \d+ TABLE DATA (?P<schema>\S+) (?P<tag>.+?) \S+$")
 TERMINATOR = b"\\."
+DATA_HEADER = b"-- Data for Name: "  # pg_dump's line before each COPY (a COPY line in a
+# function body or a string, without it, is not taken for data)
 
 
 def toc_stage(workdir: Path) -> Stage:
@@ -91,11 +93,13 @@ class CopyChecker:
     """A ``sink`` for the SQL stream: checks each COPY block as it passes (see the module)."""
 
     blocks: list[str] = field(default_factory=list)
+    rows: dict[str, int] = field(default_factory=dict)  # rows per block (table), as read
     problems: list[str] = field(default_factory=list)
     _rest: bytes = b""
     _block: str | None = None
     _tabs: int = 0
     _row: int = 0
+    _announced: bool = False  # the last SQL line was pg_dump's "-- Data for Name: ..." header
 
     def __call__(self, chunk: bytes) -> None:
         data, pos = self._rest + chunk, 0
@@ -124,6 +128,7 @@ class CopyChecker:
         count = rows.count(b"\n")
         if rows.count(b"\t") == count * self._tabs:
             self._row += count
+            self.rows[self._block or ""] += count
             return
         for line in rows[:-1].split(b"\n"):  # which row: checked one by one
             if self._block is None:
@@ -132,17 +137,25 @@ class CopyChecker:
 
     def _line(self, line: bytes) -> None:
         if self._block is None:
-            match = COPY_RE.match(line)
+            if line.startswith(DATA_HEADER) and b"; Type: TABLE DATA;" in line:
+                self._announced = True
+                return
+            if not line or line == b"--":
+                return
+            match = COPY_RE.match(line) if self._announced else None
+            self._announced = False
             if match:
                 self._block = unquote(match["name"])
                 self._tabs = max(column_count(match["cols"]) - 1, 0)
                 self._row = 0
+                self.rows.setdefault(self._block, 0)
                 self.blocks.append(self._block)
             return
         if line == TERMINATOR:
             self._block = None
             return
         self._row += 1
+        self.rows[self._block] += 1
         tabs = line.count(b"\t")
         if tabs != self._tabs:
             self._fail(f"row {self._row} has {tabs + 1} fields, not {self._tabs + 1}")

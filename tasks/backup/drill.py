@@ -5,13 +5,15 @@ A drill takes the newest set of one target, locally or at a destination (``--fro
 three timed phases: **fetch** (the dump's bytes checked against its sha256: the local sidecar,
 or fetched from the destination into ``NAME.partial`` and checked against the manifest, as
 ``backup.restore --from`` does), **restore** (into a scratch database beside the source, as
-``backup.verify --restore-test`` does) and **verify** (row counts and object counts compared
-with the live source); the scratch database is dropped whatever happens. Every drill, passed or
-failed, appends one evidence record to ``backup.drill.evidence`` in the output directory (JSON
-lines: which backup, where from, sizes, durations per phase, checks, result) and, with a
-textfile directory, writes ``flowlet_backup_drill_*`` metrics for node-exporter atomically (the
-``FlowletBackupDrillFailed`` and ``FlowletBackupDrillStale`` alerts). A failed drill ends in
-one line and a non-zero exit.
+``backup.verify --restore-test`` does) and **verify** (PostgreSQL: the rows of every table
+against the dump's own COPY blocks, so rows written to the source since the backup do not fail
+it, and the objects against the live source; MariaDB: row and object counts against the live
+source, as ``--restore-test``); the scratch database is dropped whatever happens. Every
+drill, passed or failed, appends one evidence record to ``backup.drill.evidence`` in the output
+directory (JSON lines: which backup, where from, sizes, durations per phase, checks, result)
+and, with a textfile directory, writes ``flowlet_backup_drill_*`` metrics for node-exporter
+atomically (the ``FlowletBackupDrillFailed`` and ``FlowletBackupDrillStale`` alerts). A failed
+drill ends in one line and a non-zero exit.
 
 resolve (flags over config) -> plan_drill (what ``--dry`` prints) -> execute.
 """
@@ -177,7 +179,12 @@ def plan_drill(options: DrillOptions) -> list[str]:
         fetch,
         f"restore: into a scratch database {target.name}_drill_XXXXXXXX on "
         f"{target.host}:{target.port} (dropped afterwards)",
-        f"verify: row counts and objects compared with {target.name}",
+        "verify: "
+        + (
+            f"row counts compared with the dump's own, objects with {target.name}"
+            if target.engine == "postgres"
+            else f"row counts and objects compared with {target.name}"
+        ),
         f"evidence: append one record to {options.evidence}",
     ]
     prom = textfile_path(options)
@@ -275,9 +282,15 @@ def _run(c: Context, settings: Any, options: DrillOptions, drill: Drill, clock: 
                 drill.phases["restore"] = clock() - started
                 drill.checks.append("restore")
                 phase, started = "verify", clock()
-                rows, objects = compare_restored(session, scratch, main.name)
+                if target.engine == "postgres":
+                    rows, objects = compare_with_dump(
+                        session, scratch, main.name, path, key, opened.out
+                    )
+                else:
+                    rows, objects = compare_restored(session, scratch, main.name)
                 drill.phases["verify"] = clock() - started
-                drill.checks += ["row_counts", "objects"]
+                against = "dump" if target.engine == "postgres" else "source"
+                drill.checks += [f"row_counts_vs_{against}", "objects_vs_source"]
                 drill.tables, drill.rows = len(rows), sum(rows.values())
                 drill.objects = sum(objects.values())
             finally:
@@ -290,6 +303,59 @@ def _run(c: Context, settings: Any, options: DrillOptions, drill: Drill, clock: 
         if staged is not None:
             staged.discard()
         opened.close()
+
+
+def compare_with_dump(
+    session: Any, scratch: str, name: str, path: Path, identity: str | None, workroot: Path
+) -> tuple[dict[str, int], dict[str, int]]:
+    """PostgreSQL: the restored rows of every table against the dump's own COPY blocks (rows
+    written after the backup do not count), the objects against the live source (as
+    ``--restore-test``). Returns the restored row and object counts."""
+    restored = session.row_counts(scratch)
+    dumped = dump_row_counts(name, path, identity, workroot)
+    differ = sorted(t for t, n in dumped.items() if restored.get(t) != n)
+    if differ:
+        raise OpsError(f"{name}: restored row counts differ from the dump's: {differ}")
+    objects, live = session.objects(scratch), session.objects(session.target.name)
+    if objects != live:
+        differ = sorted(k for k in set(objects) | set(live) if objects.get(k) != live.get(k))
+        raise OpsError(f"{name}: restore test objects differ from {session.target.name}: {differ}")
+    return restored, objects
+
+
+def dump_row_counts(name: str, path: Path, identity: str | None, workroot: Path) -> dict[str, int]:
+    """Rows per table as the dump holds them: its COPY blocks, read as a restore reads them
+    (plain: the SQL itself; custom and directory: ``pg_restore -f -``)."""
+    from tasks.backup.dirtoc import CopyChecker, sql_stage
+    from tasks.backup.files import WorkDir
+    from tasks.backup.names import dump_kind
+    from tasks.backup.plan import Stage
+    from tasks.backup.readback import read_stages, untar_stage
+    from tasks.backup.stream import StageError, run_stages
+    from tasks.backup.verify import CAT
+
+    kind, stages, checker = dump_kind(name), read_stages(name, identity), CopyChecker()
+    try:
+        with open(path, "rb") as handle:
+            if kind == "plain":
+                run_stages(stages or [CAT], stdin=handle, sink=checker)
+            elif kind == "custom":
+                sql = Stage("pg_restore", ("pg_restore", "-f", "-"))
+                run_stages([*stages, sql], stdin=handle, sink=checker)
+            else:
+                work = WorkDir(workroot / f"{name}.verify-{secrets.token_hex(3)}.partial.d")
+                try:
+                    run_stages([*stages, untar_stage(work.path)], stdin=handle)
+                    run_stages([sql_stage(work.path)], sink=checker)
+                finally:
+                    work.remove()
+    except StageError as exc:
+        detail = f": {exc.last_line}" if exc.last_line else ""
+        raise OpsError(f"{name}: {exc}{detail}", code=exc.exit_code) from None
+    checker.finish()
+    if checker.problems:
+        raise OpsError(f"{name}: {checker.problems[0]}")
+    return checker.rows
 
 
 def _record(drill: Drill) -> None:
