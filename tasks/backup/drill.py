@@ -203,6 +203,7 @@ def execute(c: Context, options: DrillOptions, clock: Any = time.monotonic) -> D
         _run(c, settings, options, drill, clock)
     except OpsError as exc:
         drill.error = exc.message or type(exc).__name__
+        drill.failed_phase = drill.failed_phase or "fetch"  # e.g. the destination is down
         drill.finished = time.time()
         _record(drill)
         raise OpsError(
