@@ -350,13 +350,26 @@ def restore_test(
                     no_owner=False,
                     workroot=source.out,
                 )
-                restored = (session.row_counts(scratch), session.objects(scratch))
-                live = (session.row_counts(target.name), session.objects(target.name))
+                restored = compare_restored(session, scratch, name)
             finally:
                 session.drop(scratch)
     finally:
         if staged is not None:
             staged.discard()
+    return (
+        f"{name}: restore test ok ({len(restored[0])} tables, row counts and "
+        f"{sum(restored[1].values())} objects match)"
+    )
+
+
+def compare_restored(
+    session: Session, scratch: str, name: str
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Row counts and object counts of ``scratch`` (``name`` restored) against the live
+    source database; raise naming what differs. Returns the restored counts."""
+    target = session.target
+    restored = (session.row_counts(scratch), session.objects(scratch))
+    live = (session.row_counts(target.name), session.objects(target.name))
     for what, got, want in (
         ("row counts", restored[0], live[0]),
         ("objects", restored[1], live[1]),
@@ -364,7 +377,4 @@ def restore_test(
         if got != want:
             diff = sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
             raise OpsError(f"{name}: restore test {what} differ from {target.name}: {diff}")
-    return (
-        f"{name}: restore test ok ({len(restored[0])} tables, row counts and "
-        f"{sum(restored[1].values())} objects match)"
-    )
+    return restored
