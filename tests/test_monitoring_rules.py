@@ -190,9 +190,16 @@ def test_backup_series_are_what_backup_check_writes() -> None:
 
     series = input_series(TESTS / "backups.test.yaml")
     assert series
+    import importlib
+
+    drill = importlib.import_module("tasks.backup.drill")  # the package's task is also "drill"
     for name, labels in series:
         scraped = {k: labels.pop(k) for k in ("job", "instance")}
         assert scraped == {"job": "node-exporter", "instance": "bastion:9100"}
+        if name.startswith("flowlet_backup_drill_"):  # backup.drill's textfile (drill.py)
+            assert name.removeprefix("flowlet_backup_drill_") in dict(drill.METRICS), name
+            assert set(labels) == {"environment", "database", "location"}, (name, labels)
+            continue
         target = DatabaseTarget(labels["environment"], labels["database"], "postgres", "h", 5432,
                                 "d", "u")  # fmt: skip
         result = freshness.Result(target, labels["location"], 0, "", age=1.0, finished=1.0)
@@ -275,7 +282,8 @@ def test_parse_test_reads_fire_and_quiet_cases(tmp_path: Path) -> None:
     )
     assert parsed.rule_files == ("flowlet-backups.rules.yaml",)
     every = {"FlowletBackupTooOld", "FlowletBackupFailed", "FlowletBackupCheckUnknown",
-             "FlowletBackupCheckNotRunning"}  # fmt: skip
+             "FlowletBackupCheckNotRunning", "FlowletBackupDrillFailed",
+             "FlowletBackupDrillStale"}  # fmt: skip
     assert parsed.fires == every and parsed.quiet == every
     with pytest.raises(OpsError, match=r"not a promtool test file"):
         rules.parse_test(tmp_path / "x.yaml", "tests: []\n")
