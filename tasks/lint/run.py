@@ -20,6 +20,7 @@ from tasks.core import runner
 from tasks.core.errors import ConfigError, OpsError, Refused
 from tasks.lint import files, git, plan
 from tasks.lint.files import Layout, Target, Tree
+from tasks.lint.tools import Tool
 
 
 def lint(
@@ -49,6 +50,7 @@ def lint(
     jobs = (cfg.jobs if jobs is None else jobs) or os.cpu_count() or 1
     skipped = skipped_tools(skip, cfg)
     layout = files.layout(c.config, cfg, settings.project_root(c), sides)
+    install_tools(c, layout, sides, engine, cfg.ruff_select, skipped)  # before any snapshot
     targets, source = choose(layout, cfg, sides, changed, base, rev, pre_push)
     targets = [t for t in targets if not t.empty]
     if not targets:
@@ -199,6 +201,40 @@ def bandit_config(root: Path) -> tuple[str | None, list[str]]:
     return "pyproject.toml", [str(e) for e in table.get("exclude_dirs", [])]
 
 
+def chosen_tools(
+    sides: Sequence[str],
+    engine: str,
+    ruff_select: str,
+    skipped: dict[str, str],
+    bandit_config: str | None = None,
+) -> list[Tool]:
+    """The tools of ``sides`` less the skipped ones."""
+    from tasks.lint import tools
+
+    chosen = [
+        *(tools.python_tools(engine, bandit_config=bandit_config, ruff_select=ruff_select)
+          if "python" in sides else []),
+        *(tools.js_tools() if "js" in sides else []),
+    ]  # fmt: skip
+    return [t for t in chosen if t.name not in skipped]
+
+
+def install_tools(
+    c: Any,
+    layout: Layout,
+    sides: Sequence[str],
+    engine: str,
+    ruff_select: str,
+    skipped: dict[str, str],
+) -> None:
+    """Install the missing tools *before* any snapshot is built: a snapshot links the
+    frontend's ``node_modules`` only when it exists (a fresh clone's first push)."""
+    from tasks.lint import install
+
+    needed = chosen_tools(sides, engine, ruff_select, skipped)
+    install.ensure_tools(c, needed, install.python_env(), layout.frontend, layout.project)
+
+
 def plan_steps(
     c: Any,
     layout: Layout,
@@ -208,21 +244,16 @@ def plan_steps(
     ruff_select: str,
     skipped: dict[str, str],
 ) -> tuple[list[plan.Step], list[plan.Step]]:
-    """(check steps, fix steps) of every target, with the tools installed first."""
-    from tasks.lint import install, tools
+    """(check steps, fix steps) of every target (the tools are installed: install_tools)."""
+    from tasks.lint import install
 
     per_target = []
     for target in targets:
         config, excludes = bandit_config(target.tree.root) if "python" in sides else (None, [])
-        chosen = [
-            *(tools.python_tools(engine, bandit_config=config, ruff_select=ruff_select)
-              if "python" in sides else []),
-            *(tools.js_tools() if "js" in sides else []),
-        ]  # fmt: skip
-        per_target.append((target, [t for t in chosen if t.name not in skipped], excludes))
+        chosen = chosen_tools(sides, engine, ruff_select, skipped, config)
+        per_target.append((target, chosen, excludes))
     env = install.python_env()
     needed = {t.name: t for _, chosen, _ in per_target for t in chosen}
-    install.ensure_tools(c, list(needed.values()), env, layout.frontend, layout.project)
     binaries = {t.name: str(install.binary_path(t, env, layout.frontend)) for t in needed.values()}
     check: list[plan.Step] = []
     fixers: list[plan.Step] = []
