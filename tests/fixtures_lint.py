@@ -64,6 +64,12 @@ CLEAN_PY = 'import os\n\n\ndef home() -> str:\n    return os.environ.get("HOME",
 CLEAN_JS = "export function greet(name) {\n  return `hello ${name}`;\n}\n"
 SCRIPT_PY = '#!/usr/bin/env python3\nprint("bench")\n'
 
+# Credentials detect-secrets finds (made up; the pragma keeps them out of this project's scan).
+AWS_KEY = "AKIAIOSFODNN7EXAMPLQ"  # pragma: allowlist secret
+TOKEN = "q8Zr3vT1xW9mK2pL7nB4cD6fG0hJ5sY"  # pragma: allowlist secret
+AWS_LINE = f'AWS_KEY = "{AWS_KEY}"\n'
+TOKEN_LINE = f'export const apiToken = "{TOKEN}";\n'
+
 # One file per tool that only that tool objects to.
 BAD = {
     "flake8": ("app/bad.py", "import os\n"),
@@ -72,6 +78,7 @@ BAD = {
     "bandit": ("app/bad.py", 'print(eval("1 + 1"))\n'),
     "eslint": ("web/src/bad.js", "const unused = 1;\n"),
     "prettier": ("web/src/bad.js", "export const a = {b:1};\n"),
+    "detect-secrets": ("app/bad.py", AWS_LINE),
 }
 
 

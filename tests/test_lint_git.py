@@ -59,6 +59,7 @@ def test_changed_lints_only_changed_and_untracked_files(
         "black": (1, "ok"),
         "prettier": (1, "findings"),
         "isort": (1, "findings"),
+        "detect-secrets": (2, "ok"),
     }
 
 

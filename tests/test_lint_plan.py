@@ -338,7 +338,7 @@ def test_pins_come_from_the_lint_extra() -> None:
 
 def test_project_pins_match_the_installed_tools() -> None:
     pins = install.find_pins(Path(__file__).resolve().parent.parent)
-    assert set(pins) == {"flake8", "black", "isort", "bandit", "ruff"}
+    assert set(pins) == {"flake8", "black", "isort", "bandit", "ruff", "detect-secrets"}
 
 
 def test_pip_install_targets_the_active_virtualenv(tmp_path: Path) -> None:

@@ -296,6 +296,7 @@ PARSERS: dict[str, Callable[[_Collector, str, str], None]] = {
     "bandit": bandit,
     "ruff-check": lambda out, o, e: ruff(out, o, e, formatter=False),
     "ruff-format": lambda out, o, e: ruff(out, o, e, formatter=True),
+    "detect-secrets": flake8,  # path:line:1: <type>: <masked> (tasks/lint/scanner)
     "eslint": eslint,
     "prettier": prettier,
 }

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tasks.lint import tools as tools_
 from tasks.lint.files import ESLINT_SUFFIXES, Layout, Target, under
+from tasks.lint.findings import FileResult
 from tasks.lint.tools import ERROR, FINDINGS, OK, Tool
 
 SKIP_SOURCES = ("--skip", "SKIP", "lint.skip")
@@ -65,6 +66,9 @@ def tool_files(
 ) -> tuple[Path, tuple[str, ...], tuple[str, ...]]:
     """(cwd, files relative to it, display names) of ``tool`` on ``target``."""
     tree = target.tree
+    if tool.files == "secrets":  # every file linted, from the top of the tree
+        rels = (*target.python, *target.js)
+        return tree.root, rels, tuple(layout.display(tree.origin / r) for r in rels)
     if tool.side == "python":
         rels = target.python
         if tool.files == "bandit":
@@ -151,6 +155,10 @@ class Outcome:
     body: tuple[str, ...] = ()
     cached: int = 0
     detail: str = field(default="", compare=False)  # e.g. "exit 2", "not run"
+    # a check's per-file results (display name, result) and its lines about no one file: what
+    # the CI formats (tasks.lint.report) are made of
+    results: tuple[tuple[str, FileResult], ...] = field(default=(), compare=False)
+    other: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def block(self) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +36,88 @@ def lint(
     jobs: int | None,
     skip: str | None,
     pre_push: str | None,
+    report_format: str = "text",
+    output: str | None = None,
 ) -> None:
-    """Lint ``sides`` ("python", "js") as the flags say (documented on the tasks)."""
+    """Lint ``sides`` ("python", "js") as the flags say (documented on the tasks); with a CI
+    ``report_format``, also write its document to ``output`` (None: stdout, the text report
+    going to stderr, except for github's annotations, which follow the text)."""
+    destination = output_path(report_format, output)
+    if report_format == "text" or runner.is_dry(c):
+        check_outcomes(c, cfg, sides, fix, changed, base, rev, engine, jobs, skip, pre_push)
+        return
+    from tasks.lint import report
+
+    divert = destination is None and report_format != "github"
+    error: Failed | None = None
+    with redirect_stdout(sys.stderr) if divert else nullcontext():
+        try:
+            outcomes = check_outcomes(
+                c, cfg, sides, fix, changed, base, rev, engine, jobs, skip, pre_push
+            )
+        except Failed as exc:
+            outcomes, error = exc.outcomes, exc
+    document = report.render(report_format, outcomes or [])
+    if destination is None:
+        sys.stdout.write(document)
+        sys.stdout.flush()
+    else:
+        write_atomically(destination, document)
+    if error is not None:
+        raise error
+
+
+class Failed(OpsError):
+    """Findings (exit 1) or a crashed tool (2): the run's outcomes go with the exit code."""
+
+    def __init__(self, code: int, outcomes: list[plan.Outcome]) -> None:
+        super().__init__(code=code)
+        self.outcomes = outcomes
+
+
+def output_path(report_format: str, output: str | None) -> Path | None:
+    """``--output`` checked before anything runs: a file in an existing directory."""
+    if output is None:
+        return None
+    if report_format == "text":
+        raise ConfigError(
+            f"--output: {output!r} needs --format sarif, github, junit or json "
+            "(the text report goes to stdout)"
+        )
+    path = Path(output)
+    if output == "" or "\0" in output:
+        raise ConfigError(f"--output: {output!r} is not a file name")
+    if path.is_dir():
+        raise ConfigError(f"--output: {output!r} is a directory")
+    if not path.absolute().parent.is_dir():
+        raise ConfigError(f"--output: {output!r}: its directory does not exist")
+    return path
+
+
+def write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OpsError(f"--output: cannot write {path}: {exc.strerror or exc}") from None
+
+
+def check_outcomes(
+    c: Any,
+    cfg: Any,
+    sides: Sequence[str],
+    fix: bool,
+    changed: bool,
+    base: str | None,
+    rev: str | None,
+    engine: str | None,
+    jobs: int | None,
+    skip: str | None,
+    pre_push: str | None,
+) -> list[plan.Outcome] | None:
+    """The run itself: the outcomes (None: nothing ran); findings raise OpsError with them."""
     from tasks.core import settings
 
     if base is not None and not changed:
@@ -55,7 +135,7 @@ def lint(
     targets = [t for t in targets if not t.empty]
     if not targets:
         print(f"lint: nothing to lint ({source}: no {'/'.join(sides)} files)")
-        return
+        return []
     if rev is not None or pre_push is not None:
         print(f"lint: {source}", flush=True)
     check, fixers = plan_steps(c, layout, targets, sides, engine, cfg.ruff_select, skipped)
@@ -64,7 +144,7 @@ def lint(
     if runner.is_dry(c):
         for line in plan.dry_lines([*fix_chains, *check_chains], runner.render):
             print(line)
-        return
+        return None
     from tasks.lint.cache import ResultCache
     from tasks.lint.parallel import Executor
 
@@ -80,7 +160,8 @@ def lint(
     sys.stdout.write("\n" + plan.summary(outcomes, skipped, command))
     code = plan.exit_code(outcomes)
     if code:
-        raise OpsError(code=code)
+        raise Failed(code, outcomes)
+    return outcomes
 
 
 def skipped_tools(flag: str | None, cfg: Any) -> dict[str, str]:
@@ -215,6 +296,7 @@ def chosen_tools(
         *(tools.python_tools(engine, bandit_config=bandit_config, ruff_select=ruff_select)
           if "python" in sides else []),
         *(tools.js_tools() if "js" in sides else []),
+        tools.secrets_tool(),
     ]  # fmt: skip
     return [t for t in chosen if t.name not in skipped]
 
@@ -255,6 +337,9 @@ def plan_steps(
     env = install.python_env()
     needed = {t.name: t for _, chosen, _ in per_target for t in chosen}
     binaries = {t.name: str(install.binary_path(t, env, layout.frontend)) for t in needed.values()}
+    for t in needed.values():  # a script runs with the interpreter of the package's own script
+        if t.script:
+            binaries[t.name] = str(install.script_python(Path(binaries[t.name]), env.python))
     check: list[plan.Step] = []
     fixers: list[plan.Step] = []
     several = len(targets) > 1
