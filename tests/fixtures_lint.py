@@ -156,8 +156,8 @@ def lint_repo(lint_project: LintProject, tmp_path: Path) -> LintProject:
 
 
 def summary_table(output: str) -> dict[str, dict[str, str]]:
-    """``{tool: {"files", "cached", "seconds", "result", "fix"}}`` from the summary table at
-    the end of ``inv lint`` output."""
+    """``{tool: {"files", "cached", "seconds", "findings", "result", "fix"}}`` from the summary
+    table at the end of ``inv lint`` output."""
     lines = output.splitlines()
     starts = [i for i, line in enumerate(lines) if line.split()[:3] == ["tool", "files", "cached"]]
     assert starts, f"no summary table in:\n{output}"
@@ -166,7 +166,7 @@ def summary_table(output: str) -> dict[str, dict[str, str]]:
         if not line.strip():
             break
         cells = [cell.strip() for cell in line.split("  ") if cell.strip()]
-        names = ("files", "cached", "seconds", "result", "fix")
+        names = ("files", "cached", "seconds", "findings", "result", "fix")
         rows[cells[0]] = dict(zip(names, cells[1:] + [""]))
     return rows
 
