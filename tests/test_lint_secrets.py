@@ -108,3 +108,19 @@ def test_skip_and_a_broken_baseline(lint_project: LintProject) -> None:
     assert result.returncode == 2
     assert ".secrets.baseline: error: not a detect-secrets baseline" in result.stdout
     assert AWS_KEY not in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_a_secret_added_and_removed_within_one_push_is_refused(hooked: LintProject) -> None:
+    """The tip no longer holds the key, but the push brings the commit that does."""
+    commit(hooked, "app/settings.py", AWS_LINE)
+    leaked = hooked.git("rev-parse", "HEAD").stdout.strip()
+    commit(hooked, "app/settings.py", 'AWS_KEY = ""\n')
+    commit(hooked, "app/other.py", "VERSION = 1\n")  # a commit changing nothing secret
+    result = push(hooked)
+    assert result.returncode != 0, result.stdout
+    rows = summary_rows(result.stdout)
+    assert rows["detect-secrets"] == (2, "ok")  # the tip: both files, clean
+    assert rows[f"detect-secrets [main at {leaked[:12]}]"] == (1, "findings")
+    assert len([name for name in rows if name.startswith("detect-secrets")]) == 2
+    assert "app/settings.py:1:1: AWS Access Key: AK…LQ (20 characters)" in result.stdout

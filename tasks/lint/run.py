@@ -258,8 +258,44 @@ def pushed(layout: Layout, sides: Sequence[str], remote: str) -> tuple[list[Targ
             layout, repo, ref.local_sha, name, secrets.run_dir(), sides, wanted, strict=False
         )
         targets.append(target)
+        if wanted is not None:  # a first push to an empty remote: its tip only
+            targets += earlier_commits(layout, repo, sides, remote, ref, name)
     what = f"files the push to {remote} changes"
     return targets, what + (f": {', '.join(labels)}" if labels else "")
+
+
+HISTORY_LIMIT = 50  # pushed commits before the tip whose secrets the hook scans
+
+
+def earlier_commits(
+    layout: Layout, repo: Path, sides: Sequence[str], remote: str, ref: Any, name: str
+) -> list[Target]:
+    """detect-secrets on what each pushed commit before the tip changes, as it holds it: a
+    secret added by one commit of a push and removed by a later one is pushed all the same."""
+    from dataclasses import replace
+
+    from tasks.core import secrets
+    from tasks.lint import snapshot
+
+    earlier = [sha for sha in git.pushed_commits(repo, remote, ref) if sha != ref.local_sha]
+    if not earlier:
+        return []
+    tip = {e.path: e.oid for e in git.tree_entries(repo, ref.local_sha)}
+    targets = []
+    for sha in earlier[-HISTORY_LIMIT:]:
+        changed = git.changed_in_commit(repo, None, sha)
+        if not changed:
+            continue
+        held = {e.path: e.oid for e in git.tree_entries(repo, sha)}
+        wanted = [p for p in changed if p in held and held[p] != tip.get(p)]  # not as the tip
+        if not wanted:
+            continue
+        label = f"{name} at {git.display_rev(sha)}"
+        built = snapshot.build(
+            layout, repo, sha, label, secrets.run_dir(), sides, wanted, strict=False
+        )
+        targets.append(replace(built, tools=("detect-secrets",)))
+    return targets
 
 
 def bandit_config(root: Path) -> tuple[str | None, list[str]]:
@@ -333,6 +369,8 @@ def plan_steps(
     for target in targets:
         config, excludes = bandit_config(target.tree.root) if "python" in sides else (None, [])
         chosen = chosen_tools(sides, engine, ruff_select, skipped, config)
+        if target.tools is not None:
+            chosen = [t for t in chosen if t.name in target.tools]
         per_target.append((target, chosen, excludes))
     env = install.python_env()
     needed = {t.name: t for _, chosen, _ in per_target for t in chosen}
@@ -342,9 +380,10 @@ def plan_steps(
             binaries[t.name] = str(install.script_python(Path(binaries[t.name]), env.python))
     check: list[plan.Step] = []
     fixers: list[plan.Step] = []
-    several = len(targets) > 1
+    several = len([t for t in targets if t.tools is None]) > 1
     for target, chosen, excludes in per_target:
-        suffix = f" [{target.tree.label}]" if several and target.tree.label else ""
+        named = several or target.tools is not None  # an earlier commit's rows say which
+        suffix = f" [{target.tree.label}]" if named and target.tree.label else ""
         args = (target, chosen)
         check += plan.steps_for(*args, "check", layout, binaries, excludes, suffix)
         fixers += plan.steps_for(*args, "fix", layout, binaries, excludes, suffix)
