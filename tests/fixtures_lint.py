@@ -64,6 +64,12 @@ CLEAN_PY = 'import os\n\n\ndef home() -> str:\n    return os.environ.get("HOME",
 CLEAN_JS = "export function greet(name) {\n  return `hello ${name}`;\n}\n"
 SCRIPT_PY = '#!/usr/bin/env python3\nprint("bench")\n'
 
+# Credentials detect-secrets finds (made up; the pragma keeps them out of this project's scan).
+AWS_KEY = "AKIAIOSFODNN7EXAMPLQ"  # pragma: allowlist secret
+TOKEN = "q8Zr3vT1xW9mK2pL7nB4cD6fG0hJ5sY"  # pragma: allowlist secret
+AWS_LINE = f'AWS_KEY = "{AWS_KEY}"\n'
+TOKEN_LINE = f'export const apiToken = "{TOKEN}";\n'
+
 # One file per tool that only that tool objects to.
 BAD = {
     "flake8": ("app/bad.py", "import os\n"),
@@ -72,6 +78,7 @@ BAD = {
     "bandit": ("app/bad.py", 'print(eval("1 + 1"))\n'),
     "eslint": ("web/src/bad.js", "const unused = 1;\n"),
     "prettier": ("web/src/bad.js", "export const a = {b:1};\n"),
+    "detect-secrets": ("app/bad.py", AWS_LINE),
 }
 
 
@@ -149,8 +156,8 @@ def lint_repo(lint_project: LintProject, tmp_path: Path) -> LintProject:
 
 
 def summary_table(output: str) -> dict[str, dict[str, str]]:
-    """``{tool: {"files", "cached", "seconds", "result", "fix"}}`` from the summary table at
-    the end of ``inv lint`` output."""
+    """``{tool: {"files", "cached", "seconds", "findings", "result", "fix"}}`` from the summary
+    table at the end of ``inv lint`` output."""
     lines = output.splitlines()
     starts = [i for i, line in enumerate(lines) if line.split()[:3] == ["tool", "files", "cached"]]
     assert starts, f"no summary table in:\n{output}"
@@ -159,7 +166,7 @@ def summary_table(output: str) -> dict[str, dict[str, str]]:
         if not line.strip():
             break
         cells = [cell.strip() for cell in line.split("  ") if cell.strip()]
-        names = ("files", "cached", "seconds", "result", "fix")
+        names = ("files", "cached", "seconds", "findings", "result", "fix")
         rows[cells[0]] = dict(zip(names, cells[1:] + [""]))
     return rows
 

@@ -12,7 +12,7 @@ import pytest
 
 from tasks.lint import hook
 from tests.conftest import ROOT_NS, run_task
-from tests.fixtures_lint import BAD, CLEAN_PY, LintProject, summary_rows
+from tests.fixtures_lint import BAD, CLEAN_JS, CLEAN_PY, LintProject, summary_rows
 
 pytestmark = pytest.mark.slow
 NEW_TS = "export const loose: any = 1;\n"
@@ -59,6 +59,7 @@ def test_changed_lints_only_changed_and_untracked_files(
         "black": (1, "ok"),
         "prettier": (1, "findings"),
         "isort": (1, "findings"),
+        "detect-secrets": (2, "ok"),
     }
 
 
@@ -304,3 +305,30 @@ def test_changed_lints_the_pushed_commit_under_pre_commit(
     monkeypatch.setenv("PRE_COMMIT_TO_REF", lint_repo.git("rev-parse", "HEAD").stdout.strip())
     assert inv(lint_repo, "lint.python", "--changed") == 1
     assert summary_rows(capsys.readouterr().out)["isort"] == (1, "findings")
+
+
+def test_the_first_push_from_a_fresh_clone_installs_the_tools_before_the_snapshot(
+    lint_repo: LintProject, tmp_path: Path
+) -> None:
+    """A fresh clone has no node_modules: the hook installs ESLint/Prettier (npm ci from the
+    lockfile) before it builds the pushed commit's snapshot, so ESLint finds its plugins."""
+    frontend = Path(__file__).resolve().parent.parent / "examples" / "frontend"
+    for name in ("package.json", "package-lock.json"):
+        lint_repo.write(f"web/{name}", (frontend / name).read_text())
+    lint_repo.git("add", "-A")
+    lint_repo.git("commit", "-q", "-m", "lockfile")
+    lint_repo.git("push", "-q")
+    clone = LintProject(tmp_path / "clone")
+    subprocess.run(
+        ["git", "clone", "-q", str(tmp_path / "remote.git"), str(clone.root)], check=True
+    )
+    assert not (clone.root / "web" / "node_modules").exists()
+    assert inv(clone, "lint.install-hook") == 0
+    commit(clone, "web/src/ok.js", CLEAN_JS.replace("hello", "hi"), "greet shorter")
+    result = push(clone)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert "ERR_MODULE_NOT_FOUND" not in out
+    assert "npm ci" in out
+    assert (clone.root / "web" / "node_modules" / ".bin" / "eslint").exists()
+    assert remote_head(clone, "main") == clone.git("rev-parse", "HEAD").stdout.strip()

@@ -118,7 +118,7 @@ def venv_without_isort(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     venv = tmp_path / "venv"
     assert os.system(f"{sys.executable} -m venv --without-pip {venv}") == 0  # nosec B605
     here = Path(shutil.which("flake8") or "").parent
-    for name in ("flake8", "black", "bandit"):
+    for name in ("flake8", "black", "bandit", "detect-secrets"):
         os.symlink(here / name, venv / "bin" / name)
     monkeypatch.setenv("VIRTUAL_ENV", str(venv))
     return venv

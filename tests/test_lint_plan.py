@@ -149,11 +149,25 @@ def test_summary_names_tool_files_cache_result_fix_and_skipped_tools() -> None:
     outcomes = [outcome("findings", "black", ("a.py", "b.py")), outcome("findings"),
                 outcome("error", "eslint", ("x.js",))]  # fmt: skip
     table = plan.summary(outcomes, {"bandit": "SKIP"}, "inv lint --fix").splitlines()
-    assert table[0].split() == ["tool", "files", "cached", "seconds", "result", "fix"]
-    assert table[1].split() == ["black", "2", "1", "0.25", "findings", "inv", "lint", "--fix"]
+    assert table[0].split() == ["tool", "files", "cached", "seconds", "findings", "result", "fix"]
+    assert table[1].split() == ["black", "2", "1", "0.25", "0", "findings", "inv", "lint", "--fix"]
     assert "fix by hand" in table[2]
     assert "error" in table[3] and "see its output above" in table[3]
-    assert table[4].split() == ["bandit", "-", "-", "-", "skipped", "(SKIP)"]
+    assert table[4].split() == ["bandit", "-", "-", "-", "-", "skipped", "(SKIP)"]
+
+
+def test_summary_counts_findings_per_tool_and_in_all() -> None:
+    step = outcome("findings").step
+    results = (
+        ("a.py", FileResult("findings", (f"{PATH}:1:1: F401 x", f"{PATH}:2:1: E231 y"))),
+        ("b.py", FileResult("ok")),
+    )
+    flake8 = plan.Outcome(step, 1, 0.5, "findings", results=results)
+    clean = plan.Outcome(outcome("ok", "isort").step, 0, 0.5, "ok")
+    table = plan.summary([flake8, clean], {}, "inv lint --fix").splitlines()
+    assert table[1].split()[:6] == ["flake8", "1", "0", "0.50", "2", "findings"]
+    assert table[2].split() == ["isort", "1", "0", "0.50", "0", "ok"]
+    assert table[-2:] == ["", "lint: 2 findings"]
 
 
 def test_a_block_holds_no_timing_so_warm_and_cold_print_the_same() -> None:
@@ -249,6 +263,22 @@ def test_black_errors_keep_their_continuation_lines() -> None:
     assert parsed.other == []
 
 
+def test_black_parse_errors_for_a_target_version_name_their_file() -> None:
+    err = (
+        "error: cannot parse for target version Python 3.15: app/e.py:1:6: bad\n    def f(:\n"
+        "         ^\nwould reformat app/b.py\n\nOh no! 💥 💔 💥\n"
+        "1 file would be reformatted, 1 file would fail to reformat.\n"
+    )
+    parsed = collector_parse("black", ["app/b.py", "app/e.py"], stderr=err)
+    assert parsed.files["app/e.py"] == FileResult(
+        "error",
+        (f"error: cannot parse for target version Python 3.15: {PATH}:1:6: bad",
+         "    def f(:", "         ^"),
+    )  # fmt: skip
+    assert parsed.files["app/b.py"].lines == (f"would reformat {PATH}",)
+    assert parsed.other == []
+
+
 def test_isort_absolute_paths_map_back() -> None:
     err = "ERROR: /p/app/c.py Imports are incorrectly sorted and/or formatted.\n"
     parsed = collector_parse("isort", ["app/c.py"], "Skipped 1 files\n", err)
@@ -338,7 +368,7 @@ def test_pins_come_from_the_lint_extra() -> None:
 
 def test_project_pins_match_the_installed_tools() -> None:
     pins = install.find_pins(Path(__file__).resolve().parent.parent)
-    assert set(pins) == {"flake8", "black", "isort", "bandit", "ruff"}
+    assert set(pins) == {"flake8", "black", "isort", "bandit", "ruff", "detect-secrets"}
 
 
 def test_pip_install_targets_the_active_virtualenv(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from tests.fixtures_lint import (
     BAD,
     CLEAN_PY,
     INVOKE_YAML,
+    TOKEN_LINE,
     LintProject,
     blocks,
     summary_rows,
@@ -26,7 +27,7 @@ from tests.fixtures_lint import (
 
 pytestmark = pytest.mark.slow
 SIDE = {"flake8": "python", "black": "python", "isort": "python", "bandit": "python",
-        "eslint": "js", "prettier": "js"}  # fmt: skip
+        "eslint": "js", "prettier": "js", "detect-secrets": "python"}  # fmt: skip
 JS_ONLY_CONFIG = """import js from "@eslint/js";
 
 export default [js.configs.recommended, { files: ["**/*.js"] }];
@@ -48,6 +49,7 @@ def test_clean_project_passes(lint_project: LintProject, capsys: pytest.CaptureF
         "black": (2, "ok"),
         "prettier": (2, "ok"),
         "isort": (2, "ok"),
+        "detect-secrets": (4, "ok"),
     }
 
 
@@ -188,7 +190,7 @@ def test_missing_python_tool_is_installed_into_the_active_virtualenv(
     venv = tmp_path / "venv"
     assert os.system(f"{sys.executable} -m venv --without-pip {venv}") == 0  # nosec B605
     here = Path(shutil.which("flake8") or "").parent
-    for name in ("flake8", "black", "bandit"):
+    for name in ("flake8", "black", "bandit", "detect-secrets"):
         os.symlink(here / name, venv / "bin" / name)
     monkeypatch.setenv("VIRTUAL_ENV", str(venv))
     lint_project.write(*BAD["isort"])
@@ -221,7 +223,9 @@ def test_missing_node_tools_are_installed_with_npm_ci(
     assert "lint: eslint, prettier missing from" in out
     assert "installing: npm ci --no-audit --no-fund --no-update-notifier" in out
     assert (web / "node_modules" / ".bin" / "eslint").exists()
-    assert summary_rows(out) == {"eslint": (2, "ok"), "prettier": (3, "ok")}
+    assert summary_rows(out) == {
+        "eslint": (2, "ok"), "prettier": (3, "ok"), "detect-secrets": (3, "ok")
+    }  # fmt: skip
     gc.collect()
 
 
@@ -231,7 +235,9 @@ def test_typescript_is_linted_and_formatted(
     lint_project.write("web/src/money.ts", "export const cents = (n: number): number => n * 100;\n")
     lint_project.write("web/src/view.tsx", "export const V = (p: { n: string }) => <b>{p.n}</b>;\n")
     assert inv(lint_project, "lint.js") == 0
-    assert summary_rows(capsys.readouterr().out) == {"eslint": (4, "ok"), "prettier": (4, "ok")}
+    assert summary_rows(capsys.readouterr().out) == {
+        "eslint": (4, "ok"), "prettier": (4, "ok"), "detect-secrets": (4, "ok")
+    }  # fmt: skip
     lint_project.write("web/src/bad.ts", "export const loose: any = {a:1};\n")
     assert inv(lint_project, "lint.js") == 1
     out = capsys.readouterr().out
@@ -278,6 +284,7 @@ CORPUS = {
     "web/src/unused.js": "const unused = 1;\n",
     "web/src/style.js": "export const a = {b:1};\n",
     "web/src/loose.ts": "export const loose: any = 1;\n",
+    "web/src/token.js": TOKEN_LINE,
 }
 
 

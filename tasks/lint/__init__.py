@@ -1,4 +1,5 @@
-"""``inv lint``: the six linters (Flake8, Black, isort, Bandit, ESLint, Prettier) in parallel.
+"""``inv lint``: the seven tools (Flake8, Black, isort, Bandit, ESLint, Prettier,
+detect-secrets) in parallel.
 
 ``inv lint`` checks (read-only), ``--fix`` rewrites then re-checks, ``--changed`` lints only
 what changed, ``--rev`` lints a commit's content, ``lint.python`` / ``lint.js`` run one side,
@@ -18,9 +19,9 @@ from typing import Any
 
 from invoke import Collection, Context
 
-from tasks.core.settings import Str
+from tasks.core.settings import Choice, Str
 from tasks.core.task import task
-from tasks.lint.settings import GIT_REF, GIT_REF_DESC
+from tasks.lint.settings import FORMATS, GIT_REF, GIT_REF_DESC
 
 FLAG_HELP = {
     "fix": "rewrite: isort then Black, ESLint --fix then Prettier --write; then re-check",
@@ -34,11 +35,16 @@ FLAG_HELP = {
     "default: lint.engine",
     "jobs": "tools run at once (default: lint.jobs; 0 = CPU count)",
     "skip": "tools not to run, comma-separated (as pre-commit's SKIP=tool,tool)",
+    "format": "the report: text (blocks and summary), or for CI: sarif (SARIF 2.1.0), github "
+    "(workflow annotations), junit (JUnit XML), json; without --output the document goes to "
+    "stdout (github: after the text) and the text to stderr",
+    "output": "with --format: write the document to FILE (the text report stays on stdout)",
     "pre_push": "read the refs git passes a pre-push hook on stdin and lint the content of the "
     "commits those pushes bring (REMOTE: the hook's first argument); used by the hook",
 }
 REF = Str(pattern=GIT_REF, desc=GIT_REF_DESC)
-FLAGS = {"jobs": "lint.jobs", "engine": "lint.engine", "base": REF, "rev": REF}
+FORMAT = Choice("text", FORMATS, "the report's format")
+FLAGS = {"jobs": "lint.jobs", "engine": "lint.engine", "base": REF, "rev": REF, "format": FORMAT}
 
 
 def _lint_task(name: str, sides: Sequence[str], doc: str, drop: Sequence[str] = ()) -> Any:
@@ -53,6 +59,8 @@ def _lint_task(name: str, sides: Sequence[str], doc: str, drop: Sequence[str] = 
         engine: str | None = None,
         jobs: int | None = None,
         skip: str | None = None,
+        format: str | None = None,
+        output: str | None = None,
         pre_push: str | None = None,
     ) -> None:
         from tasks.core import settings
@@ -61,6 +69,7 @@ def _lint_task(name: str, sides: Sequence[str], doc: str, drop: Sequence[str] = 
         run.lint(
             c, settings.load(c, "lint"), sides=sides, fix=fix, changed=changed, base=base,
             rev=rev, engine=engine, jobs=jobs, skip=skip, pre_push=pre_push,
+            report_format=format or "text", output=output,
         )  # fmt: skip
 
     signature = inspect.signature(body)
@@ -79,7 +88,7 @@ def _lint_task(name: str, sides: Sequence[str], doc: str, drop: Sequence[str] = 
 all_ = _lint_task(
     "all",
     ("python", "js"),
-    """Lint Python and JS/TS: Flake8, Black, isort, Bandit, ESLint, Prettier, in parallel.
+    """Lint Python and JS/TS: Flake8, Black, isort, Bandit, ESLint, Prettier, detect-secrets.
 
     Read-only unless --fix. Prints each tool's findings as one block, then a summary table.
     Exit 1 on findings, 2 if a tool crashed (or could not run, or could not read a file).
@@ -88,13 +97,13 @@ all_ = _lint_task(
 python = _lint_task(
     "python",
     ("python",),
-    "Lint the Python side only (Flake8, Black, isort, Bandit; or Ruff + Bandit).",
+    "Lint the Python side only (Flake8, Black, isort, Bandit; or Ruff + Bandit; detect-secrets).",
     drop=("pre_push",),
 )
 js = _lint_task(
     "js",
     ("js",),
-    "Lint the JS/TS side only (ESLint, Prettier, from the frontend's node_modules).",
+    "Lint the JS/TS side only (ESLint, Prettier from the frontend's node_modules; detect-secrets).",
     drop=("pre_push", "engine"),
 )
 

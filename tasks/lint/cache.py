@@ -59,7 +59,7 @@ def _listing(directory: Path) -> list[str]:
 
 def installed(tool: Tool, binary: str) -> list[str]:
     """What says which version of ``tool`` runs (stats of files that change on upgrade)."""
-    parts = [_stat(binary)]
+    parts = [_stat(binary), *([_stat(tool.script)] if tool.script else [])]
     real = Path(os.path.realpath(binary))
     if tool.side == "python":
         for site in sorted(

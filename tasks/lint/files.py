@@ -165,6 +165,7 @@ class Target:
     tree: Tree
     python: tuple[str, ...] = ()
     js: tuple[str, ...] = ()
+    tools: tuple[str, ...] | None = None  # only these tools (None: all)
 
     @property
     def empty(self) -> bool:

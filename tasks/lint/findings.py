@@ -115,9 +115,16 @@ def flake8(out: _Collector, stdout: str, stderr: str) -> None:
 _BLACK_SUMMARY = re.compile(r"^(All done!|Oh no!|\d+ files? (would|reformatted|left|failed))")
 
 
+_BLACK_TARGET = re.compile(r"^error: cannot parse for target version [^:]+: ")
+
+
 def _black_error(out: _Collector, line: str) -> tuple[str, str] | None:
-    """``error: cannot format <path>: ...`` / ``error: cannot parse: <path>:1:6``."""
-    for head in ("error: cannot format ", "error: cannot parse: "):
+    """``error: cannot format <path>: ...`` / ``error: cannot parse: <path>:1:6`` /
+    ``error: cannot parse for target version Python 3.12: <path>:1:6`` (a target version set
+    in pyproject.toml, or inferred from ``requires-python``)."""
+    target = _BLACK_TARGET.match(line)
+    heads = (target.group(0),) if target else ("error: cannot format ", "error: cannot parse: ")
+    for head in heads:
         if line.startswith(head):
             rest = line[len(head) :]
             for colon in re.finditer(":", rest):
@@ -296,6 +303,7 @@ PARSERS: dict[str, Callable[[_Collector, str, str], None]] = {
     "bandit": bandit,
     "ruff-check": lambda out, o, e: ruff(out, o, e, formatter=False),
     "ruff-format": lambda out, o, e: ruff(out, o, e, formatter=True),
+    "detect-secrets": flake8,  # path:line:1: <type>: <masked> (tasks/lint/scanner)
     "eslint": eslint,
     "prettier": prettier,
 }

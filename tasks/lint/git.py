@@ -118,6 +118,17 @@ def parse_pre_push(text: str) -> list[PushedRef]:
     return refs
 
 
+def pushed_commits(repo: Path, remote: str, ref: PushedRef) -> list[str]:
+    """The commits a push of ``ref`` brings, oldest first (the remote has none of them)."""
+    remote_tip = ref.remote_sha.strip("0") and ref.remote_sha
+    if remote_tip and git(repo, ["cat-file", "-e", f"{remote_tip}^{{commit}}"]).ok:
+        stop = [remote_tip]
+    else:
+        stop = [f"--remotes={remote}"]
+    argv = ["rev-list", "--topo-order", "--reverse", ref.local_sha, "--not", *stop]
+    return lines(repo, argv, "--pre-push")
+
+
 def pushed_files(repo: Path, remote: str, ref: PushedRef) -> list[str] | None:
     """Files the commits pushed for ``ref`` change; None: every file (the push brings a root
     commit, i.e. a first push to an empty remote); [] when the remote has them all.

@@ -78,6 +78,20 @@ def binary_path(tool: Tool, env: PythonEnv, frontend: Path) -> Path:
     return frontend / "node_modules" / ".bin" / tool.binary
 
 
+def script_python(console_script: Path, fallback: Path) -> Path:
+    """The interpreter a console script runs with (its ``#!`` line): the one that has the
+    package installed; ``fallback`` when the line names no interpreter file."""
+    try:
+        with open(console_script, "rb") as handle:
+            first = handle.readline(4096).decode("utf-8", "replace").strip()
+    except OSError:
+        return fallback
+    words = first[2:].split() if first.startswith("#!") else []
+    if len(words) == 1 and os.path.isabs(words[0]) and os.access(words[0], os.X_OK):
+        return Path(words[0])
+    return fallback
+
+
 def missing(tools: Sequence[Tool], env: PythonEnv, frontend: Path) -> list[Tool]:
     return [t for t in tools if not os.access(binary_path(t, env, frontend), os.X_OK)]
 

@@ -116,7 +116,14 @@ class Executor:
         if status == ERROR and todo:
             detail = "not run" if code is None else "" if code in (0, 1) else f"exit {code}"
         cached = len(step.files) - len(todo)
-        return Outcome(step, code, time.perf_counter() - start, status, tuple(body), cached, detail)
+        per_file = tuple(
+            (display, results.get(name, FileResult(OK)))
+            for display, name in sorted(zip(step.display, step.files))
+        )
+        return Outcome(
+            step, code, time.perf_counter() - start, status, tuple(body), cached, detail,
+            per_file, tuple(other),
+        )  # fmt: skip
 
     def _print_ready(self, index: int, block: str) -> None:
         with self._lock:

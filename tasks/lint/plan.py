@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tasks.lint import tools as tools_
 from tasks.lint.files import ESLINT_SUFFIXES, Layout, Target, under
+from tasks.lint.findings import FileResult
 from tasks.lint.tools import ERROR, FINDINGS, OK, Tool
 
 SKIP_SOURCES = ("--skip", "SKIP", "lint.skip")
@@ -65,6 +66,9 @@ def tool_files(
 ) -> tuple[Path, tuple[str, ...], tuple[str, ...]]:
     """(cwd, files relative to it, display names) of ``tool`` on ``target``."""
     tree = target.tree
+    if tool.files == "secrets":  # every file linted, from the top of the tree
+        rels = (*target.python, *target.js)
+        return tree.root, rels, tuple(layout.display(tree.origin / r) for r in rels)
     if tool.side == "python":
         rels = target.python
         if tool.files == "bandit":
@@ -151,6 +155,10 @@ class Outcome:
     body: tuple[str, ...] = ()
     cached: int = 0
     detail: str = field(default="", compare=False)  # e.g. "exit 2", "not run"
+    # a check's per-file results (display name, result) and its lines about no one file: what
+    # the CI formats (tasks.lint.report) are made of
+    results: tuple[tuple[str, FileResult], ...] = field(default=(), compare=False)
+    other: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def block(self) -> str:
@@ -167,23 +175,43 @@ class Outcome:
         return self.result
 
 
+def finding_counts(outcomes: Sequence[Outcome]) -> dict[int, int]:
+    """How many findings each check outcome reported (by its index): its error-level rows of
+    :func:`tasks.lint.report.collect` (a crash counts in no column: its result says it)."""
+    from tasks.lint import report
+
+    counts: dict[int, int] = {}
+    for index, outcome in enumerate(outcomes):
+        if outcome.step.mode == "check":
+            rows = report.collect([outcome])
+            counts[index] = sum(r.level == "error" and r.rule != "error" for r in rows)
+    return counts
+
+
 def summary(outcomes: Sequence[Outcome], skipped: Mapping[str, str], fix_command: str) -> str:
-    """The table: tool, files, from the cache, seconds, result, what to do about it."""
-    rows = [("tool", "files", "cached", "seconds", "result", "fix")]
-    for o in outcomes:
+    """The table: tool, files, from the cache, seconds, findings, result, what to do about it;
+    then the total of findings."""
+    rows = [("tool", "files", "cached", "seconds", "findings", "result", "fix")]
+    counts = finding_counts(outcomes)
+    for index, o in enumerate(outcomes):
         hint = "" if o.step.mode == "fix" else tools_.fix_hint(o.step.tool, o.result, fix_command)
+        found = str(counts[index]) if index in counts else "-"
         rows.append(
-            (o.step.label, str(len(o.step.files)), str(o.cached), f"{o.seconds:.2f}", o.shown, hint)
-        )
+            (o.step.label, str(len(o.step.files)), str(o.cached), f"{o.seconds:.2f}", found,
+             o.shown, hint)
+        )  # fmt: skip
     for name, source in skipped.items():
-        rows.append((name, "-", "-", "-", f"skipped ({source})", ""))
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+        rows.append((name, "-", "-", "-", "-", f"skipped ({source})", ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(6)]
     lines = []
     for row in rows:
         cells = [row[0].ljust(widths[0])]
-        cells += [row[i].rjust(widths[i]) for i in (1, 2, 3)]
-        cells += [row[4].ljust(widths[4]), row[5]]
+        cells += [row[i].rjust(widths[i]) for i in (1, 2, 3, 4)]
+        cells += [row[5].ljust(widths[5]), row[6]]
         lines.append("  ".join(cells).rstrip())
+    total = sum(counts.values())
+    if total:
+        lines += ["", f"lint: {total} finding{'' if total == 1 else 's'}"]
     return "\n".join(lines) + "\n"
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from tasks.core import runner
 from tasks.core.errors import ConfigError, OpsError, Refused
 from tasks.lint import files, git, plan
 from tasks.lint.files import Layout, Target, Tree
+from tasks.lint.tools import Tool
 
 
 def lint(
@@ -35,8 +36,88 @@ def lint(
     jobs: int | None,
     skip: str | None,
     pre_push: str | None,
+    report_format: str = "text",
+    output: str | None = None,
 ) -> None:
-    """Lint ``sides`` ("python", "js") as the flags say (documented on the tasks)."""
+    """Lint ``sides`` ("python", "js") as the flags say (documented on the tasks); with a CI
+    ``report_format``, also write its document to ``output`` (None: stdout, the text report
+    going to stderr, except for github's annotations, which follow the text)."""
+    destination = output_path(report_format, output)
+    if report_format == "text" or runner.is_dry(c):
+        check_outcomes(c, cfg, sides, fix, changed, base, rev, engine, jobs, skip, pre_push)
+        return
+    from tasks.lint import report
+
+    divert = destination is None and report_format != "github"
+    error: Failed | None = None
+    with redirect_stdout(sys.stderr) if divert else nullcontext():
+        try:
+            outcomes = check_outcomes(
+                c, cfg, sides, fix, changed, base, rev, engine, jobs, skip, pre_push
+            )
+        except Failed as exc:
+            outcomes, error = exc.outcomes, exc
+    document = report.render(report_format, outcomes or [])
+    if destination is None:
+        sys.stdout.write(document)
+        sys.stdout.flush()
+    else:
+        write_atomically(destination, document)
+    if error is not None:
+        raise error
+
+
+class Failed(OpsError):
+    """Findings (exit 1) or a crashed tool (2): the run's outcomes go with the exit code."""
+
+    def __init__(self, code: int, outcomes: list[plan.Outcome]) -> None:
+        super().__init__(code=code)
+        self.outcomes = outcomes
+
+
+def output_path(report_format: str, output: str | None) -> Path | None:
+    """``--output`` checked before anything runs: a file in an existing directory."""
+    if output is None:
+        return None
+    if report_format == "text":
+        raise ConfigError(
+            f"--output: {output!r} needs --format sarif, github, junit or json "
+            "(the text report goes to stdout)"
+        )
+    path = Path(output)
+    if output == "" or "\0" in output:
+        raise ConfigError(f"--output: {output!r} is not a file name")
+    if path.is_dir():
+        raise ConfigError(f"--output: {output!r} is a directory")
+    if not path.absolute().parent.is_dir():
+        raise ConfigError(f"--output: {output!r}: its directory does not exist")
+    return path
+
+
+def write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OpsError(f"--output: cannot write {path}: {exc.strerror or exc}") from None
+
+
+def check_outcomes(
+    c: Any,
+    cfg: Any,
+    sides: Sequence[str],
+    fix: bool,
+    changed: bool,
+    base: str | None,
+    rev: str | None,
+    engine: str | None,
+    jobs: int | None,
+    skip: str | None,
+    pre_push: str | None,
+) -> list[plan.Outcome] | None:
+    """The run itself: the outcomes (None: nothing ran); findings raise OpsError with them."""
     from tasks.core import settings
 
     if base is not None and not changed:
@@ -49,11 +130,12 @@ def lint(
     jobs = (cfg.jobs if jobs is None else jobs) or os.cpu_count() or 1
     skipped = skipped_tools(skip, cfg)
     layout = files.layout(c.config, cfg, settings.project_root(c), sides)
+    install_tools(c, layout, sides, engine, cfg.ruff_select, skipped)  # before any snapshot
     targets, source = choose(layout, cfg, sides, changed, base, rev, pre_push)
     targets = [t for t in targets if not t.empty]
     if not targets:
         print(f"lint: nothing to lint ({source}: no {'/'.join(sides)} files)")
-        return
+        return []
     if rev is not None or pre_push is not None:
         print(f"lint: {source}", flush=True)
     check, fixers = plan_steps(c, layout, targets, sides, engine, cfg.ruff_select, skipped)
@@ -62,7 +144,7 @@ def lint(
     if runner.is_dry(c):
         for line in plan.dry_lines([*fix_chains, *check_chains], runner.render):
             print(line)
-        return
+        return None
     from tasks.lint.cache import ResultCache
     from tasks.lint.parallel import Executor
 
@@ -78,7 +160,8 @@ def lint(
     sys.stdout.write("\n" + plan.summary(outcomes, skipped, command))
     code = plan.exit_code(outcomes)
     if code:
-        raise OpsError(code=code)
+        raise Failed(code, outcomes)
+    return outcomes
 
 
 def skipped_tools(flag: str | None, cfg: Any) -> dict[str, str]:
@@ -175,8 +258,44 @@ def pushed(layout: Layout, sides: Sequence[str], remote: str) -> tuple[list[Targ
             layout, repo, ref.local_sha, name, secrets.run_dir(), sides, wanted, strict=False
         )
         targets.append(target)
+        if wanted is not None:  # a first push to an empty remote: its tip only
+            targets += earlier_commits(layout, repo, sides, remote, ref, name)
     what = f"files the push to {remote} changes"
     return targets, what + (f": {', '.join(labels)}" if labels else "")
+
+
+HISTORY_LIMIT = 50  # pushed commits before the tip whose secrets the hook scans
+
+
+def earlier_commits(
+    layout: Layout, repo: Path, sides: Sequence[str], remote: str, ref: Any, name: str
+) -> list[Target]:
+    """detect-secrets on what each pushed commit before the tip changes, as it holds it: a
+    secret added by one commit of a push and removed by a later one is pushed all the same."""
+    from dataclasses import replace
+
+    from tasks.core import secrets
+    from tasks.lint import snapshot
+
+    earlier = [sha for sha in git.pushed_commits(repo, remote, ref) if sha != ref.local_sha]
+    if not earlier:
+        return []
+    tip = {e.path: e.oid for e in git.tree_entries(repo, ref.local_sha)}
+    targets = []
+    for sha in earlier[-HISTORY_LIMIT:]:
+        changed = git.changed_in_commit(repo, None, sha)
+        if not changed:
+            continue
+        held = {e.path: e.oid for e in git.tree_entries(repo, sha)}
+        wanted = [p for p in changed if p in held and held[p] != tip.get(p)]  # not as the tip
+        if not wanted:
+            continue
+        label = f"{name} at {git.display_rev(sha)}"
+        built = snapshot.build(
+            layout, repo, sha, label, secrets.run_dir(), sides, wanted, strict=False
+        )
+        targets.append(replace(built, tools=("detect-secrets",)))
+    return targets
 
 
 def bandit_config(root: Path) -> tuple[str | None, list[str]]:
@@ -199,6 +318,41 @@ def bandit_config(root: Path) -> tuple[str | None, list[str]]:
     return "pyproject.toml", [str(e) for e in table.get("exclude_dirs", [])]
 
 
+def chosen_tools(
+    sides: Sequence[str],
+    engine: str,
+    ruff_select: str,
+    skipped: dict[str, str],
+    bandit_config: str | None = None,
+) -> list[Tool]:
+    """The tools of ``sides`` less the skipped ones."""
+    from tasks.lint import tools
+
+    chosen = [
+        *(tools.python_tools(engine, bandit_config=bandit_config, ruff_select=ruff_select)
+          if "python" in sides else []),
+        *(tools.js_tools() if "js" in sides else []),
+        tools.secrets_tool(),
+    ]  # fmt: skip
+    return [t for t in chosen if t.name not in skipped]
+
+
+def install_tools(
+    c: Any,
+    layout: Layout,
+    sides: Sequence[str],
+    engine: str,
+    ruff_select: str,
+    skipped: dict[str, str],
+) -> None:
+    """Install the missing tools *before* any snapshot is built: a snapshot links the
+    frontend's ``node_modules`` only when it exists (a fresh clone's first push)."""
+    from tasks.lint import install
+
+    needed = chosen_tools(sides, engine, ruff_select, skipped)
+    install.ensure_tools(c, needed, install.python_env(), layout.frontend, layout.project)
+
+
 def plan_steps(
     c: Any,
     layout: Layout,
@@ -208,27 +362,28 @@ def plan_steps(
     ruff_select: str,
     skipped: dict[str, str],
 ) -> tuple[list[plan.Step], list[plan.Step]]:
-    """(check steps, fix steps) of every target, with the tools installed first."""
-    from tasks.lint import install, tools
+    """(check steps, fix steps) of every target (the tools are installed: install_tools)."""
+    from tasks.lint import install
 
     per_target = []
     for target in targets:
         config, excludes = bandit_config(target.tree.root) if "python" in sides else (None, [])
-        chosen = [
-            *(tools.python_tools(engine, bandit_config=config, ruff_select=ruff_select)
-              if "python" in sides else []),
-            *(tools.js_tools() if "js" in sides else []),
-        ]  # fmt: skip
-        per_target.append((target, [t for t in chosen if t.name not in skipped], excludes))
+        chosen = chosen_tools(sides, engine, ruff_select, skipped, config)
+        if target.tools is not None:
+            chosen = [t for t in chosen if t.name in target.tools]
+        per_target.append((target, chosen, excludes))
     env = install.python_env()
     needed = {t.name: t for _, chosen, _ in per_target for t in chosen}
-    install.ensure_tools(c, list(needed.values()), env, layout.frontend, layout.project)
     binaries = {t.name: str(install.binary_path(t, env, layout.frontend)) for t in needed.values()}
+    for t in needed.values():  # a script runs with the interpreter of the package's own script
+        if t.script:
+            binaries[t.name] = str(install.script_python(Path(binaries[t.name]), env.python))
     check: list[plan.Step] = []
     fixers: list[plan.Step] = []
-    several = len(targets) > 1
+    several = len([t for t in targets if t.tools is None]) > 1
     for target, chosen, excludes in per_target:
-        suffix = f" [{target.tree.label}]" if several and target.tree.label else ""
+        named = several or target.tools is not None  # an earlier commit's rows say which
+        suffix = f" [{target.tree.label}]" if named and target.tree.label else ""
         args = (target, chosen)
         check += plan.steps_for(*args, "check", layout, binaries, excludes, suffix)
         fixers += plan.steps_for(*args, "fix", layout, binaries, excludes, suffix)

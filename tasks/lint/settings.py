@@ -9,6 +9,7 @@ ENGINES = ("default", "ruff")
 TOOL_NAMES = (
     "bandit",
     "black",
+    "detect-secrets",
     "eslint",
     "flake8",
     "isort",
@@ -16,6 +17,8 @@ TOOL_NAMES = (
     "ruff-check",
     "ruff-format",
 )
+# --format: the human report, or a CI document (tasks/lint/report.py)
+FORMATS = ("text", "sarif", "github", "junit", "json")
 GIT_REF = r"^[^-\s][^\s]*$"
 GIT_REF_DESC = "a git ref or commit (not starting with '-', no spaces)"
 

@@ -25,9 +25,9 @@ from pathlib import Path, PurePosixPath
 from tasks.core.errors import Refused
 from tasks.lint import git, gitpath
 from tasks.lint.files import PRETTIER_SUFFIXES, Layout, Target, Tree, select, skipped, under
-from tasks.lint.tools import JS_CONFIGS, PYTHON_CONFIGS
+from tasks.lint.tools import JS_CONFIGS, PYTHON_CONFIGS, SECRETS_CONFIGS
 
-CONFIG_NAMES = frozenset(PYTHON_CONFIGS) | frozenset(JS_CONFIGS)
+CONFIG_NAMES = frozenset(PYTHON_CONFIGS) | frozenset(JS_CONFIGS) | frozenset(SECRETS_CONFIGS)
 REGULAR = frozenset({"100644", "100755"})
 # a package's markers: without them isort and Ruff class ``pkg.sub`` as third-party
 PACKAGE_MARKERS = frozenset({"__init__.py", "__init__.pyi", "py.typed"})

@@ -10,6 +10,7 @@ be reported with the repository's paths. File names always follow ``--`` (a file
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 SIDES = ("python", "js")
 
@@ -34,6 +35,7 @@ PRETTIER_CONFIGS = (
     ".prettierrc.toml", "prettier.config.js", "prettier.config.mjs", "prettier.config.cjs",
     ".prettierignore", ".editorconfig", ".gitignore",
 )  # fmt: skip
+SECRETS_CONFIGS = (".secrets.baseline",)
 PYTHON_CONFIGS = tuple(
     dict.fromkeys(FLAKE8_CONFIGS + ISORT_CONFIGS + BANDIT_CONFIGS + RUFF_CONFIGS)
 )
@@ -56,6 +58,7 @@ class Tool:
     findings_codes: frozenset[int] = frozenset({1})
     cost: tuple[float, float] = (0.2, 0.002)  # CPU seconds: to start, per KB of input
     hint: str = ""  # how to fix findings when the tool has no fixer
+    script: str = ""  # run as ``<the tools' python> <script>`` (``binary``: presence only)
 
 
 def python_tools(engine: str, *, bandit_config: str | None, ruff_select: str) -> list[Tool]:
@@ -94,6 +97,22 @@ def python_tools(engine: str, *, bandit_config: str | None, ruff_select: str) ->
     ]  # fmt: skip
 
 
+SECRETS_SCRIPT = Path(__file__).resolve().parent / "scanner" / "scan_secrets.py"
+
+
+def secrets_tool() -> Tool:
+    """detect-secrets on every linted file (both sides), through :data:`SECRETS_SCRIPT`,
+    which prints a secret's first and last characters only; ``.secrets.baseline`` at the top
+    of the tree lists the known ones."""
+    return Tool(
+        name="detect-secrets", side="python", binary="detect-secrets", package="detect-secrets",
+        check=(), fix=None, files="secrets", parser="detect-secrets", configs=SECRETS_CONFIGS,
+        cost=(0.5, 0.004), script=str(SECRETS_SCRIPT),
+        hint="remove the secret and rotate it; a false positive: add it to .secrets.baseline "
+        "(detect-secrets scan > .secrets.baseline, then detect-secrets audit .secrets.baseline)",
+    )  # fmt: skip
+
+
 def js_tools() -> list[Tool]:
     """ESLint and Prettier, from the frontend's node_modules (exit 2 = crash for both)."""
     return [
@@ -113,10 +132,11 @@ FIX_ORDER = ("isort", "black", "ruff-check", "ruff-format", "eslint", "prettier"
 
 
 def argv(tool: Tool, mode: str, binary: str, files: tuple[str, ...]) -> tuple[str, ...]:
-    """``binary <check or fix arguments> -- <files>``."""
+    """``binary <check or fix arguments> -- <files>`` (``binary script ...`` for a script)."""
     args = tool.check if mode == "check" else tool.fix
     assert args is not None  # nosec B101  # fix plans take fixers only
-    return (binary, *args, "--", *files)
+    script = (tool.script,) if tool.script else ()
+    return (binary, *script, *args, "--", *files)
 
 
 def classify(tool: Tool, returncode: int | None, stderr: str) -> str:

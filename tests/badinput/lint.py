@@ -8,7 +8,7 @@ from tests.badinput import case
 
 JOBS = r"is not valid; valid: an integer from 0 to 64$"
 REF = r"is not valid; valid: a git ref or commit \(not starting with '-', no spaces\)$"
-TOOLS = r"is not a lint tool; valid: bandit, black, eslint, flake8, isort, prettier, ruff-check"
+TOOLS = r"is not a lint tool; valid: bandit, black, detect-secrets, eslint, flake8, isort, prettier, ruff-check"
 PATH = r"is not valid \(set in -f .*\); valid: an existing file or directory .*does not exist$"
 
 # One case a line, as in the other corpus modules (a table: long lines are fine here).
@@ -36,6 +36,13 @@ CASES = [
     case("lint", "--fix", "--rev", "HEAD", expect=r"^--fix: not with --rev or --pre-push", id="lint-fix-rev"),
     case("lint", "--rev", "HEAD", "--pre-push", "origin", expect=r"^--rev: not with --pre-push", id="lint-rev-pre-push"),
     case("lint", "--fix", "--pre-push", "origin", expect=r"^--fix: not with --rev or --pre-push", id="lint-fix-pre-push"),
+    case("lint", "--format", "xml", expect=r"^--format: 'xml' is not valid; valid: text, sarif, github, junit, json$", id="lint-format-unknown"),
+    case("lint.js", "--format", "SARIF", expect=r"^--format: 'SARIF' is not valid; valid: text, sarif", id="lint-js-format-case"),
+    case("lint", "--output", "lint.sarif", expect=r"^--output: 'lint\.sarif' needs --format sarif, github, junit or json", id="lint-output-without-format"),
+    case("lint.python", "--format", "text", "--output", "lint.txt", expect=r"^--output: 'lint\.txt' needs --format sarif", id="lint-output-text-format"),
+    case("lint", "--format", "sarif", "--output", "tasks", expect=r"^--output: 'tasks' is a directory$", id="lint-output-directory"),
+    case("lint", "--format", "json", "--output", "/nonexistent/lint/out.json", expect=r"^--output: '/nonexistent/lint/out\.json': its directory does not exist$", id="lint-output-no-directory"),
+    case("lint", "--format", "junit", "--output=", expect=r"^--output: '' is not a file name$", id="lint-output-empty"),
     # config keys (-f)
     case("lint", config="lint: {jobs: -1}\n", expect=r"^lint\.jobs: -1 is not valid \(set in -f .*\); valid: an integer from 0 to 64$", id="lint-jobs-key-negative"),
     case("lint.js", config="lint: {engine: turbo}\n", expect=r"^lint\.engine: 'turbo' is not valid \(set in -f .*\); valid: default, ruff$", id="lint-engine-key"),
