@@ -1072,6 +1072,7 @@ class FakeKube:
         self.stopping = threading.Event()
         self.kubeconfig: Any = None  # set by the fixture that writes one
         self.failures: dict[str, int] = {}  # "METHOD path" -> HTTP status to answer with
+        self.failures_left: dict[str, int] = {}  # "METHOD path" -> failures still to answer
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -1174,9 +1175,23 @@ class FakeKube:
                 (namespace, name)
             )
 
-    def fail(self, request: str, code: int) -> None:
-        """Answer ``request`` ("GET /api/v1/...") with an error status from now on."""
-        self.failures[request] = code
+    def fail(self, request: str, code: int, times: int = 0) -> None:
+        """Answer ``request`` ("GET /api/v1/...") with an error status from now on (``times``:
+        only the next N such requests)."""
+        with self.store.lock:
+            self.failures[request] = code
+            if times:
+                self.failures_left[request] = times
+
+    def take_failure(self, request: str) -> int:
+        """The error status to answer ``request`` with (0: none), counting a limited one."""
+        with self.store.lock:
+            code = self.failures.get(request, 0)
+            if code and request in self.failures_left:
+                self.failures_left[request] -= 1
+                if not self.failures_left[request]:
+                    del self.failures[request], self.failures_left[request]
+            return code
 
     def writes(self) -> list[str]:
         return [r for r in self.requests if not r.startswith("GET ")]
@@ -1224,7 +1239,7 @@ class FakeKube:
                         (f"{self.command} {url.path}", data.decode("utf-8", "replace"))
                     )
                 try:
-                    failure = fake.failures.get(f"{self.command} {url.path}")
+                    failure = fake.take_failure(f"{self.command} {url.path}")
                     if failure:
                         reasons = {
                             403: "Forbidden",

@@ -177,6 +177,9 @@ def cluster_answers() -> Callable[..., dict[Any, Any]]:
                 json.loads(history_json("superseded", "deployed"))[-1:]
             ),
             f"{kubectl} get secret flowlet-app --output json": secret,
+            re.compile(
+                rf"helm --kube-context {context} get manifest .* --revision \d+ -- flowlet"
+            ): ('      image: "ghcr.io/flowlet/backend:0.1.0"\n'),
             f"{kubectl} create --filename - --output json": lease_json(namespace),
             re.compile(r"kubectl --context \S+ --namespace \S+ create secret generic .*"): (
                 "apiVersion: v1\nkind: Secret\nmetadata: {name: flowlet-app}\n"

@@ -162,16 +162,20 @@ def rules() -> list[dict[str, object]]:
 def test_alert_rules_parse_and_use_the_textfile_metrics() -> None:
     import promql_parser
 
+    from tasks.backup.drill import METRICS as DRILL_METRICS
     from tasks.backup.freshness import METRICS
 
     written = {f"flowlet_backup_{name}" for name, _, _ in METRICS}
     written |= {"flowlet_backup_max_age_seconds", "flowlet_backup_check_timestamp_seconds"}
+    written |= {f"flowlet_backup_drill_{name}" for name, _ in DRILL_METRICS}
     alerts = {str(rule["alert"]): rule for rule in rules()}
     assert set(alerts) == {
         "FlowletBackupTooOld",
         "FlowletBackupFailed",
         "FlowletBackupCheckNotRunning",
         "FlowletBackupCheckUnknown",
+        "FlowletBackupDrillFailed",
+        "FlowletBackupDrillStale",
     }
     for name, rule in alerts.items():
         expr = str(rule["expr"])
@@ -181,3 +185,6 @@ def test_alert_rules_parse_and_use_the_textfile_metrics() -> None:
         assert rule["labels"]["severity"] in ("warning", "critical")  # type: ignore[index]
     assert "flowlet_backup_max_age_seconds" in str(alerts["FlowletBackupTooOld"]["expr"])
     assert "flowlet_backup_last_run_failed" in str(alerts["FlowletBackupFailed"]["expr"])
+    assert "flowlet_backup_drill_last_failed" in str(alerts["FlowletBackupDrillFailed"]["expr"])
+    stale = str(alerts["FlowletBackupDrillStale"]["expr"])
+    assert "flowlet_backup_drill_max_age_seconds" in stale

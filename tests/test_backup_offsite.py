@@ -332,7 +332,8 @@ def test_credentials_reach_rclone_only(offsite: Offsite) -> None:
     dry = offsite.inv("--dry", "backup.postgres", "--to", "offsite")
     out, err = dry.communicate(timeout=60)
     assert dry.returncode == 0, err
-    assert "rclone --config /dev/null --log-level ERROR rcat -- offsite:" in out
+    assert "rclone --config /dev/null --log-level ERROR --contimeout=20s --timeout=20s " in out
+    assert " rcat -- offsite:" in out
     assert "(credentials: $RCLONE_CONFIG_OFFSITE_SECRET_ACCESS_KEY)" in out
     assert secret.decode() not in out + err
 

@@ -471,6 +471,8 @@ def test_restore_argvs_put_positionals_after_double_dash() -> None:
         "3306",
         "--user",
         "backup",
+        "--sandbox",
+        "--local-infile=0",
         "--",
         "copy",
     )

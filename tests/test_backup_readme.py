@@ -212,3 +212,35 @@ def test_schedule_commands(project: Project) -> None:
     project.run("inv backup.schedule --env staging --remove")
     assert list(units.iterdir()) == []
     assert not (project.root / "etc-flowlet" / "flowlet-backup-staging-postgres.env").exists()
+
+
+@readme(
+    "inv backup.drill --database postgres",
+    "inv backup.drill --database shop --from offsite --textfile metrics",
+    "inv backup.schedule --env staging --drill",
+)
+def test_drill_commands(project: Project) -> None:
+    project.run("inv backup.postgres")
+    project.run("inv backup.mysql --database shop --compress gzip")
+    out = project.run("inv backup.drill --database postgres").stdout
+    assert out.startswith("drill ok: development/postgres development-postgres-"), out
+    out = project.run("inv backup.drill --database shop --from offsite --textfile metrics").stdout
+    assert out.startswith("drill ok: development/shop development-shop-"), out
+    assert "from offsite" in out
+    records = [
+        json.loads(line) for line in (project.backups / "drills.jsonl").read_text().splitlines()
+    ]
+    assert [(r["database"], r["where"], r["result"]) for r in records] == [
+        ("postgres", "local", "ok"),
+        ("shop", "offsite", "ok"),
+    ]
+    assert all(set(r["phases"]) == {"fetch", "restore", "verify"} for r in records)
+    assert [p.name for p in (project.root / "metrics").iterdir()] == [
+        "flowlet_backup_drill_development_shop_offsite.prom"
+    ]
+    assert not [n for n in project.files() if "partial" in n]
+    project.run("inv backup.schedule --env staging --drill")
+    assert sorted(p.name for p in (project.root / "units").iterdir()) == [
+        "flowlet-backup-staging-postgres-drill.service",
+        "flowlet-backup-staging-postgres-drill.timer",
+    ]

@@ -11,6 +11,7 @@ import sys
 import textwrap
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from invoke import Config, Context
@@ -78,6 +79,41 @@ def test_a_child_dies_with_its_parent_even_on_kill_9() -> None:
     while time.monotonic() < deadline and os.path.exists(f"/proc/{grandchild}"):
         time.sleep(0.05)
     assert not os.path.exists(f"/proc/{grandchild}"), "the child outlived its parent"
+
+
+@pytest.mark.signals
+def test_a_graceful_child_gets_sigterm_when_we_die_and_can_still_write(tmp_path: Path) -> None:
+    """kill -9 of its parent: a GRACEFUL child (helm upgrade) gets SIGTERM, not SIGKILL, in its
+    own session, and writing to its orphaned stdout does not kill it (SIGPIPE) mid-cleanup."""
+    done = tmp_path / "done"
+    script = (
+        f"trap 'echo cleaning up; echo cleaning up >&2; echo TERM > {done}; exit 0' TERM; "
+        "echo started; while :; do sleep 0.1; done"
+    )
+    parent_code = textwrap.dedent("""
+        import sys
+        sys.path.insert(0, %r)
+        from invoke import Config, Context
+        from tasks.core import runner
+        c = Context(Config(overrides={"runners": {"local": runner.Local}}))
+        runner.run(c, ["sh", "-c", %r], stopping=runner.GRACEFUL, in_stream=False)
+        """ % (os.getcwd(), script))
+    parent = subprocess.Popen(  # nosec B603
+        [sys.executable, "-c", parent_code], stdout=subprocess.PIPE, text=True
+    )
+    assert parent.stdout is not None
+    assert parent.stdout.readline() == "started\n"
+    (child,) = (
+        int(p) for p in Path(f"/proc/{parent.pid}/task/{parent.pid}/children").read_text().split()
+    )
+    assert os.getsid(child) == child, "its own session: a closing terminal's SIGHUP misses it"
+    parent.kill()
+    parent.wait()
+    parent.stdout.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not done.exists():
+        time.sleep(0.05)
+    assert done.read_text() == "TERM\n"
 
 
 def test_detached_children_outlive_us_by_design() -> None:

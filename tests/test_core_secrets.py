@@ -137,3 +137,25 @@ def test_a_waiting_holder_gets_the_lock_when_it_is_released(tmp_path: Path) -> N
         assert time.monotonic() - started < 30
     first.wait()
     first.stdout.close()
+
+
+def test_no_core_dumps_and_not_dumpable() -> None:
+    """A task's process writes no core file and is not dumpable (its /proc/PID/environ and
+    memory are root's); the core limit is inherited by every child it starts."""
+    code = (
+        "import ctypes, resource, subprocess\n"
+        "from tasks.core.secrets import no_core_dumps\n"
+        "no_core_dumps()\n"
+        "libc = ctypes.CDLL(None)\n"
+        "print(libc.prctl(3, 0, 0, 0, 0), resource.getrlimit(resource.RLIMIT_CORE))\n"
+        "print(subprocess.run(['sh', '-c', 'ulimit -c; ulimit -Hc'], capture_output=True,"
+        " text=True).stdout.split())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent.parent,
+        check=True,
+    )
+    assert done.stdout.splitlines() == ["0 (0, 0)", "['0', '0']"], done.stdout

@@ -9,16 +9,22 @@ Each test runs ``inv`` as a real process in a scratch git checkout (fixture ``pr
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import re
+import select
 import signal
 import subprocess
+import termios
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import INV
+from conftest import inv_env as conftest_inv_env
 from conftest import readme, run_inv, start_inv
 from fakekube import FakeKube, read_helm_release
 from fixtures_deploy import (
@@ -435,12 +441,43 @@ def test_two_deploys_started_together(project: Path, cluster: FakeKube) -> None:
     ], "a refused lock is not an operation"
 
 
-def test_kill_9_leaves_a_stale_lock_that_the_timeout_or_unlock_frees(
-    project: Path, cluster: FakeKube
+def wait_until(predicate: Any, what: str, timeout: float = 120) -> None:
+    """Wait for an event (``predicate()`` true), failing with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting: {what}"
+        time.sleep(0.05)
+
+
+def alive(pid: int) -> bool:
+    """``pid`` exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def rolling_back(cluster: FakeKube) -> bool:
+    """helm has written revision 3: its rollback to 1 after the interrupted revision 2."""
+    return cluster.get("Secret", NS, "sh.helm.release.v1.flowlet.v3") is not None
+
+
+@MAJORS
+@pytest.mark.signals
+def test_kill_9_of_inv_sends_helm_sigterm_which_rolls_back(
+    major: int, project: Path, cluster: FakeKube
 ) -> None:
-    assert inv(project, cluster, "inv setup --env staging", FLOWLET_DB_PASSWORD="x").returncode == 0
+    """kill -9 of inv (OOM, a CI runner ending the job) during helm's wait: helm's death signal
+    is SIGTERM (never SIGKILL), so helm rolls back on its own, with nobody left to read its
+    output; the lock goes stale and the next deploy takes it over and proceeds."""
+    assert (
+        inv(
+            project, cluster, "inv setup --env staging", major=major, FLOWLET_DB_PASSWORD="x"
+        ).returncode
+        == 0
+    )
     cluster.hold_rollout(NS, "flowlet-backend")
-    env = {**inv_env(cluster.kubeconfig), "INVOKE_DEPLOY_LOCK_STALE_AFTER": "12s"}
+    env = {**inv_env(cluster.kubeconfig, major), "INVOKE_DEPLOY_LOCK_STALE_AFTER": "12s"}
     before = backend_writes(cluster)
     victim = start_inv(
         ["deploy", "--env=staging", "--no-diff", "--image-tag=killed"], cwd=project, env=env
@@ -449,52 +486,68 @@ def test_kill_9_leaves_a_stale_lock_that_the_timeout_or_unlock_frees(
     children = [
         int(p) for p in Path(f"/proc/{victim.pid}/task/{victim.pid}/children").read_text().split()
     ]
+    assert children and all(os.getsid(child) == child for child in children), "own session"
     os.kill(victim.pid, signal.SIGKILL)
     victim.communicate()
-    for child in children:  # helm died with inv (PR_SET_PDEATHSIG): nothing left running
-        deadline = time.monotonic() + 10
-        while (
-            Path(f"/proc/{child}").exists()
-            and Path(f"/proc/{child}/stat").read_text().split()[2] != "Z"
-        ):
-            assert time.monotonic() < deadline, f"child {child} outlived inv"
-            time.sleep(0.05)
+    wait_until(lambda: rolling_back(cluster), "helm rolls back after inv was killed")
+    assert any(alive(child) for child in children), "helm outlives inv while rolling back"
+    cluster.hold_rollout(NS, "flowlet-backend", held=False)
+    wait_until(lambda: not any(alive(child) for child in children), "helm exits when done")
+    rolled_back = release(cluster, 3)["info"]
+    assert (rolled_back["status"], rolled_back["description"]) == ("deployed", "Rollback to 1")
+    assert release(cluster, 2)["info"]["status"] == "failed"
     lease = cluster.get("Lease", NS, LEASE)
     assert lease is not None and lease["spec"]["holderIdentity"].endswith(f"/{victim.pid}")
-    cluster.hold_rollout(NS, "flowlet-backend", held=False)
     # a live-looking lock refuses the next deploy, naming the dead holder
     refused = inv(
         project,
         cluster,
         "inv deploy --env=staging --no-diff",
-        **{"INVOKE_DEPLOY_LOCK_STALE_AFTER": "12s"},
+        major=major,
+        INVOKE_DEPLOY_LOCK_STALE_AFTER="12s",
     )
     assert refused.returncode == 1 and f"pid {victim.pid} (inv deploy --env=staging" in error_line(
         refused
     )
-    # after the stale time without renewal the next deploy takes it over, then finds the
-    # upgrade kill -9 left pending and stops before changing anything
+    # after the stale time without renewal the next deploy takes it over and proceeds: the
+    # release is consistent, nothing to --force
     renewed = lease["spec"]["renewTime"]
     idle = time.time() - helmout.parse_time(renewed).timestamp()  # type: ignore[union-attr]
-    time.sleep(max(0.0, 13 - idle))
+    time.sleep(max(0.0, 13 - idle))  # the lock's stale time is wall-clock time by design
     taken = inv(
         project,
         cluster,
-        "inv deploy --env=staging --no-diff",
-        **{"INVOKE_DEPLOY_LOCK_STALE_AFTER": "12s"},
+        "inv deploy --env=staging --no-diff --image-tag=after",
+        major=major,
+        INVOKE_DEPLOY_LOCK_STALE_AFTER="12s",
     )
-    assert taken.returncode == 1
+    assert taken.returncode == 0, taken.stderr
     assert re.search(
         rf"    taken over from a stale lock \(\S+ pid {victim.pid} \(inv deploy --env=staging "
         r"--no-diff --image-tag=killed, git [0-9a-f]{12}\) since \S+, renewed 1\ds ago\): ",
         taken.stdout,
     )
-    assert error_line(taken).startswith(
+    assert "    revision 3: deployed\n" in taken.stdout
+    assert release(cluster, 4)["info"]["status"] == "deployed"
+    assert cluster.get("Lease", NS, LEASE) is None
+
+
+def test_a_pending_release_refuses_until_recovered(project: Path, cluster: FakeKube) -> None:
+    """A revision left pending (a helm run by hand, or killed with SIGKILL): the deploy refuses
+    and names the recovery; recover refuses a pending revision younger than the deploy timeout
+    (its helm may still run) unless --force, then rolls back."""
+    assert inv(project, cluster, "inv setup --env staging", FLOWLET_DB_PASSWORD="x").returncode == 0
+    pending = release(cluster, 1)
+    pending["version"], pending["info"]["status"] = 2, "pending-upgrade"
+    pending["info"]["last_deployed"] = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+    store_release(cluster, pending)
+    refused = inv(project, cluster, "inv deploy --env=staging --no-diff")
+    assert refused.returncode == 1
+    assert error_line(refused).startswith(
         "release flowlet in flowlet-staging is stuck in pending-upgrade (revision 2) although no "
         "flowlet-ops operation holds the deploy lock"
     )
     assert cluster.get("Lease", NS, LEASE) is None, "released after the refusal"
-    # recover: the pending revision is younger than the deploy timeout -> refused; --force
     young = inv(project, cluster, "inv deploy.recover --env=staging --yes")
     assert young.returncode == 1
     assert re.fullmatch(
@@ -511,6 +564,50 @@ def test_kill_9_leaves_a_stale_lock_that_the_timeout_or_unlock_frees(
     assert release(cluster, 3)["info"]["status"] == "deployed"
 
 
+@MAJORS
+def test_a_release_left_pending_by_a_stale_locks_holder_is_recovered_under_the_same_lock(
+    major: int, project: Path, cluster: FakeKube
+) -> None:
+    """The holder of a stale lock died with the release pending-upgrade, longer ago than the
+    deploy timeout (its helm died too: a lost machine): the deploy that takes the lock over
+    rolls the release back under that same lock and goes on, no second manual step."""
+    setup = inv(project, cluster, "inv setup --env staging", major=major, FLOWLET_DB_PASSWORD="x")
+    assert setup.returncode == 0, setup.stderr
+    old = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(time.time() - 300))
+    pending = release(cluster, 1)
+    pending["version"], pending["info"]["status"] = 2, "pending-upgrade"
+    pending["info"]["last_deployed"] = old
+    store_release(cluster, pending)
+    cluster.put(
+        {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {
+                "name": LEASE,
+                "namespace": NS,
+                "annotations": {"flowlet.io/operation": "deploy"},
+            },
+            "spec": {
+                "holderIdentity": "ci@runner-3/77",
+                "leaseDurationSeconds": 120,
+                "acquireTime": old,
+                "renewTime": old,
+            },
+        }
+    )
+    result = inv(project, cluster, "inv deploy --env=staging --no-diff --timeout=60s", major=major)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"    taken over from a stale lock \(ci@runner-3 pid 77 ", result.stdout)
+    assert (
+        "    revision 2 is pending-upgrade, left by the stale lock's holder (ci@runner-3 pid 77) "
+        "and older than the deploy timeout (1m00s): rolling back to revision 1 under this same "
+        "lock\n" in result.stdout
+    )
+    assert release(cluster, 3)["info"]["description"] == "Rollback to 1"
+    assert release(cluster, 4)["info"]["status"] == "deployed"
+    assert cluster.get("Lease", NS, LEASE) is None
+
+
 def test_unlock_removes_the_lock_of_a_killed_deploy(project: Path, cluster: FakeKube) -> None:
     assert inv(project, cluster, "inv setup --env staging", FLOWLET_DB_PASSWORD="x").returncode == 0
     cluster.hold_rollout(NS, "flowlet-backend")
@@ -521,8 +618,13 @@ def test_unlock_removes_the_lock_of_a_killed_deploy(project: Path, cluster: Fake
         env=inv_env(cluster.kubeconfig),
     )
     started_upgrade(cluster, before)
+    children = [
+        int(p) for p in Path(f"/proc/{victim.pid}/task/{victim.pid}/children").read_text().split()
+    ]
     os.kill(victim.pid, signal.SIGKILL)
     victim.communicate()
+    cluster.hold_rollout(NS, "flowlet-backend", held=False)  # helm's own rollback finishes
+    wait_until(lambda: not any(alive(child) for child in children), "helm exits when done")
     result = inv(project, cluster, "inv deploy.unlock --env=staging --yes")
     assert result.returncode == 0, result.stderr
     assert re.search(
@@ -573,13 +675,21 @@ def test_unlock_refuses_a_live_lock_without_force(project: Path, cluster: FakeKu
     assert cluster.get("Lease", NS, LEASE) is None
 
 
+SIGNALS = pytest.mark.parametrize(
+    "signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT], ids=["SIGTERM", "SIGHUP", "SIGINT"]
+)
+
+
 @MAJORS
+@SIGNALS
 @pytest.mark.signals
-def test_sigterm_reaches_helm_which_rolls_back_then_exit_143(
-    major: int, project: Path, cluster: FakeKube
+def test_a_signal_reaches_helm_as_sigterm_which_rolls_back(
+    major: int, signum: int, project: Path, cluster: FakeKube
 ) -> None:
-    """SIGTERM to inv during the upgrade: forwarded to helm (never SIGKILL), helm cancels and
-    rolls back on its own, then inv exits 143, records it, and releases the lock."""
+    """SIGTERM, SIGHUP (a closed terminal, a dropped SSH session) or SIGINT to inv during the
+    upgrade: helm gets SIGTERM (never SIGHUP, which would kill it outright, nor SIGKILL), cancels
+    and rolls back on its own while inv waits; then inv exits 128+N naming the release's state,
+    records it, releases the lock, and the next deploy proceeds."""
     assert (
         inv(
             project, cluster, "inv setup --env staging", major=major, FLOWLET_DB_PASSWORD="x"
@@ -595,9 +705,8 @@ def test_sigterm_reaches_helm_which_rolls_back_then_exit_143(
         env={**inv_env(cluster.kubeconfig, major), "PYTHONFAULTHANDLER": "1"},
     )
     started_upgrade(cluster, before)
-    time.sleep(1)
-    child.send_signal(signal.SIGTERM)
-    time.sleep(2)
+    child.send_signal(signum)
+    wait_until(lambda: rolling_back(cluster), "helm rolls back")
     assert child.poll() is None, "inv waits for helm's own rollback"
     cluster.hold_rollout(NS, "flowlet-backend", held=False)
     try:
@@ -606,15 +715,128 @@ def test_sigterm_reaches_helm_which_rolls_back_then_exit_143(
         child.send_signal(signal.SIGABRT)
         out, err = child.communicate(timeout=30)
         raise AssertionError(f"inv did not exit after helm's rollback\n{out}\n{err}") from None
-    assert child.returncode == 143, err
-    assert error_line(subprocess.CompletedProcess([], 143, out, err)) == (
-        "interrupted (SIGTERM): helm upgrade was asked to stop and has exited; the release is at "
+    assert child.returncode == 128 + signum, err
+    name = signal.Signals(signum).name
+    assert error_line(subprocess.CompletedProcess([], 128 + signum, out, err)) == (
+        f"interrupted ({name}): helm upgrade was asked to stop and has exited; the release is at "
         "revision 3: deployed (Rollback to 1); check inv deploy.status --env=staging"
     )
     assert "==> 11. deploy lock: release\n    released\n" in out
     assert cluster.get("Lease", NS, LEASE) is None
     record = json.loads((project / ".flowlet/deploy-audit.jsonl").read_text().splitlines()[-1])
     assert record["result"] == "interrupted"
+    again = inv(project, cluster, "inv deploy --env=staging --no-diff --image-tag=new", major=major)
+    assert again.returncode == 0, again.stderr
+    assert release(cluster, 4)["info"]["status"] == "deployed"
+
+
+@MAJORS
+@pytest.mark.signals
+def test_sighup_during_the_first_install_leaves_no_pending_install(
+    major: int, project: Path, cluster: FakeKube
+) -> None:
+    """SIGHUP to ``inv setup`` while helm installs: helm gets SIGTERM and removes the release
+    it could not finish (Helm's rollback of an install), never a ``pending-install``; the next
+    setup installs without deploy.recover."""
+    cluster.hold_rollout(NS, "flowlet-backend")
+    child = start_inv(
+        ["setup", "--env=staging"],
+        cwd=project,
+        env=inv_env(cluster.kubeconfig, major, FLOWLET_DB_PASSWORD="x"),
+    )
+    wait_until(
+        lambda: cluster.get("Deployment", NS, "flowlet-backend") is not None,
+        "helm creates the backend Deployment",
+    )
+    child.send_signal(signal.SIGHUP)
+    wait_until(
+        lambda: any(r.startswith("DELETE ") and "/deployments/" in r for r in cluster.requests),
+        "helm removes what it installed",
+    )
+    cluster.hold_rollout(NS, "flowlet-backend", held=False)
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 129, err
+    assert error_line(subprocess.CompletedProcess([], 129, out, err)).startswith(
+        "interrupted (SIGHUP): helm upgrade was asked to stop and has exited"
+    )
+    assert cluster.get("Secret", NS, "sh.helm.release.v1.flowlet.v1") is None, "no pending-install"
+    assert cluster.get("Lease", NS, LEASE) is None
+    again = inv(project, cluster, "inv setup --env staging", major=major, FLOWLET_DB_PASSWORD="x")
+    assert again.returncode == 0, again.stderr
+    assert release(cluster, 1)["info"]["status"] == "deployed"
+
+
+def start_in_terminal(argv: list[str], project: Path, env: dict[str, str]) -> tuple[Any, int]:
+    """``inv`` leading a session whose controlling terminal is a new pty (an SSH login): returns
+    the process and the pty's master end."""
+    master, slave = os.openpty()
+
+    def login() -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+            signal.signal(sig, signal.SIG_DFL)
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    child = subprocess.Popen(  # nosec B603
+        [INV, *argv],
+        cwd=project,
+        env=conftest_inv_env(env),
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        preexec_fn=login,
+    )
+    os.close(slave)
+    return child, master
+
+
+@MAJORS
+@pytest.mark.signals
+def test_a_closed_terminal_rolls_back_and_releases_the_lock(
+    major: int, project: Path, cluster: FakeKube
+) -> None:
+    """The terminal of inv goes away mid-upgrade (a closed window, a dropped SSH session): inv
+    gets SIGHUP, and every write to its terminal fails from then on. helm still gets SIGTERM
+    and rolls back, inv waits for it, and releases the lock; the next deploy proceeds."""
+    setup = inv(project, cluster, "inv setup --env staging", major=major, FLOWLET_DB_PASSWORD="x")
+    assert setup.returncode == 0, setup.stderr
+    cluster.hold_rollout(NS, "flowlet-backend")
+    before = backend_writes(cluster)
+    child, master = start_in_terminal(
+        ["deploy", "--env=staging", "--no-diff", "--image-tag=new"],
+        project,
+        inv_env(cluster.kubeconfig, major),
+    )
+    seen = bytearray()
+    stop = threading.Event()
+
+    def drain() -> None:  # what a terminal does: read everything inv writes
+        while not stop.is_set():
+            if select.select([master], [], [], 0.05)[0]:
+                try:
+                    seen.extend(os.read(master, 65536))
+                except OSError:
+                    return
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        started_upgrade(cluster, before)
+    finally:
+        stop.set()
+        reader.join()
+        os.close(master)  # the hangup: SIGHUP to inv, EIO on its every write from now on
+    wait_until(lambda: rolling_back(cluster), "helm rolls back")
+    assert child.poll() is None, "inv waits for helm's own rollback"
+    cluster.hold_rollout(NS, "flowlet-backend", held=False)
+    assert child.wait(timeout=120) == 128 + signal.SIGHUP, seen.decode(errors="replace")
+    rolled_back = release(cluster, 3)["info"]
+    assert (rolled_back["status"], rolled_back["description"]) == ("deployed", "Rollback to 1")
+    assert cluster.get("Lease", NS, LEASE) is None, "the lock is released without a terminal"
+    record = json.loads((project / ".flowlet/deploy-audit.jsonl").read_text().splitlines()[-1])
+    assert record["result"] == "interrupted"
+    again = inv(project, cluster, "inv deploy --env=staging --no-diff", major=major)
+    assert again.returncode == 0, again.stderr
 
 
 def test_status_history_and_the_errors_of_each_query(project: Path, cluster: FakeKube) -> None:
@@ -688,6 +910,37 @@ def test_rollback_to_a_revision(major: int, project: Path, cluster: FakeKube) ->
     assert 'deployment "flowlet-frontend" successfully rolled out' in result.stdout
 
 
+@MAJORS
+def test_a_default_rollback_after_a_failed_deploy_lands_on_the_last_good_revision(
+    major: int, project: Path, cluster: FakeKube
+) -> None:
+    """A deploy that failed and that Helm rolled back (1 superseded, 2 failed, 3 "Rollback to
+    1"): Helm's "previous revision" is the broken 2; the default target is 1, named with its
+    image, chart, git SHA and age before the prompt and after the rollback."""
+    setup = inv(project, cluster, "inv setup --env staging", major=major, FLOWLET_DB_PASSWORD="x")
+    assert setup.returncode == 0, setup.stderr
+    cluster.fail(f"PATCH /apis/apps/v1/namespaces/{NS}/deployments/flowlet-backend", 500, times=1)
+    broken = inv(
+        project, cluster, "inv deploy --env=staging --no-diff --image-tag=1.1.0-broken", major=major
+    )
+    assert broken.returncode != 0
+    assert release(cluster, 2)["info"]["status"] == "failed"
+    assert release(cluster, 3)["info"]["description"] == "Rollback to 1"
+    result = inv(project, cluster, "inv deploy.rollback --env=staging --yes", major=major)
+    assert result.returncode == 0, result.stderr
+    target = r"revision 1 \(image tag 0\.1\.0, chart flowlet-0\.1\.0, git [0-9a-f]{12}, \d+s old\)"
+    assert "    skipped revision 2: a failed upgrade (failed)\n" in result.stdout
+    assert re.search(
+        rf"^    current: revision 3 \(deployed\); target: {target}$", result.stdout, re.M
+    )
+    assert re.search(rf"^    rolled back to {target}$", result.stdout, re.M)
+    assert release(cluster, 4)["info"]["description"] == "Rollback to 1"
+    image = template(cluster, "Deployment", "flowlet-backend")["spec"]["template"]["spec"][
+        "containers"
+    ][0]["image"]
+    assert image == "ghcr.io/flowlet/backend:0.1.0"
+
+
 def test_recover_refuses_while_the_lock_is_live(project: Path, cluster: FakeKube) -> None:
     cluster.namespace(NS)
     for revision, status in ((1, "deployed"), (2, "pending-upgrade")):
@@ -738,6 +991,13 @@ def test_diff_exit_code(project: Path, cluster: FakeKube) -> None:
     )
     plain = inv(project, cluster, "inv deploy.diff --env=staging --image-tag=abc")
     assert plain.returncode == 0
+    # a Secret it may not read: an error (1), never "changes pending" (2)
+    cluster.fail(f"GET /api/v1/namespaces/{NS}/secrets/flowlet-app", 403, times=1)
+    forbidden = inv(project, cluster, "inv deploy.diff --env=staging --exit-code")
+    assert forbidden.returncode == 1, forbidden.stdout
+    assert error_line(forbidden).startswith(
+        "kubectl get secret flowlet-app failed (exit 1): Error from server (Forbidden): "
+    )
     cluster.fail("GET /api/v1/namespaces/flowlet-staging/secrets", 500)
     broken = inv(project, cluster, "inv deploy.diff --env=staging --exit-code")
     assert broken.returncode == 1 and error_line(broken).startswith(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from datetime import datetime, timezone
 
 import pytest
 from conftest import fails_with
@@ -92,6 +93,86 @@ def test_chart_version(chart: str, version: str) -> None:
 def test_plan_recovery(statuses: tuple[str, ...], action: str, revision: int) -> None:
     plan = helmout.plan_recovery(helmout.parse_history(history_json(*statuses) if statuses else ""))
     assert (plan.action, plan.revision) == (action, revision)
+
+
+def _revisions(*rows: tuple[str, str]) -> list[helmout.Revision]:
+    return [
+        helmout.Revision(n, status, "flowlet-0.1.0", "0.1.0", "2026-11-20T10:00:00Z", why)
+        for n, (status, why) in enumerate(rows, start=1)
+    ]
+
+
+OK = ("superseded", "Upgrade complete")
+FAILED = ("failed", 'Upgrade "flowlet" failed: context deadline exceeded')
+
+
+@pytest.mark.parametrize(
+    "rows, target, skipped",
+    [
+        ([OK, FAILED, ("deployed", "Rollback to 1")], 1, ["revision 2: a failed upgrade (failed)"]),
+        ([OK, OK, ("deployed", "Upgrade complete")], 2, []),
+        (
+            [OK, OK, ("superseded", "Upgrade complete"), ("deployed", "Rollback to 2")],
+            2,
+            ["revision 3: undone by a later rollback"],
+        ),
+        (
+            [OK, FAILED, ("superseded", "Rollback to 1"), FAILED, ("deployed", "Rollback to 3")],
+            3,
+            ["revision 4: a failed upgrade (failed)"],
+        ),
+        ([("superseded", "Install complete"), ("deployed", "Upgrade complete")], 1, []),
+        (
+            [FAILED, ("deployed", "Upgrade complete")],
+            None,
+            ["revision 1: a failed upgrade (failed)"],
+        ),
+        ([("deployed", "Install complete")], None, []),
+    ],
+    ids=[
+        "failed-upgrade-helm-rolled-back",
+        "plain-previous",
+        "skips-a-revision-rolled-back-by-hand",
+        "rollback-revision-is-a-target",
+        "install",
+        "nothing-good",
+        "single-revision",
+    ],
+)
+def test_last_good_revision(
+    rows: list[tuple[str, str]], target: int | None, skipped: list[str]
+) -> None:
+    found, why = helmout.last_good_revision(_revisions(*rows))
+    assert (found.revision if found else None, why) == (target, skipped)
+
+
+def test_describe_revision_names_image_chart_git_and_age() -> None:
+    (r,) = _revisions(("superseded", f"flowlet-ops deploy env=staging git={'a1' * 20} user=x at=y"))
+    manifest = (
+        'spec:\n  containers:\n    - name: backend\n      image: "ghcr.io/flowlet/backend:1.0"\n'
+        "---\n      image: 'ghcr.io/flowlet/frontend:1.0'\n"
+    )
+    images = helmout.manifest_images(manifest)
+    assert images == ["ghcr.io/flowlet/backend:1.0", "ghcr.io/flowlet/frontend:1.0"]
+    now = helmout.parse_time("2026-11-20T10:05:03Z")
+    assert now is not None
+    assert helmout.describe_revision(r, images, now) == (
+        "revision 1 (image tag 1.0, chart flowlet-0.1.0, git a1a1a1a1a1a1, 5m03s old)"
+    )
+    digest = "ghcr.io/flowlet/backend@sha256:" + "0123456789abcdef" * 4
+    assert helmout.image_label([digest, "ghcr.io/flowlet/frontend:2.0"]) == (
+        "images backend@0123456789ab, frontend:2.0"
+    )
+    assert helmout.describe_revision(r, None, now).startswith("revision 1 (chart flowlet-0.1.0")
+
+
+def test_pending_wait_is_what_is_left_of_the_timeout() -> None:
+    (stuck,) = _revisions(("pending-upgrade", "Preparing upgrade"))  # updated 10:00:00
+    unknown = helmout.Revision(2, "pending-upgrade", "", "", "", "")
+    one, twenty = (datetime(2026, 11, 20, 10, minute, tzinfo=timezone.utc) for minute in (1, 20))
+    assert helmout.pending_wait(stuck, one, 600) == 540
+    assert helmout.pending_wait(stuck, twenty, 600) == 0
+    assert helmout.pending_wait(unknown, twenty, 600) == 600
 
 
 def test_plan_recovery_without_live_revision() -> None:

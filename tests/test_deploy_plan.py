@@ -544,30 +544,40 @@ def test_recover_nothing_to_do(
     assert not any(" rollback " in cmd for cmd in c.commands)
 
 
-@pytest.mark.parametrize("major", [3, 4], ids=["helm3", "helm4"])
+@pytest.mark.parametrize(
+    "major, revision, statuses",
+    [
+        (3, "1", ("superseded", "deployed")),
+        (4, "1", ("superseded", "deployed")),
+        (4, "0", ("superseded", "superseded", "failed", "deployed")),
+    ],
+    ids=["helm3", "helm4", "default-skips-a-failed-upgrade"],
+)
 def test_rollback_plan(
     major: int,
+    revision: str,
+    statuses: tuple[str, ...],
     strict_context: type,
     deploy_config: Config,
     cluster_answers: Callable[..., dict[Any, Any]],
 ) -> None:
     version = "v4.1.4" if major == 4 else "v3.18.0"
-    answers = cluster_answers(
-        "staging", helm_version=version, history=history_json("superseded", "deployed")
-    )
+    answers = cluster_answers("staging", helm_version=version, history=history_json(*statuses))
     c = strict_context(config=deploy_config, run={**answers, CATCH_ALL: ""})
-    deploy_collection.rollback(c, env="staging", revision="1")
+    deploy_collection.rollback(c, env="staging", revision=revision)
+    target = int(revision) or len(statuses) - 2  # the newest live revision before the failed one
     wait = "--wait=watcher" if major == 4 else "--wait"
     kubectl = "kubectl --context flowlet-staging"
     helm = "helm --kube-context flowlet-staging"
     history = f"{helm} history --namespace flowlet-staging --max 20 --output json -- flowlet"
     assert c.commands[3:] == [
         history,
+        f"{helm} get manifest --namespace flowlet-staging --revision {target} -- flowlet",
         f"{kubectl} --namespace flowlet-staging create --filename - --output json",
         history,
         f"{helm} rollback --namespace flowlet-staging {wait} --timeout 600s "
         f"--cleanup-on-fail "
-        "--history-max 10 -- flowlet 1",
+        f"--history-max 10 -- flowlet {target}",
         f"{kubectl} --namespace flowlet-staging rollout status deployment/flowlet-backend "
         f"--timeout=600s",
         f"{kubectl} --namespace flowlet-staging rollout status deployment/flowlet-frontend "

@@ -1,5 +1,5 @@
 """Backups that never lie: ``backup.postgres``, ``backup.mysql``, verify, restore, list, prune,
-check, schedule.
+check, schedule, drill.
 
 Dump -> compress -> (encrypt) -> checksum in one streamed pass; every stage's exit status is
 checked; output lands atomically at its final name with a ``.sha256`` sidecar (locally and/or
@@ -46,7 +46,10 @@ BACKUP_HELP = {
     "compress": "gzip, zstd or none; default from config (backup.compress)",
     "level": "compression level (gzip 1-9, zstd 1-19); 0 = the compressor's default",
     "jobs": "parallel dump jobs (directory format only); default backup.jobs",
-    "output_dir": "directory for backups and the manifest (0700); default backup.output_dir",
+    "output_dir": (
+        "directory for backups and the manifest (0700; yours or root's, not writable by "
+        "others); default backup.output_dir"
+    ),
     "encrypt": "encrypt with age to backup.recipients before the data leaves the pipeline",
     "host": "run the dump on this SSH host (ssh_config alias) and stream it back",
     "keep_remote": "with --host: keep the backup in backup.remote_dir on that host",
@@ -323,6 +326,8 @@ def check(
         "unit_dir": "where the units go; default backup.schedule.unit_dir",
         "cron": "print the equivalent crontab line instead of writing units",
         "remove": "stop and remove the timer, the service and the environment file",
+        "drill": "the restore drill's units instead (backup.drill; default weekly: "
+        "backup.drill.on_calendar)",
     },
 )
 def schedule(
@@ -336,6 +341,7 @@ def schedule(
     unit_dir: Path | None = None,
     cron: bool = False,
     remove: bool = False,
+    drill: bool = False,
 ) -> None:
     """Run backup, check and prune from a systemd timer (--cron: a crontab line; --remove)."""
     from tasks.backup.schedule import schedule as run_schedule
@@ -351,7 +357,47 @@ def schedule(
         unit_dir=unit_dir,
         cron=cron,
         remove=remove,
+        drill=drill,
     )
 
 
-ns = Collection("backup", backup, postgres, mysql, verify, restore, list_, prune, check, schedule)
+@task(
+    flags=FLAG_KINDS,
+    help={
+        "env": "environment (default development)",
+        "database": "target under environments.<env>.databases (default: the only one)",
+        "from_": "drill the newest backup at this destination (fetched as restore --from does)",
+        "output_dir": "backup directory (and the evidence file); default backup.output_dir",
+        "textfile": "write flowlet_backup_drill_* metrics here; default backup.check.textfile_dir",
+        "identity": "age identity file (encrypted backups); default backup.identity",
+        "trust_destination": TRUST_HELP,
+    },
+)
+def drill(
+    c: Context,
+    env: str | None = None,
+    database: str | None = None,
+    from_: str | None = None,
+    output_dir: Path | None = None,
+    textfile: Path | None = None,
+    identity: Path | None = None,
+    trust_destination: bool = False,
+) -> None:
+    """Restore drill: the newest backup into a scratch database, verified and timed (evidence)."""
+    from tasks.backup.drill import drill as run_drill
+
+    run_drill(
+        c,
+        env=env,
+        database=database,
+        source=from_,
+        output_dir=output_dir,
+        textfile=textfile,
+        identity=identity,
+        trust_destination=trust_destination,
+    )
+
+
+ns = Collection(
+    "backup", backup, postgres, mysql, verify, restore, list_, prune, check, schedule, drill
+)

@@ -17,8 +17,9 @@ PG_USER_RELATIONS = (
     "and n.nspname not like 'pg_toast%' and n.nspname not like 'pg_temp%'"
 )
 PG_ROW_COUNTS = (
-    "select format('select %L, count(*) from %I.%I', n.nspname || '.' || c.relname, "
-    "n.nspname, c.relname) from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+    "select format('select %L, count(*) from %I.%I', "
+    "encode(convert_to(n.nspname || '.' || c.relname, 'UTF8'), 'hex'), n.nspname, c.relname) "
+    "from pg_class c join pg_namespace n on n.oid = c.relnamespace "
     "where c.relkind in ('r', 'p') and n.nspname not in ('pg_catalog', 'information_schema') "
     "and n.nspname not like 'pg_toast%' order by 1 \\gexec\n"
 )
@@ -31,12 +32,47 @@ PG_OBJECTS = (
     "select 'triggers', count(*) from pg_trigger where not tgisinternal order by 1"
 )
 MYSQL_OBJECTS = (
-    "select 'views', count(*) from information_schema.views where table_schema = '{db}' "
+    "select 'views', count(*) from information_schema.views where table_schema = {db} "
     "union all select 'triggers', count(*) from information_schema.triggers "
-    "where trigger_schema = '{db}' union all select concat('routines ', routine_type), count(*) "
-    "from information_schema.routines where routine_schema = '{db}' group by routine_type "
-    "union all select 'events', count(*) from information_schema.events where event_schema = '{db}'"
+    "where trigger_schema = {db} union all select concat('routines ', routine_type), count(*) "
+    "from information_schema.routines where routine_schema = {db} group by routine_type "
+    "union all select 'events', count(*) from information_schema.events where event_schema = {db}"
 )
+# Table names never become SQL text here: the server quotes them (backticks doubled) into a
+# statement it prepares itself, labelling each count with the name's hex (decoded here).
+MYSQL_ROW_COUNTS = (
+    "set session group_concat_max_len = 4294967295;\n"
+    "select group_concat(concat('select ''', hex(table_name), ''', count(*) from `', "
+    "replace(table_schema, '`', '``'), '`.`', replace(table_name, '`', '``'), '`') "
+    "order by table_name separator ' union all ') into @flowlet_row_counts "
+    "from information_schema.tables where table_schema = {db} and table_type = 'BASE TABLE';\n"
+    "set @flowlet_row_counts = "
+    "coalesce(@flowlet_row_counts, 'select null, null from dual where false');\n"
+    "prepare flowlet_row_counts from @flowlet_row_counts;\n"
+    "execute flowlet_row_counts;\n"
+    "deallocate prepare flowlet_row_counts;\n"
+)
+
+
+def mysql_literal(value: str) -> str:
+    """A MySQL/MariaDB string literal meaning ``value`` whatever the sql_mode (a hex literal:
+    no quote or backslash to escape)."""
+    return f"convert(x'{value.encode().hex()}' using utf8mb4)"
+
+
+def mysql_ident(name: str) -> str:
+    """A MySQL/MariaDB quoted identifier (backticks doubled)."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+def pg_ident(name: str) -> str:
+    """A PostgreSQL quoted identifier (double quotes doubled)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def pg_literal(value: str) -> str:
+    """A PostgreSQL string literal (``standard_conforming_strings`` on, the default)."""
+    return "'" + value.replace("'", "''") + "'"
 
 
 def check_dbname(name: str, *, flag: str) -> str:
@@ -78,14 +114,14 @@ class Session:
         text = out.decode("utf-8", "replace")
         return [line.split("\t") for line in text.splitlines() if line]
 
-    # Database names reaching SQL text are checked against DBNAME_RE first (names only).
+    # Database names are checked against DBNAME_RE, and quoted as literals or identifiers.
     def exists(self, dbname: str) -> bool:
         check_dbname(dbname, flag="database")
         if self.target.engine == "postgres":
-            sql = f"select 1 from pg_database where datname = '{dbname}'"  # nosec B608
+            sql = f"select 1 from pg_database where datname = {pg_literal(dbname)}"  # nosec B608
         else:
             sql = "select 1 from information_schema.schemata where schema_name = "  # nosec B608
-            sql += f"'{dbname}'"
+            sql += mysql_literal(dbname)
         return bool(self.query(sql))
 
     def relations(self, dbname: str) -> int:
@@ -93,20 +129,20 @@ class Session:
         if self.target.engine == "postgres":
             return int(self.query(PG_USER_RELATIONS, dbname)[0][0])
         sql = "select count(*) from information_schema.tables where table_schema = "  # nosec B608
-        sql += f"'{dbname}'"
+        sql += mysql_literal(dbname)
         return int(self.query(sql)[0][0])
 
     def create(self, dbname: str) -> None:
         check_dbname(dbname, flag="database")
-        quote = '"' if self.target.engine == "postgres" else "`"
-        self.query(f"create database {quote}{dbname}{quote}")  # nosec B608
+        quoted = pg_ident(dbname) if self.target.engine == "postgres" else mysql_ident(dbname)
+        self.query(f"create database {quoted}")
 
     def drop(self, dbname: str) -> None:
         check_dbname(dbname, flag="database")
         if self.target.engine == "postgres":
-            self.query(f'drop database if exists "{dbname}" with (force)')
+            self.query(f"drop database if exists {pg_ident(dbname)} with (force)")
         else:
-            self.query(f"drop database if exists `{dbname}`")  # nosec B608
+            self.query(f"drop database if exists {mysql_ident(dbname)}")
 
     def roles(self) -> set[str]:
         """Role names as ``quote_ident`` spells them (postgres)."""
@@ -117,16 +153,9 @@ class Session:
         if self.target.engine == "postgres":
             rows = self.query(PG_ROW_COUNTS, dbname)
         else:
-            listing = "select table_name from information_schema.tables where "  # nosec B608
-            listing += f"table_schema = '{dbname}' and table_type = 'BASE TABLE' order by 1"
-            tables = self.query(listing)
-            if not tables:
-                return {}
-            sql = " union all ".join(
-                f"select '{t[0]}', count(*) from `{dbname}`.`{t[0]}`" for t in tables  # nosec B608
-            )
-            rows = self.query(sql)
-        return {row[0]: int(row[1]) for row in rows}
+            rows = self.query(MYSQL_ROW_COUNTS.format(db=mysql_literal(dbname)))
+        # Labels are hex: a name with a tab or a newline cannot split a row.
+        return {bytes.fromhex(row[0]).decode("utf-8", "replace"): int(row[1]) for row in rows}
 
     def objects(self, dbname: str) -> dict[str, int]:
         """Counts of tables, views, sequences, functions/routines, triggers, events."""
@@ -134,5 +163,5 @@ class Session:
         if self.target.engine == "postgres":
             rows = self.query(PG_OBJECTS, dbname)
         else:
-            rows = self.query(MYSQL_OBJECTS.format(db=dbname))  # nosec B608 - checked name
+            rows = self.query(MYSQL_OBJECTS.format(db=mysql_literal(dbname)))
         return {row[0]: int(row[1]) for row in rows if int(row[1])}

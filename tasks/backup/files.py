@@ -13,29 +13,16 @@ import os
 import shutil
 from pathlib import Path
 
+from tasks.core import files
 from tasks.core.errors import ConfigError, OpsError
 
 CHUNK = 1 << 20
 
 
 def ensure_private_dir(path: Path, *, source: str) -> None:
-    """Create ``path`` (0700) or fail naming ``source`` (the flag or key that chose it)."""
-    try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not path.is_dir():
-            raise NotADirectoryError(20, "Not a directory")
-        probe = path / f".flowlet-write-test-{os.getpid()}"
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.close(fd)
-        probe.unlink()
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise ConfigError(
-            f"{source}: {str(path)!r} is not valid: cannot write there ({reason}); "
-            "valid: a writable directory"
-        ) from None
-    if (path.stat().st_mode & 0o077) and path.stat().st_uid == os.geteuid():
-        os.chmod(path, 0o700)
+    """Create ``path`` (0700) or fail naming ``source`` (the flag or key that chose it); a
+    directory another user owns or may write is refused (:func:`tasks.core.files.private_dir`)."""
+    files.private_dir(path, source=source)
 
 
 class Partial:
@@ -47,7 +34,7 @@ class Partial:
         if final.exists():
             raise OpsError(f"{final} already exists; refusing to replace an existing backup")
         try:
-            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            self.fd = files.create_new(self.path, 0o600)
         except FileExistsError:
             raise OpsError(f"{self.path} exists: another backup is writing it") from None
         fcntl.flock(self.fd, fcntl.LOCK_EX)
@@ -122,16 +109,8 @@ def write_atomic(path: Path, text: str, mode: int, *, source: str) -> None:
     ``mode``), fsynced, renamed over it; parents created (0700 for a 0600 file). A failure is
     one line naming ``source`` (the flag or key that chose the directory)."""
     try:
-        path.parent.mkdir(mode=0o700 if mode == 0o600 else 0o755, parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
-        try:
-            os.fchmod(fd, mode)
-            os.write(fd, text.encode("utf-8"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+        files.make_dirs(path.parent, 0o700 if mode == 0o600 else 0o755)
+        files.write_atomic(path, text, mode)
     except OSError as exc:
         raise ConfigError(
             f"{source}: {str(path.parent)!r} is not valid: cannot write there "
@@ -165,14 +144,7 @@ def parse_sidecar(text: str) -> str | None:
 
 def write_sidecar(final: Path, digest: str) -> Path:
     sidecar = sidecar_of(final)
-    tmp = sidecar.with_name(sidecar.name + ".partial")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, sidecar_text(final.name, digest).encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, sidecar)
+    files.write_atomic(sidecar, sidecar_text(final.name, digest), 0o600)
     return sidecar
 
 
@@ -204,7 +176,9 @@ def write_dir_sums(directory: Path) -> None:
     """``flowlet.sha256sums`` (``sha256sum`` format) of every file of a directory dump, written
     into it before it is archived: verify then checks each file, compressed or not."""
     lines = [f"{sha256_file(p)}  {p.name}\n" for p in sorted(directory.iterdir()) if p.is_file()]
-    (directory / DIR_SUMS).write_text("".join(lines), encoding="utf-8")
+    fd = files.create_new(directory / DIR_SUMS, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write("".join(lines))
 
 
 def check_dir_sums(directory: Path) -> list[str]:

@@ -14,6 +14,7 @@ from tasks.core.errors import ConfigError
 PG_TRAILER = b"-- PostgreSQL database dump complete"
 PG_GLOBALS_TRAILER = b"-- PostgreSQL database cluster dump complete"
 MYSQL_TRAILER = b"-- Dump completed"
+MYSQL_RESTORE_SAFETY = ("--sandbox", "--local-infile=0")
 # Drops "ALTER ... OWNER TO ...;" lines of a plain dump outside COPY data (restore --no-owner).
 NO_OWNER_AWK = (
     r"/^COPY .* FROM stdin;$/ {copy = 1} "
@@ -62,7 +63,9 @@ def restore_stage(
 ) -> list[Stage]:
     """The stages that load a dump stream (or an extracted directory) into ``dbname``."""
     if target.engine == "mysql":
-        client = [mysql_client_binary(), *mysql_connection_args(target, client_extra), "--", dbname]
+        client = [mysql_client_binary(), *mysql_connection_args(target, client_extra)]
+        # No client command (system, \!, tee, source) and no LOCAL INFILE from a dump's text.
+        client += [*MYSQL_RESTORE_SAFETY, "--", dbname]
         return [Stage(client[0], tuple(client), secret=True)]
     owner = ["--no-owner"] if no_owner else []
     if kind == "plain":

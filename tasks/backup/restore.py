@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import subprocess
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, contextmanager
@@ -26,6 +27,7 @@ from tasks.backup.catalog import Source, catalog_of, check_env, open_source
 from tasks.backup.database import Session, check_dbname
 from tasks.backup.files import Partial, WorkDir, read_sidecar, sha256_file
 from tasks.backup.names import GLOBALS_EXT, BackupName, dump_kind, parse_name
+from tasks.backup.plan import Stage
 from tasks.backup.readback import (
     globals_for_existing,
     globals_restore_stage,
@@ -33,9 +35,11 @@ from tasks.backup.readback import (
     restore_stage,
     untar_stage,
 )
-from tasks.backup.stream import StageError, capture_stages, run_stages
-from tasks.backup.targets import DatabaseTarget, credentials, resolve_target
+from tasks.backup.sqlguard import PsqlGuard, guard_script, psql_restricts
+from tasks.backup.stream import CHUNK, Pipeline, StageError, capture_stages, run_stages
+from tasks.backup.targets import Credentials, DatabaseTarget, credentials, resolve_target
 from tasks.backup.verify import CAT, identity_for
+from tasks.core import runner
 from tasks.core.environments import Environment, resolve_environment
 from tasks.core.errors import ConfigError, OpsError
 from tasks.core.prompt import confirm
@@ -76,7 +80,12 @@ def restore_into(
                 restore = restore_stage(
                     target, kind, dbname, no_owner=no_owner, client_extra=session.creds.argv
                 )
-                run_stages([*stages, *restore], session.creds, stdin=handle)
+                if target.engine == "postgres" and kind == "plain":
+                    # psql reads the dump through the guard (no meta-commands); see sqlguard.
+                    *filters, psql = restore
+                    guarded_load([*stages, *filters], psql, session.creds, handle, name)
+                else:
+                    run_stages([*stages, *restore], session.creds, stdin=handle)
             else:
                 work = WorkDir(workroot / f"{name}.restore-{secrets.token_hex(3)}.partial.d")
                 try:
@@ -96,14 +105,57 @@ def restore_into(
         raise OpsError(f"restore into {dbname} restored nothing: the database is still empty")
 
 
+class _PsqlStopped(Exception):
+    """psql closed its input (it failed: its exit status says why)."""
+
+
+def guarded_load(
+    read: list[Stage], psql: Stage, creds: Credentials, handle: IO[bytes], name: str
+) -> None:
+    """``read`` (decrypt, decompress) -> :class:`PsqlGuard` -> ``psql``. At the first refused
+    line psql is killed before it sees the end of its input: its single transaction rolls
+    back."""
+    version = runner.capture(["psql", "--version"]).stdout
+    guard = PsqlGuard(name, restrict=psql_restricts(version))
+    loader = Pipeline([psql], creds, stdin=subprocess.PIPE, output=False)
+    pipe = loader.first_stdin()
+    assert pipe is not None  # nosec B101 - PIPE was asked for
+
+    def send(data: bytes) -> None:
+        try:
+            pipe.write(data)
+        except BrokenPipeError:
+            raise _PsqlStopped() from None
+
+    try:
+        try:
+            if read:
+                run_stages(read, sink=lambda chunk: send(guard.feed(chunk)), stdin=handle)
+            else:
+                while chunk := handle.read(CHUNK):
+                    send(guard.feed(chunk))
+            send(guard.finish())
+            try:
+                pipe.close()
+            except BrokenPipeError:
+                pass
+        except _PsqlStopped:
+            pass
+    except BaseException:
+        loader.kill()
+        raise
+    loader.wait()
+
+
 def restore_globals(session: Session, opener: Opener, name: str, identity: str | None) -> int:
     """Load a globals companion: the roles that do not exist yet (returns how many statements
     were kept). Needs a role that may create roles and set their attributes (a superuser)."""
     with opener() as handle:
         script = capture_stages(read_stages(name, identity) or [CAT], stdin=handle)
     text = globals_for_existing(script.decode("utf-8"), session.roles())
+    checked = guard_script(name, text.encode())
     try:
-        capture_stages([globals_restore_stage(session.target)], session.creds, input=text.encode())
+        capture_stages([globals_restore_stage(session.target)], session.creds, input=checked)
     except StageError as error:
         raise OpsError(
             f"restoring the globals {name} failed: {error.last_line or error}", code=error.exit_code
@@ -298,13 +350,26 @@ def restore_test(
                     no_owner=False,
                     workroot=source.out,
                 )
-                restored = (session.row_counts(scratch), session.objects(scratch))
-                live = (session.row_counts(target.name), session.objects(target.name))
+                restored = compare_restored(session, scratch, name)
             finally:
                 session.drop(scratch)
     finally:
         if staged is not None:
             staged.discard()
+    return (
+        f"{name}: restore test ok ({len(restored[0])} tables, row counts and "
+        f"{sum(restored[1].values())} objects match)"
+    )
+
+
+def compare_restored(
+    session: Session, scratch: str, name: str
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Row counts and object counts of ``scratch`` (``name`` restored) against the live
+    source database; raise naming what differs. Returns the restored counts."""
+    target = session.target
+    restored = (session.row_counts(scratch), session.objects(scratch))
+    live = (session.row_counts(target.name), session.objects(target.name))
     for what, got, want in (
         ("row counts", restored[0], live[0]),
         ("objects", restored[1], live[1]),
@@ -312,7 +377,4 @@ def restore_test(
         if got != want:
             diff = sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
             raise OpsError(f"{name}: restore test {what} differ from {target.name}: {diff}")
-    return (
-        f"{name}: restore test ok ({len(restored[0])} tables, row counts and "
-        f"{sum(restored[1].values())} objects match)"
-    )
+    return restored

@@ -2,8 +2,10 @@
 
 The service (``Type=oneshot``, hardened) runs ``inv backup.<engine>``, then ``inv backup.check``
 (which reports a failed backup run: the backup step's own failure does not stop it), then
-``inv backup.prune`` (only when the check passed). The timer is ``Persistent`` (a run missed
-while the machine was off happens at boot) with a ``RandomizedDelaySec``. Secrets the run
+``inv backup.prune`` (only when the check passed); ``--drill`` writes the restore drill's own
+pair instead (``PREFIX-ENV-TARGET-drill``, weekly by default: ``backup.drill.on_calendar``). The
+timer is ``Persistent`` (a run missed while the machine was off happens at boot) with a
+``RandomizedDelaySec``. Secrets the run
 needs (the database password variable, the destination's credential variables) go into an
 environment file of mode 0600, never into the units.
 """
@@ -19,10 +21,11 @@ from invoke import Context
 
 from tasks.backup.files import write_atomic
 from tasks.backup.targets import DatabaseTarget, resolve_target
-from tasks.backup.units import cron_line, cron_spec, plan_units
+from tasks.backup.units import cron_line, cron_spec, plan_drill_units, plan_units
 from tasks.core import runner
 from tasks.core.environments import resolve_environment
 from tasks.core.errors import ConfigError
+from tasks.core.files import private_dir
 from tasks.core.settings import load, project_root
 
 SYSTEM_UNIT_DIR = Path("/etc/systemd/system")
@@ -72,13 +75,19 @@ def schedule(
     unit_dir: Any,
     cron: bool,
     remove: bool,
+    drill: bool = False,
 ) -> None:
     from tasks.backup.offsite import resolve_destination
 
     settings = load(c, "backup")
     environment = resolve_environment(c, env)
     target = resolve_target(environment, database, None)
-    calendar = on_calendar if on_calendar is not None else settings.schedule.on_calendar
+    default_calendar = settings.drill.on_calendar if drill else settings.schedule.on_calendar
+    calendar = on_calendar if on_calendar is not None else default_calendar
+    if drill and max_age is not None:
+        raise ConfigError(
+            "--max-age: not with --drill (the drill's staleness limit is backup.drill.max_age)"
+        )
     if not remove:
         check_calendar(calendar)
     if cron:
@@ -106,19 +115,21 @@ def schedule(
         ) from None
     runtime = getattr(c.config, "_runtime_path", None)
     values = {} if remove else needed_variables(target, destination)
-    units = plan_units(
-        target,
+    common: dict[str, Any] = dict(
         settings=settings,
         root=project_root(c),
         config_file=str(Path(runtime).resolve()) if runtime else None,
         on_calendar=calendar,
         to=dest_name or "",
-        max_age=age,
         textfile=text_dir,
         env_values=values,
         home=home,
         destination_config=destination.config_file if destination else None,
     )
+    if drill:  # the restore drill's own unit pair (and environment file)
+        units = plan_drill_units(target, **common)
+    else:
+        units = plan_units(target, max_age=age, **common)
     files = {
         directory / f"{units.name}.service": units.service,
         directory / f"{units.name}.timer": units.timer,
@@ -142,6 +153,7 @@ def schedule(
         if dry:
             print(f"# {units.env_file} (mode 0600):\n{units.env_shown}", end="")
         else:
+            private_dir(units.env_file.parent, source="backup.schedule.env_dir", tighten=False)
             write_atomic(units.env_file, units.env_text, 0o600, source="backup.schedule.env_dir")
             print(f"# wrote {units.env_file} (mode 0600); add this line with crontab -e:")
         print(line)
@@ -154,6 +166,7 @@ def schedule(
         from tasks.backup.files import ensure_private_dir
 
         ensure_private_dir(settings.output_dir, source="backup.output_dir")
+        private_dir(units.env_file.parent, source="backup.schedule.env_dir", tighten=False)
         for path, text in files.items():
             write_atomic(path, text, 0o644, source=dir_source)
         write_atomic(units.env_file, units.env_text, 0o600, source="backup.schedule.env_dir")

@@ -146,6 +146,28 @@ SCHEMA = Section(
                 ),
             }
         ),
+        "drill": Section(
+            {
+                "evidence": Str(
+                    "drills.jsonl",
+                    "backup.drill: evidence file (JSON lines) in the output dir",
+                    pattern=r"^[^/\0]+$",
+                    desc="a file name (no '/')",
+                    empty=False,
+                ),
+                "on_calendar": Str(
+                    "Sun *-*-* 04:30:00",
+                    "systemd OnCalendar of the drill timer (backup.schedule --drill)",
+                    pattern=CALENDAR,
+                    desc="a systemd calendar event like 'Sun *-*-* 04:30:00' or weekly",
+                    empty=False,
+                ),
+                "max_age": Duration(
+                    "192h",
+                    "a drill older than this is stale (flowlet_backup_drill_max_age_seconds)",
+                ),
+            }
+        ),
         "schedule": Section(
             {
                 "on_calendar": Str(

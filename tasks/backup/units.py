@@ -133,13 +133,89 @@ def plan_units(
     writable += [f"-{textfile}"] if textfile else []  # "-": not an error while it is missing
     if destination_config is not None:  # rclone may refresh tokens in its config file
         writable.append(f"-{destination_config.parent}")
-    user = [f"User={sched.user}"] if sched.user else []
     execs = [f"ExecStart=-{' '.join(systemd_quote(a) for a in run)}"]
     execs += [f"ExecStart={' '.join(systemd_quote(a) for a in cmd)}" for cmd in commands[1:]]
-    service = "\n".join(
+    service = _service_text(
+        f"Flowlet backup of {target.label}: backup, check, prune",
+        root=root,
+        home=home,
+        env_file=env_file,
+        execs=execs,
+        user=sched.user,
+        writable=writable,
+    )
+    timer = _timer_text(
+        f"Flowlet backup of {target.label} ({on_calendar})", name, on_calendar, sched
+    )
+    env_text = "".join(env_line(k, v) for k, v in sorted(env_values.items()))
+    shown = "".join(f"{k}=<from ${k}>\n" for k in sorted(env_values))
+    return Units(name, service, timer, env_file, env_text, shown, tuple(commands))
+
+
+def plan_drill_units(
+    target: DatabaseTarget,
+    *,
+    settings: Any,
+    root: Path,
+    config_file: str | None,
+    on_calendar: str,
+    to: str,
+    textfile: Path | None,
+    env_values: dict[str, str],
+    home: str,
+    destination_config: Path | None = None,
+) -> Units:
+    """The restore drill's own service, timer and environment file (``PREFIX-ENV-TARGET-drill``,
+    pure): ``inv backup.drill`` of the local copy, then (with a destination) of the copy there.
+    A failed first drill does not stop the second (``ExecStart=-``): each records its evidence
+    and metrics; the last one's result is the unit's."""
+    sched = settings.schedule
+    name = f"{sched.unit_prefix}-{target.environment}-{target.key}-drill"
+    select = ["--env", target.environment, "--database", target.key]
+    metrics = ["--textfile", str(textfile)] if textfile else []
+    drill = [*inv_argv(config_file), "backup.drill", *select, *metrics]
+    commands = [tuple(drill)] + ([(*drill, "--from", to)] if to else [])
+    env_file = sched.env_dir / f"{name}.env"
+    writable = [str(settings.output_dir)]  # evidence, fetched copies, restore work dirs
+    writable += [f"-{textfile}"] if textfile else []
+    if destination_config is not None:
+        writable.append(f"-{destination_config.parent}")
+    execs = [
+        f"ExecStart={'' if i == len(commands) - 1 else '-'}"
+        + " ".join(systemd_quote(a) for a in cmd)
+        for i, cmd in enumerate(commands)
+    ]
+    service = _service_text(
+        f"Flowlet restore drill of {target.label}",
+        root=root,
+        home=home,
+        env_file=env_file,
+        execs=execs,
+        user=sched.user,
+        writable=writable,
+    )
+    timer = _timer_text(
+        f"Flowlet restore drill of {target.label} ({on_calendar})", name, on_calendar, sched
+    )
+    env_text = "".join(env_line(k, v) for k, v in sorted(env_values.items()))
+    shown = "".join(f"{k}=<from ${k}>\n" for k in sorted(env_values))
+    return Units(name, service, timer, env_file, env_text, shown, tuple(commands))
+
+
+def _service_text(
+    description: str,
+    *,
+    root: Path,
+    home: str,
+    env_file: Path,
+    execs: list[str],
+    user: str,
+    writable: list[str],
+) -> str:
+    return "\n".join(
         [
             "[Unit]",
-            f"Description=Flowlet backup of {target.label}: backup, check, prune",
+            f"Description={description}",
             "Wants=network-online.target",
             "After=network-online.target",
             "",
@@ -150,7 +226,7 @@ def plan_units(
             f"Environment=PATH={systemd_quote(unit_path())}",
             f"EnvironmentFile={env_file}",
             *execs,
-            *user,
+            *([f"User={user}"] if user else []),
             "Nice=10",
             "IOSchedulingClass=best-effort",
             "IOSchedulingPriority=7",
@@ -159,10 +235,13 @@ def plan_units(
             "",
         ]
     )
-    timer = "\n".join(
+
+
+def _timer_text(description: str, name: str, on_calendar: str, sched: Any) -> str:
+    return "\n".join(
         [
             "[Unit]",
-            f"Description=Flowlet backup of {target.label} ({on_calendar})",
+            f"Description={description}",
             "",
             "[Timer]",
             f"OnCalendar={on_calendar}",
@@ -176,9 +255,6 @@ def plan_units(
             "",
         ]
     )
-    env_text = "".join(env_line(k, v) for k, v in sorted(env_values.items()))
-    shown = "".join(f"{k}=<from ${k}>\n" for k in sorted(env_values))
-    return Units(name, service, timer, env_file, env_text, shown, tuple(commands))
 
 
 def cron_spec(on_calendar: str) -> str:
@@ -201,7 +277,7 @@ def cron_line(on_calendar: str, units: Units, root: Path) -> str:
     spec = cron_spec(on_calendar)
     run, *after = (shlex.join(cmd) for cmd in units.commands)
     env = shlex.quote(str(units.env_file))
-    steps = f"{run}; {' && '.join(after)}"
+    steps = f"{run}; {' && '.join(after)}" if after else run
     return f"{spec} cd {shlex.quote(str(root))} && set -a && . {env} && set +a && {{ {steps}; }}"
 
 

@@ -3,7 +3,8 @@
 One pass per file: the bytes are hashed (against the ``.sha256`` sidecar) while they are
 decrypted, decompressed and read in full -- a plain dump must end with its tool's completion
 trailer, a custom archive is read by ``pg_restore -f /dev/null`` (every data block), a
-directory archive is extracted and read the same way (every ``.dat`` file decompressed).
+directory archive is extracted, checked against its ``flowlet.sha256sums`` and read as a restore
+reads it, against pg_restore's table of contents (:mod:`.dirtoc`).
 ``--restore-test`` also restores the dump into a scratch database and compares row counts and
 object counts (tables, views, routines, triggers, events) with the live source.
 """
@@ -118,16 +119,38 @@ def check_file(source: Source, name: str, identity: str | None, workroot: Path) 
                     f"{name}: {', '.join(damaged[:3])} inside the archive do not match "
                     "their sha256 (flowlet.sha256sums)"
                 )
-            try:
-                run_stages([read_all_stage("directory", workdir.path)])
-            except StageError as exc:
-                detail = f": {exc.last_line}" if exc.last_line else ""
-                raise OpsError(f"{name}: {exc}{detail}", code=exc.exit_code) from None
-            return "sha256 ok, every file of the directory archive read by pg_restore"
+            check_against_toc(name, workdir.path)
+            return (
+                "sha256 ok, every file of the directory archive read by pg_restore and "
+                "checked against its table of contents"
+            )
         return "sha256 ok, every block read by pg_restore"
     finally:
         if workdir is not None:
             workdir.remove()
+
+
+def check_against_toc(name: str, workdir: Path) -> None:
+    """Every data file of an extracted directory archive read as a restore reads it, each
+    ``TABLE DATA`` entry of ``pg_restore -l`` giving one complete COPY block (:mod:`.dirtoc`)."""
+    from tasks.backup.dirtoc import CopyChecker, problems, sql_stage, table_data_entries, toc_stage
+    from tasks.backup.stream import capture_stages
+
+    checker = CopyChecker()
+    try:
+        toc = capture_stages([toc_stage(workdir)]).decode("utf-8", "replace")
+        run_stages([sql_stage(workdir)], sink=checker)
+    except StageError as exc:
+        detail = f": {exc.last_line}" if exc.last_line else ""
+        raise OpsError(f"{name}: {exc}{detail}", code=exc.exit_code) from None
+    checker.finish()
+    bad = problems(checker, table_data_entries(toc))
+    if bad:
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        raise OpsError(
+            f"{name}: {'; '.join(bad[:3])}{more}: the data inside the archive does not match "
+            "its table of contents (pg_restore -l)"
+        )
 
 
 def pick(

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -61,6 +62,25 @@ def run_cleanups() -> None:
             print(f"cleanup failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
 
 
+def silence_hung_up_terminal() -> None:
+    """After SIGHUP: stdout/stderr on a terminal that hung up (closed, SSH dropped) go to
+    /dev/null. Every write there fails with EIO, and the cleanups (releasing the deploy lock,
+    whose progress line comes first) must still run. A terminal still there (``kill -HUP`` from
+    elsewhere) keeps its output; a hung-up one answers no terminal ioctl (``isatty`` False)
+    while still being a character device other than /dev/null."""
+    null = os.stat(os.devnull).st_rdev
+    for fd in (1, 2):
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISCHR(info.st_mode) or info.st_rdev == null or os.isatty(fd):
+                continue
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, fd)
+            os.close(devnull)
+        except OSError:
+            continue
+
+
 @contextmanager
 def signals_as_interrupts() -> Iterator[None]:
     """SIGTERM/SIGHUP raise :class:`Signalled` in the main thread (unless inherited ignored)."""
@@ -69,6 +89,8 @@ def signals_as_interrupts() -> Iterator[None]:
         return
 
     def handler(signum: int, frame: Any) -> None:
+        if signum == signal.SIGHUP:
+            silence_hung_up_terminal()
         raise Signalled(signum)
 
     saved = {}
@@ -109,6 +131,7 @@ def guarded(task_name: str, c: Any, body: Callable[[], Any]) -> Any:
                 settings.validate_config(c)
                 runner.register_secret_names(settings.secret_env_names(c))
                 secrets.sweep()
+                secrets.no_core_dumps()
                 return body()
             except OpsError as exc:
                 message, code = exc.message, exc.code

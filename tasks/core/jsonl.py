@@ -8,14 +8,17 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from tasks.core.files import make_dirs, open_append
+
 
 def append(path: Path, record: Mapping[str, Any]) -> None:
-    """Append one record as one line (one ``write``), fsync it; new files are 0600 and the
-    directory entry is fsynced too. The parent directory is created 0700 if missing."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    """Append one record as one line (one ``write``), fsync it; new files are 0600 whatever the
+    umask and the directory entry is fsynced too. The parent directory is created 0700 if
+    missing. A symlink or other non-regular file at ``path`` is refused, never followed
+    (:func:`tasks.core.files.open_append`)."""
+    make_dirs(path.parent, 0o700)
     line = (json.dumps(dict(record), sort_keys=True, default=str) + "\n").encode("utf-8")
-    created = not path.exists()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd, created = open_append(path, 0o600)
     try:
         os.write(fd, line)
         os.fsync(fd)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.core.errors import Refused
+from tasks.core.files import make_dirs
 
 
 def holder_record(operation: str) -> dict[str, Any]:
@@ -58,8 +59,8 @@ def _read_holder(fd: int) -> dict[str, Any]:
 @contextmanager
 def hold(path: Path, operation: str, *, wait: float = 0.0, hint: str = "") -> Iterator[None]:
     """Hold the lock at ``path`` for ``operation``; refuse (or wait ``wait`` s) if held."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    make_dirs(path.parent, 0o700)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         deadline = time.monotonic() + wait
         while True:
@@ -85,7 +86,7 @@ def hold(path: Path, operation: str, *, wait: float = 0.0, hint: str = "") -> It
 def holder(path: Path) -> dict[str, Any] | None:
     """The record of whoever holds the lock at ``path`` now, or None if it is free."""
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
     try:

@@ -14,6 +14,11 @@ Every child gets an explicit environment (:func:`child_env`: the toolkit's secre
 removed unless that child needs one), its own process group (so a Ctrl-C reaches it once, from
 us), default signal dispositions (whatever ``inv`` inherited), and dies with ``inv`` even on
 ``kill -9`` (``PR_SET_PDEATHSIG``) unless it is detached by design.
+
+A command that must finish its own cleanup when stopped (``helm upgrade``: its rollback) runs
+with :data:`GRACEFUL` (:class:`Stopping`): whatever ends ``inv`` -- Ctrl-C, SIGTERM, SIGHUP, or
+``kill -9`` -- it gets SIGTERM only, in its own session (a closing terminal's SIGHUP never
+reaches it), and it may outlive the reader of its output.
 """
 
 from __future__ import annotations
@@ -25,7 +30,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import IO, Any
 
 from invoke import Context, Result
@@ -44,6 +51,35 @@ _secret_names: set[str] = set(STANDARD_SECRETS)
 _children: list[subprocess.Popen[Any]] = []
 _PR_SET_PDEATHSIG = 1
 _libc: Any = None
+
+
+@dataclass(frozen=True)
+class Stopping:
+    """How a child of :func:`run` is stopped when ``inv`` is.
+
+    ``forward``: the signal an interrupt of ``inv`` sends to the child's group (None: the
+    interrupt's own, SIGINT/SIGTERM/SIGHUP); ``death_signal``: what the child gets when ``inv``
+    dies (``kill -9``, the OOM killer); ``own_session``: a new session, so that a closing
+    terminal's SIGHUP reaches only ``inv``; ``outlive_reader``: the child may still write after
+    ``inv`` died (it holds a read end of its own output pipes, so its writes do not fail: helm,
+    a Go program, would die of SIGPIPE there), and ``inv`` waits for it even when copying its
+    output failed (a closed terminal).
+    """
+
+    forward: int | None = None
+    death_signal: int = signal.SIGKILL
+    own_session: bool = False
+    outlive_reader: bool = False
+
+
+DEFAULT_STOPPING = Stopping()
+# helm upgrade/install/rollback: SIGTERM (its rollback with --rollback-on-failure/--atomic),
+# never SIGHUP (it would die outright) nor SIGKILL (the release left pending-*)
+GRACEFUL = Stopping(
+    forward=signal.SIGTERM, death_signal=signal.SIGTERM, own_session=True, outlive_reader=True
+)
+# the Stopping of the command run() is about to start (c.run takes no options of ours)
+_next = threading.local()
 
 
 def render(argv: Argv) -> str:
@@ -90,7 +126,8 @@ def _load_libc() -> Any:
 
 
 def child_setup(*, death_signal: int | None, new_group: bool = True) -> Callable[[], None]:
-    """The ``preexec_fn`` of every child: own process group, default signals, dies with us."""
+    """The ``preexec_fn`` of every child: own process group, default signals, dies with us
+    (``death_signal``: SIGKILL, or SIGTERM for a child that cleans up; None: outlives us)."""
     parent = os.getpid()
     # looked up here, not in the child: a symbol lookup there (dlsym) takes the loader's lock,
     # which another thread of ours may have held when we forked
@@ -115,26 +152,54 @@ class Local(InvokeLocal):
 
     The child runs in its own process group with default signal dispositions and dies with us;
     a Ctrl-C (or a SIGTERM/SIGHUP the boundary turned into an interrupt) is forwarded to that
-    group once, we wait for it to exit, and the interrupt is raised again afterwards, so that a
-    stopped command never looks like an ordinary failure. Its pipes are closed when it ends.
+    group (as the command's :class:`Stopping` says), we wait for it to exit, and the interrupt
+    is raised again afterwards, so that a stopped command never looks like an ordinary failure.
+    Its pipes are closed when it ends.
     """
 
     def start(self, command: str, shell: str, env: dict[str, Any]) -> None:
+        self._stopping: Stopping = getattr(_next, "stopping", DEFAULT_STOPPING)
+        _next.stopping = DEFAULT_STOPPING  # this command's only
         if self.using_pty:
             super().start(command, shell, env)
             return
         self._interrupt: KeyboardInterrupt | None = None
-        # Invoke's shell runs a command that run()/probe() rendered from argv with shlex.join.
-        self.process = subprocess.Popen(
-            command,
-            shell=True,  # nosec B602
-            executable=shell,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.PIPE,
-            preexec_fn=child_setup(death_signal=signal.SIGKILL),
-        )
+        stopping = self._stopping
+        # A child that may outlive us keeps a read end of its own output pipes: after we died
+        # its writes still succeed (a few lines of helm's rollback fit the pipe's 64 kB), where
+        # a Go program would die of SIGPIPE whatever its inherited disposition.
+        out: Any = subprocess.PIPE
+        err: Any = subprocess.PIPE
+        kept: tuple[int, ...] = ()
+        if stopping.outlive_reader:
+            (out_r, out), (err_r, err) = os.pipe(), os.pipe()
+            kept = (out_r, err_r)
+        try:
+            # Invoke's shell runs a command that run()/probe() rendered from argv (shlex.join).
+            self.process = subprocess.Popen(
+                command,
+                shell=True,  # nosec B602
+                executable=shell,
+                env=env,
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.PIPE,
+                pass_fds=kept,
+                start_new_session=stopping.own_session,
+                preexec_fn=child_setup(
+                    death_signal=stopping.death_signal,
+                    new_group=not stopping.own_session,
+                ),
+            )
+        except BaseException:
+            for fd in (*kept, out, err) if kept else ():
+                os.close(fd)
+            raise
+        if kept:
+            os.close(out)
+            os.close(err)
+            self.process.stdout = os.fdopen(kept[0], "rb")
+            self.process.stderr = os.fdopen(kept[1], "rb")
 
     @property
     def process_is_finished(self) -> bool:
@@ -154,12 +219,20 @@ class Local(InvokeLocal):
                 process.returncode = os.waitstatus_to_exitcode(status)
         return process.returncode is not None
 
+    @property
+    def has_dead_threads(self) -> bool:
+        """A child that must finish its cleanup is waited for even when a thread copying its
+        output died (``inv``'s terminal closed: writing there fails with EIO)."""
+        if not self.using_pty and getattr(self, "_stopping", DEFAULT_STOPPING).outlive_reader:
+            return False
+        return bool(super().has_dead_threads)
+
     def send_interrupt(self, interrupt: KeyboardInterrupt) -> None:
         if self.using_pty:
             super().send_interrupt(interrupt)
             return
         self._interrupt = interrupt
-        signum = int(getattr(interrupt, "signum", signal.SIGINT))
+        signum = self._stopping.forward or int(getattr(interrupt, "signum", signal.SIGINT))
         try:
             os.killpg(self.process.pid, signum)
         except (ProcessLookupError, PermissionError):
@@ -203,21 +276,28 @@ def run(
     env: Mapping[str, str] | None = None,
     pass_secrets: Iterable[str] = (),
     stdin: str | None = None,
+    stopping: Stopping = DEFAULT_STOPPING,
     **kwargs: Any,
 ) -> Result:
     """Run a command that may change things; under ``--dry`` it is only printed.
 
     ``stdin`` is text fed to the command (a manifest; a secret only when the command needs it:
-    it is never printed). Other keyword arguments go to ``c.run`` (``hide``, ``warn`` ...).
+    it is never printed); ``stopping``: how it is stopped when ``inv`` is (:data:`GRACEFUL` for
+    a command that must finish its own cleanup). Other keyword arguments go to ``c.run``
+    (``hide``, ``warn`` ...).
     """
     if stdin is not None:
         kwargs["in_stream"] = Feed(stdin)
-    return c.run(  # type: ignore[no-any-return, return-value]
-        render(argv),
-        env=child_env(env, pass_secrets=pass_secrets),
-        replace_env=True,
-        **kwargs,
-    )
+    _next.stopping = stopping
+    try:
+        return c.run(  # type: ignore[no-any-return, return-value]
+            render(argv),
+            env=child_env(env, pass_secrets=pass_secrets),
+            replace_env=True,
+            **kwargs,
+        )
+    finally:
+        _next.stopping = DEFAULT_STOPPING
 
 
 def probe(

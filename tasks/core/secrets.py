@@ -150,3 +150,26 @@ def private_temp_file(content: str, *, prefix: str, suffix: str = "") -> Iterato
         yield path
     finally:
         os.unlink(path)
+
+
+_PR_SET_DUMPABLE = 4
+
+
+def no_core_dumps() -> None:
+    """Keep the secrets in this process's memory (and its children's) out of core files and
+    other users' reach: ``RLIMIT_CORE`` 0 (inherited by every child: a crashing ``pg_dump``
+    with a password in memory writes no core) and ``PR_SET_DUMPABLE`` 0 for ``inv`` itself
+    (its ``/proc/PID/environ``, ``mem`` and ``fd`` become root's; no ptrace by the same user).
+    Called once when a task starts; a platform without them keeps its defaults."""
+    import resource
+
+    try:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    except (ValueError, OSError):  # pragma: no cover - a container may forbid it
+        pass
+    from tasks.core.runner import _load_libc
+
+    try:
+        _load_libc().prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        pass

@@ -164,14 +164,14 @@ def recover(
 @task(
     help={
         **WHERE,
-        "revision": "revision to roll back to (default 0: the previous one)",
+        "revision": "revision to roll back to (default 0: the last good one, see README)",
         "yes": "do not ask for confirmation",
         "timeout": TIMEOUT,
         "force_conflicts": FORCE_CONFLICTS,
     },
     flags={
         **WHERE_FLAGS,
-        "revision": Int(0, minimum=0, desc="0 (the previous revision) or a revision >= 1"),
+        "revision": Int(0, minimum=0, desc="0 (the last good revision) or a revision >= 1"),
         "timeout": "deploy.timeout",
     },
 )
@@ -185,7 +185,7 @@ def rollback(
     timeout: int | None = None,
     force_conflicts: bool = False,
 ) -> None:
-    """Roll the release back to a revision (default: the previous one) and verify the rollout.
+    """Roll the release back to a revision (default: the last good one) and verify the rollout.
 
     Example: inv deploy.rollback --env=production --revision=41 --yes
     """

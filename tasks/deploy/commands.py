@@ -268,3 +268,18 @@ def workloads_argv(t: Target) -> list[str]:
         "--output",
         "wide",
     )
+
+
+def revision_manifest_argv(t: Target, revision: int) -> list[str]:
+    """``helm get manifest --revision N``: what a revision ran (its images)."""
+    return helm(
+        t.context,
+        "get",
+        "manifest",
+        "--namespace",
+        t.namespace,
+        "--revision",
+        str(revision),
+        "--",
+        t.release,
+    )

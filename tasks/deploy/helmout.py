@@ -157,6 +157,93 @@ class Recovery:
     reason: str = ""
 
 
+_ROLLBACK_TO = re.compile(r"^Rollback to (\d+)\b")
+_FAILED = re.compile(r"^(Upgrade|Install)\b.*\bfailed\b", re.IGNORECASE)
+
+
+def undone_revisions(history: Sequence[Revision]) -> set[int]:
+    """Revisions a later rollback undid: "Rollback to N" at revision K undoes N+1 .. K-1."""
+    undone: set[int] = set()
+    for r in history:
+        match = _ROLLBACK_TO.match(r.description)
+        if match:
+            undone.update(range(int(match.group(1)) + 1, r.revision))
+    return undone
+
+
+def last_good_revision(history: Sequence[Revision]) -> tuple[Revision | None, list[str]]:
+    """The default target of ``deploy.rollback``, and why each newer revision was skipped.
+
+    The newest revision before the current one that was live (``deployed``/``superseded``) and
+    was neither a failed upgrade ("Upgrade ... failed") nor undone by a later rollback. Helm's
+    own default, the revision right before the current one, is the broken version after a
+    failed upgrade that Helm rolled back (``1 superseded, 2 failed, 3 "Rollback to 1"``).
+    """
+    undone = undone_revisions(history)
+    skipped = []
+    for r in reversed(history[:-1]):
+        if _FAILED.match(r.description) or r.status == "failed":
+            skipped.append(f"revision {r.revision}: a failed upgrade ({r.status})")
+        elif r.revision in undone:
+            skipped.append(f"revision {r.revision}: undone by a later rollback")
+        elif r.status not in LIVE:
+            skipped.append(f"revision {r.revision}: {r.status}")
+        else:
+            return r, skipped
+    return None, skipped
+
+
+def manifest_images(manifest: str) -> list[str]:
+    """The container images a rendered manifest runs (``image:`` values, in order, unique)."""
+    images: list[str] = []
+    for match in re.finditer(r"^\s*-?\s*image:\s*[\"']?([^\"'\s]+)", manifest, re.MULTILINE):
+        if match.group(1) not in images:
+            images.append(match.group(1))
+    return images
+
+
+def image_label(images: Sequence[str]) -> str:
+    """``image tag 1.1.0`` when every image has that tag, else ``images backend:1.1.0, ...``
+    (a digest shortened to 12 hex digits)."""
+    refs = []
+    for image in images:
+        name = image.rsplit("/", 1)[-1]
+        if "@" in name:
+            base, digest = name.split("@", 1)
+            refs.append((base, "@" + digest.split(":", 1)[-1][:12]))
+        elif ":" in name:
+            base, tag = name.rsplit(":", 1)
+            refs.append((base, ":" + tag))
+        else:
+            refs.append((name, ":latest"))
+    if not refs:
+        return "image unknown"
+    if len({ref for _, ref in refs}) == 1 and refs[0][1].startswith(":"):
+        return f"image tag {refs[0][1][1:]}"
+    return "images " + ", ".join(base + ref for base, ref in refs)
+
+
+def describe_revision(r: Revision, images: Sequence[str] | None, now: datetime) -> str:
+    """``revision 1 (image tag 0.1.0, chart flowlet-0.1.0, git 1a2b3c4d5e6f, 5m03s old)``."""
+    parts = [image_label(images)] if images is not None else []
+    parts.append(f"chart {r.chart or 'unknown'}")
+    git = re.search(r"\bgit=([0-9a-f]{7,40}(?:-dirty)?)", r.description)
+    if git:
+        sha = git.group(1)
+        parts.append("git " + sha[:12] + ("-dirty" if sha.endswith("-dirty") else ""))
+    age = r.age_seconds(now)
+    parts.append(f"{describe_age(age)} old" if age is not None else "age unknown")
+    return f"revision {r.revision} ({', '.join(parts)})"
+
+
+def pending_wait(stuck: Revision, now: datetime, timeout_seconds: int) -> float:
+    """How long a revision left pending by a dead lock holder may still change on its own: its
+    helm (SIGTERMed when the holder died) rolls back within the deploy timeout of ``updated``.
+    0 when that has passed, or when ``updated`` cannot be read (wait the whole timeout)."""
+    age = stuck.age_seconds(now)
+    return float(timeout_seconds) if age is None else max(0.0, timeout_seconds - age)
+
+
 def plan_recovery(history: Sequence[Revision]) -> Recovery:
     """Roll back to the last live revision; uninstall a release that was never deployed."""
     stuck = stuck_revision(history)

@@ -42,6 +42,9 @@ class DeployLock:
         self.resource_version = ""
         self.acquired = lease.utcnow()
         self.held = False
+        # the stale lock we took over: its holder died mid-operation, and may have left the
+        # release pending (see Operation.release_state)
+        self.taken_over: lease.LeaseState | None = None
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
 
@@ -93,6 +96,7 @@ class DeployLock:
                 stdin=self.manifest(resource_version=state.resource_version),
             )
             if replaced.exited == 0:
+                self.taken_over = state
                 return self._took(
                     replaced.stdout, f"taken over from a stale lock ({state.describe(now)})"
                 )

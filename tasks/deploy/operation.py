@@ -17,8 +17,9 @@ from invoke.exceptions import CommandTimedOut
 from tasks.core import jsonl
 from tasks.core.environments import Environment
 from tasks.core.errors import ConfigError, Interrupted, OpsError, Refused, last_line
+from tasks.core.files import private_dir
 from tasks.core.prompt import confirm
-from tasks.core.runner import is_dry, probe, run
+from tasks.core.runner import GRACEFUL, is_dry, probe, run
 from tasks.core.settings import Settings
 from tasks.core.steps import Progress, Step
 from tasks.deploy import commands, failures, helmout, plan
@@ -147,11 +148,14 @@ def ask(c: Context, environment: Environment, target: Target, *, yes: bool, what
 def run_helm(
     c: Context, argv: list[str], target: Target, action: str, version: HelmVersion
 ) -> None:
-    """A helm operation that changes the release. Ctrl-C/SIGTERM reach helm (the runner forwards
-    them to its process group, never SIGKILL) and are raised again once helm has finished its
-    own rollback: exit 130/143 with what to check."""
+    """A helm operation that changes the release. Whatever stops ``inv`` -- Ctrl-C, SIGTERM,
+    SIGHUP, even ``kill -9`` -- reaches helm as SIGTERM only (the runner's GRACEFUL: helm cancels
+    and rolls back with --rollback-on-failure/--atomic; SIGHUP would kill it outright and
+    SIGKILL strand the release in pending-*), in its own session (a closing terminal's SIGHUP
+    never reaches it). We wait for helm's own rollback, then raise the interrupt again: exit
+    130/143/129 with the release's state and what to check."""
     try:
-        result = run(c, argv, warn=True)
+        result = run(c, argv, warn=True, stopping=GRACEFUL)
     except KeyboardInterrupt as exc:
         signum = int(getattr(exc, "signum", signal.SIGINT))
         raise Interrupted(
@@ -267,6 +271,8 @@ class Operation:
 
     def step_prerequisites(self) -> None:
         self.version = prerequisites(self.c, self.options)
+        if not is_dry(self.c):  # the audit record's directory is ours, before anything changes
+            private_dir(self.settings.audit_log.parent, source="deploy.audit_log", tighten=False)
 
     def step_context(self) -> None:
         self.target = target_for(self.c, self.environment, self.options)
@@ -282,6 +288,60 @@ class Operation:
         )
         lock.acquire()  # refused: nothing started, nothing to record or release
         self.lock, self.started, self.clock = lock, now(), time.monotonic()
+
+    def release_state(self) -> list[helmout.Revision] | None:
+        """:func:`check_not_stuck`, except after taking over a stale lock: a revision its dead
+        holder left ``pending-*`` is settled under this same lock. Its helm got SIGTERM when
+        the holder died and rolls back within the deploy timeout, so we wait for that (up to
+        the timeout since the revision started); what is still pending then is recovered
+        (:func:`helmout.plan_recovery`) before this operation goes on."""
+        taken_over = self.lock.taken_over if self.lock is not None else None
+        if taken_over is None:
+            return check_not_stuck(self.c, self.target, self.options)
+        history = read_history(self.c, self.target)
+        stuck = helmout.stuck_revision(history or [])
+        if history is None or stuck is None:
+            return check_not_stuck(self.c, self.target, self.options)
+        timeout = self.options.timeout_seconds
+        wait = helmout.pending_wait(stuck, datetime.now(timezone.utc), timeout)
+        who = f"{taken_over.user} pid {taken_over.pid or '?'}"
+        if wait > 0:
+            note(
+                f"revision {stuck.revision} is {stuck.status}, left by the stale lock's holder "
+                f"({who}): waiting up to {helmout.describe_age(wait)} for its helm to finish"
+            )
+        deadline = time.monotonic() + wait
+        while stuck is not None and time.monotonic() < deadline:
+            time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
+            history = read_history(self.c, self.target) or []
+            stuck = helmout.stuck_revision(history)
+        if stuck is None:
+            note(f"settled on its own: revision {history[-1].revision}: {history[-1].status}")
+            return history
+        recovery = helmout.plan_recovery(history)
+        what = (
+            f"rolling back to revision {recovery.revision}"
+            if recovery.action == "rollback"
+            else "uninstalling the never-deployed release"
+        )
+        note(
+            f"revision {stuck.revision} is {stuck.status}, left by the stale lock's holder "
+            f"({who}) and older than the deploy timeout ({helmout.describe_age(timeout)}): "
+            f"{what} under this same lock"
+        )
+        if recovery.action == "uninstall":
+            argv = commands.uninstall_argv(self.target, self.version, timeout_seconds=timeout)
+            run_helm(self.c, argv, self.target, "uninstall", self.version)
+            return []
+        argv = commands.rollback_argv(
+            self.target,
+            recovery.revision,
+            self.version,
+            timeout_seconds=timeout,
+            history_max=self.settings.history_max,
+        )
+        run_helm(self.c, argv, self.target, "rollback", self.version)
+        return check_not_stuck(self.c, self.target, self.options)
 
     def step_unlock(self) -> None:
         if self.lock is not None:

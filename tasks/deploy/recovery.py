@@ -14,7 +14,7 @@ from invoke import Context
 from tasks.core.environments import Environment
 from tasks.core.errors import ConfigError, Refused
 from tasks.core.prompt import confirm
-from tasks.core.runner import is_dry
+from tasks.core.runner import is_dry, run
 from tasks.core.settings import Settings
 from tasks.core.steps import Step
 from tasks.deploy import commands, helmout
@@ -37,43 +37,83 @@ def _steps(*middle: tuple[str, str]) -> list[Step]:
 
 
 class Rollback(Operation):
+    """``--revision N``, or by default the last good revision (:func:`helmout.last_good_revision`),
+    chosen before the prompt and named in it; under the lock the history must still end where it
+    ended when the target was chosen."""
+
+    revision = 0
+    latest = 0
+    described = ""
+
     def step_history(self) -> None:
         """Before asking: the release exists and knows the revision asked for."""
         history = read_history(self.c, self.target)
         revision = self.options.revision
+        if history is None:
+            note("(dry run: release history not read; would roll back to the last good revision)")
+            self.revision = revision
+            return
         if history == []:
             raise Refused(
                 f"release {self.target.release} is not installed in {self.target.namespace}"
             )
-        if history and revision and revision not in {r.revision for r in history}:
+        if revision and revision not in {r.revision for r in history}:
             known = ", ".join(str(r.revision) for r in history)
             raise ConfigError(
                 f"--revision: {revision} is not in the release history; known: {known}"
             )
-        if history is None:
-            note("(dry run: release history not read)")
+        if revision:
+            (target,) = (r for r in history if r.revision == revision)
+        else:
+            found, skipped = helmout.last_good_revision(history)
+            for reason in skipped:
+                note(f"skipped {reason}")
+            if found is None:
+                raise Refused(
+                    f"release {self.target.release} has no good revision before revision "
+                    f"{history[-1].revision} to roll back to; see inv deploy.history "
+                    f"--env={self.target.environment} and pass --revision"
+                )
+            target = found
+        manifest = run(
+            self.c,
+            commands.revision_manifest_argv(self.target, target.revision),
+            hide=True,
+            warn=True,
+        )
+        images = helmout.manifest_images(manifest.stdout) if manifest.exited == 0 else None
+        self.revision, self.latest = target.revision, history[-1].revision
+        self.described = helmout.describe_revision(target, images, datetime.now(timezone.utc))
+        note(
+            f"current: revision {history[-1].revision} ({history[-1].status}); "
+            f"target: {self.described}"
+        )
 
     def step_confirm(self) -> None:
-        to = (
-            f"to revision {self.options.revision}"
-            if self.options.revision
-            else "to the previous revision"
-        )
-        ask(self.c, self.environment, self.target, yes=self.options.yes, what=f"Roll back ({to})")
+        to = f"to {self.described}" if self.described else "to the last good revision"
+        ask(self.c, self.environment, self.target, yes=self.options.yes, what=f"Roll back {to}:")
 
     def step_state(self) -> None:
-        check_not_stuck(self.c, self.target, self.options)
+        history = check_not_stuck(self.c, self.target, self.options)
+        if history and self.latest and history[-1].revision != self.latest:
+            raise Refused(
+                f"the release changed while we waited for the lock (revision "
+                f"{history[-1].revision} is now the latest, not {self.latest}); nothing rolled "
+                f"back: run inv deploy.rollback --env={self.target.environment} again"
+            )
 
     def step_rollback(self) -> None:
         argv = commands.rollback_argv(
             self.target,
-            self.options.revision,
+            self.revision,
             self.version,
             timeout_seconds=self.options.timeout_seconds,
             history_max=self.settings.history_max,
             force_conflicts=self.options.force_conflicts,
         )
         run_helm(self.c, argv, self.target, "rollback", self.version)
+        if self.described:
+            note(f"rolled back to {self.described}")
 
 
 def rollback(c: Context, environment: Environment, settings: Settings, options: Options) -> None:

@@ -20,7 +20,7 @@ from tasks.core.runner import is_dry, run
 from tasks.core.settings import Settings, project_root
 from tasks.deploy import commands, plan
 from tasks.deploy.lease import lease_name
-from tasks.deploy.operation import Operation, ask, chart_inputs, check_not_stuck, note, run_helm
+from tasks.deploy.operation import Operation, ask, chart_inputs, note, run_helm
 from tasks.deploy.plan import ChartInputs, Options, Target
 from tasks.deploy.safety import check_guards, interactive, read_git_state
 
@@ -129,7 +129,7 @@ class Deploy(Operation):
             )
 
     def step_state(self) -> None:
-        check_not_stuck(self.c, self.target, self.options)
+        self.release_state()
 
     def step_secret(self) -> None:
         t, name = self.target, self.settings.secret.name

@@ -12,6 +12,7 @@ from invoke import Context
 
 from tasks.core.environments import Environment, resolve_environment
 from tasks.core.errors import ConfigError, OpsError, last_line
+from tasks.core.files import make_dirs, write_atomic
 from tasks.core.runner import is_dry, probe, run
 from tasks.core.settings import Settings
 from tasks.deploy import commands, diffs, helmout, plan
@@ -66,17 +67,30 @@ def diff(
 ) -> None:
     from tasks.deploy import secrets
 
-    prerequisites(c, options)
-    target = target_for(c, environment, options)
-    got = run(c, commands.secret_get_argv(target, settings.secret.name), hide=True, warn=True)
-    checksum = plan.DRY_CHECKSUM if is_dry(c) else ""
-    if not is_dry(c) and got.exited == 0:
-        checksum = secrets.data_digest(
-            secrets.data_of(got.stdout, what=f"secret/{settings.secret.name}")
+    try:
+        prerequisites(c, options)
+        target = target_for(c, environment, options)
+        name = settings.secret.name
+        got = run(c, commands.secret_get_argv(target, name), hide=True, warn=True)
+        checksum = plan.DRY_CHECKSUM if is_dry(c) else ""
+        if not is_dry(c) and got.exited == 0:
+            checksum = secrets.data_digest(secrets.data_of(got.stdout, what=f"secret/{name}"))
+        elif not is_dry(c) and "NotFound" not in got.stderr:
+            # a Secret we cannot read (403, no answer) is an error, not "the checksum changed"
+            raise OpsError(
+                f"kubectl get secret {name} failed (exit {got.exited}): {last_line(got.stderr)}",
+                code=got.exited,
+            )
+        changed = show_diff(
+            c,
+            target,
+            chart_inputs(environment, settings, options, checksum),
+            show_secrets=show_secrets,
         )
-    changed = show_diff(
-        c, target, chart_inputs(environment, settings, options, checksum), show_secrets=show_secrets
-    )
+    except OpsError as err:
+        if exit_code and err.code == 2:  # 2 means "changes pending": an error is 1
+            raise OpsError(err.message, code=1) from None
+        raise
     if exit_code and changed:
         raise OpsError("", code=2)  # like helm diff --detailed-exitcode: 2 means changes
 
@@ -154,8 +168,8 @@ def render(
             continue
         path = output / f"{name}.yaml"
         try:
-            output.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
+            make_dirs(output, 0o755)
+            write_atomic(path, text, 0o644)  # never through a symlink planted at the name
         except OSError as exc:
             raise ConfigError(
                 f"--output: {str(output)!r} is not valid; cannot write {path}: "

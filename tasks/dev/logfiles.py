@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
+from tasks.core.files import make_dirs, open_append
+
 MARKER = "--- "
 
 
@@ -37,11 +39,11 @@ class RotatingLog:
         self.path = path
         self.max_bytes = max_bytes
         self.keep = keep
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_dirs(path.parent, 0o700)
         self.fd = self._open()
 
     def _open(self) -> int:
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd, _ = open_append(self.path, 0o600)  # 0600 whatever the umask; never a symlink
         self.size = os.fstat(fd).st_size
         return fd
 

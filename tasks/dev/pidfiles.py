@@ -6,12 +6,12 @@ written atomically, mode 0600."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from tasks.core import files
 from tasks.dev.procs import Identity
 
 
@@ -32,12 +32,8 @@ class Record:
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
     """Atomically replace ``path`` (0600) with ``data`` as JSON."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(json.dumps(dict(data)) + "\n")
-    tmp.replace(path)
+    files.make_dirs(path.parent, 0o700)
+    files.write_atomic(path, json.dumps(dict(data)) + "\n", 0o600)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

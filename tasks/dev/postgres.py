@@ -11,6 +11,7 @@ import os
 import stat
 from pathlib import Path
 
+from tasks.core.files import make_dirs
 from tasks.dev.plan import Stack
 
 SOCKET_PATH_MAX = 107  # sun_path is 108 bytes including the terminating NUL
@@ -180,7 +181,7 @@ def check_reachable(stack: Stack) -> str | None:
 
 def prepare_data_dir(stack: Stack) -> None:
     """Create the (empty) data dir, mode 0700, owned by the server's system user."""
-    stack.pg_data.mkdir(parents=True, exist_ok=True)
+    make_dirs(stack.pg_data, 0o700)  # parents 0755 less the umask, never world-writable
     os.chmod(stack.pg_data, 0o700)
     if stack.pg_user is not None:
         uid, gid, _ = system_user_ids(stack.pg_user)

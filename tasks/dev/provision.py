@@ -14,7 +14,7 @@ from typing import Any
 
 from invoke import Context
 
-from tasks.core import runner
+from tasks.core import files, runner
 from tasks.core.errors import ConfigError, OpsError
 from tasks.core.steps import Step
 from tasks.dev import postgres
@@ -33,13 +33,9 @@ INSTALL_HINTS = {
 
 
 def write_private(path: Path, text: str, mode: int = 0o600) -> None:
-    """Write ``text`` to ``path`` atomically with ``mode`` (never briefly world-readable)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.chmod(tmp, mode)
-    tmp.replace(path)
+    """Write ``text`` to ``path`` atomically with ``mode`` whatever the umask (never briefly
+    world-readable; a planted symlink is replaced, not followed)."""
+    files.write_atomic(path, text, mode)
 
 
 def backend_step(c: Context, requirements: Path) -> Step:
@@ -115,7 +111,7 @@ def env_step(c: Context, stack: Stack, template: Path) -> tuple[Step, dict[str, 
 
     def write() -> None:
         if not runner.is_dry(c):
-            path.parent.mkdir(parents=True, exist_ok=True)
+            files.make_dirs(path.parent, 0o755)
             write_private(path, text)
 
     return Step(path.name, detail=what, data=write), values
@@ -219,8 +215,8 @@ def setup_development(c: Context) -> None:
 def write_stamp(stamp: Path, frontend: Path) -> None:
     from tasks.dev.deps import lock_digest
 
-    stamp.parent.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(lock_digest((frontend / "package-lock.json").read_bytes()) + "\n")
+    files.make_dirs(stamp.parent, 0o700)
+    files.write_atomic(stamp, lock_digest((frontend / "package-lock.json").read_bytes()) + "\n")
 
 
 def run_action(step: Step) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -43,18 +44,29 @@ def detach_from_terminal() -> None:
 
 
 def writable(stack: Stack) -> None:
-    """``.flowlet/run`` and ``.flowlet/logs`` can be written (one line when they cannot)."""
+    """``.flowlet/run`` and ``.flowlet/logs`` can be written and are ours (one line when they
+    cannot be, or another user owns or may write them)."""
+    from tasks.core.files import dir_problem, make_dirs
+
     for path in (stack.run_dir, stack.log_dir):
         try:
-            path.mkdir(mode=0o700, parents=True, exist_ok=True)
-            probe = path / f".write-test-{os.getpid()}"
-            probe.touch()
-            probe.unlink()
+            make_dirs(path, 0o700)
+            why = dir_problem(path)
+            if why is None:
+                fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=path)
+                os.close(fd)
+                os.unlink(probe)
         except OSError as exc:
             raise OpsError(
                 f"dev.start: cannot write {path}: {exc.strerror}; set dev.flowlet_dir to a "
                 "writable directory"
             ) from None
+        if why is not None:
+            raise OpsError(
+                f"dev.start: {path} is not safe to write into: {why}; set dev.flowlet_dir to a "
+                "directory owned by you "
+                "(or root), not writable by group or others"
+            )
 
 
 def live_records(stack: Stack) -> tuple[dict[str, pidfiles.Record], list[str]]:

@@ -8,8 +8,9 @@ Python tools, in the frontend for ESLint and Prettier; of pyproject.toml only th
 table; for isort and Ruff also the names at the top of the tree and of ``src/``, by which they
 tell first-party imports). A warm run re-runs a tool only on the files whose key it has not
 seen, and prints the others' findings from the cache, exactly as the tool printed them. Errors
-(a crash, a file a tool could not read) are never kept. One JSON file; a cache that cannot be
-read or written only costs time.
+(a crash, a file a tool could not read) are never kept. One JSON file (0600, its directory
+0700, whatever the umask); a cache that cannot be read or written only costs time, and one in a
+directory another user owns or may write is neither read nor written.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from tasks.core import files
 from tasks.lint.findings import FileResult
 from tasks.lint.tools import ERROR, Tool
 
@@ -72,6 +74,14 @@ def installed(tool: Tool, binary: str) -> list[str]:
     return parts
 
 
+def _trusted(directory: Path) -> bool:
+    """Not there yet, or ours (or root's) and not writable by others: see tasks.core.files."""
+    try:
+        return not directory.is_dir() or files.dir_problem(directory) is None
+    except OSError:
+        return False
+
+
 class ResultCache:
     """``{key: [status, lines]}`` in one JSON file; :meth:`save` merges what this run added."""
 
@@ -81,8 +91,10 @@ class ResultCache:
         self.added: dict[str, list[object]] = {}
         self._fingerprints: dict[tuple[object, ...], str] = {}
         self._digests: dict[Path, str | None] = {}
-        if path is not None:
-            self.entries = self._load(path)
+        if path is not None and not _trusted(path.parent):
+            self.path = None  # another user's (or a shared) directory: neither read nor written
+        if self.path is not None:
+            self.entries = self._load(self.path)
 
     @staticmethod
     def _load(path: Path) -> dict[str, list[object]]:
@@ -163,9 +175,8 @@ class ResultCache:
             entries.update(self.added)
             if len(entries) > MAX_ENTRIES:
                 entries = dict(list(entries.items())[-MAX_ENTRIES:])
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"version": VERSION, "entries": entries}), encoding="utf-8")
-            tmp.replace(self.path)
+            files.make_dirs(self.path.parent, 0o700)
+            text = json.dumps({"version": VERSION, "entries": entries})
+            files.write_atomic(self.path, text, 0o600)  # 0600 whatever the umask
         except OSError:
             pass

@@ -10,6 +10,7 @@ from typing import Any
 
 from tasks.core import runner
 from tasks.core.errors import OpsError
+from tasks.core.files import make_dirs, write_atomic
 
 HOOK_MARKER = "# flowlet-ops-lint-hook: installed by `inv lint.install-hook`"
 
@@ -60,11 +61,10 @@ def install_hook(c: Any, root: Path, force: bool) -> None:
     if runner.is_dry(c):
         print(f"would write {target}:\n{script}")
         return
-    hooks_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(hooks_dir, 0o755)
     if not is_ours(target):
         backup = target.with_name("pre-push.replaced")
         target.replace(backup)
         print(f"lint: kept the replaced hook as {backup}")
-    target.write_text(script, encoding="utf-8")
-    target.chmod(0o755)
+    write_atomic(target, script, 0o755)
     print(f"lint: installed {target} (lints the content of the commits each push brings)")

@@ -1,13 +1,17 @@
 """Observability stack: kube-prometheus-stack, Loki + Alloy, Jaeger v2 (pinned Helm charts).
 
 ``setup`` installs or upgrades the stack idempotently; ``status`` shows the app's and the stack's
-workloads; ``uninstall`` removes the releases; ``grafana`` / ``jaeger`` port-forward the UIs.
+workloads; ``uninstall`` removes the releases; ``grafana`` / ``jaeger`` port-forward the UIs;
+``test-alert`` posts a test alert and reports its receivers; ``test-rules`` unit-tests the
+shipped alert rules with promtool.
 Every kubectl/helm call is pinned to the environment's kube context (see tasks/kube.py).
 
 Each task is defined once, here. Tasks with the same flags are built from one function per
 family (:func:`_change_task`: setup, uninstall; :func:`_ui_task`: grafana, jaeger). Modules:
 ``settings`` (the schema: every default, and the flag kinds), ``plan`` (pure step builders),
-``repos`` (chart repositories), ``workloads`` (parsers of kubectl output), ``run`` (executes
+``repos`` (chart repositories), ``workloads`` (parsers of kubectl output), ``rules`` (the rule
+files and promtool tests of ``test-rules``), ``alerting`` (the Alertmanager routing),
+``testalert`` (``test-alert``), ``run`` (executes
 the plans; imported inside the tasks, so ``inv --list`` stays light).
 """
 
@@ -18,7 +22,13 @@ from typing import Any
 from invoke import Collection, Context
 
 from tasks.core.task import task
-from tasks.monitoring.settings import SCHEMA, TARGET_FLAGS, namespace
+from tasks.monitoring.settings import (
+    RECEIVER_FLAG,
+    SCHEMA,
+    SEVERITY_FLAG,
+    TARGET_FLAGS,
+    namespace,
+)
 
 TARGET_HELP = {
     "env": "environment from invoke.yaml (development, staging, production); default development",
@@ -121,4 +131,56 @@ def status(
     run.status(c, where, app_namespace=app_namespace, json=json)
 
 
-ns = Collection("monitoring", setup, status, uninstall, grafana, jaeger)
+@task(
+    help={
+        **TARGET_HELP,
+        "severity": "critical (pages) or warning (chat); default critical",
+        "receiver": "fail unless the alert is routed to this receiver",
+        "port": "local port of the port-forward (default: monitoring.local_ports.alertmanager, "
+        "9093)",
+    },
+    flags={
+        **TARGET_FLAGS,
+        "severity": SEVERITY_FLAG,
+        "receiver": RECEIVER_FLAG,
+        "port": "monitoring.local_ports.alertmanager",
+    },
+)
+def test_alert(
+    c: Context,
+    env: str | None = None,
+    context: str | None = None,
+    mon_namespace: str | None = None,
+    severity: str = "critical",
+    receiver: str | None = None,
+    port: int | None = None,
+) -> None:
+    """Post a labelled test alert to the installed Alertmanager; print where it was routed.
+
+    Port-forwards the Alertmanager Service, posts FlowletTestAlert (labels severity,
+    environment, flowlet_test="true"; it ends by itself after 5 minutes) to its API, and asks
+    Alertmanager which receivers its group went to. Exit 1 if it reached no receiver (or not
+    --receiver).
+    """
+    from tasks.monitoring import run, testalert
+
+    where = run.target(c, env, context, mon_namespace)
+    testalert.execute(c, where, severity=severity, receiver=receiver, port=port)
+
+
+@task
+def test_rules(c: Context) -> None:
+    """Unit-test the shipped alert rules with the real promtool; exit 1 naming a failing rule.
+
+    The backup rules (kube-prometheus-stack values, additionalPrometheusRulesMap) and the Flowlet
+    chart's PrometheusRule as `inv deploy` renders it per environment are written to a temp dir;
+    `promtool check rules` checks them and `promtool test rules` runs the unit tests in
+    monitoring.rule_tests (kubernetes/monitoring/tests). Every alert needs a case where it fires
+    and one where it stays quiet. Under `inv --dry` promtool is only printed.
+    """
+    from tasks.monitoring import rules, run
+
+    run.test_rules(c, rules.resolve(c))
+
+
+ns = Collection("monitoring", setup, status, uninstall, grafana, jaeger, test_alert, test_rules)

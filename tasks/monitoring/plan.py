@@ -18,13 +18,18 @@ from tasks.core.runner import render
 from tasks.core.settings import Settings
 from tasks.core.steps import Step
 from tasks.kube import HelmVersion, helm, kubectl, upgrade_safety_flags
+from tasks.monitoring.alerting import enabled as receivers_enabled
+from tasks.monitoring.alerting import helm_args as alerting_helm_args
+from tasks.monitoring.alerting import routing_tree
 from tasks.monitoring.settings import COMPONENTS
 
 # Tags of the steps the executor treats specially: Grafana's admin Secret (created only if
 # missing, the password fed on kubectl's stdin at run time); a step whose stdout only feeds the
 # next step (the CRDs: megabytes of YAML).
 ADMIN_SECRET = "grafana-admin-secret"  # a step tag, not a password  # nosec B105
+RECEIVERS_SECRET = "alertmanager-receivers-secret"  # a step tag  # nosec B105
 OUTPUT_HIDDEN = "output-hidden"
+KPS = "kube_prometheus_stack"
 
 
 @dataclass(frozen=True)
@@ -126,6 +131,26 @@ def admin_secret_step(target: Target) -> Step:
     )
 
 
+def receivers_steps(target: Target) -> list[Step]:
+    """The routing tree (printed) and the receivers' Secret (its data fed on kubectl's stdin
+    at run time, from the variables the receivers name)."""
+    alerting = target.settings.alerting
+    names = ", ".join(sorted({f"${r.secret_env}" for r in alerting.receivers.values()}))
+    return [
+        Step(
+            "Alertmanager routing (monitoring.alerting)",
+            detail="\n    ".join(routing_tree(alerting)),
+        ),
+        Step(
+            f"Alertmanager receivers Secret {target.namespace}/{alerting.secret} "
+            f"(from {names})",
+            tuple(kubectl(target.context, "apply", "-f", "-")),
+            detail=f"the secrets: {names}, on kubectl's stdin (the config reads them as files)",
+            tags=frozenset({RECEIVERS_SECRET}),
+        ),
+    ]
+
+
 def plan_setup(target: Target, version: HelmVersion, repo_steps: Sequence[Step]) -> list[Step]:
     """Every step of ``monitoring.setup`` after the repositories are known."""
     ns, context = target.namespace, target.context
@@ -138,9 +163,12 @@ def plan_setup(target: Target, version: HelmVersion, repo_steps: Sequence[Step])
         )
     )
     components = target.components
-    kps = next((comp for comp in components if comp.key == "kube_prometheus_stack"), None)
+    kps = next((comp for comp in components if comp.key == KPS), None)
+    alerting = target.settings.alerting
     if kps is not None:
         steps.append(admin_secret_step(target))
+        if receivers_enabled(alerting):
+            steps += receivers_steps(target)
         # Helm installs CRDs on first install only and never upgrades them: apply the pinned
         # chart's CRDs server-side first (too large for client-side apply's annotation).
         steps.append(
@@ -163,6 +191,8 @@ def plan_setup(target: Target, version: HelmVersion, repo_steps: Sequence[Step])
         extra = []
         if comp.key == "kube_prometheus_stack":
             extra = ["--set-string", f"grafana.admin.existingSecret={secret}"]
+            if receivers_enabled(alerting):
+                extra += alerting_helm_args(alerting)
         argv = helm(
             context,
             "upgrade",

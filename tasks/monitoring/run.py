@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import json as jsonlib
 import os
+import re
+import shutil
+import tempfile
 from collections.abc import Sequence
 from datetime import datetime, timezone
+from pathlib import Path
 
 from invoke import Context
 
@@ -23,7 +27,9 @@ from tasks.core.runner import is_dry, probe, require_tools, run
 from tasks.core.settings import Settings, Where, load
 from tasks.core.steps import Progress, Step
 from tasks.kube import KUBE_TOOLS, guard_context, kubectl, require_kube_tools, resolve_context
-from tasks.monitoring import plan, repos
+from tasks.monitoring import plan, repos, rules
+from tasks.monitoring.alerting import enabled as receivers_enabled
+from tasks.monitoring.alerting import missing_env, require_env, secret_manifest
 from tasks.monitoring.plan import Target
 
 
@@ -44,6 +50,8 @@ def target(
     settings = load(c, "monitoring")
     if install:
         check_values_files(c, settings)
+        if _receivers(settings) and not is_dry(c):
+            require_env(settings.alerting, os.environ)  # before any command runs
     if ui is not None:
         key = plan.UIS[ui][0]
         if not settings.components[key].enabled:
@@ -53,6 +61,11 @@ def target(
     guard_context(c, kube_context, source)
     namespace = settings.namespace if mon_namespace is None else mon_namespace
     return Target(settings, environment, kube_context, namespace)
+
+
+def _receivers(settings: Settings) -> bool:
+    """Receivers configured, and kube-prometheus-stack (their Alertmanager) enabled."""
+    return receivers_enabled(settings.alerting) and settings.components[plan.KPS].enabled
 
 
 def check_values_files(c: Context, settings: Settings) -> None:
@@ -114,6 +127,9 @@ def execute(c: Context, steps: Sequence[Step], target: Target) -> None:
             stdin = _admin_password(c, target)
             if stdin is None and not is_dry(c):
                 continue
+        if plan.RECEIVERS_SECRET in step.tags and not is_dry(c):
+            alerting = target.settings.alerting
+            stdin = secret_manifest(alerting, target.namespace, os.environ)
         hide = "out" if plan.OUTPUT_HIDDEN in step.tags else None
         if stdin is None:  # never the user's stdin
             result = run(c, step.argv, echo=True, hide=hide, in_stream=False)
@@ -138,6 +154,11 @@ def setup(c: Context, target: Target, *, yes: bool) -> None:
             probe(c, repos.search_argv(comp)).stdout, comp.chart_ref, comp.version
         )
     }
+    alerting = target.settings.alerting
+    missing = missing_env(alerting, os.environ) if _receivers(target.settings) else []
+    if missing:  # only under --dry: target() refused it otherwise
+        names = ", ".join(f"${name}" for name in missing)
+        Progress.note(f"(--dry: {names} not set; needed for the Alertmanager receivers)")
     steps = plan.plan_setup(target, version, repos.plan_repos(components, present, cached))
     if target.environment.confirm:
         confirm(
@@ -196,6 +217,61 @@ def port_forward(c: Context, target: Target, ui: str, port: int | None) -> None:
     require_tools({"kubectl": KUBE_TOOLS["kubectl"]})
     print(plan.ui_hint(target, ui, local), flush=True)
     run(c, plan.port_forward_argv(target, ui, local), echo=True, in_stream=False)
+
+
+def test_rules(c: Context, options: rules.RuleTestOptions) -> None:
+    """``inv monitoring.test-rules`` (documented on the task).
+
+    The chart renders are probes (read-only; they run under ``--dry`` too, since the rule files
+    come from them); promtool only reads the temp dir, but under ``--dry`` it is only printed.
+    """
+    require_tools({"helm": KUBE_TOOLS["helm"], "promtool": rules.PROMTOOL_HINT})
+    progress = Progress()
+    source = str(options.values_file)
+    rule_files = rules.values_rule_files(options.values_file.read_text(), source)
+    for step in rules.render_steps(options):
+        progress(step.title)
+        progress.note(step.describe())
+        if step.argv is None:  # every render step is a command
+            continue
+        result = probe(c, step.argv)
+        if result.exited != 0:
+            raise CommandFailed(step.argv, result.exited, result.stderr, what="helm template")
+        found = rules.chart_rule_files(step.data, result.stdout, f"{options.chart} ({step.data})")
+        progress.note(", ".join(rf.name for rf in found) or "no PrometheusRule (disabled)")
+        rule_files += found
+    paths = sorted(options.tests_dir.glob("*.yaml"))
+    tests = [rules.parse_test(path, path.read_text()) for path in paths]
+    problems = rules.coverage_problems(rule_files, tests)
+    if problems:
+        raise OpsError(rules.summary(problems))
+    with tempfile.TemporaryDirectory(prefix="flowlet-rules-") as tmp:
+        workdir = Path(tmp)
+        for rule_file in rule_files:
+            (workdir / rule_file.name).write_text(rule_file.text())
+        for test in tests:
+            shutil.copyfile(test.path, workdir / test.path.name)
+        for step in rules.promtool_steps(workdir, rule_files, tests):
+            progress(step.title)
+            if step.argv is None:  # every promtool step is a command
+                continue
+            if is_dry(c):
+                run(c, step.argv, in_stream=False)
+                continue
+            result = probe(c, step.argv)
+            report = (result.stdout + result.stderr).replace(f"{workdir}/", "")
+            if result.exited == 0:
+                for line in report.splitlines():
+                    if line.strip():
+                        progress.note(line.strip())
+                continue
+            print(re.sub(r"\n\s*\n+", "\n", report).rstrip(), flush=True)
+            if step.data is None:
+                raise OpsError(f"promtool check rules: {rules.check_failure(report)}")
+            failed = rules.failed_cases(report) or [rules.check_failure(report)]
+            raise OpsError(f"promtool test rules {step.data}: failed: {rules.summary(failed)}")
+    counts = f"{len(rule_files)} rule files, {len(tests)} test files"
+    print(f"{counts} (--dry: promtool did not run)" if is_dry(c) else f"ok: {counts}", flush=True)
 
 
 ACTIONS = {"setup": setup, "uninstall": uninstall}

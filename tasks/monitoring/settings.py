@@ -20,9 +20,11 @@ from tasks.core.settings import (
     DNS_LABEL,
     DNS_LABEL_DESC,
     Bool,
+    Choice,
     Duration,
     EnvName,
     FilePath,
+    List,
     Map,
     Port,
     Section,
@@ -51,6 +53,8 @@ def namespace(default: str = "", help: str = "") -> Str:
 # The kinds of the flags every monitoring task shares (converted before the body runs).
 CONTEXT_FLAG = Str(pattern=CONTEXT, desc=CONTEXT_DESC, empty=False)
 TARGET_FLAGS: dict[str, Any] = {"context": CONTEXT_FLAG, "mon_namespace": namespace()}
+SEVERITY_FLAG = Choice("critical", ("critical", "warning"))
+RECEIVER_FLAG = Str(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", desc="a receiver name", empty=False)
 
 
 def component(release: str, repo: str, chart: str, version: str, values: str) -> Section:
@@ -79,6 +83,92 @@ def component(release: str, repo: str, chart: str, version: str, values: str) ->
     )
 
 
+RECEIVER_TYPES = ("slack", "pagerduty", "email", "webhook")
+RECEIVER_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+RECEIVER_DESC = "a receiver name (lowercase letters, digits, '-')"
+LABEL_NAME = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+# What each receiver type needs besides its secret (the keys of an email receiver).
+EMAIL_KEYS = ("to", "from", "smarthost")
+
+
+def _receiver_names(help: str) -> List:
+    return List([], Str(pattern=RECEIVER_NAME, desc=RECEIVER_DESC, empty=False), help)
+
+
+RECEIVER = Section(
+    {
+        "type": Choice("webhook", RECEIVER_TYPES, "slack, pagerduty, email or webhook"),
+        "secret_env": EnvName(
+            "",
+            "variable holding its secret: the Slack or webhook URL, the PagerDuty routing key, "
+            "the SMTP password",
+            secret_env=True,
+        ),
+        "channel": Str("", "Slack channel (slack; default: the webhook's own)"),
+        "to": Str("", "recipient address (email)"),
+        "from": Str("", "sender address (email)"),
+        "smarthost": Str(
+            "", "SMTP server host:port (email)", pattern=r"^[^\s:]+:\d+$", desc="host:port"
+        ),
+        "username": Str("", "SMTP user (email; default: the from address)"),
+    }
+)
+
+
+def _check_alerting(alerting: Any, where: Where) -> None:
+    """Every routed receiver exists and has its secret variable; email has its addresses."""
+    receivers = alerting.receivers
+    for severity in ("critical", "warning"):
+        for name in alerting[severity]:
+            if name not in receivers:
+                valid = ", ".join(sorted(receivers)) or "(none configured)"
+                raise ConfigError(
+                    f"{where.child(severity).name}: {name!r} is not in "
+                    f"{where.child('receivers').name}; valid: {valid}"
+                )
+    for name, receiver in receivers.items():
+        here = where.child("receivers").child(name)
+        if name == "null":
+            raise ConfigError(f"{here.name}: 'null' is reserved (the receiver of unrouted alerts)")
+        if not receiver.secret_env:
+            raise ConfigError(
+                f"{here.child('secret_env').name}: missing (the variable holding the "
+                f"{receiver.type} receiver's secret)"
+            )
+        if receiver.type == "email":
+            for key in EMAIL_KEYS:
+                if not receiver[key]:
+                    raise ConfigError(f"{here.child(key).name}: missing (needed by email)")
+
+
+ALERTING = Section(
+    {
+        "secret": namespace(
+            "alertmanager-receivers", "Secret holding the receivers' secrets (monitoring ns)"
+        ),
+        "critical": _receiver_names("receivers of severity=critical alerts (paged)"),
+        "warning": _receiver_names("receivers of severity=warning alerts (chat)"),
+        "group_by": List(
+            ["alertname", "namespace", "environment", "database"],
+            Str(pattern=LABEL_NAME, desc="a label name", empty=False),
+            "labels that group alerts into one notification",
+            min_items=1,
+        ),
+        "group_wait": Duration("30s", "wait before the first notification of a group"),
+        "group_interval": Duration("5m", "wait before notifying a group's new alerts"),
+        "repeat_interval": Duration("4h", "repeat a still-firing notification after"),
+        "receivers": Map(
+            RECEIVER,
+            {},
+            "receivers by name (type slack, pagerduty, email, webhook)",
+            key_pattern=RECEIVER_NAME,
+            key_desc=RECEIVER_DESC,
+        ),
+    },
+    check_all=_check_alerting,
+)
+
+
 def _check_monitoring(settings: Any, where: Where) -> None:
     """Rules across keys: an enabled component's repository must be configured."""
     repos = settings.repos
@@ -98,6 +188,11 @@ SCHEMA = Section(
             "kubernetes/monitoring", "directory of the values files", kind="dir"
         ),
         "timeout": Duration("10m", "Helm --timeout per release", min_seconds=1),
+        "rule_tests": FilePath(
+            "kubernetes/monitoring/tests",
+            "directory of the promtool rule tests (monitoring.test-rules)",
+            kind="dir",
+        ),
         "repos": Map(
             Str(pattern=r"^(https?|oci)://\S+$", desc="a chart repository URL"),
             {
@@ -142,10 +237,12 @@ SCHEMA = Section(
                 ),
             }
         ),
+        "alerting": ALERTING,
         "local_ports": Section(
             {
                 "grafana": Port(3000, "local port of monitoring.grafana"),
                 "jaeger": Port(16686, "local port of monitoring.jaeger"),
+                "alertmanager": Port(9093, "local port of monitoring.test-alert"),
             }
         ),
     },

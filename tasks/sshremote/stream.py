@@ -183,7 +183,7 @@ def stream_to_file(
     result returned with ``.ok`` False; on any exception it is removed and the exception
     re-raised). Everything else is :func:`stream_to`.
     """
-    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     completed = False
     try:
         os.fchmod(fd, 0o600)

@@ -130,6 +130,32 @@ CASES = [
         ),
         id="backup-output-dir-file",
     ),
+    case(  # /tmp: world-writable (sticky or not): anyone may plant names in it
+        "backup.postgres",
+        "--output-dir",
+        "/tmp",
+        config=PROJECT,
+        expect=(
+            r"^--output-dir: '/tmp' is not valid: writable by group or others \(mode 1777\); "
+            r"valid: a directory owned by you \(or root\), not writable by group or others$"
+        ),
+        id="backup-output-dir-shared",
+    ),
+    case(
+        "backup",
+        env={"INVOKE_BACKUP_OUTPUT_DIR": "/tmp"},
+        config=PROJECT,
+        expect=r"^backup\.output_dir: '/tmp' is not valid: writable by group or others",
+        id="env-output-dir-shared",
+    ),
+    case(
+        "backup.schedule",
+        "--cron",
+        config="backup: {schedule: {env_dir: /tmp}}\n",
+        env={"FLOWLET_DB_PASSWORD": "x"},
+        expect=(r"^backup\.schedule\.env_dir: '/tmp' is not valid: writable by group or others"),
+        id="schedule-env-dir-shared",
+    ),
     case(
         "backup.postgres",
         "--to",
@@ -477,6 +503,123 @@ CASES = [
         config=PROJECT,
         expect=r"^--textfile: '/etc/passwd' is not valid",
         id="schedule-textfile",
+    ),
+    # backup.drill and backup.schedule --drill
+    case(
+        "backup.drill",
+        "--env",
+        "nope",
+        config=PROJECT,
+        expect=r"^--env: 'nope' is not valid",
+        id="drill-env",
+    ),
+    case(
+        "backup.drill",
+        "--database",
+        "nosuch",
+        config=PROJECT,
+        expect=r"^--database: 'nosuch' is not valid in development; valid: ",
+        id="drill-database",
+    ),
+    case(
+        "backup.drill",
+        "--from",
+        "nowhere",
+        config=PROJECT,
+        expect=r"^--from: 'nowhere' is not valid",
+        id="drill-from",
+    ),
+    case(
+        "backup.drill",
+        "--from",
+        "UPPER",
+        config=PROJECT,
+        expect=r"^--from: 'UPPER' is not valid; valid: a destination name",
+        id="drill-from-pattern",
+    ),
+    case(
+        "backup.drill",
+        "--textfile",
+        "/etc/passwd",
+        config=PROJECT,
+        expect=r"^--textfile: '/etc/passwd' is not valid",
+        id="drill-textfile-file",
+    ),
+    case(
+        "backup.drill",
+        "--output-dir",
+        "/etc/passwd",
+        config=PROJECT,
+        expect=r"^--output-dir: '/etc/passwd' is not valid",
+        id="drill-output-dir-file",
+    ),
+    case(
+        "backup.drill",
+        "--identity",
+        "/etc",
+        config=PROJECT,
+        expect=r"^--identity: '/etc' is not valid; valid: a file .*is a directory$",
+        id="drill-identity-dir",
+    ),
+    case(
+        "backup.drill",
+        "--trust-destination",
+        config=PROJECT,
+        expect=r"^--trust-destination: only with --from NAME",
+        id="drill-trust-destination-local",
+    ),
+    case(
+        "backup.schedule",
+        "--drill",
+        "--max-age",
+        "2h",
+        config=PROJECT,
+        expect=r"^--max-age: not with --drill \(the drill's staleness limit is backup\.drill\.max",
+        id="schedule-drill-max-age",
+    ),
+    case(
+        "backup.schedule",
+        "--drill",
+        config="backup: {drill: {on_calendar: '$(reboot)'}}\n",
+        expect=(
+            r"^backup\.drill\.on_calendar: '\$\(reboot\)' is not valid "
+            r"\(set in -f .*\); valid: a systemd"
+        ),
+        id="drill-calendar-chars",
+    ),
+    case(
+        "backup.schedule",
+        "--drill",
+        "--cron",
+        config="backup: {drill: {on_calendar: '*-*-* 04:30:30'}}\n",
+        expect=r"^--cron: '\*-\*-\* 04:30:30' has no crontab equivalent here",
+        id="schedule-drill-cron",
+    ),
+    case(
+        "backup.drill",
+        config="backup: {drill: {evidence: 'a/b.jsonl'}}\n",
+        expect=(
+            r"^backup\.drill\.evidence: 'a/b\.jsonl' is not valid "
+            r"\(set in -f .*\); valid: a file name"
+        ),
+        id="drill-evidence-slash",
+    ),
+    case(
+        "backup.drill",
+        config="backup: {drill: {max_age: '8d'}}\n",
+        expect=(
+            r"^backup\.drill\.max_age: '8d' is not valid " r"\(set in -f .*\); valid: a duration"
+        ),
+        id="drill-max-age",
+    ),
+    case(
+        "backup.list",
+        env={"INVOKE_BACKUP_DRILL_MAX_AGE": "weekly"},
+        expect=(
+            r"^backup\.drill\.max_age: 'weekly' is not val"
+            r"id \(set in INVOKE_BACKUP_DRILL_MAX_AGE\)"
+        ),
+        id="env-drill-max-age",
     ),
     # config keys: destinations, check, schedule, globals, per-environment default, ssh
     case(

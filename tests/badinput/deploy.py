@@ -112,7 +112,7 @@ CASES = [
         "--revision",
         "abc",
         config=P,
-        expect=r"^--revision: 'abc' is not valid; valid: 0 \(the previous revision\) or a",
+        expect=r"^--revision: 'abc' is not valid; valid: 0 \(the last good revision\) or a",
         id="rollback-revision-text",
     ),
     case(
@@ -120,7 +120,7 @@ CASES = [
         "--revision",
         "-1",
         config=P,
-        expect=r"^--revision: -1 is not valid; valid: 0 \(the previous revision\)",
+        expect=r"^--revision: -1 is not valid; valid: 0 \(the last good revision\)",
         id="rollback-revision-negative",
     ),
     case(

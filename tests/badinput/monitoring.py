@@ -87,6 +87,75 @@ CASES = [
     key("setup", "monitoring: {values_dir: nowhere}", id="mon-key-values-dir-missing",
         expect=rf"^monitoring\.values_dir: 'nowhere' is not valid {F}; valid: an existing "
                r"directory \(\S+/nowhere does not exist\)$"),
+    key("test-rules", "monitoring: {rule_tests: README.md}", id="mon-key-rule-tests-is-a-file",
+        expect=rf"^monitoring\.rule_tests: 'README\.md' is not valid {F}; valid: a directory "
+               r".*README\.md is not a directory"),
+    key("test-rules", "monitoring: {rule_tests: [a]}", id="mon-key-rule-tests-list",
+        expect=rf"^monitoring\.rule_tests: \['a'\] is not valid {F}; valid: a directory"),
+    key("test-rules", "monitoring: {rule_tests: no-tests}", id="mon-key-rule-tests-missing",
+        expect=rf"^monitoring\.rule_tests: 'no-tests' is not valid {F}; valid: an existing "
+               r"directory \(\S+/no-tests is none\)$"),
+    key("test-rules", "monitoring: {components: {kube_prometheus_stack: {values: x.yaml}}}",
+        id="mon-key-test-rules-values-missing",
+        expect=rf"^monitoring\.components\.kube_prometheus_stack\.values: 'x\.yaml' is not "
+               rf"valid {F}; valid: a file in monitoring\.values_dir \(\S+/x\.yaml is none\)$"),
+    var("test-rules", "INVOKE_MONITORING_RULE_TESTS", "invoke.yaml", id="mon-env-rule-tests-file",
+        expect=r"^monitoring\.rule_tests: 'invoke\.yaml' is not valid \(set in "
+               r"INVOKE_MONITORING_RULE_TESTS\); valid: a directory .*is not a directory"),
+    # monitoring.test-alert
+    flags("test-alert", "--severity", "info", id="mon-test-alert-severity",
+          expect=r"^--severity: 'info' is not valid; valid: critical, warning$"),
+    flags("test-alert", "--receiver", "Pager!", id="mon-test-alert-receiver",
+          expect=r"^--receiver: 'Pager!' is not valid; valid: a receiver name"),
+    flags("test-alert", "--receiver", "", id="mon-test-alert-receiver-empty",
+          expect=r"^--receiver: '' is not valid"),
+    flags("test-alert", "--port", "0", id="mon-test-alert-port", expect=rf"^--port: 0 is not valid; {PORT}"),
+    flags("test-alert", "--env", "qa", id="mon-test-alert-env", expect=r"^--env: 'qa' is not valid"),
+    key("test-alert", "monitoring: {local_ports: {alertmanager: 99999}}",
+        id="mon-key-local-ports-alertmanager",
+        expect=rf"^monitoring\.local_ports\.alertmanager: 99999 is not valid {F}; {PORT}"),
+    # monitoring.alerting: receivers and routes
+    key("setup", "monitoring: {alerting: {critical: [pager]}}", id="mon-key-alerting-route-unknown",
+        expect=r"^monitoring\.alerting\.critical: 'pager' is not in monitoring\.alerting\."
+               r"receivers; valid: \(none configured\)$"),
+    key("setup", "monitoring: {alerting: {receivers: {pager: {type: opsgenie, secret_env: K}}}}",
+        id="mon-key-alerting-type",
+        expect=rf"^monitoring\.alerting\.receivers\.pager\.type: 'opsgenie' is not valid {F}; "
+               r"valid: slack, pagerduty, email, webhook$"),
+    key("setup", "monitoring: {alerting: {receivers: {chat: {type: slack}}}}",
+        id="mon-key-alerting-secret-env-missing",
+        expect=r"^monitoring\.alerting\.receivers\.chat\.secret_env: missing \(the variable "
+               r"holding the slack receiver's secret\)$"),
+    key("setup", "monitoring: {alerting: {receivers: {chat: {type: slack, secret_env: 'A B'}}}}",
+        id="mon-key-alerting-secret-env-bad",
+        expect=rf"^monitoring\.alerting\.receivers\.chat\.secret_env: 'A B' is not valid {F}; "
+               r"valid: an environment variable name"),
+    key("status", "monitoring: {alerting: {receivers: {Chat_1: {type: slack, secret_env: A}}}}",
+        id="mon-key-alerting-receiver-name",
+        expect=rf"^monitoring\.alerting\.receivers: 'Chat_1' is not valid {F}; valid: a key that "
+               r"is a receiver name"),
+    key("setup", "monitoring: {alerting: {receivers: {'null': {type: webhook, secret_env: A}}}}",
+        id="mon-key-alerting-receiver-null",
+        expect=r"^monitoring\.alerting\.receivers\.null: 'null' is reserved"),
+    key("setup", "monitoring: {alerting: {receivers: {mail: {type: email, secret_env: P, "
+        "to: a@example.com, from: b@example.com}}}}", id="mon-key-alerting-email-smarthost",
+        expect=r"^monitoring\.alerting\.receivers\.mail\.smarthost: missing \(needed by email\)$"),
+    key("setup", "monitoring: {alerting: {receivers: {mail: {type: email, secret_env: P, "
+        "smarthost: smtp.example.com}}}}", id="mon-key-alerting-email-smarthost-port",
+        expect=rf"^monitoring\.alerting\.receivers\.mail\.smarthost: 'smtp\.example\.com' is not "
+               rf"valid {F}; valid: host:port$"),
+    key("setup", "monitoring: {alerting: {group_by: []}}", id="mon-key-alerting-group-by-empty",
+        expect=rf"^monitoring\.alerting\.group_by: \[\] is not valid {F}"),
+    key("setup", "monitoring: {alerting: {repeat_interval: often}}",
+        id="mon-key-alerting-repeat-interval",
+        expect=rf"^monitoring\.alerting\.repeat_interval: 'often' is not valid {F}; valid: a "
+               r"duration"),
+    key("setup", "monitoring: {alerting: {secret: Receivers}}", id="mon-key-alerting-secret",
+        expect=rf"^monitoring\.alerting\.secret: 'Receivers' is not valid {F}; {DNS}"),
+    case("monitoring.setup", code=1, id="mon-setup-receiver-env-unset",
+         config="monitoring: {alerting: {warning: [chat], receivers: {chat: {type: slack, "
+                "secret_env: FLOWLET_TEST_UNSET_SLACK_URL}}}}\n",
+         expect=r"^Alertmanager receivers: \$FLOWLET_TEST_UNSET_SLACK_URL not set"),
     key("setup", "monitoring: {components: {loki: {values: missing.yaml}}}",
         id="mon-key-values-missing",
         expect=rf"^monitoring\.components\.loki\.values: 'missing\.yaml' is not valid {F}; valid: "
