@@ -20,7 +20,9 @@ objects and answers the way kube-apiserver 1.33 does for what this toolkit's com
 - a "controller" that makes each written Deployment rolled out and available at once (status,
   and a ReplicaSet owned by it, which Helm 3's waiter looks for), gives Services a cluster IP,
   PodDisruptionBudgets a healthy status and CustomResourceDefinitions the Established
-  condition (Helm waits for it); ``hold_rollout`` keeps a Deployment progressing;
+  condition (Helm waits for it); Jobs (Helm hooks) run until a client watches them, then end
+  ``Complete`` or, for a name given to ``fail_job``, ``Failed``; ``hold_rollout`` keeps a
+  Deployment progressing;
   ``put(obj, controller=False)`` seeds an object with the status it was captured with;
 - ``/scale`` of Deployments (``kubectl scale``); a Secret's ``stringData`` merged into
   ``data``.
@@ -75,6 +77,7 @@ RESOURCES = [
     Resource("apps/v1", "replicasets", "ReplicaSet", True, ("rs",), ("status", "scale")),
     Resource("apps/v1", "statefulsets", "StatefulSet", True, ("sts",), ("status", "scale")),
     Resource("apps/v1", "daemonsets", "DaemonSet", True, ("ds",), ("status",)),
+    Resource("batch/v1", "jobs", "Job", True, (), ("status",)),
     Resource("networking.k8s.io/v1", "ingresses", "Ingress", True, ("ing",), ("status",)),
     Resource("networking.k8s.io/v1", "networkpolicies", "NetworkPolicy", True, ("netpol",)),
     Resource(
@@ -309,6 +312,7 @@ class Store:
         self.events: list[tuple[int, str, Key, dict[str, Any]]] = []
         self.revision = 1000
         self.held_rollouts: set[tuple[str, str]] = set()  # (namespace, deployment name)
+        self.failing_jobs: set[tuple[str, str]] = set()  # (namespace, job name)
         self.cluster_ips = 0
 
     def next_revision(self) -> str:
@@ -596,6 +600,14 @@ class Store:
         obj = self.objects[key]
         if resource.kind == "Deployment":
             self.roll_out(key, obj)
+        elif resource.kind == "Job" and "status" not in obj:
+            obj["status"] = {
+                "startTime": now(),
+                "active": 1,
+                "ready": 0,
+                "terminating": 0,
+                "uncountedTerminatedPods": {},
+            }
         elif resource.kind == "CustomResourceDefinition":  # served at once: Established
             spec = obj.get("spec") or {}
             obj["status"] = {
@@ -640,6 +652,53 @@ class Store:
                     }
                 ],
             }
+
+    def finish_job(self, key: Key, job: dict[str, Any]) -> None:
+        """End a running Job (a MODIFIED event): it succeeds, or fails when ``failing_jobs``
+        names it. A Job is created running and ends once a client watches it (Helm waits for a
+        hook Job by list-then-watch; ending it at creation would end Helm 3's wait before its
+        watch started, which client-go then logs as a failed watch). The status is
+        a finished Job's as kube-apiserver 1.33 shows it: the terminal conditions ``Complete``
+        (after ``SuccessCriteriaMet``) or ``Failed`` (after ``FailureTarget``), with the reason
+        ``BackoffLimitExceeded``, both with status "True"; see
+        https://kubernetes.io/docs/concepts/workloads/controllers/job/#terminal-job-conditions
+        and the JobStatus API (https://kubernetes.io/docs/reference/kubernetes-api/
+        workload-resources/job-v1/#JobStatus). Helm waits for a hook Job's terminal condition
+        (Helm 3 reads Complete/Failed; Helm 4's kstatus reads the same conditions)."""
+        at = now()
+        started = (job.get("status") or {}).get("startTime", at)
+        failed = (key[2], key[3]) in self.failing_jobs
+        if failed:
+            limit = int((job.get("spec") or {}).get("backoffLimit", 6))
+            reason, message = "BackoffLimitExceeded", "Job has reached the specified backoff limit"
+            types = ("FailureTarget", "Failed")
+            counts = {"failed": limit + 1}
+        else:
+            reason, message = "CompletionsReached", "Reached expected number of succeeded pods"
+            types = ("SuccessCriteriaMet", "Complete")
+            counts = {"succeeded": 1}
+        job["status"] = {
+            "startTime": started,
+            **({} if failed else {"completionTime": at}),
+            "active": 0,
+            "ready": 0,
+            "terminating": 0,
+            **counts,
+            "uncountedTerminatedPods": {},
+            "conditions": [
+                {
+                    "type": kind,
+                    "status": "True",
+                    "reason": reason,
+                    "message": message,
+                    "lastProbeTime": at,
+                    "lastTransitionTime": at,
+                }
+                for kind in types
+            ],
+        }
+        job["metadata"]["resourceVersion"] = self.next_revision()
+        self.record("MODIFIED", key, job)
 
     def roll_out(self, key: Key, deployment: dict[str, Any]) -> None:
         spec = deployment.get("spec") or {}
@@ -1109,6 +1168,13 @@ class FakeKube:
                 self.store.objects[key]["metadata"]["resourceVersion"] = self.store.next_revision()
                 self.store.record("MODIFIED", key, self.store.objects[key])
 
+    def fail_job(self, namespace: str, name: str, failing: bool = True) -> None:
+        """Jobs named ``name`` created from now on fail (BackoffLimitExceeded), or succeed."""
+        with self.store.lock:
+            (self.store.failing_jobs.add if failing else self.store.failing_jobs.discard)(
+                (namespace, name)
+            )
+
     def fail(self, request: str, code: int, times: int = 0) -> None:
         """Answer ``request`` ("GET /api/v1/...") with an error status from now on (``times``:
         only the next N such requests)."""
@@ -1416,6 +1482,12 @@ class FakeKube:
                     }
                     for kind, obj in [*initial, ("BOOKMARK", bookmark)]:
                         self.send_event(kind, obj)
+                if resource.kind == "Job":  # the Jobs this client waits for end now
+                    with store.lock:
+                        for key, obj in list(store.objects.items()):
+                            running = not (obj.get("status") or {}).get("conditions")
+                            if running and self.selected(key, obj, resource, namespace, query):
+                                store.finish_job(key, obj)
                 seen = 0  # events before this index are older than ``since``
                 while not fake.stopping.is_set() and time.monotonic() < deadline:
                     if self.client_gone():

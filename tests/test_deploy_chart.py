@@ -142,8 +142,11 @@ def test_security_properties(
         labels = deployment["metadata"]["labels"]
         for key in ("name", "instance", "version", "component", "part-of", "managed-by"):
             assert f"app.kubernetes.io/{key}" in labels
-    (account,) = by_kind(rendered[4, env], "ServiceAccount")
-    assert account["automountServiceAccountToken"] is False
+    accounts = by_kind(rendered[4, env], "ServiceAccount")
+    hooks = [a for a in accounts if "helm.sh/hook" in a["metadata"].get("annotations", {})]
+    assert [a["metadata"]["name"] for a in hooks] == ["flowlet-migrate"]  # the migration Job's
+    (account,) = [a for a in accounts if a not in hooks]
+    assert all(a["automountServiceAccountToken"] is False for a in accounts)
 
 
 def test_production_scales_and_guards_disruption(
@@ -517,7 +520,9 @@ def test_yaml_ambiguous_namespaces_and_release_names_stay_strings(name: str) -> 
         assert meta["namespace"] == name and isinstance(meta["name"], str)
         assert all(isinstance(v, str) for v in (meta.get("labels") or {}).values()), meta
         assert meta["labels"]["app.kubernetes.io/instance"] == name
-    (account,) = by_kind(objects, "ServiceAccount")
-    assert account["metadata"]["name"] == name
+    accounts = {a["metadata"]["name"]: a for a in by_kind(objects, "ServiceAccount")}
+    assert set(accounts) == {name, f"{name}-migrate"}  # the release's, the migration hook's
+    (job,) = by_kind(objects, "Job")
+    assert job["spec"]["template"]["spec"]["serviceAccountName"] == f"{name}-migrate"
     (monitor,) = by_kind(objects, "ServiceMonitor")
     assert monitor["spec"]["namespaceSelector"]["matchNames"] == [name]

@@ -127,7 +127,8 @@ def test_setup_end_to_end(env: str, major: int, project: Path, cluster: FakeKube
     chart = project / "kubernetes/flowlet-chart"
     data = {"FLOWLET_DB_PASSWORD": base64.b64encode(password.encode()).decode()}
     digest = secrets.data_digest(data)
-    rendered = run_helm(major, "template", "flowlet", str(chart), "--namespace", ns, "--values",
+    rendered = run_helm(major, "template", "--no-hooks", "flowlet", str(chart), "--namespace",
+                        ns, "--values",
                         str(chart / values_file), "--set-string", "existingSecret=flowlet-app",
                         "--set", "progressDeadlineSeconds=480",
                         "--set-string", f"secretChecksum={digest}").stdout  # fmt: skip
@@ -222,7 +223,7 @@ def test_dry_setup_production_touches_no_cluster(project: Path, cluster: FakeKub
         "    (dry run: the values from environment variables FLOWLET_DB_PASSWORD are not read)",
         "==> 5. diff against the deployed release",
         "    helm-diff plugin not installed: comparing helm template with helm get manifest",
-        f"helm template {ns} {values} -- flowlet {chart}",
+        f"helm template --no-hooks {ns} {values} -- flowlet {chart}",
         f"helm --kube-context flowlet-production get manifest {ns} -- flowlet",
         "==> 6. confirmation",
         "    (dry run: would ask) Set up and deploy flowlet in production (namespace flowlet-prod, "

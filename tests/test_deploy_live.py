@@ -6,8 +6,9 @@
 
 It runs ``inv setup --env staging`` (namespace, deploy lock, Secret from
 FLOWLET_LIVE_DB_PASSWORD, deploy) with the staging values (or FLOWLET_LIVE_VALUES, e.g. to point
-config.database at a reachable PostgreSQL, which the backend's readiness probe needs) into a
-throw-away namespace (FLOWLET_LIVE_NAMESPACE, default ``flowlet-live-<random>``), deploys again
+config.database at a reachable PostgreSQL, which the migration hook Job and the backend's
+readiness probe need) into a throw-away namespace (FLOWLET_LIVE_NAMESPACE, default
+``flowlet-live-<random>``), deploys again
 (idempotent), checks ``deploy.status`` / ``deploy.history``, rolls back to revision 1, and
 uninstalls and deletes the namespace at the end. The images
 ``ghcr.io/flowlet/{backend,frontend}:<FLOWLET_LIVE_IMAGE_TAG>`` must be pullable by the cluster

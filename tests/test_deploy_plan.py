@@ -85,7 +85,7 @@ def expected_deploy(
     if diff:
         commands += [
             "helm plugin list",
-            f"helm template --namespace {namespace} {values_args} -- flowlet {CHART}",
+            f"helm template --no-hooks --namespace {namespace} {values_args} -- flowlet {CHART}",
             f"{helm} get manifest --namespace {namespace} -- flowlet",
         ]
     commands += [

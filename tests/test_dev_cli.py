@@ -241,7 +241,8 @@ def test_stale_pid_files_are_reported_and_removed_without_signalling(
         assert "stale (process gone)" in states["backend"]
         assert "stale (pid reused)" in states["frontend"]
         assert "stopped" in states["db"]
-        assert err == "dev.status: not up: db, backend, frontend\n"
+        assert "not run yet" in states["migrate"]  # a oneshot: counts as up once it exited 0
+        assert err == "dev.status: not up: db, migrate, backend, frontend\n"
 
         assert run_task(ROOT_NS, ["dev.stop"], config_file=config, cwd=tmp_path) == 0
         out = capsys.readouterr().out
@@ -265,7 +266,9 @@ def test_stop_with_nothing_recorded(tmp_path: Path, capsys: pytest.CaptureFixtur
 def test_logs_unknown_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = write_config(tmp_path)
     assert run_task(ROOT_NS, ["dev.logs", "--name", "api"], config_file=config, cwd=tmp_path) == 1
-    assert capsys.readouterr().err == ("--name: 'api' is not valid; valid: db, backend, frontend\n")
+    assert capsys.readouterr().err == (
+        "--name: 'api' is not valid; valid: db, migrate, backend, frontend\n"
+    )
 
 
 def test_start_before_setup_says_what_to_run(

@@ -76,7 +76,12 @@ def test_the_first_command_in_a_fresh_venv(readme_project: DevProject) -> None:
     assert f"Editable project location: {project.root}" in installed
     status = sh(project, "inv dev.status")
     assert status.returncode == 0, status.stdout + status.stderr
-    assert rows(status.stdout) == {"db": "up", "backend": "up", "frontend": "up"}
+    assert rows(status.stdout) == {
+        "db": "up",
+        "migrate": "completed",
+        "backend": "up",
+        "frontend": "up",
+    }
     stop = sh(project, "inv dev.stop")
     assert stop.returncode == 0 and stop.stdout.startswith("dev.stop: stopped frontend")
     assert project.wait_for_no_leftovers() == []
@@ -90,6 +95,7 @@ def test_the_first_command_in_a_fresh_venv(readme_project: DevProject) -> None:
     "inv dev.restart --name backend",
     "inv dev.stop --name frontend",
     "inv dev.start --detach --name frontend",
+    "inv dev.migrate",
     "inv dev.stop",
 )
 def test_the_setup_and_dev_walkthrough(readme_project: DevProject) -> None:
@@ -102,6 +108,7 @@ def test_the_setup_and_dev_walkthrough(readme_project: DevProject) -> None:
     status = sh(project, "inv dev.status")
     assert status.returncode == 0 and rows(status.stdout) == {
         "db": "up",
+        "migrate": "completed",
         "backend": "up",
         "frontend": "up",
     }
@@ -120,6 +127,9 @@ def test_the_setup_and_dev_walkthrough(readme_project: DevProject) -> None:
     start_one = sh(project, "inv dev.start --detach --name frontend")
     assert start_one.returncode == 0 and "dev.start: frontend ready" in start_one.stdout
     assert "db ready" not in start_one.stdout  # what runs is left alone
+    migrate = sh(project, "inv dev.migrate")
+    assert migrate.returncode == 0, migrate.stdout + migrate.stderr
+    assert "migrate | migrate: schema at version 2 (nothing to do)" in migrate.stdout
     stop = sh(project, "inv dev.stop")
     assert stop.returncode == 0 and stop.stdout.startswith("dev.stop: stopped frontend")
     assert project.wait_for_no_leftovers() == []
@@ -140,6 +150,7 @@ def test_setup_again_and_the_dry_runs(readme_project: DevProject) -> None:
     assert dry_start.returncode == 0
     assert [ln.split()[3].rstrip(":") for ln in dry_start.stdout.splitlines()] == [
         "db",
+        "migrate",
         "backend",
         "frontend",
     ]

@@ -104,7 +104,14 @@ def test_dry_start_prints_the_plan_and_starts_nothing(stack_project: DevProject)
     result = stack_project.inv("--dry", "dev.start")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert [ln.split(":")[1].split()[-1] for ln in lines] == ["db", "backend", "frontend"]
+    assert [ln.split(":")[1].split()[-1] for ln in lines] == [
+        "db",
+        "migrate",
+        "backend",
+        "frontend",
+    ]
+    assert lines[1].startswith("dev.start: would run migrate: ")
+    assert lines[1].endswith("; a oneshot: until it exits 0)")
     assert f"-p {stack_project.ports['db']}" in lines[0]
     assert stack_project.records() == []
     password = parse_env((stack_project.root / ".env.local").read_text())["FLOWLET_DB_PASSWORD"]
@@ -128,7 +135,13 @@ def test_detach_status_http_least_privilege_and_stop(stack_project: DevProject) 
     status = project.inv("dev.status")
     assert status.returncode == 0, status.stdout + status.stderr
     rows = [line.split() for line in status.stdout.splitlines()[1:]]
-    assert {row[0]: row[3] for row in rows} == {"db": "up", "backend": "up", "frontend": "up"}
+    assert {row[0]: row[3] for row in rows} == {
+        "db": "up",
+        "migrate": "completed",
+        "backend": "up",
+        "frontend": "up",
+    }
+    assert re.search(r"^migrate +- +- +completed \d+s ago \(exit 0\)", status.stdout, re.M)
 
     assert get(project.url("backend", "/healthz"))[0] == 200
     code, body = post(project.url("frontend", "/api/accounts"), {"name": "stack-test"})
@@ -391,3 +404,58 @@ def test_a_read_only_checkout_is_one_line(stack_project: DevProject) -> None:
     ], result.stderr
     assert result.stdout.count("rc=1") == 2
     assert project.inv("setup").returncode == 0  # writable again outside the namespace
+
+
+# --- the oneshot migrate (dev.processes.migrate, kind: oneshot) -----------------------------
+
+FAILING_MIGRATE = (
+    "    migrate:\n"
+    '      command: ["{python}", "-c", "import sys; print(\'0003_broken: syntax error at or '
+    "near BAD'); sys.exit(3)\"]\n"
+)
+
+
+def test_a_failing_migration_stops_dev_start_with_its_output(stack_project: DevProject) -> None:
+    project = stack_project
+    config = project.write_config("failing-migrate.yaml", FAILING_MIGRATE)
+    result = project.inv("dev.start", "--detach", config=config)
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert "migrate | 0003_broken: syntax error at or near BAD" in lines
+    last = re.fullmatch(
+        r"dev\.start: migrate exited with code 3; stopped ([a-z, ]+); log: (\S+)", lines[-1]
+    )
+    assert last is not None, lines[-1]
+    stopped = set(last[1].split(", "))
+    assert {"db"} <= stopped <= {"db", "frontend"}, lines[-1]  # migrate had ended
+    assert last[2].endswith("/.flowlet/logs/migrate.log")
+    assert "dev.start: backend" not in result.stdout
+    assert not (project.root / ".flowlet" / "logs" / "backend.log").exists() or (
+        "0003" not in (project.root / ".flowlet" / "logs" / "backend.log").read_text()
+    )
+    assert project.records() == []
+    status = project.inv("dev.status", config=config)
+    row = next(ln for ln in status.stdout.splitlines() if ln.startswith("migrate "))
+    assert re.search(r" failed \d+s ago: exited with code 3 ", row), status.stdout
+    assert "migrate" in status.stderr
+
+
+def test_dev_migrate_runs_the_migrations_alone(stack_project: DevProject) -> None:
+    project = stack_project
+    started = project.inv("dev.start", "--detach", "--name", "db")
+    assert started.returncode == 0, started.stdout + started.stderr
+    first = project.inv("dev.migrate")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert re.search(r"^migrate \| migrate: schema at version 2", first.stdout, re.M), first.stdout
+    assert re.search(r"^dev\.migrate: migrate completed in [\d.]+s \(exit 0\)$", first.stdout, re.M)
+    again = project.inv("dev.migrate")
+    assert again.returncode == 0
+    assert "migrate | migrate: schema at version 2 (nothing to do)" in again.stdout
+    assert {r.name for r in project.records()} == {"db"}, "dev.migrate leaves nothing running"
+    broken = project.write_config("failing-migrate.yaml", FAILING_MIGRATE)
+    failed = project.inv("dev.migrate", config=broken)
+    assert failed.returncode == 1
+    assert "migrate | 0003_broken: syntax error at or near BAD" in failed.stderr
+    last = failed.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(r"dev\.migrate: migrate exited with code 3; log: \S+/migrate\.log", last)
+    assert {r.name for r in project.records()} == {"db"}, "the database keeps running"

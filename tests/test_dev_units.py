@@ -371,18 +371,49 @@ def stack_of(processes: dict[str, dict[str, object]] | None = None) -> plan.Stac
 
 def test_stack_from_the_defaults() -> None:
     stack = stack_of()
-    assert stack.names() == ["db", "backend", "frontend"]
-    db, backend, frontend = stack.processes
+    assert stack.names() == ["db", "migrate", "backend", "frontend"]
+    db, migrate, backend, frontend = stack.processes
     assert db.argv[:3] == ("/pg/bin/postgres", "-D", "/project/.flowlet/postgres")
     assert db.stop_signal == 2  # SIGINT: PostgreSQL's fast shutdown
+    assert migrate.oneshot and not backend.oneshot
+    assert migrate.argv == ("/usr/bin/python3", "-m", "flowlet_backend.migrate")
+    assert migrate.after == ("db",) and migrate.health_url == ""
+    assert migrate.env["FLOWLET_DB_DSN"] == "host=127.0.0.1 port=5433 dbname=f user=f"
+    assert plan.readiness(migrate) == "its exit with code 0"
     assert backend.argv == ("/usr/bin/python3", "-m", "flowlet_backend.app")
-    assert backend.cwd == Path("/project/examples/backend") and backend.after == ("db",)
+    assert backend.cwd == Path("/project/examples/backend")
+    assert backend.after == ("db", "migrate")
     assert frontend.env["FLOWLET_BACKEND_URL"] == "http://127.0.0.1:8000"
     assert backend.env["FLOWLET_DB_DSN"] == "host=127.0.0.1 port=5433 dbname=f user=f"
-    assert order.start_order(stack) == ["db", "backend", "frontend"]
+    assert order.start_order(stack) == ["db", "migrate", "backend", "frontend"]
     assert order.stop_order(stack, ["db", "frontend", "backend"]) == ["frontend", "backend", "db"]
-    assert order.with_dependencies(stack, ["backend"]) == ["db", "backend"]
+    assert order.with_dependencies(stack, ["backend"]) == ["db", "migrate", "backend"]
     assert order.with_dependencies(stack, ["frontend"]) == ["frontend"]
+
+
+def test_a_oneshot_runs_only_when_a_process_being_started_needs_it() -> None:
+    from tasks.dev.run import oneshots_when_needed
+
+    stack = stack_of()
+    every = ["db", "migrate", "backend", "frontend"]
+    assert oneshots_when_needed(stack, every, None) == every
+    # the backend runs already: a second dev.start (or --name frontend) does not migrate again
+    assert oneshots_when_needed(stack, ["migrate", "frontend"], None) == ["frontend"]
+    assert oneshots_when_needed(stack, ["migrate"], None) == []
+    assert oneshots_when_needed(stack, ["migrate"], "migrate") == ["migrate"]
+
+
+def test_status_of_a_oneshot_says_when_it_last_ran_and_how_it_ended() -> None:
+    from tasks.dev.report import is_up, oneshot_state
+
+    now = 1_000_000.0
+    done = {"state": "exited", "last_exit": {"code": 0, "signal": None, "at": now - 125}}
+    failed = {"state": "exited", "last_exit": {"code": 1, "signal": None, "at": now - 5}}
+    assert oneshot_state(None, done, now) == "completed 2m05s ago (exit 0)"
+    assert oneshot_state(None, failed, now) == "failed 5s ago: exited with code 1"
+    assert oneshot_state(None, {}, now) == "not run yet"
+    rows = [("m", "-", "-", oneshot_state(None, s, now), "0", "-") for s in (done, failed, {})]
+    assert [is_up(r) for r in rows] == [True, False, False]
 
 
 def test_each_process_gets_only_its_env_file_keys() -> None:
@@ -417,8 +448,12 @@ def test_each_process_gets_only_its_env_file_keys() -> None:
         ),
         ({"db": {"command": ["x"]}}, r"^dev\.processes\.db: the name 'db' is reserved"),
         ({"a": {"command": ["{nope}"]}}, r"^dev\.processes\.a\.command: cannot expand '\{nope\}'"),
+        (
+            {"m": {"command": ["x"], "kind": "oneshot", "restart": "always"}},
+            r"^dev\.processes\.m\.restart: 'always' would run the oneshot m again",
+        ),
     ],
-    ids=["cycle", "unknown-after", "reserved-name", "placeholder"],
+    ids=["cycle", "unknown-after", "reserved-name", "placeholder", "oneshot-always"],
 )
 def test_stack_config_errors(processes: dict[str, dict[str, object]], message: str) -> None:
     from tasks.core.errors import ConfigError

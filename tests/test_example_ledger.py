@@ -145,17 +145,41 @@ class Backend:
                 self.process.wait()
 
 
-def launch(pg: PgServer, db: str, log: Path, **extra: str) -> Backend:
-    """The backend on a free port over database ``db``, once its /healthz answers 200."""
-    port = free_port()
-    env = {
+def app_env(pg: PgServer, db: str, **extra: str) -> dict[str, str]:
+    return {
         **os.environ,
         "PYTHONPATH": str(BACKEND),
         "FLOWLET_DB_DSN": f"host=127.0.0.1 port={pg.port} dbname={db} user=flowlet",
         "FLOWLET_DB_PASSWORD": pg.password,
-        "FLOWLET_BACKEND_PORT": str(port),
         **extra,
     }
+
+
+def migrate(pg: PgServer, db: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m flowlet_backend.migrate ARGS`` over ``db`` as the app role."""
+    return subprocess.run(  # nosec B603
+        [sys.executable, "-m", "flowlet_backend.migrate", *args],
+        cwd=BACKEND,
+        env=app_env(pg, db),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def migrated(pg: PgServer, db: str) -> str:
+    """Migrate ``db``; what the command printed (stdout and stderr)."""
+    done = migrate(pg, db)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout + done.stderr
+
+
+def launch(pg: PgServer, db: str, log: Path, **extra: str) -> Backend:
+    """The backend on a free port over database ``db`` (migrated first), once its /healthz
+    answers 200."""
+    migrated(pg, db)
+    port = free_port()
+    env = app_env(pg, db, FLOWLET_BACKEND_PORT=str(port), **extra)
     with log.open("wb") as out:
         process = subprocess.Popen(  # nosec B603
             [sys.executable, "-m", "flowlet_backend.app"],
@@ -446,7 +470,9 @@ def test_an_existing_database_gets_the_balance_column_from_its_entries(
     INSERT INTO transactions (from_account, to_account, amount_cents)
       VALUES (NULL, 1, 10000), (1, 2, 2550), (2, 3, 50), (NULL, 3, 1);
     """
-    backend = start_backend(populate=history)
+    db = ledger_pg.create_db(f"ledger_{secrets.token_hex(6)}", history)
+    assert "adopting them" in migrated(ledger_pg, db)
+    backend = start_backend(db=db)
     code, rows, _ = call(backend.url("/api/accounts"))
     assert [(r["name"], r["balance"]) for r in rows] == [
         ("a", "74.50"),
@@ -456,7 +482,8 @@ def test_an_existing_database_gets_the_balance_column_from_its_entries(
     assert backend.query(
         "SELECT count(*) FROM pg_constraint WHERE conname = 'accounts_balance_not_negative'"
     ) == [(1,)]
-    # the new column is then kept up to date, and a restart does not fill it in again
+    # the new column is then kept up to date, and a restart (and its migrate) does not fill it
+    # in again
     assert backend.post("/api/transactions", {"from": 1, "to": 2, "amount": "74.50"})[0] == 201
     backend.stop()
     again = start_backend(db=backend.db)
@@ -465,25 +492,174 @@ def test_an_existing_database_gets_the_balance_column_from_its_entries(
 
 
 def test_an_existing_double_spend_is_reported_and_cannot_be_spent(
-    start_backend: Callable[..., Backend],
+    start_backend: Callable[..., Backend], ledger_pg: PgServer
 ) -> None:
     history = OLD_SCHEMA + """
     INSERT INTO accounts (name) VALUES ('spender'), ('x'), ('y');
     INSERT INTO transactions (from_account, to_account, amount_cents)
       VALUES (NULL, 1, 10000), (1, 2, 10000), (1, 3, 10000);
     """
-    backend = start_backend(populate=history)
-    assert "accounts 1 have a negative balance" in backend.output()
+    db = ledger_pg.create_db(f"ledger_{secrets.token_hex(6)}", history)
+    assert "accounts 1 have a negative balance" in migrated(ledger_pg, db)
+    backend = start_backend(db=db)
     assert backend.balance(1) == -100_00
     code, answer = backend.post("/api/transactions", {"from": 1, "to": 2, "amount": "0.01"})
     assert code == 409, answer
-    # a credit still lands; once the account is whole again, a restart adds the CHECK
+    # a credit still lands; once the account is whole again, the next migrate adds the CHECK
     assert backend.post("/api/deposits", {"to": 1, "amount": "100.00"})[0] == 201
     backend.stop()
     again = start_backend(db=backend.db)
     assert again.query(
         "SELECT count(*) FROM pg_constraint WHERE conname = 'accounts_balance_not_negative'"
     ) == [(1,)]
+
+
+# --- migrations (flowlet_backend/migrate.py) -----------------------------------------------
+
+MIGRATED_SCHEMA = [(1, "0001_accounts_and_transactions"), (2, "0002_account_balance")]
+
+
+def fresh_db(pg: PgServer, populate: str | None = None) -> str:
+    return pg.create_db(f"ledger_{secrets.token_hex(6)}", populate)
+
+
+def versions(pg: PgServer, db: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(host=str(pg.socket_dir), port=pg.port, user="postgres", dbname=db) as conn:
+        return conn.execute("SELECT version, name FROM schema_migrations ORDER BY 1").fetchall()
+
+
+def test_migrate_from_empty_then_again_is_a_no_op(ledger_pg: PgServer) -> None:
+    db = fresh_db(ledger_pg)
+    assert migrate(ledger_pg, db, "--check").returncode == 3
+    first = migrated(ledger_pg, db)
+    assert "applied 0001_accounts_and_transactions" in first
+    assert "applied 0002_account_balance" in first
+    assert versions(ledger_pg, db) == MIGRATED_SCHEMA
+    schema = ledger_pg.schema(db)
+    assert "accounts_balance_not_negative" in schema
+    assert "nothing to do" in migrated(ledger_pg, db)
+    assert ledger_pg.schema(db) == schema
+    check = migrate(ledger_pg, db, "--check")
+    assert (check.returncode, check.stdout.strip()) == (0, "migrate: up to date (2)")
+
+
+def test_migrate_from_0001_applies_only_0002(ledger_pg: PgServer) -> None:
+    at_one = OLD_SCHEMA + """
+    CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,
+                                    applied_at TIMESTAMPTZ NOT NULL DEFAULT now());
+    INSERT INTO schema_migrations (version, name) VALUES (1, '0001_accounts_and_transactions');
+    INSERT INTO accounts (name) VALUES ('a'), ('b');
+    INSERT INTO transactions (from_account, to_account, amount_cents)
+      VALUES (NULL, 1, 500), (1, 2, 125);
+    """
+    db = fresh_db(ledger_pg, at_one)
+    out = migrated(ledger_pg, db)
+    assert "0001" not in out and "applied 0002_account_balance" in out
+    assert "adopting" not in out
+    assert versions(ledger_pg, db) == MIGRATED_SCHEMA
+    with psycopg.connect(
+        host=str(ledger_pg.socket_dir), port=ledger_pg.port, user="postgres", dbname=db
+    ) as conn:
+        rows = conn.execute("SELECT name, balance_cents FROM accounts ORDER BY id").fetchall()
+    assert rows == [("a", 375), ("b", 125)]
+
+
+def test_two_migrates_at_once_one_waits_for_the_lock_the_other_finds_nothing_to_do(
+    ledger_pg: PgServer, tmp_path: Path
+) -> None:
+    db = fresh_db(ledger_pg)
+    logs = [tmp_path / "migrate-a.log", tmp_path / "migrate-b.log"]
+    with psycopg.connect(
+        host=str(ledger_pg.socket_dir), port=ledger_pg.port, user="postgres", dbname=db
+    ) as holder:
+        holder.execute("SELECT pg_advisory_lock(x'466C6F776C6574'::bigint)")
+        runs = []
+        for log in logs:
+            with log.open("w") as out:
+                runs.append(
+                    subprocess.Popen(  # nosec B603
+                        [sys.executable, "-m", "flowlet_backend.migrate"],
+                        cwd=BACKEND,
+                        env=app_env(ledger_pg, db),
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        text=True,
+                    )
+                )
+        wait_until(
+            lambda: all("waiting for it" in log.read_text() for log in logs),
+            60,
+            "both migrates to wait on the advisory lock",
+        )
+        assert versions_or_none(ledger_pg, db) is None  # nothing ran while the lock was held
+        holder.execute("SELECT pg_advisory_unlock(x'466C6F776C6574'::bigint)")
+        codes = [run.wait(timeout=60) for run in runs]
+    outputs = [log.read_text() for log in logs]
+    assert codes == [0, 0], outputs
+    assert sorted("nothing to do" in out for out in outputs) == [False, True], outputs
+    assert sum(out.count("applied 0002") for out in outputs) == 1
+    assert versions(ledger_pg, db) == MIGRATED_SCHEMA
+
+
+def versions_or_none(pg: PgServer, db: str) -> list[tuple[Any, ...]] | None:
+    try:
+        return versions(pg, db)
+    except psycopg.errors.UndefinedTable:
+        return None
+
+
+def test_a_failing_migration_is_rolled_back_whole(ledger_pg: PgServer, tmp_path: Path) -> None:
+    sys.path.insert(0, str(BACKEND))
+    try:
+        from flowlet_backend import migrate as runner
+    finally:
+        sys.path.remove(str(BACKEND))
+    for source in sorted((BACKEND / "flowlet_backend" / "migrations").glob("*.sql")):
+        (tmp_path / source.name).write_text(source.read_text())
+    (tmp_path / "0003_broken.sql").write_text(
+        "ALTER TABLE accounts ADD COLUMN note TEXT;\nSELECT no_such_function();\n"
+    )
+    db = fresh_db(ledger_pg)
+    with psycopg.connect(
+        host="127.0.0.1",
+        port=ledger_pg.port,
+        user="flowlet",
+        password=ledger_pg.password,
+        dbname=db,
+        autocommit=True,
+    ) as conn:
+        with pytest.raises(runner.Failed, match="^0003_broken: function no_such_function"):
+            runner.migrate(conn, lambda line: None, tmp_path)
+        assert runner.current_version(conn) == 2
+        assert conn.execute(
+            "SELECT count(*) FROM pg_attribute WHERE attrelid = 'accounts'::regclass "
+            "AND attname = 'note'"
+        ).fetchone() == (0,)
+        # the lock was released: a later run goes ahead (and fails the same way)
+        with pytest.raises(runner.Failed):
+            runner.migrate(conn, lambda line: None, tmp_path)
+
+
+def test_the_backend_refuses_a_database_that_is_behind(ledger_pg: PgServer) -> None:
+    for populate in (None, OLD_SCHEMA):
+        db = fresh_db(ledger_pg, populate)
+        env = app_env(ledger_pg, db, FLOWLET_BACKEND_PORT=str(free_port()))
+        done = subprocess.run(  # nosec B603
+            [sys.executable, "-m", "flowlet_backend.app"],
+            cwd=BACKEND,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 2
+        assert done.stdout == ""
+        assert done.stderr == (
+            "flowlet-backend: the database schema is at version 0, this backend needs 2: "
+            "run python -m flowlet_backend.migrate\n"
+        )
+        tables = [] if populate is None else ["public.accounts", "public.transactions"]
+        assert ledger_pg.tables(db) == tables  # the backend changed nothing
 
 
 # --- the frontend's proxy -------------------------------------------------------------------

@@ -39,11 +39,14 @@ def get_manifest_argv(t: Target) -> list[str]:
     return helm(t.context, "get", "manifest", "--namespace", t.namespace, "--", t.release)
 
 
-def template_argv(t: Target, chart: ChartInputs) -> list[str]:
-    """``helm template``: local rendering, no cluster (no context needed, none passed)."""
+def template_argv(t: Target, chart: ChartInputs, *, hooks: bool = True) -> list[str]:
+    """``helm template``: local rendering, no cluster (no context needed, none passed).
+    ``hooks=False`` (``--no-hooks``) renders what ``helm get manifest`` shows of a release:
+    hooks (the migration Job) are not part of it."""
     return [
         "helm",
         "template",
+        *([] if hooks else ["--no-hooks"]),
         "--namespace",
         t.namespace,
         *chart.values_args(),

@@ -36,7 +36,7 @@ def show_diff(
             )
         return result.exited == 2
     note("helm-diff plugin not installed: comparing helm template with helm get manifest")
-    rendered = run(c, commands.template_argv(target, chart), hide=True, warn=True)
+    rendered = run(c, commands.template_argv(target, chart, hooks=False), hide=True, warn=True)
     current = run(c, commands.get_manifest_argv(target), hide=True, warn=True)
     if is_dry(c):
         return False

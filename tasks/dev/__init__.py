@@ -64,11 +64,25 @@ def restart(c: Context, name: str | None = None) -> None:
 
 
 @task
+def migrate(c: Context) -> None:
+    """Run the oneshot process `migrate` (the schema migrations) to completion, showing its output.
+
+    What it needs (the database) is started first when it does not run (and keeps running).
+    Its exit code decides: anything but 0 fails with one line naming its log. dev.start runs
+    it too, before the processes whose `after` names it (the backend).
+    """
+    from tasks.dev import run
+
+    run.run_oneshot(c, name="migrate", task="dev.migrate")
+
+
+@task
 def status(c: Context) -> None:
     """Show the stack's processes and their health; exit 1 if any is not up.
 
     Columns: name, pid, port, state (up, unhealthy (HTTP 503 ...), restarting, exited with
-    code N / killed by SIGNAL, failed, starting, stale, stopped), restarts and uptime.
+    code N / killed by SIGNAL, failed, starting, stale, stopped; a oneshot: completed 5m ago
+    (exit 0), failed 5m ago: exited with code 1, running, not run yet), restarts and uptime.
     """
     from tasks.dev import report
 
@@ -96,4 +110,4 @@ def logs(
     report.logs(c, name=name, follow=follow, lines=lines)
 
 
-ns = Collection("dev", start, stop, restart, status, logs)
+ns = Collection("dev", start, stop, restart, migrate, status, logs)

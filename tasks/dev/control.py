@@ -18,7 +18,7 @@ from tasks.core.errors import OpsError
 from tasks.dev import launch, pidfiles, procs
 from tasks.dev.order import stop_order
 from tasks.dev.plan import load_stack
-from tasks.dev.run import child_pid, environments, live_records, say, start
+from tasks.dev.run import child_pid, environments, live_records, run_oneshot, say, start
 
 
 def stop(c: Context, *, name: str | None) -> None:
@@ -81,11 +81,17 @@ def restart(c: Context, *, name: str | None) -> None:
     missing = [n for n in names if n not in live]
     if runner.is_dry(c):
         for n in names:
-            say(f"dev.restart: would {'restart' if n in live else 'start'} {n}")
+            verb = "run" if stack.spec(n).oneshot else "restart" if n in live else "start"
+            say(f"dev.restart: would {verb} {n}")
         return
     envs = environments(stack, [n for n in names if n in live])
-    for n in [n for n in names if n in live]:
+    for n in names:
         spec = stack.spec(n)
+        if n not in live and spec.oneshot:  # in start order: migrate before the backend
+            run_oneshot(c, name=n, task="dev.restart")
+            continue
+        if n not in live:
+            continue
         before = pidfiles.read_state(stack.run_dir, n)
         payload = launch.keeper_spec(stack, spec, envs[n], live[n].run_id)
         pidfiles.write_json(stack.run_dir / f"{n}.next.json", payload)
@@ -110,6 +116,6 @@ def restart(c: Context, *, name: str | None) -> None:
             f"dev.restart: {n} restarted in {time.monotonic() - began:.1f}s "
             f"(pid {child_pid(state)})"
         )
-    for n in missing:
+    for n in [n for n in missing if not stack.spec(n).oneshot]:
         say(f"dev.restart: {n} was not running: starting it")
         start(c, detach=True, name=n)

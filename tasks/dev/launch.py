@@ -113,6 +113,20 @@ def how_it_ended(state: Mapping[str, Any]) -> str:
     return text
 
 
+def completed(state: Mapping[str, Any]) -> bool:
+    """A oneshot's state file says it exited with code 0."""
+    return state.get("state") == "exited" and (state.get("last_exit") or {}).get("code") == 0
+
+
+def forget(stack: Stack, spec: ProcessSpec) -> None:
+    """Drop the record of a process that no longer runs; a oneshot keeps its state file (how
+    its last run ended, for ``dev.status``)."""
+    if spec.oneshot:
+        pidfiles.record_path(stack.run_dir, spec.name).unlink(missing_ok=True)
+    else:
+        pidfiles.remove_record(stack.run_dir, spec.name)
+
+
 def start_processes(
     stack: Stack,
     names: list[str],
@@ -126,7 +140,8 @@ def start_processes(
     running: frozenset[str] = frozenset(),
 ) -> None:
     """Start ``names`` (each once its ``after`` processes are ready or already ``running``)
-    and wait for each to be ready. Every keeper lands in ``started`` at once and is recorded
+    and wait for each to be ready (a oneshot: to have exited 0; it is then forgotten, its
+    state file kept, and marked ``done``). Every keeper lands in ``started`` at once and is recorded
     under ``.flowlet/run``, so the caller can stop them on any failure. Raises StartFailure."""
     pending = [stack.spec(n) for n in names]
     ready = set(running)
@@ -143,9 +158,19 @@ def start_processes(
             state, data = keeper_outcome(stack, item)
             if state == "gone":
                 raise StartFailure(name, "could not be started: its keeper exited")
+            elapsed = time.monotonic() - item.began
+            if item.spec.oneshot and completed(data):
+                item.keeper.wait()
+                forget(stack, item.spec)
+                item.ready, item.done = True, "completed"
+                ready.add(name)
+                on_ready(item, elapsed)
+                continue
+            if item.spec.oneshot and state in FINAL_STATES:
+                item.done = "failed"
+                raise StartFailure(name, how_it_ended(data))
             if state in FINAL_STATES:
                 raise StartFailure(name, f"{how_it_ended(data)} before it was ready")
-            elapsed = time.monotonic() - item.began
             if state == "running" and health.check(item.spec)[0]:
                 item.ready = True
                 ready.add(name)
@@ -190,5 +215,5 @@ def stop_started(stack: Stack, started: Mapping[str, Started]) -> list[str]:
         except subprocess.TimeoutExpired:
             item.keeper.kill()
             item.keeper.wait()
-        pidfiles.remove_record(stack.run_dir, item.spec.name)
+        forget(stack, item.spec)
     return killed

@@ -40,7 +40,7 @@ class ProcessSpec:
     cwd: Path
     host: str
     port: int
-    ready: str  # "postgres" | "http" | "port"
+    ready: str  # "postgres" | "http" | "port" | "exit0" (a oneshot: exited with code 0)
     health_url: str = ""
     env: Mapping[str, str] = field(default_factory=dict)
     env_file_keys: tuple[str, ...] = ()
@@ -54,6 +54,10 @@ class ProcessSpec:
     @property
     def port_key(self) -> str:
         return f"dev.processes.{self.name}.port"
+
+    @property
+    def oneshot(self) -> bool:
+        return self.ready == "exit0"
 
 
 @dataclass(frozen=True)
@@ -200,6 +204,7 @@ def build_stack(
         key = f"dev.processes.{name}"
         variables = {**common, "host": raw.host, "port": raw.port}
         health = expand(raw.health_url, variables, source=f"{key}.health_url")
+        health = "" if raw.kind == "oneshot" else health
         specs.append(
             ProcessSpec(
                 name=name,
@@ -207,7 +212,7 @@ def build_stack(
                 cwd=raw.cwd,
                 host=raw.host,
                 port=raw.port,
-                ready="http" if health else "port",
+                ready="exit0" if raw.kind == "oneshot" else "http" if health else "port",
                 health_url=health,
                 env={k: expand(v, variables, source=f"{key}.env.{k}") for k, v in raw.env.items()},
                 env_file_keys=tuple(raw.env_file_keys),
@@ -289,6 +294,8 @@ def process_env(
 
 
 def readiness(spec: ProcessSpec) -> str:
+    if spec.oneshot:
+        return "its exit with code 0"
     if spec.ready == "http":
         return f"HTTP 200 from {spec.health_url}"
     if spec.ready == "postgres":

@@ -70,12 +70,37 @@ def process_state(
     return ("up" if healthy else f"unhealthy ({why})"), pid, uptime
 
 
-def status_rows(stack: Stack) -> list[tuple[str, ...]]:
+def oneshot_state(record: pidfiles.Record | None, state: Mapping[str, Any], now: float) -> str:
+    """A oneshot's state: running, when its last run ended and how, or ``not run yet``."""
+    from tasks.dev.launch import completed
+
+    if record is not None and record.keeper.state() == "running":
+        return "running"
+    last = state.get("last_exit") or {}
+    if not last:
+        return "not run yet"
+    ago = procs.format_duration(max(0.0, now - float(last.get("at", now))))
+    if completed(state):
+        return f"completed {ago} ago (exit 0)"
+    return f"failed {ago} ago: {ended(state)}"
+
+
+def is_up(row: Sequence[str]) -> bool:
+    """``up``, or a oneshot that is running or whose last run exited 0."""
+    return row[3] == "up" or row[3] == "running" or row[3].startswith("completed ")
+
+
+def status_rows(stack: Stack, now: float | None = None) -> list[tuple[str, ...]]:
     records = {r.name: r for r in pidfiles.read_records(stack.run_dir)}
     specs = {s.name: s for s in stack.processes}
     rows: list[tuple[str, ...]] = []
     for name in [*specs, *(n for n in records if n not in specs)]:
         spec, record = specs.get(name), records.get(name)
+        if spec is not None and spec.oneshot:
+            state = pidfiles.read_state(stack.run_dir, name)
+            text = oneshot_state(record, state, time.time() if now is None else now)
+            rows.append((name, "-", "-", text, str(state.get("restarts", "-")), "-"))
+            continue
         state = pidfiles.read_state(stack.run_dir, name) if record else {}
         text, pid, uptime = process_state(spec, record, state)
         port = spec.port if spec else (record.port if record else 0)
@@ -103,7 +128,7 @@ def status(c: Context) -> None:
     holder = locks.holder(stack.lock_path)
     if holder:
         print(f"supervisor: {locks.describe_holder(holder)}")
-    down = [row[0] for row in rows if row[3] != "up"]
+    down = [row[0] for row in rows if not is_up(row)]
     if down:
         raise OpsError(f"dev.status: not up: {', '.join(down)}")
 

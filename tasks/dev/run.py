@@ -105,11 +105,19 @@ def preflight(c: Context, stack: Stack, names: list[str]) -> None:
         spec = stack.spec(name)
         if not spec.cwd.is_dir():
             raise OpsError(f"dev.processes.{name}.cwd: {spec.cwd} is not a directory")
-        if health.port_in_use(spec.host, spec.port):
+        if not spec.oneshot and health.port_in_use(spec.host, spec.port):
             raise OpsError(
                 f"dev.start: port {spec.port} ({name}) is already in use; stop what listens "
                 f"there or set {stack.port_key(spec)}"
             )
+
+
+def oneshots_when_needed(stack: Stack, todo: list[str], name: str | None) -> list[str]:
+    """``todo`` without the oneshots no process being started needs (a completed migrate is
+    not run again by a ``dev.start`` that finds the services running), unless named."""
+    services = [n for n in todo if not stack.spec(n).oneshot]
+    needed = set(with_dependencies(stack, services)) | {name}
+    return [n for n in todo if not stack.spec(n).oneshot or n in needed]
 
 
 def start(c: Context, *, detach: bool, name: str | None) -> None:
@@ -119,7 +127,11 @@ def start(c: Context, *, detach: bool, name: str | None) -> None:
     if runner.is_dry(c):
         for item in wanted:
             spec = stack.spec(item)
-            say(f"dev.start: would start {item}: {runner.render(spec.argv)} (in {spec.cwd})")
+            verb, until = (
+                ("run", "; a oneshot: until it exits 0") if spec.oneshot else ("start", "")
+            )
+            argv = runner.render(spec.argv)
+            say(f"dev.start: would {verb} {item}: {argv} (in {spec.cwd}{until})")
         return
     writable(stack)
     hint = "it supervises the stack: stop it there with Ctrl-C, or run inv dev.stop"
@@ -127,14 +139,39 @@ def start(c: Context, *, detach: bool, name: str | None) -> None:
         live, notes = live_records(stack)
         for note in notes:
             say(f"dev.start: {note}")
-        todo = [n for n in wanted if n not in live]
+        todo = oneshots_when_needed(stack, [n for n in wanted if n not in live], name)
         if not todo:
-            which = ", ".join(f"{n} (pid {live[n].pid})" for n in wanted)
+            which = ", ".join(f"{n} (pid {live[n].pid})" for n in wanted if n in live)
             say(f"dev.start: already running: {which}; see inv dev.status")
             return
         preflight(c, stack, todo)
         envs = environments(stack, todo)
         launch_and_supervise(stack, todo, envs, detach=detach, running=frozenset(live))
+
+
+def run_oneshot(c: Context, *, name: str, task: str) -> None:
+    """Run the oneshot ``name`` to completion, in the foreground (``dev.migrate``, and
+    ``dev.restart`` for a oneshot). With what it needs already running, no supervisor lock is
+    taken (it starts nothing that keeps running); otherwise as ``dev.start --detach --name``."""
+    from tasks.core.errors import ConfigError
+
+    stack = load_stack(c, name=name)
+    spec = stack.spec(name)
+    if not spec.oneshot:
+        raise ConfigError(f"dev.processes.{name}.kind: {task} runs a oneshot; {name} is not one")
+    live, _ = live_records(stack)
+    needed = [n for n in with_dependencies(stack, [name]) if n != name and n not in live]
+    if needed:
+        say(f"{task}: starting {', '.join(needed)} first (they keep running)")
+        start(c, detach=True, name=name)
+        return
+    if runner.is_dry(c):
+        say(f"{task}: would run {name}: {runner.render(spec.argv)} (in {spec.cwd})")
+        return
+    writable(stack)
+    preflight(c, stack, [name])
+    envs = environments(stack, [name])
+    launch_and_supervise(stack, [name], envs, detach=False, running=frozenset(live), task=task)
 
 
 def launch_and_supervise(
@@ -144,15 +181,22 @@ def launch_and_supervise(
     *,
     detach: bool,
     running: frozenset[str],
+    task: str = "dev.start",
 ) -> None:
     run_id = f"{int(time.time())}-{os.getpid()}"
     follower = None if detach else logfiles.LogFollower({n: stack.log_path(n) for n in todo})
 
+    reported: dict[str, int] = {}
+
     def tick() -> None:
-        if follower is not None:
+        if follower is not None:  # the foreground: logs and restarts as they happen
             follower.poll(lambda line: say(line.rstrip("\n")))
+            report_restarts(stack, started, reported)
 
     def on_ready(item: launch.Started, elapsed: float) -> None:
+        if item.spec.oneshot:
+            say(f"{task}: {item.spec.name} completed in {elapsed:.1f}s (exit 0)")
+            return
         child = pidfiles.child_of(pidfiles.read_state(stack.run_dir, item.spec.name))
         pid = child.pid if child else item.keeper.pid
         say(f"dev.start: {item.spec.name} ready in {elapsed:.1f}s (pid {pid}, {where(item.spec)})")
@@ -170,20 +214,25 @@ def launch_and_supervise(
             tick=tick,
             running=running,
         )
-        if detach:
+        if detach or all(item.done for item in started.values()):
             for item in started.values():
-                item.keeper.returncode = 0  # not ours to reap: it outlives us by design
-            say(f"dev.start: all ready; logs in {stack.log_dir}; stop with inv dev.stop")
+                if item.keeper.returncode is None:
+                    item.keeper.returncode = 0  # not ours to reap: it outlives us by design
+            if all(item.done for item in started.values()):
+                say(f"{task}: done; log: {stack.log_path(todo[-1])}")
+            else:
+                say(f"dev.start: all ready; logs in {stack.log_dir}; stop with inv dev.stop")
             return
         say("dev.start: all ready; Ctrl-C stops everything")
         supervise(stack, started, tick)
     except launch.StartFailure as failure:
         for line in logfiles.run_tail(stack.log_path(failure.name), run_id, stack.log_lines):
             say(f"{failure.name} | {line}", err=True)
+        left = still_running(started)
         launch.stop_started(stack, started)
-        stopped = ", ".join(started)
+        stopped = f"; stopped {', '.join(left)}" if left else ""
         log = stack.log_path(failure.name)
-        raise OpsError(f"dev.start: {failure.name} {failure.reason}; stopped {stopped}; log: {log}")
+        raise OpsError(f"{task}: {failure.name} {failure.reason}{stopped}; log: {log}")
     except KeyboardInterrupt as interrupt:
         if getattr(interrupt, "signum", 0) == 1:  # SIGHUP: the terminal is probably gone
             say("dev.start: hangup: stopping the stack")
@@ -194,22 +243,42 @@ def launch_and_supervise(
             follower.close()
 
 
+def still_running(started: Mapping[str, launch.Started]) -> list[str]:
+    """What there is to stop: not the oneshots that have ended (completed or failed)."""
+    return [n for n, i in started.items() if not (i.spec.oneshot and i.done)]
+
+
 def stop_interrupted(stack: Stack, started: Mapping[str, launch.Started]) -> None:
     """Stop everything after Ctrl-C/SIGTERM/SIGHUP; a second signal does not cut it short."""
     import signal
 
     saved = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
+        names = stop_order(stack, still_running(started))
         launch.stop_started(stack, started)
-        say(f"dev.start: stopped {', '.join(stop_order(stack, list(started))) or 'nothing'}")
+        say(f"dev.start: stopped {', '.join(names) or 'nothing'}")
     finally:
         for sig, old in saved.items():
             signal.signal(sig, old)
 
 
+def report_restarts(
+    stack: Stack, started: Mapping[str, launch.Started], reported: dict[str, int]
+) -> None:
+    """Say each restart once (a restart policy's or dev.restart's), while starting too."""
+    for name, item in started.items():
+        if item.done:
+            continue
+        state, data = launch.keeper_outcome(stack, item)
+        restarts = int(data.get("restarts", 0))
+        if state == "running" and restarts > reported.get(name, 0):
+            reported[name] = restarts
+            say(f"dev.start: {name} restarted (restart {restarts}, pid {child_pid(data)})")
+
+
 def supervise(stack: Stack, started: dict[str, launch.Started], tick: Any) -> None:
-    """Follow the logs; report restarts; fail when a process ends that was not asked to."""
-    seen: dict[str, tuple[str, int]] = {}
+    """Follow the logs and report restarts (``tick``); fail when a process ends that was not
+    asked to."""
     while True:
         tick()
         for name, item in started.items():
@@ -218,10 +287,6 @@ def supervise(stack: Stack, started: dict[str, launch.Started], tick: Any) -> No
             if not pidfiles.record_path(stack.run_dir, name).exists():
                 item.done = "stopped by inv dev.stop"
             state, data = launch.keeper_outcome(stack, item)
-            now = (state, int(data.get("restarts", 0)))
-            if not item.done and seen.get(name, ("running", 0)) != now and state == "running":
-                say(f"dev.start: {name} restarted (restart {now[1]}, pid {child_pid(data)})")
-            seen[name] = now
             if item.keeper.poll() is None and not item.done:
                 continue
             if state == "stopped" or item.done:

@@ -2,7 +2,9 @@
 
 Relative paths are relative to the project root. Strings in process commands, env values and
 health URLs may use ``{python} {root} {host} {port} {db_host} {db_port} {db_name} {db_user}``
-and ``{<process>_port}``. Each process receives only the ``.env.local`` keys listed in its
+and ``{<process>_port}``. A process of ``kind: oneshot`` (``migrate``: the example's schema
+migrations) runs to completion: those naming it in ``after`` start once it exited 0, and a
+failure stops ``dev.start``. Each process receives only the ``.env.local`` keys listed in its
 ``env_file_keys`` (least privilege: the frontend gets none of the database secrets).
 """
 
@@ -30,6 +32,7 @@ HOST = r"^[A-Za-z0-9_.:-]+$"
 PROCESS_NAME = r"^[a-z][a-z0-9_-]{0,30}$"
 PROCESS_DESC = "a process name (lowercase letters, digits, '-', '_'; at most 31 characters)"
 RESTART_POLICIES = ("no", "on-failure", "always")
+KINDS = ("service", "oneshot")
 
 
 class RestartPolicy(Choice):
@@ -56,7 +59,7 @@ PROCESS = Section(
         "after": List(
             [],
             Str(pattern=PROCESS_NAME, desc=PROCESS_DESC),
-            "processes that must be ready before this one starts",
+            "processes that must be ready (a oneshot: have exited 0) before this one starts",
         ),
         "env": Map(
             Str(),
@@ -70,6 +73,12 @@ PROCESS = Section(
         "restart": RestartPolicy("no", RESTART_POLICIES, "when it exits: no, on-failure or always"),
         "max_restarts": Int(3, "restarts in a row before giving up", minimum=0, maximum=1000),
         "backoff": Float(1.0, "seconds before the first restart (doubles, at most 30)", above=0),
+        "kind": Choice(
+            "service",
+            KINDS,
+            "service (keeps running, ready by its health check) or oneshot (must exit 0; "
+            "its host, port and health_url are not used)",
+        ),
     },
     "a process of the stack",
 )
@@ -109,6 +118,12 @@ def _after_graph(processes: dict[str, Any]) -> None:
 
 def _check_dev(settings: Any, where: Any) -> None:
     _after_graph(dict(settings.processes))
+    for name, spec in settings.processes.items():
+        if spec.kind == "oneshot" and spec.restart == "always":
+            raise ConfigError(
+                f"dev.processes.{name}.restart: 'always' would run the oneshot {name} again "
+                "after each success; valid for kind oneshot: no, on-failure"
+            )
 
 
 SCHEMA = Section(
@@ -143,13 +158,26 @@ SCHEMA = Section(
         "processes": Map(
             PROCESS,
             {
+                "migrate": {
+                    **PROCESS.defaults(),
+                    "kind": "oneshot",
+                    "command": ["{python}", "-m", "flowlet_backend.migrate"],
+                    "cwd": "examples/backend",
+                    "after": [DB_NAME],
+                    "env": {
+                        "FLOWLET_DB_DSN": (
+                            "host={db_host} port={db_port} dbname={db_name} user={db_user}"
+                        ),
+                    },
+                    "env_file_keys": ["FLOWLET_DB_PASSWORD"],
+                },
                 "backend": {
                     **PROCESS.defaults(),
                     "command": ["{python}", "-m", "flowlet_backend.app"],
                     "cwd": "examples/backend",
                     "port": 8000,
                     "health_url": "http://{host}:{port}/healthz",
-                    "after": [DB_NAME],
+                    "after": [DB_NAME, "migrate"],
                     "env": {
                         "FLOWLET_BACKEND_HOST": "{host}",
                         "FLOWLET_BACKEND_PORT": "{port}",

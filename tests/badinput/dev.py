@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from tests.badinput import case
 
-VALID_NAMES = r"valid: db, backend, frontend$"
+VALID_NAMES = r"valid: db, migrate, backend, frontend$"
 FILE_NOT_DIR = (
     r"valid: a directory \(relative paths are relative to the project "
     r"root\); \S+ is not a directory$"
@@ -55,7 +55,7 @@ CASES = [
         "dev.logs",
         "--name",
         "api",
-        expect=r"^--name: 'api' is not valid; valid: db, backend, frontend",
+        expect=r"^--name: 'api' is not valid; valid: db, migrate, backend, frontend",
         id="logs-name",
     ),
     case(
@@ -102,6 +102,29 @@ CASES = [
     ),
     case(
         "dev.status",
+        config="dev: {processes: {migrate: {kind: once}}}\n",
+        expect=(
+            r"^dev\.processes\.migrate\.kind: 'once' is not valid .*; " r"valid: service, oneshot$"
+        ),
+        id="process-kind",
+    ),
+    case(
+        "dev.start",
+        config="dev: {processes: {migrate: {restart: always}}}\n",
+        expect=(
+            r"^dev\.processes\.migrate\.restart: 'always' would run the oneshot migrate again "
+            r"after each success; valid for kind oneshot: no, on-failure$"
+        ),
+        id="oneshot-restart-always",
+    ),
+    case(
+        "dev.migrate",
+        config="dev: {processes: {migrate: {kind: service}}}\n",
+        expect=r"^dev\.processes\.migrate\.kind: dev\.migrate runs a oneshot; migrate is not one$",
+        id="migrate-not-oneshot",
+    ),
+    case(
+        "dev.status",
         config="dev: {processes: {backend: {max_restarts: -1}}}\n",
         expect=(
             r"^dev\.processes\.backend\.max_restarts: -1 is not valid .*; valid: an "
@@ -120,7 +143,7 @@ CASES = [
         config="dev: {processes: {backend: {after: [cache]}}}\n",
         expect=(
             r"^dev\.processes\.backend\.after: unknown process 'cache'; valid: "
-            r"backend, db, frontend$"
+            r"backend, db, frontend, migrate$"
         ),
         id="after-unknown",
     ),

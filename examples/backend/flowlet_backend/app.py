@@ -23,6 +23,9 @@ password comes from PGPASSWORD/PGPASSFILE or FLOWLET_DB_PASSWORD, never the DSN 
 FLOWLET_BACKEND_HOST (default 127.0.0.1), FLOWLET_BACKEND_PORT (default 8000) and
 FLOWLET_DEPOSIT_TOKEN (the bearer token deposits need; without it, deposits are open only on
 a loopback host).
+
+The schema is migrate.py's: at startup the backend checks the database's schema version and,
+when it is behind, exits 2 with one line naming ``python -m flowlet_backend.migrate``.
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import psycopg
-from flowlet_backend import ledger
+from flowlet_backend import ledger, migrate
+from flowlet_backend.db import connect
 from flowlet_backend.ledger import Refused, format_cents
 
 AMOUNT = re.compile(r"^(0|[1-9][0-9]{0,12})(?:\.([0-9]{1,2}))?$")
@@ -116,18 +120,17 @@ class Metrics:
         return "\n".join(lines) + "\n"
 
 
-def connect() -> psycopg.Connection[Any]:
-    dsn = os.environ.get("FLOWLET_DB_DSN", "")
-    password = os.environ.get("FLOWLET_DB_PASSWORD")
-    kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": 5}
-    if password:
-        kwargs["password"] = password
-    return psycopg.connect(dsn, **kwargs)
-
-
-def create_schema() -> None:
-    with connect() as conn:
-        ledger.create_schema(conn)
+def schema_refusal() -> str | None:
+    """Why this backend must not serve the database (its schema is behind), or None. The
+    backend never changes the schema itself: ``python -m flowlet_backend.migrate`` does."""
+    try:
+        with connect() as conn:
+            return migrate.behind(conn)
+    except psycopg.Error as exc:
+        lines = str(exc).strip().splitlines()
+        return f"cannot read the schema version: {lines[0] if lines else type(exc).__name__}"
+    except (OSError, ValueError) as exc:  # the migrations directory
+        return f"cannot read the migrations: {exc}"
 
 
 @dataclass(frozen=True)
@@ -389,7 +392,10 @@ class Server(ThreadingHTTPServer):
 def main() -> int:
     host = os.environ.get("FLOWLET_BACKEND_HOST", "127.0.0.1")
     port = int(os.environ.get("FLOWLET_BACKEND_PORT", "8000"))
-    create_schema()
+    refusal = schema_refusal()
+    if refusal is not None:
+        print(f"flowlet-backend: {refusal}", file=sys.stderr, flush=True)
+        return 2
     Handler.metrics = Metrics()
     Handler.deposits = DepositPolicy.from_environment(host)
     server = Server((host, port), Handler)

@@ -1,4 +1,5 @@
-"""The ledger's schema and its money movements, over one psycopg connection.
+"""The ledger's money movements, over one psycopg connection (its schema: ``migrations/``,
+applied by ``python -m flowlet_backend.migrate``).
 
 Each account carries its balance (``accounts.balance_cents``); every movement changes the
 balances and inserts its ledger entry (``transactions``) in one database transaction. A debit is
@@ -13,47 +14,15 @@ All SQL is constant text; values travel as parameters.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import psycopg
 
-# One key for pg_advisory_xact_lock: two backends starting together migrate one after the other.
-SCHEMA_LOCK = 0x466C6F776C6574  # "Flowlet"
 NON_NEGATIVE = "accounts_balance_not_negative"
-
-SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS accounts (
-    id BIGSERIAL PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    balance_cents BIGINT NOT NULL DEFAULT 0 CONSTRAINT {NON_NEGATIVE} CHECK (balance_cents >= 0),
-    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
-);
-CREATE TABLE IF NOT EXISTS transactions (
-    id BIGSERIAL PRIMARY KEY,
-    from_account BIGINT REFERENCES accounts(id),
-    to_account BIGINT NOT NULL REFERENCES accounts(id),
-    amount_cents BIGINT NOT NULL CHECK (amount_cents > 0),
-    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
-);
-CREATE INDEX IF NOT EXISTS transactions_to_idx ON transactions (to_account);
-CREATE INDEX IF NOT EXISTS transactions_from_idx ON transactions (from_account);
-"""
-
-# What the entries say each balance is (sum(bigint) is numeric: cast back, exact).
-ENTRIES_BALANCE = """
-COALESCE((SELECT sum(amount_cents) FROM transactions WHERE to_account = a.id), 0)::bigint
-- COALESCE((SELECT sum(amount_cents) FROM transactions WHERE from_account = a.id), 0)::bigint
-"""
-HAS_BALANCE_COLUMN = (
-    "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('accounts') "
-    "AND attname = 'balance_cents' AND NOT attisdropped)"
-)
 HAS_NON_NEGATIVE = (
     "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass('accounts') "
     "AND conname = %s)"
 )
-BACKFILL = f"UPDATE accounts a SET balance_cents = {ENTRIES_BALANCE}"  # nosec B608  # constant
 LOCK_BOTH = "SELECT id, balance_cents FROM accounts WHERE id IN (%s, %s) ORDER BY id FOR UPDATE"
 DEBIT = (
     "UPDATE accounts SET balance_cents = balance_cents - %(cents)s "
@@ -86,38 +55,22 @@ def format_cents(cents: int) -> str:
     return f"{sign}{whole}.{part:02d}"
 
 
-def create_schema(conn: psycopg.Connection[Any]) -> None:
-    """Create the tables, or bring an existing database up to date: an ``accounts`` table from
-    before the balance column gets it, filled from its ledger entries (once, under a lock)."""
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-        if conn.execute("SELECT to_regclass('accounts') IS NOT NULL").fetchone() == (True,):
-            if conn.execute(HAS_BALANCE_COLUMN).fetchone() == (False,):
-                conn.execute(
-                    "ALTER TABLE accounts ADD COLUMN balance_cents BIGINT NOT NULL DEFAULT 0"
-                )
-                if conn.execute("SELECT to_regclass('transactions') IS NOT NULL").fetchone() == (
-                    True,
-                ):
-                    conn.execute(BACKFILL)
-        conn.execute(SCHEMA)
-        if conn.execute(HAS_NON_NEGATIVE, (NON_NEGATIVE,)).fetchone() == (False,):
-            negative = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT id FROM accounts WHERE balance_cents < 0 ORDER BY id"
-                ).fetchall()
-            ]
-            if negative:
-                print(
-                    f"flowlet-backend: accounts {', '.join(map(str, negative))} have a negative "
-                    f"balance (recorded before the balance column): {NON_NEGATIVE} is added once "
-                    "they are corrected; they cannot be debited meanwhile",
-                    file=sys.stderr,
-                    flush=True,
-                )
-            else:
-                conn.execute(ADD_NON_NEGATIVE)
+def non_negative(conn: psycopg.Connection[Any]) -> str | None:
+    """Add the CHECK that keeps balances at or above zero (run by the migrate command, under
+    its lock). While accounts have a negative balance (recorded before the balance column),
+    it is not added: a warning naming them is returned, and the next migrate tries again;
+    those accounts cannot be debited meanwhile (the debit's own condition)."""
+    if conn.execute(HAS_NON_NEGATIVE, (NON_NEGATIVE,)).fetchone() == (True,):
+        return None
+    rows = conn.execute("SELECT id FROM accounts WHERE balance_cents < 0 ORDER BY id").fetchall()
+    if rows:
+        return (
+            f"accounts {', '.join(str(r[0]) for r in rows)} have a negative balance (recorded "
+            f"before the balance column): {NON_NEGATIVE} is added once they are corrected; "
+            "they cannot be debited meanwhile"
+        )
+    conn.execute(ADD_NON_NEGATIVE)
+    return None
 
 
 def balances(conn: psycopg.Connection[Any]) -> list[tuple[int, str, int]]:
