@@ -507,7 +507,7 @@ def test_amounts_are_parsed_exactly(body: dict[str, object], cents: int) -> None
 )
 def test_bad_amounts_are_refused(body: dict[str, object], message: str) -> None:
     app = ledger()
-    with pytest.raises(app.BadRequest, match=message):  # type: ignore[attr-defined]
+    with pytest.raises(app.Refused, match=message):  # type: ignore[attr-defined]
         app.parse_amount(body)  # type: ignore[attr-defined]
 
 

@@ -151,7 +151,11 @@ def test_setup_feeds_the_secrets_on_stdin_only(
     manifest = json.loads(c.stdin[applies[0]])
     assert manifest["metadata"] == {"name": "alertmanager-receivers", "namespace": "monitoring"}
     assert manifest["stringData"]["pager"] == PAGER
-    upgrade = next(cmd for cmd, _, _ in c.calls if "upgrade --install kube-prometheus-stack" in cmd)
+    upgrade = next(
+        cmd
+        for cmd, _, _ in c.calls
+        if " upgrade --install " in cmd and " -- kube-prometheus-stack " in cmd
+    )
     assert "alertmanager.alertmanagerSpec.secrets=" in upgrade and "url_file" in upgrade
     for command, _, _ in c.calls:
         assert not any(secret in command for secret in SECRETS.values()), command
