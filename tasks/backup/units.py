@@ -129,10 +129,7 @@ def plan_units(
     if to:
         commands.append((*inv, "backup.prune", *select, "--from", to))
     env_file = sched.env_dir / f"{name}.env"
-    writable = [str(settings.output_dir)]  # the backups and the manifest (created now)
-    writable += [f"-{textfile}"] if textfile else []  # "-": not an error while it is missing
-    if destination_config is not None:  # rclone may refresh tokens in its config file
-        writable.append(f"-{destination_config.parent}")
+    writable = _writable(settings, textfile, destination_config)
     execs = [f"ExecStart=-{' '.join(systemd_quote(a) for a in run)}"]
     execs += [f"ExecStart={' '.join(systemd_quote(a) for a in cmd)}" for cmd in commands[1:]]
     service = _service_text(
@@ -147,9 +144,7 @@ def plan_units(
     timer = _timer_text(
         f"Flowlet backup of {target.label} ({on_calendar})", name, on_calendar, sched
     )
-    env_text = "".join(env_line(k, v) for k, v in sorted(env_values.items()))
-    shown = "".join(f"{k}=<from ${k}>\n" for k in sorted(env_values))
-    return Units(name, service, timer, env_file, env_text, shown, tuple(commands))
+    return Units(name, service, timer, env_file, *_env_texts(env_values), tuple(commands))
 
 
 def plan_drill_units(
@@ -176,10 +171,7 @@ def plan_drill_units(
     drill = [*inv_argv(config_file), "backup.drill", *select, *metrics]
     commands = [tuple(drill)] + ([(*drill, "--from", to)] if to else [])
     env_file = sched.env_dir / f"{name}.env"
-    writable = [str(settings.output_dir)]  # evidence, fetched copies, restore work dirs
-    writable += [f"-{textfile}"] if textfile else []
-    if destination_config is not None:
-        writable.append(f"-{destination_config.parent}")
+    writable = _writable(settings, textfile, destination_config)
     execs = [
         f"ExecStart={'' if i == len(commands) - 1 else '-'}"
         + " ".join(systemd_quote(a) for a in cmd)
@@ -197,9 +189,24 @@ def plan_drill_units(
     timer = _timer_text(
         f"Flowlet restore drill of {target.label} ({on_calendar})", name, on_calendar, sched
     )
-    env_text = "".join(env_line(k, v) for k, v in sorted(env_values.items()))
-    shown = "".join(f"{k}=<from ${k}>\n" for k in sorted(env_values))
-    return Units(name, service, timer, env_file, env_text, shown, tuple(commands))
+    return Units(name, service, timer, env_file, *_env_texts(env_values), tuple(commands))
+
+
+def _writable(settings: Any, textfile: Path | None, destination_config: Path | None) -> list[str]:
+    """ReadWritePaths=: the output directory (backups, manifest, drill evidence, work dirs),
+    the textfile (``-``: not an error while it is missing) and the rclone config's directory
+    (rclone may refresh tokens in it)."""
+    writable = [str(settings.output_dir)]
+    writable += [f"-{textfile}"] if textfile else []
+    if destination_config is not None:
+        writable.append(f"-{destination_config.parent}")
+    return writable
+
+
+def _env_texts(env_values: dict[str, str]) -> tuple[str, str]:
+    """The environment file's text, and what ``--dry`` shows of it (names only)."""
+    text = "".join(env_line(k, v) for k, v in sorted(env_values.items()))
+    return text, "".join(f"{k}=<from ${k}>\n" for k in sorted(env_values))
 
 
 def _service_text(
