@@ -321,9 +321,15 @@ def test_credentials_reach_rclone_only(offsite: Offsite) -> None:
                 environ = Path(f"/proc/{pid}/environ").read_bytes()
             except OSError:  # a short-lived probe that just ended
                 continue
+            if not argv:  # it ended between the listing and now (a zombie has no argv)
+                continue
             checked += 1
             assert (secret in environ) == argv[0].endswith("rclone"), argv[:2]
         assert checked >= 4  # pg_dump, gzip, rclone rcat, rclone rcd
+    except BaseException:
+        proc.kill()  # leave no run behind for the next test
+        proc.communicate()
+        raise
     finally:
         locker.release()
     out, err = proc.communicate(timeout=120)

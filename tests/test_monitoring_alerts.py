@@ -448,6 +448,14 @@ def backend(pg_server: Any, tmp_path: Path) -> Iterator[Backend]:
         "FLOWLET_BACKEND_PORT": str(port),
     }
     log = tmp_path / "backend.log"
+    migrated = subprocess.run(  # nosec B603 - the backend serves only a migrated schema
+        [sys.executable, "-m", "flowlet_backend.migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
     with log.open("wb") as out:
         process = subprocess.Popen(  # nosec B603
             [sys.executable, "-m", "flowlet_backend.app"],
