@@ -44,9 +44,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import psycopg
-from flowlet_backend import ledger, migrate
-from flowlet_backend.db import connect
-from flowlet_backend.ledger import Refused, format_cents
+
+from . import ledger, migrate
+from .db import connect
+from .ledger import Refused, format_cents
 
 AMOUNT = re.compile(r"^(0|[1-9][0-9]{0,12})(?:\.([0-9]{1,2}))?$")
 CONTENT_LENGTH = re.compile(r"^[0-9]{1,19}$")

@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from flowlet_backend import ledger
-from flowlet_backend.db import connect
+
+from . import ledger
+from .db import connect
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 FILE_NAME = re.compile(r"^([0-9]{4})_([a-z0-9_]+)\.sql$")
@@ -150,10 +151,9 @@ def main(argv: list[str]) -> int:
         try:
             done = migrate(conn, lambda line: print(line, flush=True))
         except Failed as exc:
+            kept = current_version(conn)
             print(
-                f"migrate: {exc}; rolled back: the schema stays at version "
-                f"{current_version(conn)}",
-                file=sys.stderr,
+                f"migrate: {exc}; rolled back: the schema stays at version {kept}", file=sys.stderr
             )
             return 1
         version = current_version(conn)
