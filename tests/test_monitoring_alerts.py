@@ -498,8 +498,12 @@ def test_5xx_storm_pages_high_error_rate(
     thread.start()
     try:
         assert backend.get("/api/accounts") == 200
-        metrics = http_get(f"http://127.0.0.1:{backend.port}/metrics")
-        assert metrics is not None and 'route="/api/accounts",status="200"' in metrics
+
+        def counted() -> str | None:  # the backend counts a request after it has answered it
+            text = http_get(f"http://127.0.0.1:{backend.port}/metrics")
+            return text if text and 'route="/api/accounts",status="200"' in text else None
+
+        metrics = wait_until(counted, TIMEOUT, "the backend to count /api/accounts")
         check = subprocess.run(
             ["promtool", "check", "metrics"],
             input=metrics,
