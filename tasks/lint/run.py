@@ -95,12 +95,12 @@ def output_path(report_format: str, output: str | None) -> Path | None:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """The report, through the one safe writer (a ``mkstemp`` temp, not a predictable name)."""
+    from tasks.core.files import write_atomic
+
     try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        write_atomic(path.absolute(), text, 0o644)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise OpsError(f"--output: cannot write {path}: {exc.strerror or exc}") from None
 
 
